@@ -1,0 +1,211 @@
+"""``copdata`` command line: a thin layer over library functions.
+
+Every command prints one clear line for bad input (never a traceback) and exits
+non-zero; ``--verbose`` shows debug logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import CopDataError
+
+
+def _add_settings(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("clip settings")
+    g.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
+    g.add_argument("--fps", type=float, default=25.0, help="video frame rate (default 25)")
+    g.add_argument("--sample-rate", type=int, default=44100, help="audio rate (default 44100)")
+    g.add_argument("--frame-size", type=str, default=None, metavar="WxH",
+                   help="resize frames to WxH after cropping (default: keep)")
+    g.add_argument("--max-clips-per-item", type=int, default=None,
+                   help="keep at most this many clips of each item")
+    t = p.add_argument_group("transcription (recorded sources)")
+    t.add_argument("--onset-threshold", type=float, default=0.5)
+    t.add_argument("--frame-threshold", type=float, default=0.3)
+    t.add_argument("--min-note-ms", type=float, default=127.7)
+
+
+def _settings(args):
+    from .sources.base import BuildSettings
+
+    size = None
+    if args.frame_size:
+        try:
+            w, h = (int(v) for v in args.frame_size.lower().split("x"))
+        except ValueError:
+            raise CopDataError(f"--frame-size {args.frame_size!r} must look like 640x96") from None
+        size = (w, h)
+    return BuildSettings(fps=args.fps, sample_rate=args.sample_rate, clip_seconds=args.clip_seconds,
+                         seed=args.seed, frame_size=size, onset_threshold=args.onset_threshold,
+                         frame_threshold=args.frame_threshold, min_note_ms=args.min_note_ms,
+                         max_clips_per_item=args.max_clips_per_item)
+
+
+def _make_source(args):
+    if args.source == "synth":
+        from .sources.synth import SynthSource
+
+        return SynthSource(num_items=args.num_items, item_seconds=args.item_seconds,
+                           seed=args.seed, midi_dir=args.midi_dir, soundfont=args.soundfont,
+                           test_fraction=args.test_fraction)
+    if args.source == "local":
+        from .sources.local import LocalSource
+
+        if not args.input:
+            raise CopDataError("--source local needs --input FOLDER_OR_CSV")
+        return LocalSource(args.input, test_fraction=args.test_fraction, seed=args.seed)
+    if args.source == "youtube":
+        from .sources import youtube
+
+        return youtube.source_from_args(args)
+    raise CopDataError(f"unknown source {args.source!r}")
+
+
+def cmd_build(args) -> int:
+    from .build import build_dataset
+
+    source = _make_source(args)
+    summary = build_dataset(source, args.out, _settings(args), workers=args.workers,
+                            executor=args.executor, ray_address=args.ray_address,
+                            force=args.force, progress=not args.quiet)
+    print(summary.line())
+    print(f"dataset: {args.out}  (report: {Path(args.out) / 'report.json'})")
+    return 0 if summary.failed == 0 else 1
+
+
+def cmd_validate(args) -> int:
+    from .validate import validate_dataset
+
+    problems = validate_dataset(args.dir, progress=not args.quiet)
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"{len(problems)} problem(s) found in {args.dir}")
+        return 1
+    print(f"ok: {args.dir} meets the clip contract")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from .stats import dataset_stats, format_stats
+
+    stats = dataset_stats(args.dir)
+    print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .show import show_clip
+
+    out = show_clip(args.dir, args.clip_id, args.out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_transcribe(args) -> int:
+    from .transcribe import transcribe_file
+
+    notes = transcribe_file(args.audio, args.out, onset_threshold=args.onset_threshold,
+                            frame_threshold=args.frame_threshold, min_note_ms=args.min_note_ms)
+    print(f"wrote {args.out}: {len(notes)} notes")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export_hf import export_main
+
+    return export_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="copdata", description="Build, check and publish five-view CoP piano datasets "
+        "(video, audio, MIDI, piano roll, text steps).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="build a dataset from a source",
+                       description="Build a CoP dataset. Resumes when rerun on the same --out.")
+    b.add_argument("--source", choices=["synth", "local", "youtube"], default="synth")
+    b.add_argument("--out", required=True, help="output dataset folder")
+    b.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    b.add_argument("--executor", choices=["local", "ray"], default="local")
+    b.add_argument("--ray-address", default=None, help="Ray cluster address (default: local Ray)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--force", action="store_true", help="delete any earlier build in --out first")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--test-fraction", type=float, default=0.25,
+                   help="share of items assigned to the test split (when not given per item)")
+    s = b.add_argument_group("synth source")
+    s.add_argument("--num-items", type=int, default=8, help="procedural performances to render")
+    s.add_argument("--item-seconds", type=float, default=30.0, help="length of each performance")
+    s.add_argument("--midi-dir", default=None, help="render these MIDI files instead")
+    s.add_argument("--soundfont", default=None, help="render audio with FluidSynth and this .sf2")
+    l = b.add_argument_group("local source")
+    l.add_argument("--input", default=None, help="folder of videos or CSV with a path column")
+    try:
+        from .sources import youtube
+
+        youtube.add_cli_arguments(b)
+    except ImportError:
+        pass
+    _add_settings(b)
+    b.set_defaults(func=cmd_build)
+
+    v = sub.add_parser("validate", help="check every clip against the contract")
+    v.add_argument("dir")
+    v.add_argument("--quiet", action="store_true")
+    v.set_defaults(func=cmd_validate)
+
+    st = sub.add_parser("stats", help="hours, clips per split, notes, failures")
+    st.add_argument("dir")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(func=cmd_stats)
+
+    sh = sub.add_parser("show", help="picture of one clip: frames, spectrogram, roll, steps")
+    sh.add_argument("dir")
+    sh.add_argument("clip_id")
+    sh.add_argument("--out", default="clip.png")
+    sh.set_defaults(func=cmd_show)
+
+    tr = sub.add_parser("transcribe", help="transcribe an audio or video file to MIDI")
+    tr.add_argument("audio")
+    tr.add_argument("--out", required=True, help="output .mid")
+    tr.add_argument("--onset-threshold", type=float, default=0.5)
+    tr.add_argument("--frame-threshold", type=float, default=0.3)
+    tr.add_argument("--min-note-ms", type=float, default=127.7)
+    tr.set_defaults(func=cmd_transcribe)
+
+    ex = sub.add_parser("export", help="export a dataset in the Hugging Face Hub layout")
+    try:
+        from .export_hf import add_cli_arguments as add_export_arguments
+
+        add_export_arguments(ex)
+    except ImportError:
+        ex.add_argument("dir")
+    ex.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except CopDataError as exc:
+        print(f"copdata {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""Media I/O through PyAV (FFmpeg inside the wheel; no system ffmpeg).
+
+- :func:`probe` opens a file and reports its streams, or raises a typed error.
+- :func:`read_audio` decodes mono float32 at a target rate (libswresample).
+- :func:`iter_frames` decodes video to a constant frame rate by sample-and-hold
+  (frame i shows the source frame on screen at ``start + i/fps``), so variable
+  frame rate input gives a regular grid; optional crop box and resize.
+- :func:`encode_video` writes H.264 mp4 (yuv420p, even sizes); :func:`write_audio`
+  writes FLAC or WAV.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import av
+import numpy as np
+
+from .errors import MediaError, MissingStreamError
+
+log = logging.getLogger(__name__)
+RESAMPLER_NAME = "libswresample (PyAV AudioResampler)"
+_AV_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError, RuntimeError)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: str
+    duration: float  # seconds (container duration, or the longest stream)
+    has_video: bool
+    has_audio: bool
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    video_duration: float = 0.0
+    audio_duration: float = 0.0
+    sample_rate: int = 0
+
+
+def _open(path: str | Path):
+    path = str(path)
+    if not os.path.exists(path):
+        raise MediaError("file not found", item=path)
+    if os.path.getsize(path) == 0:
+        raise MediaError("file is empty (0 bytes); re-download or remove it", item=path)
+    try:
+        return av.open(path)
+    except _AV_ERRORS as exc:
+        raise MediaError(f"cannot open media ({type(exc).__name__}: {exc}); the file is "
+                         "corrupt, truncated or not a media file", item=path) from exc
+
+
+def _stream_duration(stream, container) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1e6
+    return 0.0
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Streams and durations of a media file; raises :class:`MediaError`."""
+    with _open(path) as container:
+        v = container.streams.video[0] if container.streams.video else None
+        a = container.streams.audio[0] if container.streams.audio else None
+        if v is None and a is None:
+            raise MediaError("no audio or video stream", item=str(path))
+        total = container.duration / 1e6 if container.duration else 0.0
+        rate = float(v.average_rate or v.guessed_rate or 0) if v is not None else 0.0
+        return MediaInfo(
+            path=str(path), duration=total, has_video=v is not None, has_audio=a is not None,
+            width=v.codec_context.width if v is not None else 0,
+            height=v.codec_context.height if v is not None else 0, fps=rate,
+            video_duration=_stream_duration(v, container) if v is not None else 0.0,
+            audio_duration=_stream_duration(a, container) if a is not None else 0.0,
+            sample_rate=a.codec_context.sample_rate if a is not None else 0,
+        )
+
+
+def read_audio(path: str | Path, sample_rate: int | None = None, start: float = 0.0,
+               end: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream as mono float32.
+
+    ``sample_rate=None`` keeps the file's rate; otherwise audio is resampled with
+    libswresample. ``start``/``end`` (seconds from the container start) trim the
+    result; sample 0 of the result is time ``start``. Raises
+    :class:`MissingStreamError` when there is no audio stream and
+    :class:`MediaError` when decoding fails.
+    """
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise MissingStreamError("no audio stream; the CoP clip needs the performance's "
+                                     "sound", item=str(path))
+        stream = container.streams.audio[0]
+        rate = int(sample_rate or stream.codec_context.sample_rate)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        origin = container.start_time / 1e6 if container.start_time else 0.0
+        if start > 1.0:
+            container.seek(int(max(start - 1.0, 0) * 1e6))
+        chunks: list[np.ndarray] = []
+        first_time = None
+        try:
+            for frame in container.decode(stream):
+                if first_time is None:
+                    first_time = (frame.time if frame.time is not None else origin) - origin
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except _AV_ERRORS as exc:
+            if not chunks:
+                raise MediaError(f"cannot decode audio ({type(exc).__name__}: {exc})",
+                                 item=str(path)) from exc
+            raise MediaError(f"audio decoding failed after {sum(map(len, chunks)) / rate:.2f} s "
+                             f"({type(exc).__name__}: {exc}); the file is truncated or corrupt",
+                             item=str(path)) from exc
+    if not chunks:
+        raise MediaError("the audio stream holds no samples", item=str(path))
+    audio = np.concatenate(chunks).astype(np.float32, copy=False)
+    # Align sample 0 with container time 0 (streams may start a little late).
+    offset = int(round((first_time or 0.0) * rate))
+    if offset > 0:
+        audio = np.concatenate([np.zeros(offset, np.float32), audio])
+    elif offset < 0:
+        audio = audio[-offset:]
+    lo = int(round(start * rate))
+    hi = None if end is None else int(round(end * rate))
+    return np.ascontiguousarray(audio[lo:hi]), rate
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """Round a frame size down to even numbers (H.264 yuv420p needs them)."""
+    return max(2, width - width % 2), max(2, height - height % 2)
+
+
+def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | None = None,
+                crop: tuple[int, int, int, int] | None = None,
+                size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+    """Yield RGB uint8 frames on the constant grid ``start + i/fps``.
+
+    Frame i is the source frame on screen at that time (sample-and-hold), which
+    turns variable-frame-rate input into a regular grid. Frames stop at ``end``
+    or at the end of the video stream. ``crop = (x0, y0, x1, y1)`` in source
+    pixels is applied first, then ``size = (width, height)``; the result is
+    rounded down to even sizes.
+    """
+    container = _open(path)
+    try:
+        if not container.streams.video:
+            raise MissingStreamError("no video stream", item=str(path))
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        origin = container.start_time / 1e6 if container.start_time else 0.0
+        if start > 1.0:
+            container.seek(int(max(start - 1.0, 0) * 1e6))
+        step = 1.0 / fps
+        i = 0
+        prev = None  # (time, av frame)
+        prev_rgb = None
+        eps = 1e-6
+
+        def convert(frame) -> np.ndarray:
+            rgb = frame.to_ndarray(format="rgb24")
+            if crop is not None:
+                x0, y0, x1, y1 = crop
+                h, w = rgb.shape[:2]
+                if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+                    raise MediaError(f"crop box {crop} is outside the {w}x{h} video",
+                                     item=str(path))
+                rgb = rgb[y0:y1, x0:x1]
+            if size is not None:
+                w, h = even_size(*size)
+            else:
+                w, h = even_size(rgb.shape[1], rgb.shape[0])
+            if (w, h) != (rgb.shape[1], rgb.shape[0]):
+                if size is None:
+                    rgb = rgb[:h, :w]
+                else:
+                    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                    rgb = vf.reformat(width=w, height=h, interpolation="AREA").to_ndarray()
+            return np.ascontiguousarray(rgb)
+
+        frame_dur = float(1 / stream.average_rate) if stream.average_rate else step
+        try:
+            for frame in container.decode(stream):
+                t = (frame.time if frame.time is not None else 0.0) - origin
+                while True:
+                    target = start + i * step
+                    if end is not None and target >= end - eps:
+                        return
+                    if t <= target + eps:
+                        break  # this frame may still be on screen at target
+                    if prev is None:  # first frame starts after target: show it
+                        prev, prev_rgb = (t, frame), None
+                    if prev_rgb is None:
+                        prev_rgb = convert(prev[1])
+                    yield prev_rgb
+                    i += 1
+                if prev is None or frame is not prev[1]:
+                    prev, prev_rgb = (t, frame), None
+                frame_dur = max(frame_dur, 0.0)
+        except _AV_ERRORS as exc:
+            raise MediaError(f"video decoding failed near frame {i} ({type(exc).__name__}: "
+                             f"{exc}); the file is truncated or corrupt", item=str(path)) from exc
+        if prev is None:
+            raise MediaError("the video stream holds no frames", item=str(path))
+        last_end = prev[0] + frame_dur
+        while True:
+            target = start + i * step
+            if target >= last_end - eps or (end is not None and target >= end - eps):
+                return
+            if prev_rgb is None:
+                prev_rgb = convert(prev[1])
+            yield prev_rgb
+            i += 1
+    finally:
+        container.close()
+
+
+def _fps_fraction(fps: float) -> Fraction:
+    return Fraction(fps).limit_denominator(1001)
+
+
+class VideoEncoder:
+    """Incremental H.264 mp4 writer (yuv420p); frames must share one even size."""
+
+    def __init__(self, path: str | Path, fps: float, crf: int = 20, preset: str = "veryfast"):
+        self.path = str(path)
+        self.fps = _fps_fraction(fps)
+        self.crf, self.preset = crf, preset
+        self.container = av.open(self.path, mode="w")
+        self.stream = None
+        self.count = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        h, w = rgb.shape[:2]
+        if self.stream is None:
+            if w % 2 or h % 2:
+                raise ValueError(f"H.264 needs even frame sizes, got {w}x{h}")
+            self.stream = self.container.add_stream(
+                "libx264", rate=self.fps, options={"crf": str(self.crf), "preset": self.preset})
+            self.stream.width, self.stream.height = w, h
+            self.stream.pix_fmt = "yuv420p"
+            self.stream.codec_context.time_base = 1 / self.fps
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb, dtype=np.uint8),
+                                           format="rgb24")
+        frame.pts = self.count
+        frame.time_base = 1 / self.fps
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.count += 1
+
+    def close(self) -> None:
+        if self.stream is not None:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+        self.container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def encode_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, **kw) -> int:
+    """Write frames to an H.264 mp4; returns the number written."""
+    with VideoEncoder(path, fps, **kw) as enc:
+        for rgb in frames:
+            enc.write(rgb)
+        return enc.count
+
+
+def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write mono audio as 16-bit FLAC (``.flac``) or WAV (``.wav``)."""
+    path = str(path)
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    if not np.all(np.isfinite(audio)):
+        raise ValueError("audio holds NaN or inf samples")
+    suffix = Path(path).suffix.lower()
+    codec = {".flac": "flac", ".wav": "pcm_s16le"}.get(suffix)
+    if codec is None:
+        raise ValueError(f"unsupported audio suffix {suffix!r}: use .flac or .wav")
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype(np.int16)
+    with av.open(path, mode="w", format="flac" if codec == "flac" else "wav") as container:
+        stream = container.add_stream(codec, rate=int(sample_rate), layout="mono")
+        stream.format = "s16"
+        block = 4096
+        for i in range(0, len(pcm), block):
+            frame = av.AudioFrame.from_ndarray(pcm[None, i:i + block], format="s16", layout="mono")
+            frame.sample_rate = int(sample_rate)
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def read_frames(path: str | Path) -> np.ndarray:
+    """Every decoded frame of a (clip) video as uint8 ``(T, H, W, 3)``."""
+    with _open(path) as container:
+        if not container.streams.video:
+            raise MissingStreamError("no video stream", item=str(path))
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    if not frames:
+        raise MediaError("the video holds no frames", item=str(path))
+    return np.stack(frames)
+
+
+def decoded_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Stream every decoded frame of a video as uint8 ``(H, W, 3)``."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for f in container.decode(stream):
+            yield f.to_ndarray(format="rgb24")
+
+
+def count_frames(path: str | Path) -> int:
+    with _open(path) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def db_full_scale(audio: np.ndarray) -> float:
+    """RMS level in dBFS (``-inf`` for digital silence)."""
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
+    return 20 * math.log10(rms) if rms > 0 else -math.inf

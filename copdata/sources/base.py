@@ -1,0 +1,98 @@
+"""What every source gives the build pipeline.
+
+A source lists :class:`SourceItem` (cheap, picklable metadata, one per video or
+MIDI file) and turns one item into a :class:`Performance` (decoded audio, notes
+when they are known, and a frame stream at the build fps). The pipeline does the
+rest: transcription when notes are unknown, segmentation into clips, the five
+views and the writer. Adding a source never touches the others.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..notes import Note
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """Settings shared by every item of a build (recorded in ``dataset.json``)."""
+
+    fps: float = 25.0
+    sample_rate: int = 44100
+    clip_seconds: float = 10.0
+    seed: int = 0
+    # Optional output frame size (width, height) after cropping; None keeps the
+    # cropped size (rounded down to even numbers for H.264).
+    frame_size: tuple[int, int] | None = None
+    # Transcriber thresholds (recorded sources only).
+    onset_threshold: float = 0.5
+    frame_threshold: float = 0.3
+    min_note_ms: float = 127.7
+    # Keep at most this many clips per item (None: all that fit).
+    max_clips_per_item: int | None = None
+
+    @property
+    def frames_per_clip(self) -> int:
+        return int(round(self.clip_seconds * self.fps))
+
+    @property
+    def samples_per_clip(self) -> int:
+        return int(round(self.clip_seconds * self.sample_rate))
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One source item: a video, a MIDI file or a generated performance."""
+
+    source_id: str  # sanitized ([A-Za-z0-9_-]), unique within the build
+    label: str  # the raw name for reports: path, URL, manifest id
+    split: str = "train"
+    meta: dict = field(default_factory=dict)  # JSON-serializable metadata
+    crop: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in source pixels
+    start: float | None = None  # seconds within the source (None: 0)
+    end: float | None = None  # seconds within the source (None: its end)
+
+
+@dataclass
+class Performance:
+    """A fetched item, aligned at t = 0 (= ``item.start`` in the source).
+
+    ``frames()`` yields uint8 ``(H, W, 3)`` RGB frames at the build fps from
+    t = 0: frame i shows time ``i / fps``. It yields at least
+    ``floor(duration * fps)`` frames and may be called once.
+    """
+
+    audio: np.ndarray  # float32 mono at settings.sample_rate
+    duration: float  # usable seconds (audio and video both present)
+    frames: Callable[[], Iterator[np.ndarray]]
+    notes: list[Note] | None = None  # ground truth; None: the pipeline transcribes
+    midi_origin: str = "ground_truth"  # or "transcription"
+    meta: dict = field(default_factory=dict)  # merged into every clip row
+
+
+class Source(ABC):
+    """A source of performances. Must be picklable (sent to worker processes)."""
+
+    name: str = "base"
+
+    @abstractmethod
+    def items(self) -> list[SourceItem]:
+        """All items, in a stable order, with sanitized unique ids and splits."""
+
+    @abstractmethod
+    def fetch(self, item: SourceItem, settings: BuildSettings) -> Performance:
+        """Decode/render one item; raise a ``copdata.errors.CopDataError`` on bad input."""
+
+    def describe(self) -> dict:
+        """Source settings recorded in ``dataset.json``."""
+        return {"name": self.name}
+
+    @property
+    def transcribes(self) -> bool:
+        """True when the MIDI view is a transcription of recorded audio."""
+        return False

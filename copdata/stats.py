@@ -1,0 +1,68 @@
+"""``copdata stats``: hours, clips per split, note density, pitches, failures.
+
+Computed from ``clips.jsonl`` (per-view stats written at build time), the MIDI
+views and ``report.json``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import open_dataset
+from .notes import note_name
+
+
+def dataset_stats(root: str | Path) -> dict:
+    ds = open_dataset(root)
+    per_split = Counter(r["split"] for r in ds.rows)
+    pitches: list[int] = []
+    nps = []
+    for clip in ds.clips():
+        notes = clip.notes()
+        pitches.extend(n.pitch for n in notes)
+        nps.append(len(notes) / ds.clip_seconds)
+    hist = np.bincount(np.asarray(pitches, dtype=np.int64) - 21, minlength=88)[:88] if pitches else np.zeros(88, int)
+    failures = Counter(r.get("error_class", "?") for r in ds.report if r.get("status") != "ok")
+    q = np.percentile(pitches, [5, 50, 95]).astype(int).tolist() if pitches else []
+    return {
+        "dataset": str(ds.root),
+        "source": ds.settings.get("source", {}).get("name"),
+        "midi_origin": ds.settings.get("midi_origin"),
+        "clips": len(ds),
+        "hours": round(len(ds) * ds.clip_seconds / 3600, 4),
+        "clips_per_split": dict(sorted(per_split.items())),
+        "hours_per_split": {k: round(v * ds.clip_seconds / 3600, 4) for k, v in sorted(per_split.items())},
+        "notes": len(pitches),
+        "notes_per_second": {"mean": round(float(np.mean(nps)), 3) if nps else 0.0,
+                             "min": round(float(np.min(nps)), 3) if nps else 0.0,
+                             "max": round(float(np.max(nps)), 3) if nps else 0.0},
+        "pitch": ({"lowest": note_name(min(pitches)), "highest": note_name(max(pitches)),
+                   "p5_median_p95": [note_name(p) for p in q],
+                   "octave_histogram": {f"octave {o}": int(hist[max(0, o * 12 - 9):o * 12 + 3].sum())
+                                        for o in range(0, 9)}} if pitches else {}),
+        "items": len(ds.report),
+        "items_failed": sum(failures.values()),
+        "failures_by_class": dict(sorted(failures.items())),
+    }
+
+
+def format_stats(stats: dict) -> str:
+    lines = [f"dataset   {stats['dataset']}  (source {stats['source']}, MIDI by {stats['midi_origin']})",
+             f"clips     {stats['clips']}  = {stats['hours']:.3f} h",
+             "per split " + ", ".join(f"{k}: {v} clips ({stats['hours_per_split'][k]:.3f} h)"
+                                      for k, v in stats["clips_per_split"].items()),
+             f"notes     {stats['notes']}; per second mean {stats['notes_per_second']['mean']}, "
+             f"min {stats['notes_per_second']['min']}, max {stats['notes_per_second']['max']}"]
+    if stats["pitch"]:
+        p = stats["pitch"]
+        lines.append(f"pitch     {p['lowest']}..{p['highest']}, 5%/50%/95%: {' / '.join(p['p5_median_p95'])}")
+        total = max(sum(p["octave_histogram"].values()), 1)
+        for name, count in p["octave_histogram"].items():
+            lines.append(f"  {name:9s} {'#' * int(round(40 * count / total)):40s} {count}")
+    lines.append(f"items     {stats['items']}, failed {stats['items_failed']}")
+    for cls, n in stats["failures_by_class"].items():
+        lines.append(f"  {cls}: {n}")
+    return "\n".join(lines)

@@ -1,0 +1,140 @@
+"""``copdata validate``: check every clip of a dataset against the contract.
+
+Checks per clip: all five files present; ``video.mp4`` decodes to exactly
+``round(seconds*fps)`` frames; ``audio.flac`` is mono at the dataset rate with
+exactly ``round(seconds*sr)`` samples; ``notes.mid`` has one piano track
+(program 0), no pitch bends, every note inside ``[0, seconds]``; ``roll.npy`` is
+``uint8 (T, 88)`` and equals the roll rendered from the MIDI; ``steps.json``
+equals the steps recomputed from the MIDI (so every number it states is true).
+Dataset-wide: ids unique and safe, no clip folder missing from or extra to
+``clips.jsonl``, no temporary folders left.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pretty_midi
+from tqdm.auto import tqdm
+
+from .dataset import TMP_PREFIX, VIEW_FILES, Clip, open_dataset
+from .errors import CopDataError
+from .ids import is_valid_clip_id
+from .notes import notes_from_pretty_midi
+from .roll import render_roll
+from .steps import make_steps
+
+REQUIRED_SETTINGS = ("schema_version", "fps", "sample_rate", "clip_seconds", "source")
+
+
+def _check_video(clip: Clip) -> list[str]:
+    try:
+        with av.open(str(clip.dir / "video.mp4")) as container:
+            stream = container.streams.video[0]
+            if stream.codec_context.name != "h264":
+                return [f"video codec is {stream.codec_context.name}, expected h264"]
+            count = sum(1 for _ in container.decode(stream))
+    except Exception as exc:  # any decode failure is a finding, not a crash
+        return [f"video does not decode: {exc}"]
+    if count != clip.num_frames:
+        return [f"video has {count} frames, expected {clip.num_frames}"]
+    return []
+
+
+def _check_audio(clip: Clip) -> list[str]:
+    try:
+        with av.open(str(clip.dir / "audio.flac")) as container:
+            stream = container.streams.audio[0]
+            rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
+            samples = sum(f.samples for f in container.decode(stream))
+    except Exception as exc:
+        return [f"audio does not decode: {exc}"]
+    problems = []
+    if rate != clip.sample_rate:
+        problems.append(f"audio sample rate {rate}, expected {clip.sample_rate}")
+    if channels != 1:
+        problems.append(f"audio has {channels} channels, expected mono")
+    if samples != clip.num_samples:
+        problems.append(f"audio has {samples} samples, expected {clip.num_samples}")
+    return problems
+
+
+def _check_midi_roll_steps(clip: Clip) -> list[str]:
+    problems = []
+    try:
+        pm = pretty_midi.PrettyMIDI(str(clip.dir / "notes.mid"))
+    except Exception as exc:
+        return [f"notes.mid does not parse: {exc}"]
+    if len(pm.instruments) != 1:
+        problems.append(f"MIDI has {len(pm.instruments)} tracks, expected one piano track")
+    for inst in pm.instruments:
+        if inst.program != 0 or inst.is_drum:
+            problems.append(f"MIDI track program {inst.program} (drum={inst.is_drum}), expected 0")
+        if inst.pitch_bends:
+            problems.append(f"MIDI has {len(inst.pitch_bends)} pitch bends")
+    notes = notes_from_pretty_midi(pm)
+    outside = [n for n in notes if n.start < 0 or n.end > clip.seconds + 1e-6 or n.end <= n.start]
+    if outside:
+        problems.append(f"{len(outside)} notes outside [0, {clip.seconds:g}] s, e.g. {outside[0]}")
+    try:
+        roll = clip.roll()
+    except Exception as exc:
+        problems.append(f"roll.npy does not load: {exc}")
+    else:
+        if roll.dtype != np.uint8 or roll.shape != (clip.num_frames, 88):
+            problems.append(f"roll is {roll.dtype} {roll.shape}, expected uint8 ({clip.num_frames}, 88)")
+        elif not np.array_equal(roll, render_roll(notes, clip.num_frames, clip.fps)):
+            diff = int((roll != render_roll(notes, clip.num_frames, clip.fps)).sum())
+            problems.append(f"roll differs from the roll rendered from notes.mid in {diff} cells")
+    try:
+        steps = clip.steps()
+    except Exception as exc:
+        problems.append(f"steps.json does not load: {exc}")
+    else:
+        expected = make_steps(notes, clip.seconds, clip.fps, clip.row.get("meta") or {})
+        if len(steps) < 3 or [s.get("step") for s in steps] != [s["step"] for s in expected]:
+            problems.append("steps.json does not walk video -> keys -> notes -> sound")
+        elif steps != expected:
+            problems.append("steps.json states something not true of notes.mid")
+    return problems
+
+
+def validate_dataset(root: str | Path, progress: bool = True) -> list[str]:
+    """All contract violations as ``"<where>: <problem>"`` lines (empty if none)."""
+    root = Path(root)
+    try:
+        ds = open_dataset(root)
+    except (CopDataError, json.JSONDecodeError) as exc:
+        return [f"{root}: {exc}"]
+    problems = [f"dataset.json: missing {k}" for k in REQUIRED_SETTINGS if k not in ds.settings]
+    if not (root / "report.json").is_file():
+        problems.append("report.json: missing")
+    ids = [r.get("id") for r in ds.rows]
+    seen = set()
+    for cid in ids:
+        if cid in seen:
+            problems.append(f"clips.jsonl: duplicate id {cid}")
+        seen.add(cid)
+        if not isinstance(cid, str) or not is_valid_clip_id(cid):
+            problems.append(f"clips.jsonl: unsafe clip id {cid!r}")
+    clips_dir = root / "clips"
+    on_disk = {p.name for p in clips_dir.iterdir()} if clips_dir.is_dir() else set()
+    for name in sorted(on_disk - seen):
+        kind = "temporary (partial) clip folder" if name.startswith(TMP_PREFIX) else "folder not in clips.jsonl"
+        problems.append(f"clips/{name}: {kind}")
+    for row in ds.rows:
+        if "split" not in row:
+            problems.append(f"{row.get('id')}: row has no split")
+    for clip in tqdm(list(ds.clips()), desc="validate", unit="clip", disable=not progress):
+        if not is_valid_clip_id(clip.id):
+            continue
+        missing = [f for f in VIEW_FILES if not (clip.dir / f).is_file()]
+        if missing:
+            problems.append(f"{clip.id}: missing {', '.join(missing)}")
+            continue
+        for check in (_check_video, _check_audio, _check_midi_roll_steps):
+            problems.extend(f"{clip.id}: {p}" for p in check(clip))
+    return problems
