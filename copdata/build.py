@@ -100,7 +100,8 @@ def _clip_row(item: SourceItem, segment: int, cid: str, t0: float, settings: Bui
 
 
 def _segments(duration: float, item: SourceItem, settings: BuildSettings) -> int:
-    count = int(math.floor(duration / settings.clip_seconds + 1e-6))
+    # Container durations are rounded to their time base: allow half a frame.
+    count = int(math.floor((duration + 0.5 / settings.fps) / settings.clip_seconds))
     limits = [settings.max_clips_per_item, item.meta.get("max_segments")]
     for limit in limits:
         if limit is not None and str(limit) != "":
@@ -164,6 +165,7 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
             a0 = int(round(t0 * sr))
             audio = perf.audio[a0:a0 + S]
             if len(audio) < S:
+                row["warning"] = (f"audio ended at {len(perf.audio) / sr:.3f} s, inside clip {k}")
                 break
             cid = clip_id(item.source_id, k)
             views = derive_views(segment_notes(notes, t0, t0 + settings.clip_seconds),

@@ -1,0 +1,88 @@
+"""Media the tests make: PyAV-encoded videos with known content."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def tone_track(seconds: float, sample_rate: int, notes: list[tuple[float, float, int]]) -> np.ndarray:
+    """Piano-ish tones: (start, end, midi pitch) with decaying harmonics."""
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    x = np.zeros_like(t)
+    for start, end, pitch in notes:
+        f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+        m = (t >= start) & (t < end)
+        tt = t[m] - start
+        env = np.exp(-2.5 * tt) * np.minimum(1.0, tt / 0.005)
+        x[m] += 0.25 * env * (np.sin(2 * np.pi * f0 * tt) + 0.4 * np.sin(4 * np.pi * f0 * tt)
+                              + 0.15 * np.sin(6 * np.pi * f0 * tt))
+    return x.astype(np.float32)
+
+
+def melody(seconds: float, step: float = 0.5, base: int = 60) -> list[tuple[float, float, int]]:
+    pattern = [0, 4, 7, 12, 7, 4, 2, 5, 9, 5]
+    return [(s, s + step * 0.8, base + pattern[k % len(pattern)])
+            for k, s in enumerate(np.arange(0.0, seconds - step, step))]
+
+
+def level(i: int) -> int:
+    """Grey level that identifies source frame i (decodable after H.264)."""
+    return 20 + 5 * (i % 44)
+
+
+def decode_level(frame: np.ndarray) -> int:
+    return int(round((float(frame.mean()) - 20) / 5))
+
+
+def make_video(path: str | Path, seconds: float = 6.0, fps: float = 30, size=(160, 64),
+               audio_seconds: float | None = None, sample_rate: int = 44100,
+               frame_times: list[float] | None = None, with_audio: bool = True,
+               pix_fmt: str = "yuv420p", channels: int = 1) -> Path:
+    """Encode an mp4 whose frame i is uniformly grey at :func:`level` (i).
+
+    ``frame_times`` gives explicit presentation times (variable frame rate);
+    the audio track (``audio_seconds`` long, default = video length) holds
+    :func:`melody` tones.
+    """
+    path = Path(path)
+    w, h = size
+    times = frame_times if frame_times is not None else [i / fps for i in range(int(round(seconds * fps)))]
+    container = av.open(str(path), "w")
+    vs = container.add_stream("libx264", rate=int(fps))
+    vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+    vs.codec_context.time_base = Fraction(1, 1000)
+    vs.options = {"qp": "0"} if pix_fmt == "yuv444p" else {"crf": "10"}
+    a_stream = None
+    if with_audio:
+        a_stream = container.add_stream("aac", rate=sample_rate,
+                                        layout="mono" if channels == 1 else "stereo")
+    for i, t in enumerate(times):
+        frame = av.VideoFrame.from_ndarray(np.full((h, w, 3), level(i), np.uint8), format="rgb24")
+        frame.pts = int(round(t * 1000))
+        frame.time_base = Fraction(1, 1000)
+        for packet in vs.encode(frame):
+            container.mux(packet)
+    for packet in vs.encode(None):
+        container.mux(packet)
+    if with_audio:
+        secs = audio_seconds if audio_seconds is not None else seconds
+        x = tone_track(secs, sample_rate, melody(secs))
+        for i in range(0, len(x), 1024):
+            chunk = x[None, i:i + 1024]
+            if channels == 2:
+                chunk = np.concatenate([chunk, chunk])
+                fr = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            else:
+                fr = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+            fr.sample_rate = sample_rate
+            fr.pts = i
+            for packet in a_stream.encode(fr):
+                container.mux(packet)
+        for packet in a_stream.encode(None):
+            container.mux(packet)
+    container.close()
+    return path
