@@ -165,26 +165,37 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
         prev_rgb = None
         eps = 1e-6
 
-        def convert(frame) -> np.ndarray:
-            rgb = frame.to_ndarray(format="rgb24")
+        src_w, src_h = stream.codec_context.width, stream.codec_context.height
+        if crop is not None:
+            x0, y0, x1, y1 = crop
+            if not (0 <= x0 < x1 <= src_w and 0 <= y0 < y1 <= src_h):
+                raise MediaError(f"crop box {crop} is outside the {src_w}x{src_h} video",
+                                 item=str(path))
+            cw, ch = x1 - x0, y1 - y0
+        else:
+            x0 = y0 = 0
+            cw, ch = src_w, src_h
+        out_w, out_h = even_size(*(size if size is not None else (cw, ch)))
+        graph = None
+        if size is not None or crop is not None:
+            # Crop and scale inside FFmpeg (on YUV, one swscale pass to RGB).
+            graph = av.filter.Graph()
+            chain = [graph.add_buffer(template=stream)]
             if crop is not None:
-                x0, y0, x1, y1 = crop
-                h, w = rgb.shape[:2]
-                if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
-                    raise MediaError(f"crop box {crop} is outside the {w}x{h} video",
-                                     item=str(path))
-                rgb = rgb[y0:y1, x0:x1]
-            if size is not None:
-                w, h = even_size(*size)
-            else:
-                w, h = even_size(rgb.shape[1], rgb.shape[0])
-            if (w, h) != (rgb.shape[1], rgb.shape[0]):
-                if size is None:
-                    rgb = rgb[:h, :w]
-                else:
-                    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-                    rgb = vf.reformat(width=w, height=h, interpolation="AREA").to_ndarray()
-            return np.ascontiguousarray(rgb)
+                chain.append(graph.add("crop", f"{cw}:{ch}:{x0}:{y0}:exact=1"))
+            chain.append(graph.add("scale", f"{out_w}:{out_h}:flags=area"))
+            chain.append(graph.add("format", "rgb24"))
+            chain.append(graph.add("buffersink"))
+            for a, b in zip(chain, chain[1:]):
+                a.link_to(b)
+            graph.configure()
+
+        def convert(frame) -> np.ndarray:
+            if graph is None:
+                rgb = frame.to_ndarray(format="rgb24")
+                return np.ascontiguousarray(rgb[:out_h, :out_w])
+            graph.push(frame)
+            return graph.pull().to_ndarray()
 
         frame_dur = float(1 / stream.average_rate) if stream.average_rate else step
         try:
@@ -230,10 +241,12 @@ def _fps_fraction(fps: float) -> Fraction:
 class VideoEncoder:
     """Incremental H.264 mp4 writer (yuv420p); frames must share one even size."""
 
-    def __init__(self, path: str | Path, fps: float, crf: int = 20, preset: str = "veryfast"):
+    def __init__(self, path: str | Path, fps: float, crf: int = 20, preset: str = "superfast",
+                 threads: int = 1):
         self.path = str(path)
         self.fps = _fps_fraction(fps)
-        self.crf, self.preset = crf, preset
+        # One encoder thread: builds parallelise over items (worker processes).
+        self.crf, self.preset, self.threads = crf, preset, threads
         self.container = av.open(self.path, mode="w")
         self.stream = None
         self.count = 0
@@ -244,7 +257,8 @@ class VideoEncoder:
             if w % 2 or h % 2:
                 raise ValueError(f"H.264 needs even frame sizes, got {w}x{h}")
             self.stream = self.container.add_stream(
-                "libx264", rate=self.fps, options={"crf": str(self.crf), "preset": self.preset})
+                "libx264", rate=self.fps, options={"crf": str(self.crf), "preset": self.preset,
+                                   "threads": str(self.threads)})
             self.stream.width, self.stream.height = w, h
             self.stream.pix_fmt = "yuv420p"
             self.stream.codec_context.time_base = 1 / self.fps
