@@ -99,6 +99,35 @@ def _clip_row(item: SourceItem, segment: int, cid: str, t0: float, settings: Bui
     }
 
 
+_STYLE_WORDS = {"two_hand": "two-hand texture", "chords": "chord progression"}
+
+
+def clip_meta(meta: dict, t0: float, t1: float) -> dict:
+    """Source metadata for the clip ``[t0, t1)`` of an item.
+
+    Item-level facts that vary inside a performance (a ``sections`` list with
+    style, key and tempo per section) are narrowed to the sections the clip
+    overlaps, so the steps never state another section's facts.
+    """
+    sections = meta.get("sections")
+    if not sections:
+        return meta
+    out = {k: v for k, v in meta.items() if k not in ("sections", "styles", "style", "tempo_bpm", "key")}
+    parts = []
+    for sec in sections:
+        if sec["end"] > t0 and sec["start"] < t1:
+            style = sec.get("style", "passage")
+            words = [_STYLE_WORDS.get(style, style.replace("_", " "))]
+            if sec.get("key"):
+                words.append(f"in {sec['key']}")
+            if sec.get("tempo_bpm"):
+                words.append(f"at {sec['tempo_bpm']:.0f} bpm")
+            parts.append(" ".join(words))
+    if parts:
+        out["style"] = "a " + ", then a ".join(parts)
+    return out
+
+
 def _segments(duration: float, item: SourceItem, settings: BuildSettings) -> int:
     # Container durations are rounded to their time base: allow half a frame.
     count = int(math.floor((duration + 0.5 / settings.fps) / settings.clip_seconds))
@@ -168,8 +197,9 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
                 row["warning"] = (f"audio ended at {len(perf.audio) / sr:.3f} s, inside clip {k}")
                 break
             cid = clip_id(item.source_id, k)
+            meta = clip_meta(perf.meta, t0, t0 + settings.clip_seconds)
             views = derive_views(segment_notes(notes, t0, t0 + settings.clip_seconds),
-                                 settings.clip_seconds, fps, F, perf.meta)
+                                 settings.clip_seconds, fps, F, meta)
             writer = ClipWriter(out_dir, cid)
             try:
                 if writer.final.exists():  # finished by an interrupted earlier run
@@ -190,7 +220,7 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
                                   f"{perf.duration:.2f} s the container declares")
                 break
             clip_rows.append(_clip_row(item, k, cid, t0, settings, views, audio, shape,
-                                       origin, perf.meta))
+                                       origin, meta))
         if not clip_rows:
             raise TooShortError("no complete clip could be cut (the video stream is shorter "
                                 "than one clip)", item=item.label)

@@ -49,6 +49,10 @@ class ManifestError(CopDataError):
     """A manifest row or input list is malformed."""
 
 
+class RenderError(CopDataError):
+    """Audio cannot be rendered (e.g. FluidSynth or the SoundFont is missing)."""
+
+
 class TranscriberError(CopDataError):
     """The transcription model is missing or failed to run."""
 
