@@ -17,6 +17,8 @@ def sanitize_source_id(raw: str, max_len: int = 64) -> str:
     of the raw string is appended so that distinct raw ids stay distinct.
     """
     raw = str(raw)
+    if raw and not _UNSAFE.search(raw) and len(raw) <= max_len:
+        return raw  # already safe (YouTube ids may start with "_" or "-")
     clean = _UNSAFE.sub("_", raw).strip("_") or "item"
     if clean != raw or len(clean) > max_len:
         digest = hashlib.sha1(raw.encode("utf-8")).hexdigest()[:8]

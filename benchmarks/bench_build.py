@@ -1,0 +1,166 @@
+"""Benchmark: ``copdata build`` throughput with 1 and 2 workers.
+
+    PYTHONPATH=. python benchmarks/bench_build.py --source youtube
+    PYTHONPATH=. python benchmarks/bench_build.py --source local --items 6 --item-seconds 20
+    PYTHONPATH=. python benchmarks/bench_build.py --source synth --workers 1,2,4
+
+Sources:
+
+* ``synth``: the procedural synthetic source (rendered audio, drawn keyboard video);
+* ``local``: PyAV-encoded videos (a moving bar over a keyboard-sized frame, a
+  melody of piano-like tones) in a temporary folder, transcribed with basic-pitch;
+* ``youtube``: the same videos served by a loopback HTTP server and fetched
+  through yt-dlp (generic extractor) with a fresh download cache for every run,
+  so each run includes the downloads.
+
+For each worker count a fresh output folder is built (``executor="local"``) and
+the script prints items/s, the realtime factor (seconds of output clips per wall
+second) and the scaling ratio of the 2-worker run to the 1-worker run
+(``rtf(2) / rtf(1)``; 2.0 is perfect scaling). Wall time includes starting the
+worker processes and loading the transcriber in each of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+import av
+import numpy as np
+
+from copdata.build import build_dataset
+from copdata.sources.base import BuildSettings
+
+
+def encode_performance(path: Path, seconds: float, seed: int, fps: int = 30,
+                       size: tuple[int, int] = (320, 64), sample_rate: int = 44100) -> None:
+    """An mp4 (H.264 + AAC) of a seeded melody of decaying harmonic tones."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    audio = np.zeros_like(t)
+    start = 0.0
+    while start < seconds - 0.3:
+        pitch, length = int(rng.integers(48, 84)), float(rng.uniform(0.15, 0.6))
+        m = (t >= start) & (t < start + length)
+        tt = t[m] - start
+        f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+        audio[m] += 0.3 * np.exp(-3 * tt) * (np.sin(2 * np.pi * f0 * tt)
+                                             + 0.3 * np.sin(4 * np.pi * f0 * tt))
+        start += float(rng.uniform(0.1, 0.4))
+    audio = audio.astype(np.float32)
+    w, h = size
+    with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as c:
+        vs = c.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        st = c.add_stream("aac", rate=sample_rate, layout="mono")
+        for i in range(int(seconds * fps)):
+            img = np.full((h, w, 3), 230, np.uint8)
+            img[:, (i * 7) % w: (i * 7) % w + 6] = 20
+            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+        for k in range(0, len(audio), 1024):
+            frame = av.AudioFrame.from_ndarray(audio[None, k:k + 1024], format="flt",
+                                               layout="mono")
+            frame.sample_rate = sample_rate
+            for p in st.encode(frame):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve(folder: Path) -> http.server.ThreadingHTTPServer:
+    handler = partial(_QuietHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+def make_source(kind: str, work: Path, args, run: str, httpd=None):
+    if kind == "synth":
+        from copdata.sources.synth import SynthSource
+
+        return SynthSource(num_items=args.items, item_seconds=args.item_seconds, seed=0)
+    if kind == "local":
+        from copdata.sources.local import LocalSource
+
+        return LocalSource(work / "videos", test_fraction=0.0)
+    from copdata.sources.youtube import YouTubeSource
+
+    port = httpd.server_address[1]
+    manifest = work / "manifest.csv"
+    manifest.write_text("url,split\n" + "".join(
+        f"http://127.0.0.1:{port}/take_{k:03d}.mp4,train\n" for k in range(args.items)))
+    return YouTubeSource(manifest, work / f"cache-{run}", retries=0)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--source", choices=["synth", "local", "youtube"], default="youtube")
+    p.add_argument("--items", type=int, default=4)
+    p.add_argument("--item-seconds", type=float, default=12.0)
+    p.add_argument("--clip-seconds", type=float, default=4.0)
+    p.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    p.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    args = p.parse_args(argv)
+    counts = [int(w) for w in args.workers.split(",")]
+    settings = BuildSettings(clip_seconds=args.clip_seconds)
+    work = Path(tempfile.mkdtemp(prefix="bench_build-"))
+    httpd = None
+    try:
+        if args.source in ("local", "youtube"):
+            (work / "videos").mkdir()
+            for k in range(args.items):
+                encode_performance(work / "videos" / f"take_{k:03d}.mp4", args.item_seconds, k)
+        if args.source == "youtube":
+            httpd = serve(work / "videos")
+        results = []
+        for workers in counts:
+            source = make_source(args.source, work, args, f"w{workers}", httpd)
+            out = work / f"out-w{workers}"
+            started = time.perf_counter()
+            summary = build_dataset(source, out, settings, workers=workers, progress=False)
+            wall = time.perf_counter() - started
+            if summary.failed:
+                report = json.loads((out / "report.json").read_text())
+                print("failures:", [r.get("message") for r in report if r["status"] != "ok"],
+                      file=sys.stderr)
+            results.append({"workers": workers, "items": summary.items, "ok": summary.ok,
+                            "clips": summary.clips, "wall_s": round(wall, 2),
+                            "items_per_s": round(summary.items / wall, 3),
+                            "realtime_factor": round(summary.seconds / wall, 2)})
+        print(f"source={args.source} items={args.items} x {args.item_seconds:g} s, "
+              f"clips of {args.clip_seconds:g} s")
+        print(f"{'workers':>7} {'ok':>4} {'clips':>5} {'wall s':>8} {'items/s':>8} {'RTF':>7}")
+        for r in results:
+            print(f"{r['workers']:>7} {r['ok']:>4} {r['clips']:>5} {r['wall_s']:>8.2f} "
+                  f"{r['items_per_s']:>8.3f} {r['realtime_factor']:>6.2f}x")
+        by = {r["workers"]: r for r in results}
+        if 1 in by and 2 in by and by[1]["realtime_factor"] > 0:
+            ratio = by[2]["realtime_factor"] / by[1]["realtime_factor"]
+            print(f"scaling 2 vs 1 workers: {ratio:.2f}x (2.00 = perfect)")
+        if args.json:
+            print(json.dumps(results))
+    finally:
+        if httpd is not None:
+            httpd.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

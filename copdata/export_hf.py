@@ -1,0 +1,299 @@
+"""Export a CoP dataset folder in the Hugging Face Hub layout, and publish it.
+
+Layout written to ``out_dir``::
+
+    README.md                                   dataset card (YAML front matter + text)
+    data/<split>-XXXXX-of-YYYYY.parquet          shards, one file set per split
+
+One row per clip. Columns: ``id``, ``split``, ``audio`` (``datasets.Audio``, the
+clip's FLAC bytes embedded), ``video`` (``datasets.Video``, the clip's MP4 bytes
+embedded), ``roll`` (``Array2D((None, 88), "uint8")``), ``notes`` (struct of
+lists ``pitch, start, end, velocity`` as read from ``notes.mid``), ``steps``
+(list of ``{step, text}``), ``caption`` (the first step's text), the clip row's
+source columns (``source_id``, ``source``, ``segment``, ``start``, ``end``,
+``midi_origin``), the source metadata (``title``, ``uploader``, ``license``, ...,
+one column per key) and ``stats`` (the row's per-view statistics).
+
+Shards hold at most ``max_rows_per_shard`` rows and about ``max_shard_bytes`` of
+media; parquet row groups hold ``rows_per_group`` rows so the Hub's dataset
+viewer can page through them. ``datasets.load_dataset(out_dir)`` loads the
+folder. Decoding ``audio``/``video`` in ``datasets`` 4+ needs ``torchcodec``;
+without it, read the embedded bytes with
+``ds.cast_column("video", Video(decode=False))`` (same for ``audio``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from . import open_dataset
+from .dataset import Dataset
+from .errors import CopDataError, DatasetError
+from .export_card import dataset_card
+from .notes import read_midi
+
+log = logging.getLogger(__name__)
+CORE_COLUMNS = ("id", "split", "audio", "video", "roll", "notes", "steps", "caption")
+ROW_COLUMNS = ("source_id", "source", "segment", "start", "end", "midi_origin")
+
+
+class PublishError(CopDataError):
+    """Uploading to the Hugging Face Hub failed or cannot start (no token, offline)."""
+
+
+def _value_type(values: list) -> tuple[str, bool]:
+    """(datasets dtype, as_json) for one metadata key over all rows."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "string", False
+    if all(isinstance(v, bool) for v in present):
+        return "bool", False
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return "int64", False
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return "float64", False
+    if all(isinstance(v, str) for v in present):
+        return "string", False
+    return "string", True
+
+
+def _convert(value, dtype: str, as_json: bool):
+    if value is None:
+        return None
+    if as_json:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if dtype == "float64":
+        return float(value)
+    return value
+
+
+class _Schema:
+    """Columns of the export, inferred from the dataset's clip rows."""
+
+    def __init__(self, ds: Dataset):
+        from datasets import Array2D, Audio, Features, List, Value, Video
+
+        rows = ds.rows
+        self.row_cols = [k for k in ROW_COLUMNS if any(k in r for r in rows)]
+        meta_keys = sorted({k for r in rows for k in (r.get("meta") or {})})
+        stats_keys = sorted({k for r in rows for k in (r.get("stats") or {})})
+        taken = set(CORE_COLUMNS) | set(self.row_cols) | {"stats"}
+        # meta key -> (column name, dtype, as_json)
+        self.meta_cols = {}
+        for k in meta_keys:
+            dtype, as_json = _value_type([(r.get("meta") or {}).get(k) for r in rows])
+            self.meta_cols[k] = (f"meta_{k}" if k in taken else k, dtype, as_json)
+        self.stats_cols = {k: _value_type([(r.get("stats") or {}).get(k) for r in rows])
+                           for k in stats_keys}
+        row_types = {k: _value_type([r.get(k) for r in rows]) for k in self.row_cols}
+        self.row_types = row_types
+        u8, f64, s = Value("uint8"), Value("float64"), Value("string")
+        spec = {
+            "id": s, "split": s,
+            "audio": Audio(sampling_rate=ds.sample_rate),
+            "video": Video(),
+            "roll": Array2D(shape=(None, 88), dtype="uint8"),
+            "notes": {"pitch": List(u8), "start": List(f64), "end": List(f64),
+                      "velocity": List(u8)},
+            "steps": List({"step": s, "text": s}),
+            "caption": s,
+        }
+        for k in self.row_cols:
+            spec[k] = Value(row_types[k][0])
+        for name, dtype, _ in self.meta_cols.values():
+            spec[name] = Value(dtype)
+        if self.stats_cols:
+            spec["stats"] = {k: Value(t) for k, (t, _) in self.stats_cols.items()}
+        self.features = Features(spec)
+        schema = self.features.arrow_schema
+        fields = [pa.field(f.name, f.type.storage_type if isinstance(f.type, pa.ExtensionType)
+                           else f.type) for f in schema]
+        self.arrow = pa.schema(fields, metadata=schema.metadata)
+
+    def row(self, ds: Dataset, clip_row: dict, split_name: str) -> dict:
+        """One export row from a clip's files (bytes embedded)."""
+        clip = ds._clip(clip_row)
+        files = {name: clip.dir / name for name in ("video.mp4", "audio.flac", "notes.mid",
+                                                     "roll.npy", "steps.json")}
+        missing = [n for n, p in files.items() if not p.is_file()]
+        if missing:
+            raise DatasetError(f"clip {clip.id} lacks {missing}; run `copdata validate`",
+                               item=str(clip.dir))
+        notes = read_midi(files["notes.mid"])
+        roll = np.load(files["roll.npy"], allow_pickle=False)
+        if roll.dtype != np.uint8 or roll.ndim != 2 or roll.shape[1] != 88:
+            raise DatasetError(f"roll.npy is {roll.dtype} {roll.shape}, not uint8 (T, 88)",
+                               item=str(files["roll.npy"]))
+        steps = clip.steps()
+        out = {
+            "id": clip.id, "split": split_name,
+            "audio": {"bytes": files["audio.flac"].read_bytes(), "path": f"{clip.id}.flac"},
+            "video": {"bytes": files["video.mp4"].read_bytes(), "path": f"{clip.id}.mp4"},
+            "roll": roll.tolist(),
+            "notes": {"pitch": [n.pitch for n in notes], "start": [n.start for n in notes],
+                      "end": [n.end for n in notes], "velocity": [n.velocity for n in notes]},
+            "steps": [{"step": str(s["step"]), "text": str(s["text"])} for s in steps],
+            "caption": steps[0]["text"] if steps else "",
+        }
+        for k in self.row_cols:
+            out[k] = _convert(clip_row.get(k), *self.row_types[k])
+        meta = clip_row.get("meta") or {}
+        for k, (name, dtype, as_json) in self.meta_cols.items():
+            out[name] = _convert(meta.get(k), dtype, as_json)
+        if self.stats_cols:
+            stats = clip_row.get("stats") or {}
+            out["stats"] = {k: _convert(stats.get(k), t, j) for k, (t, j) in self.stats_cols.items()}
+        return out
+
+
+def hub_split_name(split: str) -> str:
+    """Hub split names must match ``\\w+``: ``-`` becomes ``_``."""
+    return split.replace("-", "_")
+
+
+def plan_shards(ds: Dataset, rows: list[dict], max_rows: int, max_bytes: int) -> list[list[dict]]:
+    """Consecutive groups of rows with at most ``max_rows`` rows and about
+    ``max_bytes`` of media (a single larger clip still gets its own shard)."""
+    shards: list[list[dict]] = []
+    current: list[dict] = []
+    size = 0
+    for row in rows:
+        d = ds.root / "clips" / row["id"]
+        row_bytes = sum((d / n).stat().st_size for n in ("video.mp4", "audio.flac")
+                        if (d / n).is_file())
+        if current and (len(current) >= max_rows or size + row_bytes > max_bytes):
+            shards.append(current)
+            current, size = [], 0
+        current.append(row)
+        size += row_bytes
+    if current:
+        shards.append(current)
+    return shards
+
+
+def check_push_possible(token: str | None) -> str:
+    """The token to push with; raises :class:`PublishError` when offline or none."""
+    from huggingface_hub import constants, get_token
+
+    if constants.HF_HUB_OFFLINE:
+        raise PublishError("HF_HUB_OFFLINE is set, so nothing can be uploaded; unset it on a "
+                           "machine with network access and rerun with --push")
+    token = token or get_token()
+    if not token:
+        raise PublishError("no Hugging Face token: run `huggingface-cli login`, set HF_TOKEN, "
+                           "or pass --token; nothing was uploaded")
+    return token
+
+
+def export_hf(dataset_dir: str | Path, out_dir: str | Path, max_rows_per_shard: int = 256,
+              rows_per_group: int = 16, max_shard_bytes: int = 500 * 1024 ** 2,
+              push: str | None = None, private: bool = False, token: str | None = None,
+              overwrite: bool = False, progress: bool = True) -> Path:
+    """Write ``dataset_dir`` as a Hub dataset folder ``out_dir``; upload it to the
+    dataset repo ``push`` when given. Returns ``out_dir``.
+
+    Refuses a non-empty ``out_dir`` unless ``overwrite``. With ``push`` the token
+    (argument, ``HF_TOKEN`` or the cached login) is checked before anything is
+    written, and a failed upload raises :class:`PublishError`.
+    """
+    if max_rows_per_shard < 1 or rows_per_group < 1:
+        raise DatasetError("max_rows_per_shard and rows_per_group must be at least 1")
+    ds = open_dataset(dataset_dir)
+    if not ds.rows:
+        raise DatasetError("the dataset has no clips; nothing to export", item=str(ds.root))
+    if push:
+        token = check_push_possible(token)
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise DatasetError("output folder is not empty; pass --overwrite or choose "
+                               "another --out", item=str(out))
+        shutil.rmtree(out / "data", ignore_errors=True)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    schema = _Schema(ds)
+    by_split: dict[str, list[dict]] = defaultdict(list)
+    for row in ds.rows:
+        by_split[hub_split_name(row["split"])].append(row)
+    plans = {s: plan_shards(ds, rows, max_rows_per_shard, max_shard_bytes)
+             for s, rows in by_split.items()}
+    bar = tqdm(total=len(ds.rows), unit="clip", desc="export hf", disable=not progress)
+    shard_files: dict[str, list[str]] = {}
+    try:
+        for split, shards in plans.items():
+            shard_files[split] = []
+            for k, shard in enumerate(shards):
+                name = f"data/{split}-{k:05d}-of-{len(shards):05d}.parquet"
+                tmp = out / f"{name}.tmp"
+                with pq.ParquetWriter(tmp, schema.arrow) as writer:
+                    for g in range(0, len(shard), rows_per_group):
+                        group = [schema.row(ds, r, split) for r in shard[g:g + rows_per_group]]
+                        writer.write_table(pa.Table.from_pylist(group, schema=schema.arrow),
+                                           row_group_size=rows_per_group)
+                        bar.update(len(group))
+                os.replace(tmp, out / name)
+                shard_files[split].append(name)
+    finally:
+        bar.close()
+    card = dataset_card(ds, schema.features, {s: len(r) for s, r in by_split.items()},
+                        shard_files, out)
+    (out / "README.md").write_text(card, encoding="utf-8")
+    log.info("exported %d clips to %s", len(ds.rows), out)
+    if push:
+        push_to_hub(out, push, private=private, token=token)
+    return out
+
+
+def push_to_hub(folder: str | Path, repo_id: str, private: bool = False,
+                token: str | None = None) -> str:
+    """Upload an exported folder to the dataset repo ``repo_id``; returns its URL."""
+    from huggingface_hub import HfApi
+
+    token = check_push_possible(token)
+    api = HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
+                          commit_message="Upload CoP dataset (copdata export)")
+    except Exception as exc:  # network, auth, permission: all end the push the same way
+        raise PublishError(f"upload to {repo_id} failed ({type(exc).__name__}: {exc}); the "
+                           f"local export in {folder} is complete", item=repo_id) from exc
+    return str(url)
+
+
+def add_cli_arguments(parser) -> None:
+    """Arguments of ``copdata export`` (argparse)."""
+    parser.add_argument("dir", help="dataset folder written by copdata build")
+    parser.add_argument("--format", choices=["hf"], default="hf",
+                        help="export format (hf: Hugging Face Hub parquet layout)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--max-rows-per-shard", type=int, default=256)
+    parser.add_argument("--rows-per-group", type=int, default=16,
+                        help="parquet row group size (small groups keep the Hub viewer fast)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export")
+    parser.add_argument("--push", metavar="REPO_ID", default=None,
+                        help="upload to this Hugging Face dataset repo after exporting")
+    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument("--token", default=None,
+                        help="Hugging Face token (default: HF_TOKEN or the cached login)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def export_main(args) -> int:
+    """Run ``copdata export`` from parsed arguments; prints where the export went."""
+    out = export_hf(args.dir, args.out, max_rows_per_shard=args.max_rows_per_shard,
+                    rows_per_group=args.rows_per_group, push=args.push, private=args.private,
+                    token=args.token, overwrite=args.overwrite, progress=not args.quiet)
+    counts = Counter(r["split"] for r in open_dataset(args.dir).rows)
+    print(f"exported {sum(counts.values())} clips ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}) "
+          f"to {out}" + (f"; pushed to https://huggingface.co/datasets/{args.push}" if args.push else ""))
+    return 0

@@ -1,0 +1,156 @@
+"""Hugging Face export: round trip through datasets.load_dataset, and a clean push failure."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from copdata import open_dataset
+from copdata.build import build_dataset
+from copdata.cli import main as cli_main
+from copdata.errors import DatasetError
+from copdata.export_hf import PublishError, export_hf
+from copdata.notes import read_midi
+from copdata.sources.base import BuildSettings
+from copdata.sources.local import LocalSource
+
+SETTINGS = BuildSettings(clip_seconds=1.0, fps=25.0, sample_rate=22050)
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    from mediafactory import make_video
+
+    src = tmp_path_factory.mktemp("inputs")
+    for name, seconds in (("take_a.mp4", 3.3), ("take_b.mp4", 2.2), ("take_c.mp4", 2.1)):
+        make_video(src / name, seconds=seconds, fps=25, size=(64, 32), sample_rate=22050)
+    (src / "broken.mp4").write_bytes(b"not a video")
+    out = tmp_path_factory.mktemp("ds") / "cop"
+    summary = build_dataset(LocalSource(src, test_fraction=0.34), out, SETTINGS, progress=False)
+    assert summary.clips >= 5 and summary.failed == 1
+    return out
+
+
+def _load(out):
+    import datasets
+
+    # A private cache: datasets keys its cache on file names and mtimes, and the
+    # clips of each test run differ only inside (encoder timestamps).
+    loaded = datasets.load_dataset(str(out), cache_dir=str(out.parent / "hf_cache"))
+    for split in loaded:
+        loaded[split] = loaded[split].cast_column("audio", datasets.Audio(decode=False)) \
+                                     .cast_column("video", datasets.Video(decode=False))
+    return loaded
+
+
+def test_round_trip_every_view_equals_the_clip_files(dataset_dir, tmp_path):
+    ds = open_dataset(dataset_dir)
+    splits = {r["split"] for r in ds.rows}
+    assert splits == {"train", "test"}
+    out = export_hf(dataset_dir, tmp_path / "hf", max_rows_per_shard=2, rows_per_group=1,
+                    progress=False)
+    shards = sorted(p.name for p in (out / "data").iterdir())
+    n_train = sum(r["split"] == "train" for r in ds.rows)
+    n_test = len(ds) - n_train
+    expect = [f"test-{k:05d}-of-{-(-n_test // 2):05d}.parquet" for k in range(-(-n_test // 2))]
+    expect += [f"train-{k:05d}-of-{-(-n_train // 2):05d}.parquet" for k in range(-(-n_train // 2))]
+    assert shards == sorted(expect)
+    for shard in (out / "data").iterdir():
+        meta = pq.ParquetFile(shard).metadata
+        assert all(meta.row_group(i).num_rows == 1 for i in range(meta.num_row_groups))
+
+    loaded = _load(out)
+    assert set(loaded) == splits
+    seen = set()
+    for split, part in loaded.items():
+        assert part.features["roll"].shape == (None, 88)
+        for row in part:
+            clip = ds[row["id"]]
+            seen.add(row["id"])
+            assert row["split"] == clip.split == split
+            assert row["video"]["bytes"] == (clip.dir / "video.mp4").read_bytes()
+            assert row["audio"]["bytes"] == (clip.dir / "audio.flac").read_bytes()
+            roll = np.asarray(row["roll"], dtype=np.uint8)
+            assert roll.shape == (clip.num_frames, 88) and np.array_equal(roll, clip.roll())
+            notes = read_midi(clip.dir / "notes.mid")
+            assert row["notes"] == {"pitch": [n.pitch for n in notes],
+                                    "start": [n.start for n in notes],
+                                    "end": [n.end for n in notes],
+                                    "velocity": [n.velocity for n in notes]}
+            assert row["steps"] == clip.steps() and row["caption"] == clip.caption
+            for key in ("source_id", "source", "segment", "start", "end", "midi_origin"):
+                assert row[key] == clip.row[key], key
+            assert row["file"] == clip.row["meta"]["file"]  # source metadata column
+            assert row["stats"]["notes"] == clip.row["stats"]["notes"] == len(notes)
+            # the embedded bytes are the media: they decode to the clip's frame count
+            with av.open(io.BytesIO(row["video"]["bytes"])) as c:
+                assert sum(1 for _ in c.decode(video=0)) == clip.num_frames
+    assert seen == set(ds.ids())
+
+
+def test_dataset_card_states_the_facts(dataset_dir, tmp_path):
+    out = export_hf(dataset_dir, tmp_path / "hf", progress=False)
+    text = (out / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    front = yaml.safe_load(text.split("---\n")[1])
+    ds = open_dataset(dataset_dir)
+    files = {d["split"]: d["path"] for d in front["configs"][0]["data_files"]}
+    assert files == {"train": "data/train-*", "test": "data/test-*"}
+    assert front["license"] == "other" and "apache-2.0" in front["license_name"]
+    assert front["task_categories"]
+    counts = {s["name"]: s["num_examples"] for s in front["dataset_info"]["splits"]}
+    assert counts == {s: len(ds.ids(s)) for s in ("train", "test")}
+    assert {f["name"] for f in front["dataset_info"]["features"]} >= {
+        "id", "split", "audio", "video", "roll", "notes", "steps"}
+    tr = ds.settings["transcriber"]
+    for fact in ("25 fps", f"{ds.sample_rate} Hz", "1 s", tr["name"], str(tr["version"]),
+                 f'"onset_threshold": {tr["onset_threshold"]}', "aligned", "Apache-2.0",
+                 "owners' terms", f"clips: {len(ds)}", *{r["source_id"] for r in ds.rows}):
+        assert fact in text, fact
+    assert "MediaError" in text  # the failed item is in the statistics
+
+
+def test_export_refuses_a_non_empty_folder_and_overwrites_on_request(dataset_dir, tmp_path):
+    out = tmp_path / "hf"
+    export_hf(dataset_dir, out, progress=False)
+    with pytest.raises(DatasetError, match="not empty"):
+        export_hf(dataset_dir, out, progress=False)
+    export_hf(dataset_dir, out, max_rows_per_shard=1, overwrite=True, progress=False)
+    assert len(list((out / "data").glob("*.parquet"))) == len(open_dataset(dataset_dir))
+
+
+def test_push_without_token_or_network_fails_cleanly(dataset_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
+    with pytest.raises(PublishError, match="HF_HUB_OFFLINE"):
+        export_hf(dataset_dir, tmp_path / "a", push="someone/cop", progress=False)
+    assert not (tmp_path / "a").exists()  # checked before anything is written
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(c, "HF_TOKEN_PATH", str(tmp_path / "hf_home" / "token"))
+    monkeypatch.setattr(c, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf_home" / "stored"))
+    with pytest.raises(PublishError, match="no Hugging Face token"):
+        export_hf(dataset_dir, tmp_path / "b", push="someone/cop", progress=False)
+    # CLI: one clear line, non-zero exit, no traceback
+    code = cli_main(["export", str(dataset_dir), "--out", str(tmp_path / "c"),
+                     "--push", "someone/cop", "--quiet"])
+    err = capsys.readouterr().err
+    assert code != 0 and "no Hugging Face token" in err and "Traceback" not in err
+
+
+def test_cli_export(dataset_dir, tmp_path, capsys):
+    code = cli_main(["export", str(dataset_dir), "--format", "hf", "--out", str(tmp_path / "o"),
+                     "--quiet"])
+    assert code == 0
+    assert f"exported {len(open_dataset(dataset_dir))} clips" in capsys.readouterr().out
+    rows = json.loads(json.dumps(pq.read_table(next((tmp_path / "o" / "data").glob("*.parquet")),
+                                               columns=["id"]).to_pylist()))
+    assert rows
