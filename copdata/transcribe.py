@@ -1,0 +1,411 @@
+"""Piano transcription: audio -> notes with basic-pitch's shipped ONNX model.
+
+Definitions
+-----------
+* Model: ``basic_pitch/saved_models/icassp_2022/nmp.onnx`` from the installed
+  ``basic-pitch`` 0.4.0 package, run with onnxruntime on in-memory float32
+  arrays (no temporary files; TensorFlow, CoreML and TFLite are kept from being
+  imported while basic-pitch is imported).
+* Input: mono audio at any sample rate. It is resampled to 22050 Hz with soxr
+  in its HQ mode (what ``librosa.load(sr=22050)`` does inside basic-pitch's
+  ``predict``) and its length fixed to ``ceil(n * 22050 / sample_rate)``
+  samples, as librosa does. Without soxr, ``scipy.signal.resample_poly`` is used
+  (named in :meth:`Transcriber.info`). A 2-D array is treated as multichannel
+  and mixed down by averaging over its shorter axis (at most 8 channels), like
+  librosa's ``to_mono``.
+* Windowing (basic-pitch's ``run_inference``): 3840 zeros (15 model frames) are
+  prepended, the signal is cut into windows of ``AUDIO_N_SAMPLES`` (43844)
+  samples every ``43844 - 30*256`` samples, the last one zero-padded. All
+  windows go through the model in batches of :data:`WINDOWS_PER_CALL`; 15 frames
+  are dropped from both ends of every window's output, the rest concatenated and
+  trimmed to ``floor(n_22050 * 86 / 22050)`` frames.
+* Notes: ``basic_pitch.note_creation.model_output_to_notes`` with basic-pitch's
+  ``predict`` defaults (onset 0.5, frame 0.3, minimum note length 127.70 ms
+  rounded to model frames, melodia trick on, no frequency limits). Pitch bends
+  are dropped; velocity is ``round(127 * mean frame activation)`` as in
+  basic-pitch's MIDI; times are snapped with :func:`copdata.notes.snap_notes`.
+* Silence: input whose peak is below -80 dBFS (``max|x| < 1e-4``) raises
+  :class:`SilentInputError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import math
+import os
+import sys
+import threading
+import types
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .errors import (MediaError, MissingStreamError, SampleRateError, SilentInputError,
+                     TooShortError, TranscriberError)
+from .notes import Note, snap_notes, write_midi
+
+log = logging.getLogger(__name__)
+
+MODEL_SAMPLE_RATE = 22050  # basic_pitch.constants.AUDIO_SAMPLE_RATE
+FFT_HOP = 256  # basic_pitch.constants.FFT_HOP
+WINDOW_SAMPLES = 2 * MODEL_SAMPLE_RATE - FFT_HOP  # AUDIO_N_SAMPLES = 43844
+OVERLAP_FRAMES = 30  # run_inference: n_overlapping_frames
+OVERLAP_SAMPLES = OVERLAP_FRAMES * FFT_HOP
+HOP_SAMPLES = WINDOW_SAMPLES - OVERLAP_SAMPLES
+FRAMES_PER_SECOND = MODEL_SAMPLE_RATE // FFT_HOP  # ANNOTATIONS_FPS = 86
+WINDOWS_PER_CALL = 16  # windows per onnxruntime call (~32 s of audio)
+SILENCE_DBFS = -80.0
+MODEL_RELPATH = ("saved_models", "icassp_2022", "nmp.onnx")
+INSTALL_HINT = "pip install --no-deps basic-pitch==0.4.0"
+# onnx output names, in the order note, onset, contour (basic_pitch.inference.Model)
+_ONNX_INPUT = "serving_default_input_2:0"
+_ONNX_OUTPUTS = {"note": "StatefulPartitionedCall:1", "onset": "StatefulPartitionedCall:2",
+                 "contour": "StatefulPartitionedCall:0"}
+_BLOCKED_BACKENDS = ("tensorflow", "coremltools", "tflite_runtime")
+_DEFERRED_MODULES = ("mir_eval", "resampy")
+
+
+class _ImportOnUse(types.ModuleType):
+    """Stand-in for a module that basic-pitch's note_creation imports but uses
+    only to sonify MIDI: the real module is imported on first attribute use."""
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+@contextmanager
+def _quiet_basic_pitch_import() -> Iterator[None]:
+    """Import basic-pitch without its backend probing: its ``__init__`` logs a
+    warning per missing backend and would import TensorFlow when installed.
+    Backends not yet imported are made unimportable (``sys.modules[name] = None``)
+    and root logging is raised to ERROR for the duration. ``mir_eval`` and
+    ``resampy``, which note_creation uses only for sonification, are imported
+    on first use (:class:`_ImportOnUse`): this saves seconds of start-up, and
+    resampy < 0.4.3 fails to import under setuptools >= 81 (no ``pkg_resources``)."""
+    blocked = [name for name in _BLOCKED_BACKENDS if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    deferred = [name for name in _DEFERRED_MODULES if name not in sys.modules]
+    for name in deferred:
+        sys.modules[name] = _ImportOnUse(name)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        for name in blocked + deferred:
+            if name in sys.modules and (sys.modules[name] is None
+                                        or isinstance(sys.modules[name], _ImportOnUse)):
+                del sys.modules[name]
+
+
+def _note_creation() -> Any:
+    """basic-pitch's ``note_creation`` module (imported quietly)."""
+    if "basic_pitch.note_creation" in sys.modules:
+        return sys.modules["basic_pitch.note_creation"]
+    try:
+        with _quiet_basic_pitch_import():
+            return importlib.import_module("basic_pitch.note_creation")
+    except ImportError as exc:
+        raise TranscriberError(f"basic-pitch is not importable ({exc}); install it with "
+                               f"`{INSTALL_HINT}`", item="basic_pitch") from exc
+
+
+def default_model_path() -> Path:
+    """Path of ``nmp.onnx`` inside the installed basic-pitch package (found with
+    importlib, without importing the package)."""
+    try:
+        spec = importlib.util.find_spec("basic_pitch")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise TranscriberError(f"basic-pitch is not installed; install it with `{INSTALL_HINT}`",
+                               item="basic_pitch")
+    for folder in spec.submodule_search_locations:
+        path = Path(folder).joinpath(*MODEL_RELPATH)
+        if path.is_file():
+            return path
+    raise TranscriberError(f"basic-pitch is installed but {'/'.join(MODEL_RELPATH)} is missing; "
+                           f"reinstall it with `{INSTALL_HINT}`", item="basic_pitch")
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _resampler_name() -> str:
+    if importlib.util.find_spec("soxr") is not None:
+        return f"soxr HQ {_package_version('soxr')}"
+    return f"scipy.signal.resample_poly {_package_version('scipy')}"
+
+
+def to_model_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mono float32 audio resampled to 22050 Hz, length ``ceil(n * 22050 / sr)``."""
+    if sample_rate == MODEL_SAMPLE_RATE:
+        return np.ascontiguousarray(audio, dtype=np.float32)
+    n_out = int(math.ceil(audio.shape[0] * MODEL_SAMPLE_RATE / sample_rate))
+    if importlib.util.find_spec("soxr") is not None:
+        import soxr
+        out = soxr.resample(audio.astype(np.float32, copy=False), sample_rate, MODEL_SAMPLE_RATE,
+                            quality="HQ")
+    else:
+        from scipy.signal import resample_poly
+        g = math.gcd(int(sample_rate), MODEL_SAMPLE_RATE)
+        out = resample_poly(audio, MODEL_SAMPLE_RATE // g, int(sample_rate) // g)
+    out = np.asarray(out, dtype=np.float32)
+    if out.shape[0] >= n_out:
+        return np.ascontiguousarray(out[:n_out])
+    return np.pad(out, (0, n_out - out.shape[0]))
+
+
+def check_audio(audio: np.ndarray, sample_rate: int, item: str | None = None) -> np.ndarray:
+    """Validate and mix down: returns mono float32 audio, or raises.
+
+    A 2-D array is multichannel: its shorter axis (<= 8) is the channel axis and
+    is averaged. Raises :class:`SampleRateError` for a non-positive rate,
+    :class:`MediaError` for NaN/inf samples or more than 2 dimensions,
+    :class:`TooShortError` for no samples, :class:`SilentInputError` when the
+    peak is below -80 dBFS."""
+    if not isinstance(sample_rate, (int, float, np.number)) or sample_rate <= 0 \
+            or int(sample_rate) != sample_rate:
+        raise SampleRateError(f"sample_rate must be a positive integer, got {sample_rate!r}",
+                              item=item)
+    audio = np.asarray(audio)
+    if audio.ndim == 2:
+        channel_axis = int(np.argmin(audio.shape))
+        if audio.shape[channel_axis] > 8:
+            raise MediaError(f"audio of shape {audio.shape} is not mono or multichannel "
+                             "(no axis of <= 8 channels); pass a 1-D array", item=item)
+        audio = audio.mean(axis=channel_axis)
+    elif audio.ndim != 1:
+        raise MediaError(f"audio must be 1-D (mono) or 2-D (channels), got shape {audio.shape}",
+                         item=item)
+    if audio.shape[0] == 0:
+        raise TooShortError("audio has no samples", item=item)
+    audio = audio.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(audio)):
+        raise MediaError(f"audio has {int(np.sum(~np.isfinite(audio)))} NaN/inf samples; "
+                         "fix the decoder or drop this item", item=item)
+    peak = float(np.max(np.abs(audio)))
+    if peak <= 10 ** (SILENCE_DBFS / 20):
+        level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.1f}"
+        raise SilentInputError(f"audio peak is {level} dBFS (silence threshold "
+                               f"{SILENCE_DBFS:.0f} dBFS); nothing to transcribe", item=item)
+    return audio
+
+
+def frame_windows(audio_22k: np.ndarray) -> np.ndarray:
+    """basic-pitch's windows of 22050 Hz audio: float32 ``(n_windows, 43844, 1)``."""
+    padded = np.concatenate([np.zeros(OVERLAP_SAMPLES // 2, np.float32),
+                             audio_22k.astype(np.float32, copy=False)])
+    n_windows = int(math.ceil(padded.shape[0] / HOP_SAMPLES))
+    total = (n_windows - 1) * HOP_SAMPLES + WINDOW_SAMPLES
+    padded = np.pad(padded, (0, total - padded.shape[0]))
+    view = np.lib.stride_tricks.sliding_window_view(padded, WINDOW_SAMPLES)[::HOP_SAMPLES]
+    return view[:n_windows, :, None]  # a strided view: batches are copied when run
+
+
+def unwrap_windows(output: np.ndarray, n_samples_22k: int) -> np.ndarray:
+    """Drop 15 frames at both ends of each window, concatenate, trim to the audio."""
+    half = OVERLAP_FRAMES // 2
+    kept = output[:, half:-half, :]
+    n_frames = int(math.floor(n_samples_22k * (FRAMES_PER_SECOND / MODEL_SAMPLE_RATE)))
+    return kept.reshape(-1, kept.shape[2])[:n_frames]
+
+
+class Transcriber:
+    """basic-pitch (ONNX) transcriber with fixed thresholds; one model load."""
+
+    def __init__(self, onset_threshold: float = 0.5, frame_threshold: float = 0.3,
+                 min_note_ms: float = 127.70, model_path: str | Path | None = None,
+                 num_threads: int | None = None):
+        if not 0.0 < onset_threshold < 1.0 or not 0.0 < frame_threshold < 1.0:
+            raise TranscriberError(f"thresholds must be in (0, 1), got onset={onset_threshold} "
+                                   f"frame={frame_threshold}")
+        if min_note_ms < 0:
+            raise TranscriberError(f"min_note_ms must be >= 0, got {min_note_ms}")
+        self.onset_threshold = float(onset_threshold)
+        self.frame_threshold = float(frame_threshold)
+        self.min_note_ms = float(min_note_ms)
+        self.num_threads = num_threads
+        self.model_path = Path(model_path) if model_path is not None else default_model_path()
+        if not self.model_path.is_file():
+            raise TranscriberError(f"model file not found; install basic-pitch with `{INSTALL_HINT}` "
+                                   "or pass model_path", item=str(self.model_path))
+        self._note_creation = _note_creation()
+        expected = {"AUDIO_SAMPLE_RATE": MODEL_SAMPLE_RATE, "FFT_HOP": FFT_HOP,
+                    "AUDIO_N_SAMPLES": WINDOW_SAMPLES}
+        found = {k: getattr(self._note_creation, k, None) for k in expected}
+        if found != expected:
+            raise TranscriberError(f"installed basic-pitch has constants {found}, this module "
+                                   f"expects {expected}; install `{INSTALL_HINT}`",
+                                   item="basic_pitch")
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise TranscriberError("onnxruntime is not installed; `pip install onnxruntime`",
+                                   item="onnxruntime") from exc
+        model_bytes = self.model_path.read_bytes()
+        self.model_sha256 = hashlib.sha256(model_bytes).hexdigest()
+        options = ort.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = int(num_threads)
+            options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(model_bytes, sess_options=options,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise TranscriberError(f"onnxruntime cannot load the model ({exc}); reinstall with "
+                                   f"`{INSTALL_HINT}`", item=str(self.model_path)) from exc
+        self._ort_version = ort.__version__
+        self._resampler = _resampler_name()
+        self._lock = threading.Lock()
+        log.debug("loaded %s (sha256 %s)", self.model_path, self.model_sha256[:12])
+
+    @property
+    def min_note_frames(self) -> int:
+        """Minimum note length in model frames, rounded as in basic-pitch's predict."""
+        return int(np.round(self.min_note_ms / 1000 * (MODEL_SAMPLE_RATE / FFT_HOP)))
+
+    def info(self) -> dict[str, Any]:
+        """Name, versions, model checksum, runtime, thresholds and resampler."""
+        return {"name": "basic-pitch", "version": _package_version("basic-pitch"),
+                "model": self.model_path.name, "model_sha256": self.model_sha256,
+                "runtime": f"onnxruntime {self._ort_version}",
+                "onset_threshold": self.onset_threshold, "frame_threshold": self.frame_threshold,
+                "min_note_ms": self.min_note_ms, "melodia_trick": True,
+                "resampler": self._resampler}
+
+    def _run_model(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+        names = list(_ONNX_OUTPUTS.values())
+        chunks: dict[str, list[np.ndarray]] = {k: [] for k in _ONNX_OUTPUTS}
+        for start in range(0, windows.shape[0], WINDOWS_PER_CALL):
+            batch = np.ascontiguousarray(windows[start:start + WINDOWS_PER_CALL])
+            with self._lock:
+                try:
+                    outputs = self._session.run(names, {_ONNX_INPUT: batch})
+                except Exception as exc:  # onnxruntime errors
+                    raise TranscriberError(f"onnxruntime failed on {batch.shape[0]} windows: {exc}",
+                                           item=str(self.model_path)) from exc
+            for key, value in zip(_ONNX_OUTPUTS, outputs):
+                chunks[key].append(value)
+        return {k: np.concatenate(v) for k, v in chunks.items()}
+
+    def _posteriors_mono(self, mono: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
+        audio_22k = to_model_rate(mono, int(sample_rate))
+        raw = self._run_model(frame_windows(audio_22k))
+        return {k: unwrap_windows(v, audio_22k.shape[0]) for k, v in raw.items()}
+
+    def posteriors(self, audio: np.ndarray, sample_rate: int, *,
+                   item: str | None = None) -> dict[str, np.ndarray]:
+        """Raw model outputs at 22050/256 frames/s, timed as in basic-pitch:
+        ``note`` and ``onset`` float32 ``(T, 88)`` (column k = MIDI 21+k),
+        ``contour`` float32 ``(T, 264)`` (3 bins per semitone from 27.5 Hz).
+        ``item`` names the input in errors."""
+        return self._posteriors_mono(check_audio(audio, sample_rate, item), int(sample_rate))
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int, *,
+                   item: str | None = None) -> list[Note]:
+        """Notes of ``audio`` (any rate; multichannel is mixed down), as
+        basic-pitch's predict finds them; ``item`` names the input in errors."""
+        mono = check_audio(audio, sample_rate, item)
+        output = self._posteriors_mono(mono, int(sample_rate))
+        if output["note"].shape[0] < 2:
+            return []
+        _, events = self._note_creation.model_output_to_notes(
+            output, onset_thresh=self.onset_threshold, frame_thresh=self.frame_threshold,
+            min_note_len=self.min_note_frames, min_freq=None, max_freq=None,
+            include_pitch_bends=False, multiple_pitch_bends=False, melodia_trick=True)
+        notes = [Note(float(s), float(e), int(p), int(np.round(127 * a)))
+                 for s, e, p, a, _ in events]
+        return snap_notes(notes, max_seconds=mono.shape[0] / sample_rate)
+
+
+_CACHE: dict[tuple, Transcriber] = {}
+_CACHE_PID = os.getpid()
+_CACHE_LOCK = threading.Lock()
+
+
+def get_transcriber(onset_threshold: float = 0.5, frame_threshold: float = 0.3,
+                    min_note_ms: float = 127.70, model_path: str | Path | None = None,
+                    num_threads: int | None = None) -> Transcriber:
+    """The process's :class:`Transcriber` for these settings (loaded once per
+    process; a forked child loads its own)."""
+    global _CACHE_PID
+    key = (float(onset_threshold), float(frame_threshold), float(min_note_ms),
+           None if model_path is None else str(Path(model_path).resolve()), num_threads)
+    with _CACHE_LOCK:
+        if _CACHE_PID != os.getpid():
+            _CACHE.clear()
+            _CACHE_PID = os.getpid()
+        if key not in _CACHE:
+            _CACHE[key] = Transcriber(onset_threshold, frame_threshold, min_note_ms,
+                                      model_path, num_threads)
+        return _CACHE[key]
+
+
+def _decode_audio_pyav(path: Path) -> tuple[np.ndarray, int]:
+    """First audio stream of any file PyAV opens, as mono float32 at its own
+    rate (channels averaged, like librosa's ``to_mono``)."""
+    import av
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"cannot open ({exc}); check that it is an audio or video file",
+                         item=str(path)) from exc
+    with container:
+        if not container.streams.audio:
+            raise MissingStreamError("no audio stream; cannot transcribe", item=str(path))
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=stream.rate)
+        chunks: list[np.ndarray] = []
+        try:
+            for frame in container.decode(stream):
+                frame.pts = None
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"decoding failed ({exc}); the file may be truncated",
+                             item=str(path)) from exc
+        rate = int(stream.rate)
+    if not chunks:
+        raise TooShortError("audio stream has no samples", item=str(path))
+    return np.concatenate(chunks, axis=1).mean(axis=0).astype(np.float32), rate
+
+
+def read_audio_for_transcription(path: str | Path) -> tuple[np.ndarray, int]:
+    """Mono float32 audio at its native rate: ``copdata.media.read_audio`` when
+    present, else a local PyAV decode."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError("file not found", item=str(path))
+    if importlib.util.find_spec("copdata.media") is not None:
+        media = importlib.import_module("copdata.media")
+        if hasattr(media, "read_audio"):
+            audio, rate = media.read_audio(path)
+            return np.asarray(audio, dtype=np.float32), int(rate)
+    return _decode_audio_pyav(path)
+
+
+def transcribe_file(audio_path: str | Path, out_mid: str | Path | None = None,
+                    **settings: Any) -> list[Note]:
+    """Decode an audio/video file, transcribe it with :func:`get_transcriber`
+    (``settings`` = its keyword arguments) and write ``out_mid`` when given."""
+    audio, rate = read_audio_for_transcription(audio_path)
+    notes = get_transcriber(**settings).transcribe(audio, rate, item=str(audio_path))
+    if out_mid is not None:
+        write_midi(notes, out_mid)
+    return notes
