@@ -324,6 +324,19 @@ def dataset_settings(source: Source, settings: BuildSettings) -> dict:
     return info
 
 
+# Provenance that a resumed build may change without changing the output.
+_IGNORED_ON_RESUME = ("copdata_version",)
+_IGNORED_SOURCE_KEYS_ON_RESUME = ("downloader",)
+
+
+def _output_settings(info: dict) -> dict:
+    out = {k: v for k, v in info.items() if k not in _IGNORED_ON_RESUME}
+    if isinstance(out.get("source"), dict):
+        out["source"] = {k: v for k, v in out["source"].items()
+                         if k not in _IGNORED_SOURCE_KEYS_ON_RESUME}
+    return out
+
+
 def _state_path(out_dir: Path, source_id: str) -> Path:
     return out_dir / STATE_DIR / f"{source_id}.json"
 
@@ -354,9 +367,10 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
         info = dataset_settings(source, settings)
         meta_path = out / "dataset.json"
         if meta_path.exists():
-            old = json.loads(meta_path.read_text(encoding="utf-8"))
-            if old != info:
-                changed = sorted(k for k in set(old) | set(info) if old.get(k) != info.get(k))
+            old = _output_settings(json.loads(meta_path.read_text(encoding="utf-8")))
+            if old != _output_settings(info):
+                new = _output_settings(info)
+                changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
                 raise DatasetError(f"the folder holds a build with other settings ({', '.join(changed)}); "
                                    "use --force to rebuild from scratch or choose another --out",
                                    item=str(out))
