@@ -15,8 +15,9 @@ Definitions
   librosa's ``to_mono``.
 * Windowing (basic-pitch's ``run_inference``): 3840 zeros (15 model frames) are
   prepended, the signal is cut into windows of ``AUDIO_N_SAMPLES`` (43844)
-  samples every ``43844 - 30*256`` samples, the last one zero-padded. All
-  windows go through the model in batches of :data:`WINDOWS_PER_CALL`; 15 frames
+  samples every ``43844 - 30*256`` samples, the last one zero-padded. The
+  windows go through the model in batches of at most :data:`WINDOWS_PER_CALL`,
+  spread over ``num_threads`` single-threaded onnxruntime runs; 15 frames
   are dropped from both ends of every window's output, the rest concatenated and
   trimmed to ``floor(n_22050 * 86 / 22050)`` frames.
 * Notes: ``basic_pitch.note_creation.model_output_to_notes`` with basic-pitch's
@@ -39,6 +40,7 @@ import math
 import os
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import types
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,7 +61,7 @@ OVERLAP_FRAMES = 30  # run_inference: n_overlapping_frames
 OVERLAP_SAMPLES = OVERLAP_FRAMES * FFT_HOP
 HOP_SAMPLES = WINDOW_SAMPLES - OVERLAP_SAMPLES
 FRAMES_PER_SECOND = MODEL_SAMPLE_RATE // FFT_HOP  # ANNOTATIONS_FPS = 86
-WINDOWS_PER_CALL = 16  # windows per onnxruntime call (~32 s of audio)
+WINDOWS_PER_CALL = 8  # most windows per onnxruntime call (~16 s of audio)
 SILENCE_DBFS = -80.0
 MODEL_RELPATH = ("saved_models", "icassp_2022", "nmp.onnx")
 INSTALL_HINT = "pip install --no-deps basic-pitch==0.4.0"
@@ -258,10 +260,12 @@ class Transcriber:
                                    item="onnxruntime") from exc
         model_bytes = self.model_path.read_bytes()
         self.model_sha256 = hashlib.sha256(model_bytes).hexdigest()
+        # one thread per run; windows are spread over a pool of `threads` runs,
+        # which beats intra-op threading for this small convolutional model
+        self.threads = int(num_threads) if num_threads else len(os.sched_getaffinity(0))
         options = ort.SessionOptions()
-        if num_threads:
-            options.intra_op_num_threads = int(num_threads)
-            options.inter_op_num_threads = 1
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
         try:
             self._session = ort.InferenceSession(model_bytes, sess_options=options,
                                                  providers=["CPUExecutionProvider"])
@@ -270,7 +274,7 @@ class Transcriber:
                                    f"`{INSTALL_HINT}`", item=str(self.model_path)) from exc
         self._ort_version = ort.__version__
         self._resampler = _resampler_name()
-        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         log.debug("loaded %s (sha256 %s)", self.model_path, self.model_sha256[:12])
 
     @property
@@ -285,22 +289,27 @@ class Transcriber:
                 "runtime": f"onnxruntime {self._ort_version}",
                 "onset_threshold": self.onset_threshold, "frame_threshold": self.frame_threshold,
                 "min_note_ms": self.min_note_ms, "melodia_trick": True,
-                "resampler": self._resampler}
+                "resampler": self._resampler, "threads": self.threads}
+
+    def _run_batch(self, batch: np.ndarray) -> list[np.ndarray]:
+        try:
+            return self._session.run(list(_ONNX_OUTPUTS.values()),
+                                     {_ONNX_INPUT: np.ascontiguousarray(batch)})
+        except Exception as exc:  # onnxruntime errors
+            raise TranscriberError(f"onnxruntime failed on {batch.shape[0]} windows: {exc}",
+                                   item=str(self.model_path)) from exc
 
     def _run_model(self, windows: np.ndarray) -> dict[str, np.ndarray]:
-        names = list(_ONNX_OUTPUTS.values())
-        chunks: dict[str, list[np.ndarray]] = {k: [] for k in _ONNX_OUTPUTS}
-        for start in range(0, windows.shape[0], WINDOWS_PER_CALL):
-            batch = np.ascontiguousarray(windows[start:start + WINDOWS_PER_CALL])
-            with self._lock:
-                try:
-                    outputs = self._session.run(names, {_ONNX_INPUT: batch})
-                except Exception as exc:  # onnxruntime errors
-                    raise TranscriberError(f"onnxruntime failed on {batch.shape[0]} windows: {exc}",
-                                           item=str(self.model_path)) from exc
-            for key, value in zip(_ONNX_OUTPUTS, outputs):
-                chunks[key].append(value)
-        return {k: np.concatenate(v) for k, v in chunks.items()}
+        """Model outputs of all windows; batches of at most WINDOWS_PER_CALL run
+        on the thread pool (onnxruntime releases the GIL)."""
+        size = max(1, min(WINDOWS_PER_CALL, math.ceil(windows.shape[0] / self.threads)))
+        batches = [windows[i:i + size] for i in range(0, windows.shape[0], size)]
+        if self._pool is None or len(batches) == 1:
+            results = [self._run_batch(b) for b in batches]
+        else:
+            results = list(self._pool.map(self._run_batch, batches))
+        return {key: np.concatenate([r[i] for r in results])
+                for i, key in enumerate(_ONNX_OUTPUTS)}
 
     def _posteriors_mono(self, mono: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
         audio_22k = to_model_rate(mono, int(sample_rate))
