@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_DIR ?= demo
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install test test-fast demo demo-data bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 demo: install
+	$(PY) -m copmodel.demo --out $(DEMO_DIR)
+
+demo-data: install
 	$(VENV)/bin/copdata build --source synth --num-items 6 --item-seconds 20 --clip-seconds 10 --out $(DEMO_DIR)/data --force
 	$(VENV)/bin/copdata validate $(DEMO_DIR)/data
 	$(VENV)/bin/copdata stats $(DEMO_DIR)/data
@@ -34,6 +37,9 @@ demo: install
 bench: install
 	$(PY) benchmarks/bench_build.py --source synth
 	$(PY) benchmarks/bench_build.py --source local
+	$(PY) benchmarks/bench_build.py --source youtube
+	$(PY) benchmarks/bench_metrics.py --clips 3 --repeat 2
+	$(PY) benchmarks/bench_model.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

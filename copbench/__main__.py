@@ -1,0 +1,7 @@
+"""``python -m copbench``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,45 @@
+"""Metric registry.
+
+Names accepted by ``--metrics``: ``si_sdr``, ``midi``, ``av_align``,
+``fad_<embedder>`` (``mel``, ``basicpitch``, ``vggish``, ``panns``, ``clap``),
+``clap_score``, ``clip_score``. The default set needs no download.
+"""
+
+from __future__ import annotations
+
+from ..errors import MetricError
+from .base import Metric, ScoreItem, fit_length
+from .frechet import frechet_distance, frechet_from_stats
+
+DEFAULT_METRICS = ("si_sdr", "midi", "av_align", "fad_mel", "fad_basicpitch")
+ALL_METRICS = DEFAULT_METRICS + ("fad_vggish", "fad_panns", "fad_clap", "clap_score", "clip_score")
+
+
+def build_metric(name: str, per_clip_fad: bool = False) -> Metric:
+    if name == "si_sdr":
+        from .si_sdr import SiSdr
+        return SiSdr()
+    if name == "midi":
+        from .midi import MidiMetric
+        return MidiMetric()
+    if name == "av_align":
+        from .av_align import AvAlign
+        return AvAlign()
+    if name.startswith("fad_"):
+        from .fad import FadMetric
+        return FadMetric(name[4:], per_clip=per_clip_fad)
+    if name == "clap_score":
+        from .clap_score import ClapScore
+        return ClapScore()
+    if name == "clip_score":
+        from .clip_score import ClipScore
+        return ClipScore()
+    raise MetricError(f"unknown metric; choose from {', '.join(ALL_METRICS)}", item=name)
+
+
+def build_metrics(names, per_clip_fad: bool = False) -> list[Metric]:
+    return [build_metric(n, per_clip_fad) for n in names]
+
+
+__all__ = ["Metric", "ScoreItem", "fit_length", "frechet_distance", "frechet_from_stats",
+           "build_metric", "build_metrics", "DEFAULT_METRICS", "ALL_METRICS"]

@@ -1,0 +1,200 @@
+"""What ``--model`` can be: a source of output audio per clip id.
+
+- a folder of ``<clip_id>.wav`` / ``<clip_id>.flac`` files (read with soundfile,
+  mixed to mono);
+- a copmodel checkpoint (generated through ``copmodel.sample.load_sampler``,
+  imported only when needed);
+- a baseline: ``oracle`` (the reference audio: the ceiling), ``resynth`` (the
+  reference MIDI rendered by ``copdata.render.piano.render_notes``), ``silence``
+  (zeros), ``noise`` (seeded Gaussian white noise at the reference clip's RMS,
+  floor 1e-3), ``shuffle`` (the audio of another clip of the split: a seeded
+  random derangement, Sattolo's algorithm, so no clip keeps its own audio).
+
+Every source returns ``(audio, sample_rate)`` at its own rate; the runner
+resamples and applies the length rule.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .errors import OutputAudioError, ModelError, ModelUnavailableError, PairingError
+
+BASELINES = ("oracle", "resynth", "silence", "noise", "shuffle")
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+def clip_seed(seed: int, clip_id: str) -> int:
+    """A per-clip seed from the run seed and the clip id (stable across runs)."""
+    return int(np.random.SeedSequence([int(seed), zlib.crc32(clip_id.encode())]).generate_state(1)[0])
+
+
+class OutputSource:
+    """Base class: ``name`` (results file name), ``kind`` and :meth:`audio`."""
+
+    kind = ""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def info(self) -> dict:
+        return {"name": self.name, "kind": self.kind}
+
+    def available_ids(self) -> set[str] | None:
+        """Ids this source has outputs for (None: any clip of the dataset)."""
+        return None
+
+    def prepare(self, clips: list) -> None:
+        """Called once with the reference clips before scoring."""
+
+    def audio(self, clip) -> tuple[np.ndarray, int]:
+        raise NotImplementedError
+
+
+class FolderOutputs(OutputSource):
+    kind = "folder"
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        super().__init__(self.folder.resolve().name)
+        self.files: dict[str, Path] = {}
+        for path in sorted(self.folder.iterdir()):
+            if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES:
+                if path.stem in self.files:
+                    raise PairingError(f"two output files for clip id {path.stem!r} "
+                                       f"({self.files[path.stem].name}, {path.name}); keep one",
+                                       item=str(self.folder))
+                self.files[path.stem] = path
+
+    def info(self) -> dict:
+        return {**super().info(), "path": str(self.folder.resolve()), "num_files": len(self.files)}
+
+    def available_ids(self) -> set[str]:
+        return set(self.files)
+
+    def audio(self, clip) -> tuple[np.ndarray, int]:
+        import soundfile
+        path = self.files[clip.id]
+        try:
+            data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+        except (RuntimeError, soundfile.LibsndfileError) as exc:
+            raise OutputAudioError(f"cannot read output audio ({exc}); re-export it as "
+                                   "16/24-bit WAV or FLAC", item=str(path)) from exc
+        return data.mean(axis=1), int(sr)
+
+
+def checkpoint_name(ckpt: Path) -> str:
+    """A results name for a checkpoint: ``RUN/stage3/last.ckpt`` -> ``RUN-stage3``
+    (the stem is kept when it is not the generic ``last``); safe as a file name."""
+    from copdata.ids import sanitize_source_id
+
+    path = ckpt.resolve()
+    if not path.is_file():
+        return sanitize_source_id(path.name)
+    parts = [path.parent.parent.name, path.parent.name] + ([] if path.stem == "last" else [path.stem])
+    return sanitize_source_id("-".join(p for p in parts if p))
+
+
+class CheckpointOutputs(OutputSource):
+    kind = "checkpoint"
+
+    def __init__(self, ckpt: str | Path, seed: int):
+        self.ckpt = Path(ckpt)
+        super().__init__(checkpoint_name(self.ckpt))
+        self.seed = int(seed)
+        try:
+            from copmodel.sample import load_sampler
+        except ImportError as exc:
+            raise ModelUnavailableError(
+                f"scoring a checkpoint needs copmodel's sampling API "
+                f"(copmodel.sample.load_sampler), which cannot be imported ({exc}); install "
+                "copmodel or score a folder of generated <clip_id>.wav files instead",
+                item=str(ckpt)) from exc
+        self.sampler = load_sampler(self.ckpt)
+
+    def info(self) -> dict:
+        from .cache import file_sha256
+        out = {**super().info(), "path": str(self.ckpt.resolve())}
+        if self.ckpt.is_file():
+            out["sha256"] = file_sha256(self.ckpt)
+        for key in ("stage", "step", "ckpt_hash"):
+            value = getattr(self.sampler, key, None)
+            if isinstance(value, (int, str)):
+                out[f"sampler_{key}"] = value
+        return out
+
+    def audio(self, clip) -> tuple[np.ndarray, int]:
+        audio = self.sampler.generate(clip, seed=clip_seed(self.seed, clip.id))
+        return np.asarray(audio, dtype=np.float32).reshape(-1), int(clip.sample_rate)
+
+
+class Baseline(OutputSource):
+    kind = "baseline"
+
+    def __init__(self, name: str, seed: int):
+        super().__init__(name)
+        self.seed = int(seed)
+        self._clips: dict[str, object] = {}
+        self._partner: dict[str, str] = {}
+
+    def info(self) -> dict:
+        out = {**super().info(), "seed": self.seed}
+        if self.name == "resynth":
+            out["renderer"] = "copdata.render.piano.render_notes"
+        return out
+
+    def prepare(self, clips: list) -> None:
+        self._clips = {c.id: c for c in clips}
+        if self.name == "shuffle":
+            ids = sorted(self._clips)
+            if len(ids) < 2:
+                raise PairingError("the shuffle baseline needs at least two clips", item="shuffle")
+            perm = sattolo(len(ids), np.random.default_rng([self.seed, zlib.crc32(b"shuffle")]))
+            self._partner = {ids[i]: ids[perm[i]] for i in range(len(ids))}
+
+    def partner(self, clip_id: str) -> str:
+        return self._partner[clip_id]
+
+    def audio(self, clip) -> tuple[np.ndarray, int]:
+        sr, n = int(clip.sample_rate), int(clip.num_samples)
+        if self.name == "oracle":
+            return clip.audio(), sr
+        if self.name == "silence":
+            return np.zeros(n, np.float32), sr
+        if self.name == "noise":
+            ref = clip.audio().astype(np.float64)
+            rms = max(float(np.sqrt(np.mean(ref ** 2))) if ref.size else 0.0, 1e-3)
+            rng = np.random.default_rng(clip_seed(self.seed, clip.id))
+            return (rng.standard_normal(n) * rms).astype(np.float32), sr
+        if self.name == "shuffle":
+            other = self._clips[self._partner[clip.id]]
+            return other.audio(), int(other.sample_rate)
+        if self.name == "resynth":
+            from copdata.render.piano import render_notes
+            return np.asarray(render_notes(clip.notes(), sr, float(clip.seconds)), np.float32), sr
+        raise ModelError(f"unknown baseline; choose one of {BASELINES}", item=self.name)
+
+
+def sattolo(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random cyclic permutation of ``range(n)`` (no fixed points)."""
+    perm = np.arange(n)
+    for i in range(n - 1, 0, -1):
+        j = int(rng.integers(0, i))
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm
+
+
+def resolve_model(model: str, seed: int = 0) -> OutputSource:
+    """Turn a ``--model`` argument into an output source."""
+    if model in BASELINES:
+        return Baseline(model, seed)
+    path = Path(model)
+    if path.is_dir() and any(p.suffix.lower() in AUDIO_SUFFIXES for p in path.iterdir()):
+        return FolderOutputs(path)
+    if path.exists():
+        return CheckpointOutputs(path, seed)
+    raise ModelError(f"--model is neither a baseline ({', '.join(BASELINES)}), a folder of "
+                     "<clip_id>.wav/.flac files, nor a checkpoint path", item=model)

@@ -1,0 +1,81 @@
+"""Results files: structure, provenance, deterministic JSON.
+
+``RESULTS_DIR/<model name>.json`` holds ``model``, ``metrics`` (``{column:
+{"mean", "ci95", "n", "higher_is_better"}}``), ``per_clip`` (``{clip_id:
+{column: value}}``), ``pairing`` (paired count, missing and extra ids),
+``errors`` (per clip), ``provenance`` and ``created`` (the only timestamp).
+Keys are sorted and floats written by ``json`` (``repr``), so the same inputs
+give byte-identical files apart from ``created``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import platform
+import re
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+PACKAGES = ("numpy", "scipy", "librosa", "soxr", "opencv-python-headless", "mir_eval", "av",
+            "basic-pitch", "onnxruntime", "torch", "transformers", "pretty_midi", "soundfile",
+            "cop-toolkit")
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    out["python"] = platform.python_version()
+    return out
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"
+
+
+def dumps(results: dict) -> str:
+    return json.dumps(results, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_results(results: dict, results_dir: str | Path) -> Path:
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{safe_name(results['model'])}.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(dumps(results), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_results(path: str | Path) -> dict:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "metrics" not in data or "model" not in data:
+        from .errors import BenchError
+        raise BenchError("not a copbench results file (no 'model'/'metrics')", item=str(path))
+    return data
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def strip_created(results: dict) -> dict:
+    return {k: v for k, v in results.items() if k != "created"}
+
+
+def provenance_line(results: dict) -> str:
+    """One line: dataset fingerprint, split, seed, metric versions, weights."""
+    prov = results.get("provenance", {})
+    ds = prov.get("dataset", {})
+    metrics = prov.get("metrics", {})
+    versions = ",".join(f"{k}@{v.get('version')}" for k, v in sorted(metrics.items()))
+    weights = prov.get("embedder_weights") or {}
+    wtxt = ",".join(f"{k}:{str(v)[:12]}" for k, v in sorted(weights.items())) or "none"
+    return (f"data={str(ds.get('fingerprint', ''))[:16]} split={ds.get('split')} "
+            f"n={results.get('pairing', {}).get('paired')} seed={prov.get('seed')} "
+            f"metrics={versions} weights={wtxt} copbench={prov.get('copbench_version')}")

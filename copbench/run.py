@@ -1,0 +1,131 @@
+"""``copbench run``: score one model on one dataset split.
+
+Pipeline: model -> output audio per clip id -> strict pairing -> resample to
+the dataset rate (librosa ``soxr_hq``, when the rates differ) -> length rule
+(trim or zero-pad the end to the reference length) -> every metric -> results
+JSON with a 95% bootstrap CI on every mean and full provenance.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import librosa
+import numpy as np
+from tqdm import tqdm
+
+from copdata import open_dataset
+from copdata.errors import CopDataError
+
+from . import __version__
+from .metrics import DEFAULT_METRICS, ScoreItem, build_metrics, fit_length
+from .models import resolve_model
+from .pairing import pair_ids
+from .results import SCHEMA_VERSION, now_iso, package_versions, write_results
+from .stats import summarize
+
+log = logging.getLogger(__name__)
+RESAMPLER = "librosa.resample soxr_hq"
+LENGTH_RULE = "trim or zero-pad the end of the output to the reference length"
+
+
+def _prepare_audio(audio: np.ndarray, sr: int, clip, counts: dict) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    if not np.all(np.isfinite(audio)):
+        raise CopDataError("output audio holds NaN or inf samples", item=clip.id)
+    if int(sr) != int(clip.sample_rate):
+        audio = librosa.resample(audio, orig_sr=int(sr), target_sr=int(clip.sample_rate),
+                                 res_type="soxr_hq").astype(np.float32)
+        counts["resampled"] += 1
+    if audio.shape[0] != clip.num_samples:
+        counts["length_fixed"] += 1
+    return fit_length(audio, clip.num_samples)
+
+
+def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEFAULT_METRICS,
+                  out: str | Path | None = None, seed: int = 0, per_clip_fad: bool = False,
+                  progress: bool = True, command: list[str] | None = None) -> dict:
+    """Score ``model`` on ``data``/``split`` with ``metrics``; writes
+    ``out/<model name>.json`` when ``out`` is given and returns the results."""
+    ds = open_dataset(data)
+    clips = sorted(ds.clips(split), key=lambda c: c.id)
+    if not clips:
+        raise CopDataError(f"the dataset has no clips in split {split!r}", item=str(data))
+    source = resolve_model(model, seed)
+    source.prepare(clips)
+    pairing = pair_ids([c.id for c in clips], source.available_ids())
+    by_id = {c.id: c for c in clips}
+    scorers = build_metrics(list(metrics), per_clip_fad=per_clip_fad)
+    per_clip: dict[str, dict] = {}
+    errors: dict[str, str] = {}
+    counts = {"resampled": 0, "length_fixed": 0}
+    for clip_id in tqdm(pairing.paired, desc=f"copbench {source.name}", unit="clip",
+                        disable=not progress):
+        clip = by_id[clip_id]
+        try:
+            audio, sr = source.audio(clip)
+            item = ScoreItem(clip, _prepare_audio(audio, sr, clip, counts))
+            values: dict[str, float] = {}
+            for metric in scorers:
+                values.update(metric.score(item))
+        except CopDataError as exc:
+            errors[clip_id] = f"{exc.error_class}: {exc}"
+            log.error("clip %s failed: %s", clip_id, exc)
+            continue
+        per_clip[clip_id] = values
+    summary: dict[str, dict] = {}
+    for metric in scorers:
+        if metric.SET_LEVEL:
+            for column, entry in metric.finalize(seed).items():
+                for cid, v in entry.pop("per_clip", {}).items():
+                    per_clip.setdefault(cid, {})[column] = v
+                summary[column] = {**entry, "higher_is_better": metric.columns[column]}
+            continue
+        for column, higher in metric.columns.items():
+            values = [per_clip[c][column] for c in sorted(per_clip) if column in per_clip[c]]
+            if values:
+                summary[column] = {**summarize(values, seed, column), "higher_is_better": higher}
+    metric_prov = {m.NAME: m.provenance() for m in scorers}
+    weights = {}
+    for prov in metric_prov.values():
+        for emb in _embedders_in(prov):
+            if emb.get("weights"):
+                weights[emb["name"]] = emb["weights"]["sha256"]
+    results = {
+        "schema": SCHEMA_VERSION,
+        "model": source.name,
+        "metrics": summary,
+        "per_clip": per_clip,
+        "pairing": pairing.to_json(),
+        "errors": errors,
+        "provenance": {
+            "dataset": {"root": str(Path(data).resolve()), "fingerprint": ds.fingerprint(),
+                        "split": split, "num_clips": len(clips), "fps": ds.fps,
+                        "sample_rate": ds.sample_rate, "clip_seconds": ds.clip_seconds,
+                        "source": ds.settings.get("source")},
+            "model": source.info(),
+            "metrics": metric_prov,
+            "embedder_weights": weights,
+            "resampler": RESAMPLER,
+            "length_rule": LENGTH_RULE,
+            "audio_fixes": counts,
+            "bootstrap": {"resamples": 1000, "level": 0.95, "method": "percentile"},
+            "packages": package_versions(),
+            "copbench_version": __version__,
+            "seed": int(seed),
+            "command": list(command) if command is not None else list(sys.argv),
+        },
+        "created": now_iso(),
+    }
+    if out is not None:
+        results["path"] = str(write_results(results, out))
+    return results
+
+
+def _embedders_in(prov: dict):
+    settings = prov.get("settings", {})
+    for key in ("embedder", "audio_embedder", "image_embedder"):
+        if isinstance(settings.get(key), dict):
+            yield settings[key]

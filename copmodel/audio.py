@@ -1,0 +1,162 @@
+"""Audio representations: what the flow model generates, and back to a waveform.
+
+Built-in (offline): a log-mel spectrogram at an internal sample rate, inverted
+by Griffin-Lim (mel -> linear magnitude by the pseudo-inverse of the mel
+filterbank, then phase retrieval). Pretrained (optional): continuous EnCodec
+latents (encoder output before quantisation) from a local transformers folder.
+
+Both keep per-channel normalisation statistics as buffers, so they travel in
+the model's state dict. Generated audio is resampled to the clip's rate and cut
+or zero-padded to exactly the clip's number of samples.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.signal import resample_poly
+from torch import nn
+
+from .errors import ConfigError, WeightsNotFoundError
+from .presets import AudioConfig
+
+log = logging.getLogger(__name__)
+
+LOG_FLOOR = 1e-5
+
+
+def resample(audio: np.ndarray, sr_in: int, sr_out: int, num_samples: int | None = None) -> np.ndarray:
+    """Polyphase resampling; optionally cut or zero-pad to ``num_samples``."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if sr_in != sr_out:
+        g = math.gcd(int(sr_in), int(sr_out))
+        audio = resample_poly(audio, sr_out // g, sr_in // g).astype(np.float32)
+    if num_samples is not None:
+        out = np.zeros(num_samples, dtype=np.float32)
+        n = min(num_samples, audio.shape[0])
+        out[:n] = audio[:n]
+        audio = out
+    return audio
+
+
+class AudioRepresentation(nn.Module):
+    """Interface: ``encode`` waveforms to features ``(B, C, M)``, ``decode`` back."""
+
+    channels: int
+    sample_rate: int
+    hop: int
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(channels))
+        self.register_buffer("std", torch.ones(channels))
+
+    def encode(self, audio: torch.Tensor, num_frames: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, features: np.ndarray, num_samples: int) -> np.ndarray:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def fit_stats(self, features: torch.Tensor) -> None:
+        """Per-channel mean and one shared std over a stack ``(N, C, M)`` of raw features
+        (a shared std keeps near-constant channels, e.g. silent bands, from amplifying
+        their tiny fluctuations into unit-variance noise)."""
+        flat = features.transpose(0, 1).reshape(features.shape[1], -1).float()
+        mean = flat.mean(dim=1)
+        self.mean.copy_(mean)
+        self.std.fill_(float((flat - mean[:, None]).std().clamp_min(1e-3)))
+
+    def normalize(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.mean[:, None]) / self.std[:, None]
+
+    def denormalize(self, features: torch.Tensor) -> torch.Tensor:
+        return features * self.std[:, None] + self.mean[:, None]
+
+
+class LogMel(AudioRepresentation):
+    """``log(max(mel @ |STFT|, 1e-5))`` with a Hann window, centred frames."""
+
+    def __init__(self, cfg: AudioConfig):
+        import librosa
+
+        super().__init__(cfg.n_mels)
+        self.cfg = cfg
+        self.channels, self.sample_rate, self.hop = cfg.n_mels, cfg.sample_rate, cfg.hop
+        basis = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels,
+                                    fmin=cfg.fmin, fmax=cfg.fmax)
+        self.register_buffer("mel_basis", torch.from_numpy(basis).float(), persistent=False)
+        self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
+        self._pinv = np.linalg.pinv(basis).astype(np.float32)
+
+    def encode(self, audio: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """``(B, S)`` waveforms at the internal rate -> ``(B, n_mels, num_frames)``."""
+        spec = torch.stft(audio.float(), self.cfg.n_fft, self.cfg.hop, window=self.window,
+                          center=True, return_complex=True).abs()
+        mel = torch.log(torch.clamp(self.mel_basis @ spec, min=LOG_FLOOR))
+        m = mel.shape[-1]
+        if m >= num_frames:
+            return mel[..., :num_frames]
+        return torch.nn.functional.pad(mel, (0, num_frames - m), value=math.log(LOG_FLOOR))
+
+    def decode(self, features: np.ndarray, num_samples: int) -> np.ndarray:
+        """Griffin-Lim: raw log-mel ``(n_mels, M)`` -> waveform at the internal rate."""
+        import librosa
+
+        mel = np.exp(np.asarray(features, dtype=np.float32))
+        mag = np.maximum(self._pinv @ mel, 0.0)
+        audio = librosa.griffinlim(mag, n_iter=self.cfg.griffin_lim_iters, hop_length=self.cfg.hop,
+                                   win_length=self.cfg.n_fft, n_fft=self.cfg.n_fft, center=True,
+                                   random_state=0)
+        return resample(audio, self.sample_rate, self.sample_rate, num_samples)
+
+
+class EncodecLatents(AudioRepresentation):
+    """Continuous EnCodec latents from a local transformers folder (frozen)."""
+
+    def __init__(self, cfg: AudioConfig, path: str):
+        from transformers import EncodecModel
+
+        if not Path(path).is_dir():
+            raise WeightsNotFoundError(
+                "EnCodec weights not found; download e.g. facebook/encodec_24khz into this "
+                "folder (config.json + model.safetensors) or use representation='mel'",
+                item=path)
+        model = EncodecModel.from_pretrained(path, local_files_only=True).eval()
+        hop = int(np.prod(model.config.upsampling_ratios))
+        if model.config.sampling_rate != cfg.sample_rate or hop != cfg.hop:
+            raise ConfigError(
+                f"audio config must use sample_rate={model.config.sampling_rate} hop={hop} "
+                "to match the EnCodec weights", item=path)
+        super().__init__(model.config.hidden_size)
+        self.channels, self.sample_rate, self.hop = model.config.hidden_size, cfg.sample_rate, hop
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self._model = [model]  # not a submodule: keeps the frozen weights out of checkpoints
+
+    @torch.no_grad()
+    def encode(self, audio: torch.Tensor, num_frames: int) -> torch.Tensor:
+        lat = self._model[0].encoder(audio.float()[:, None, :])
+        if lat.shape[-1] >= num_frames:
+            return lat[..., :num_frames]
+        return torch.nn.functional.pad(lat, (0, num_frames - lat.shape[-1]))
+
+    @torch.no_grad()
+    def decode(self, features: np.ndarray, num_samples: int) -> np.ndarray:
+        lat = torch.as_tensor(features, dtype=torch.float32)[None]
+        audio = self._model[0].decoder(lat)[0, 0].numpy()
+        return resample(audio, self.sample_rate, self.sample_rate, num_samples)
+
+
+def build_audio(cfg: AudioConfig) -> AudioRepresentation:
+    """``"mel"`` or ``"encodec:<dir>"``."""
+    if cfg.representation == "mel":
+        return LogMel(cfg)
+    if cfg.representation.startswith("encodec:"):
+        return EncodecLatents(cfg, cfg.representation.split(":", 1)[1])
+    raise ConfigError("unknown audio representation; use 'mel' or 'encodec:<dir>'",
+                      item=cfg.representation)

@@ -1,0 +1,128 @@
+"""``copmodel`` command line: train, sample, prefs (a thin layer over the library)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from copdata.errors import CopDataError
+
+
+def _train(args) -> int:
+    from .presets import get_preset
+    from .train import train_folder
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    cfg = get_preset(args.config)
+    if args.batch_size:
+        cfg = cfg.override(train={"batch_size": args.batch_size})
+    pairs = None
+    if args.prefs:
+        import torch
+
+        pairs = torch.load(args.prefs, map_location="cpu", weights_only=False)["pairs"]
+    result = train_folder(args.stage, cfg, args.data, args.out, max_steps=args.max_steps,
+                          save_every=args.save_every, resume=args.resume, init=args.init,
+                          pairs=pairs)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _sample(args) -> int:
+    import copdata
+    from copdata import media
+    from tqdm import tqdm
+
+    from .sample import load_sampler
+
+    sampler = load_sampler(args.ckpt, device=args.device)
+    ds = copdata.open_dataset(args.data)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clips = list(ds.clips(args.split))
+    for clip in tqdm(clips, desc="sample", unit="clip"):
+        audio = sampler.generate(clip, seed=args.seed, steps=args.steps, cfg=args.cfg)
+        media.write_audio(out / f"{clip.id}.wav", audio, clip.sample_rate)
+    info = {**sampler.info(), "seed": args.seed, "split": args.split, "clips": len(clips),
+            "steps": args.steps or sampler.cfg.sample.steps,
+            "cfg": sampler.cfg.sample.cfg if args.cfg is None else args.cfg}
+    (out / "sampler.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    print(f"wrote {len(clips)} wav files to {out}")
+    return 0
+
+
+def _prefs(args) -> int:
+    from .prefs import make_preferences
+
+    result = make_preferences(args.ckpt, args.data, args.out, split=args.split,
+                              candidates=args.candidates, steps=args.steps, cfg=args.cfg,
+                              limit=args.limit, seed=args.seed)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="copmodel", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train one stage (writes RUN/stage<N>/last.ckpt)")
+    t.add_argument("--stage", type=int, choices=(1, 2, 3), required=True)
+    t.add_argument("--config", default="tiny", choices=("micro", "tiny", "small", "base"))
+    t.add_argument("--data", required=True, help="dataset folder (copdata build --out)")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument("--save-every", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    t.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (1 is fastest on a busy machine)")
+    t.add_argument("--resume", action="store_true", help="continue RUN/stage<N>/last.ckpt")
+    t.add_argument("--init", default=None, help="start from this checkpoint "
+                   "(default for stage > 1: RUN/stage<N-1>/last.ckpt)")
+    t.add_argument("--prefs", default=None, help="stage 3: preference pairs from copmodel prefs")
+    t.set_defaults(func=_train)
+
+    s = sub.add_parser("sample", help="write <clip_id>.wav for every clip of a split")
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--data", required=True)
+    s.add_argument("--split", default="test")
+    s.add_argument("--out", required=True)
+    s.add_argument("--steps", type=int, default=None)
+    s.add_argument("--cfg", type=float, default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_sample)
+
+    r = sub.add_parser("prefs", help="preference pairs: K candidates per clip ranked by MIDI F1")
+    r.add_argument("--ckpt", required=True)
+    r.add_argument("--data", required=True)
+    r.add_argument("--out", required=True, help="output .pt file")
+    r.add_argument("--split", default="train")
+    r.add_argument("--candidates", type=int, default=4)
+    r.add_argument("--steps", type=int, default=None)
+    r.add_argument("--cfg", type=float, default=None)
+    r.add_argument("--limit", type=int, default=None, help="at most this many clips")
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(func=_prefs)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except CopDataError as exc:
+        print(f"error: {exc.error_class}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

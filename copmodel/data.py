@@ -1,0 +1,132 @@
+"""Training tensors from a CoP dataset folder (read through ``copdata.open_dataset``).
+
+Each clip is precomputed once into the arrays the model consumes:
+
+- ``mel``: raw audio features ``float32 (C, mel_frames)`` of the clip audio at the
+  internal sample rate (the model normalises them);
+- ``frames``: grayscale keyboard frames ``uint8 (T, frame_height, frame_width)``;
+- ``video_features``: ``float32 (T, D)`` only with a pretrained video encoder;
+- ``roll``: ``float32 (T, 88)`` in {0, 1} (``roll.npy > 0``);
+- ``text`` / ``text_mask``: the caption (first step text) encoded for the text encoder.
+
+With ``cache_dir`` the arrays are stored as ``.npz`` keyed by clip id, clip row and
+the settings they depend on (never inside the dataset folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import copdata
+from copdata import media
+from copdata.errors import DatasetError
+
+from .presets import Config, SeqLens
+from .text import encode_caption
+from .video import clip_image_features, preprocess_frames
+
+log = logging.getLogger(__name__)
+
+
+def seq_lens(cfg: Config, seconds: float, fps: float) -> SeqLens:
+    return SeqLens.derive(seconds, fps, cfg.audio, cfg.net.patch)
+
+
+def fit_frames(frames: np.ndarray, num_frames: int) -> np.ndarray:
+    """Cut or repeat the last frame so that there are exactly ``num_frames``."""
+    if len(frames) == 0:
+        raise DatasetError("clip video has no frames", item="frames")
+    if len(frames) >= num_frames:
+        return frames[:num_frames]
+    pad = np.repeat(frames[-1:], num_frames - len(frames), axis=0)
+    return np.concatenate([frames, pad])
+
+
+def condition_arrays(clip, cfg: Config, lens: SeqLens, roll: np.ndarray | None = None) -> dict:
+    """Video, text and (ground-truth unless given) roll arrays of one clip."""
+    rgb = fit_frames(clip.frames(), lens.video_frames)
+    out = {"frames": preprocess_frames(rgb, cfg.net.frame_height, cfg.net.frame_width)}
+    if cfg.net.video_encoder.startswith("clip:"):
+        out["video_features"] = clip_image_features(rgb, cfg.net.video_encoder)
+    text, mask = encode_caption(clip.caption, cfg.net)
+    out["text"], out["text_mask"] = text, mask
+    if roll is None:
+        roll = clip.roll()
+    out["roll"] = (fit_frames(np.asarray(roll), lens.video_frames) > 0).astype(np.float32)
+    return out
+
+
+def clip_arrays(clip, cfg: Config, lens: SeqLens, audio_repr) -> dict:
+    """All training arrays of one clip (see the module docstring)."""
+    out = condition_arrays(clip, cfg, lens)
+    audio, _ = media.read_audio(clip.dir / "audio.flac", cfg.audio.sample_rate)
+    audio = np.asarray(audio, dtype=np.float32)[: lens.audio_samples]
+    audio = np.pad(audio, (0, lens.audio_samples - len(audio)))
+    with torch.no_grad():
+        mel = audio_repr.encode(torch.from_numpy(audio)[None], lens.mel_frames)[0]
+    out["mel"] = mel.numpy().astype(np.float32)
+    return out
+
+
+def _cache_key(clip, cfg: Config) -> str:
+    deps = {"row": clip.row, "audio": cfg.audio.__dict__,
+            "frames": [cfg.net.frame_height, cfg.net.frame_width, cfg.net.video_encoder],
+            "text": [cfg.net.text_encoder, cfg.net.text_vocab, cfg.net.text_max_tokens],
+            "seconds": clip.seconds, "fps": clip.fps}
+    digest = hashlib.sha256(json.dumps(deps, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{clip.id}.{digest[:16]}.npz"
+
+
+class ClipTensors(torch.utils.data.Dataset):
+    """Precomputed clips of one split; items are dicts of tensors plus ``id``."""
+
+    def __init__(self, items: list[dict], ids: list[str], lens: SeqLens):
+        if not items:
+            raise DatasetError("no clips to train on", item="split")
+        self.items, self.ids, self.lens = items, ids, lens
+
+    @classmethod
+    def from_folder(cls, data_dir: str | Path, split: str, cfg: Config, audio_repr,
+                    cache_dir: str | Path | None = None) -> "ClipTensors":
+        ds = copdata.open_dataset(data_dir)
+        clips = list(ds.clips(split))
+        if not clips:
+            raise DatasetError(f"dataset has no clips in split {split!r}; splits present: "
+                               f"{sorted({r['split'] for r in ds.rows})}", item=str(data_dir))
+        lens = seq_lens(cfg, ds.clip_seconds, ds.fps)
+        cache = Path(cache_dir) if cache_dir else None
+        if cache:
+            cache.mkdir(parents=True, exist_ok=True)
+        items = []
+        for clip in tqdm(clips, desc=f"precompute {split}", unit="clip", leave=False):
+            path = cache / _cache_key(clip, cfg) if cache else None
+            if path is not None and path.is_file():
+                with np.load(path) as z:
+                    arrays = {k: z[k] for k in z.files}
+            else:
+                arrays = clip_arrays(clip, cfg, lens, audio_repr)
+                if path is not None:
+                    np.savez(path, **arrays)
+            items.append(arrays)
+        return cls(items, [c.id for c in clips], lens)
+
+    def stacked_mel(self) -> torch.Tensor:
+        return torch.stack([torch.as_tensor(it["mel"]) for it in self.items])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return {k: torch.as_tensor(v) for k, v in self.items[i].items()}
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack a list of item dicts into a batch dict."""
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}

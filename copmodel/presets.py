@@ -1,0 +1,232 @@
+"""Size presets and the sequence-length configuration.
+
+A :class:`Config` groups the audio representation, the network sizes, the
+training and the sampling settings. Presets are named functions (``tiny`` for a
+laptop CPU in minutes, ``small`` and ``base`` for GPUs). :class:`SeqLens`
+derives every sequence length of a clip from its duration and frame rate and
+checks that they agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from .errors import ConfigError
+
+NUM_KEYS = 88
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Log-mel representation at an internal sample rate.
+
+    ``representation`` is ``"mel"`` (built-in, vocoded by Griffin-Lim) or
+    ``"encodec:<local dir>"`` (continuous EnCodec latents, transformers weights).
+    """
+
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    hop: int = 320
+    n_mels: int = 80
+    fmin: float = 27.5
+    fmax: float = 8000.0
+    griffin_lim_iters: int = 32
+    representation: str = "mel"
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Network sizes. ``patch`` mel frames form one audio token."""
+
+    dim: int = 128
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 2.0
+    patch: int = 2
+    # "velocity": the network outputs v; "data": it outputs x1 (v derived, see flow.py)
+    prediction: str = "data"
+    roll_depth: int = 2
+    roll_kernel: int = 5
+    # frames are converted to grayscale and resized to (frame_height, frame_width)
+    frame_height: int = 24
+    frame_width: int = 176
+    video_dim: int = 64
+    video_channels: int = 16
+    video_encoder: str = "cnn"  # or "clip:<local dir>"
+    roll_context: int = 5
+    roll_channels: int = 16
+    text_encoder: str = "builtin"  # or "t5:<local dir>" / "clip:<local dir>"
+    text_vocab: int = 2048
+    text_dim: int = 64
+    text_depth: int = 1
+    text_max_tokens: int = 32
+    contrastive_dim: int = 64
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    max_steps: int = 200
+    grad_clip: float = 1.0
+    ema_decay: float = 0.99
+    cond_dropout: float = 0.1
+    logit_normal_mean: float = 0.0
+    logit_normal_std: float = 1.0
+    roll_loss_weight: float = 1.0
+    roll_frames_per_clip: int = 16  # frames per clip the Roll Predictor trains on per step
+    contrastive_weight: float = 0.1
+    temperature_init: float = 0.07
+    dpo_beta: float = 500.0
+    dpo_weight: float = 1.0
+    save_every: int = 0  # 0: only at the end
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    steps: int = 25
+    cfg: float = 2.0
+    roll_threshold: float = 0.4
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "tiny"
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        def build(klass, sub):
+            names = {f.name for f in fields(klass)}
+            unknown = set(sub) - names
+            if unknown:
+                raise ConfigError(f"unknown {klass.__name__} keys {sorted(unknown)}",
+                                  item=str(sub))
+            return klass(**sub)
+        return cls(name=d.get("name", "custom"),
+                   audio=build(AudioConfig, d.get("audio", {})),
+                   net=build(NetConfig, d.get("net", {})),
+                   train=build(TrainConfig, d.get("train", {})),
+                   sample=build(SampleConfig, d.get("sample", {})))
+
+    def override(self, **groups: dict) -> "Config":
+        """``cfg.override(net={"dim": 32}, train={"max_steps": 5})``."""
+        out = self
+        for group, values in groups.items():
+            out = replace(out, **{group: replace(getattr(out, group), **values)})
+        return out
+
+
+def tiny() -> Config:
+    """2 CPU cores, minutes: 16 kHz, 80 mels, hop 320 (50 Hz), 2 frames per token."""
+    return Config(name="tiny")
+
+
+def small() -> Config:
+    """One GPU, hours."""
+    return Config(
+        name="small",
+        audio=AudioConfig(sample_rate=22050, n_fft=1024, hop=441, n_mels=100, fmax=11025.0),
+        net=NetConfig(prediction="velocity", dim=384, depth=8, heads=6, mlp_ratio=4.0, patch=2, roll_depth=4,
+                      frame_height=48, frame_width=352, video_dim=256, video_channels=32,
+                      roll_channels=32, text_dim=256, text_depth=2, text_vocab=8192,
+                      text_max_tokens=64, contrastive_dim=256),
+        train=TrainConfig(batch_size=32, lr=3e-4, warmup_steps=1000, max_steps=100_000,
+                          ema_decay=0.999),
+        sample=SampleConfig(steps=64, cfg=2.0))
+
+
+def base() -> Config:
+    """GPU nodes, days."""
+    return Config(
+        name="base",
+        audio=AudioConfig(sample_rate=24000, n_fft=1024, hop=480, n_mels=128, fmax=12000.0),
+        net=NetConfig(prediction="velocity", dim=768, depth=12, heads=12, mlp_ratio=4.0, patch=1, roll_depth=6,
+                      frame_height=64, frame_width=448, video_dim=512, video_channels=64,
+                      roll_channels=64, text_dim=512, text_depth=4, text_vocab=16384,
+                      text_max_tokens=77, contrastive_dim=512),
+        train=TrainConfig(batch_size=64, lr=1e-4, warmup_steps=2000, max_steps=300_000,
+                          ema_decay=0.9999),
+        sample=SampleConfig(steps=64, cfg=2.0))
+
+
+def micro() -> Config:
+    """Seconds on a CPU: for tests and smoke runs only (learns nothing useful)."""
+    return Config(
+        name="micro",
+        audio=AudioConfig(n_fft=512, hop=320, n_mels=16, griffin_lim_iters=4),
+        net=NetConfig(dim=32, depth=2, heads=2, mlp_ratio=2.0, patch=2, roll_depth=1,
+                      frame_height=8, frame_width=48, video_dim=16, video_channels=4,
+                      roll_channels=4, text_dim=16, text_vocab=64, text_max_tokens=8,
+                      contrastive_dim=16),
+        train=TrainConfig(batch_size=4, lr=1e-3, warmup_steps=2, max_steps=4,
+                          roll_frames_per_clip=4),
+        sample=SampleConfig(steps=4, cfg=2.0))
+
+
+PRESETS = {"micro": micro, "tiny": tiny, "small": small, "base": base}
+
+
+def get_preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset; choose one of {sorted(PRESETS)}", item=name)
+    return PRESETS[name]()
+
+
+@dataclass(frozen=True)
+class SeqLens:
+    """Every length of one clip, derived from its duration and frame rate.
+
+    ``audio_samples`` at the internal rate; ``mel_frames`` = ceil(samples / hop)
+    rounded up to a multiple of ``patch``; ``tokens`` = mel_frames / patch;
+    ``video_frames`` = round(seconds * fps) = roll frames.
+    """
+
+    seconds: float
+    fps: float
+    audio_samples: int
+    mel_frames: int
+    tokens: int
+    video_frames: int
+    patch: int
+
+    @classmethod
+    def derive(cls, seconds: float, fps: float, audio: AudioConfig, patch: int) -> "SeqLens":
+        if seconds <= 0 or fps <= 0:
+            raise ConfigError("clip seconds and fps must be positive",
+                              item=f"seconds={seconds} fps={fps}")
+        samples = int(round(seconds * audio.sample_rate))
+        mel = int(math.ceil(samples / audio.hop))
+        mel = int(math.ceil(mel / patch) * patch)
+        lens = cls(float(seconds), float(fps), samples, mel, mel // patch,
+                   int(round(seconds * fps)), patch)
+        lens.check()
+        return lens
+
+    def check(self) -> None:
+        if self.mel_frames % self.patch:
+            raise ConfigError("mel frames must be a multiple of the patch size", item=str(self))
+        if self.tokens * self.patch != self.mel_frames or self.tokens < 1:
+            raise ConfigError("tokens * patch must equal mel frames", item=str(self))
+        if self.video_frames < 1:
+            raise ConfigError("a clip needs at least one video frame", item=str(self))
+
+    @property
+    def token_rate(self) -> float:
+        """Audio tokens per second."""
+        return self.tokens / self.seconds
+
+    def frame_of_token(self) -> list[int]:
+        """Video frame index shown at the centre of each audio token."""
+        return [min(int((k + 0.5) / self.token_rate * self.fps), self.video_frames - 1)
+                for k in range(self.tokens)]

@@ -1,0 +1,82 @@
+"""Roll Predictor: neighbouring keyboard frames -> 88-key roll at video fps.
+
+For frame i the input is the stack of ``context`` grayscale frames centred on i
+(edges repeat the first/last frame). A small CNN keeps the horizontal
+resolution (keys are laid out left to right) while striding over the height,
+takes the maximum over the remaining rows, and a linear layer maps the
+per-column features to 88 logits (column k = MIDI pitch 21 + k). Trained with
+binary cross-entropy against ``roll > 0`` on a random subset of frames per step;
+:func:`frame_f1` is the metric it logs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .presets import NUM_KEYS, NetConfig
+
+
+def context_index(num_frames: int, context: int, device=None) -> torch.Tensor:
+    """``(T, context)`` frame indices centred on each frame, clamped at the edges."""
+    half = context // 2
+    idx = (torch.arange(num_frames, device=device)[:, None]
+           + torch.arange(-half, context - half, device=device)[None])
+    return idx.clamp(0, num_frames - 1)
+
+
+class RollPredictor(nn.Module):
+    def __init__(self, cfg: NetConfig):
+        super().__init__()
+        c = cfg.roll_channels
+        self.context = cfg.roll_context
+        self.conv = nn.Sequential(
+            # no bias before GroupNorm: it would be removed by the normalisation
+            nn.Conv2d(cfg.roll_context, c, 3, stride=(2, 1), padding=1, bias=False),
+            nn.GroupNorm(4, c), nn.GELU(),
+            nn.Conv2d(c, c, 3, stride=(2, 1), padding=1, bias=False), nn.GroupNorm(4, c), nn.GELU(),
+            nn.Conv2d(c, c, 3, stride=(2, 1), padding=1), nn.GELU(),
+        )
+        self.head = nn.Linear(c * cfg.frame_width, NUM_KEYS)
+
+    def forward(self, frames: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Grayscale uint8 ``(B, T, h, w)`` -> logits ``(B, T, 88)``, or ``(B, K, 88)``
+        for the frames ``index`` ``(B, K)`` only."""
+        b, t, h, w = frames.shape
+        ctx = context_index(t, self.context, frames.device)  # (T, context)
+        if index is not None:
+            ctx = ctx[index]  # (B, K, context)
+            x = torch.stack([frames[i, ctx[i]] for i in range(b)])
+        else:
+            x = frames[:, ctx]
+        k = x.shape[1]
+        x = self.conv(x.reshape(b * k, self.context, h, w).float() / 255.0 - 0.5).amax(dim=2)
+        return self.head(x.flatten(1)).reshape(b, k, NUM_KEYS)
+
+    @torch.no_grad()
+    def predict(self, frames: torch.Tensor, threshold: float = 0.5, chunk: int = 256) -> torch.Tensor:
+        """Binary roll ``float (B, T, 88)`` (frames processed in chunks)."""
+        b, t = frames.shape[:2]
+        out = []
+        for s in range(0, t, chunk):
+            idx = torch.arange(s, min(t, s + chunk), device=frames.device).expand(b, -1)
+            out.append(torch.sigmoid(self(frames, idx)) > threshold)
+        return torch.cat(out, dim=1).float()
+
+
+def roll_bce(logits: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy against ``roll > 0``."""
+    return F.binary_cross_entropy_with_logits(logits.float(), (roll > 0).float())
+
+
+def frame_f1(pred: torch.Tensor, roll: torch.Tensor) -> dict:
+    """Frame-level precision/recall/F1 over all (frame, key) cells (micro)."""
+    p, r = pred > 0, roll > 0
+    tp = (p & r).sum().item()
+    fp = (p & ~r).sum().item()
+    fn = (~p & r).sum().item()
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}

@@ -1,0 +1,162 @@
+"""End-to-end `copbench run` / leaderboard / compare on a tiny synth dataset."""
+
+import json
+
+import numpy as np
+import pytest
+
+from copbench.cli import main
+from copbench.compare import compare_files
+from copbench.errors import ModelError, PairingError
+from copbench.leaderboard import render_leaderboard
+from copbench.results import dumps, strip_created
+from copbench.run import run_benchmark
+
+FAST = ["si_sdr", "fad_mel"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from copdata.build import build_dataset
+    from copdata.sources.base import BuildSettings
+    from copdata.sources.synth import SynthSource
+    out = tmp_path_factory.mktemp("ds") / "tiny"
+    build_dataset(SynthSource(num_items=4, item_seconds=4.0, seed=0, test_fraction=0.5,
+                              frame_size=(320, 64)), out, BuildSettings(clip_seconds=2.0),
+                  progress=False)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COPBENCH_CACHE", str(tmp_path / "cache"))
+
+
+def test_oracle_default_metrics(dataset, tmp_path):
+    from copdata import open_dataset
+    test_ids = sorted(open_dataset(dataset).ids("test"))
+    res = run_benchmark("oracle", dataset, out=tmp_path / "res", progress=False, command=["t"])
+    m = res["metrics"]
+    assert sorted(res["per_clip"]) == test_ids
+    assert m["si_sdr"]["mean"] == 100.0 and m["si_sdr"]["n"] == len(test_ids)
+    assert m["midi_note_f1"]["mean"] > 0.5 and m["midi_frame_f1"]["mean"] > 0.5
+    assert "midi_frame_f1_audeo" in m and 0 <= m["av_align"]["mean"] <= 1
+    assert m["fad_mel"]["mean"] == pytest.approx(0, abs=1e-6)
+    assert m["fad_basicpitch"]["mean"] == pytest.approx(0, abs=1e-6)
+    for entry in m.values():
+        lo, hi = entry["ci95"]
+        assert lo <= entry["mean"] + 1e-9 and entry["mean"] <= hi + 1e-9
+    prov = res["provenance"]
+    assert prov["dataset"]["fingerprint"] == open_dataset(dataset).fingerprint()
+    assert prov["metrics"]["midi"]["settings"]["transcriber"]["name"] == "basic-pitch"
+    assert prov["seed"] == 0 and prov["command"] == ["t"] and prov["packages"]["numpy"]
+    saved = json.loads((tmp_path / "res" / "oracle.json").read_text())
+    assert saved["metrics"] == m
+
+
+def test_same_inputs_identical_json(dataset, tmp_path):
+    a = run_benchmark("noise", dataset, metrics=FAST, seed=3, progress=False, command=["x"])
+    b = run_benchmark("noise", dataset, metrics=FAST, seed=3, progress=False, command=["x"])
+    assert dumps(strip_created(a)) == dumps(strip_created(b))
+    c = run_benchmark("noise", dataset, metrics=FAST, seed=4, progress=False, command=["x"])
+    assert c["per_clip"] != a["per_clip"]
+
+
+def test_folder_pairing_resampling_and_length(dataset, tmp_path):
+    from copdata import open_dataset
+    from copdata.media import write_audio
+    import librosa
+    ds = open_dataset(dataset)
+    ids = sorted(ds.ids("test"))
+    out = tmp_path / "gen"
+    out.mkdir()
+    # first clip: the reference at 22050 Hz and 0.1 s too short; second: exact copy
+    ref0 = ds[ids[0]].audio()
+    write_audio(out / f"{ids[0]}.wav", librosa.resample(ref0, orig_sr=44100, target_sr=22050)[:-2205], 22050)
+    write_audio(out / f"{ids[1]}.flac", ds[ids[1]].audio(), 44100)
+    write_audio(out / "not-a-clip.00000000.wav", np.zeros(100, np.float32), 44100)
+    res = run_benchmark(str(out), dataset, metrics=["si_sdr"], progress=False)
+    assert res["pairing"]["paired"] == 2
+    assert res["pairing"]["missing"] == ids[2:]
+    assert res["pairing"]["extra"] == ["not-a-clip.00000000"]
+    assert res["provenance"]["audio_fixes"] == {"resampled": 1, "length_fixed": 1}
+    assert res["per_clip"][ids[1]]["si_sdr"] > 40  # 16-bit FLAC round trip
+    assert 5 < res["per_clip"][ids[0]]["si_sdr"] < 40  # resampled, last 0.1 s zero-padded
+    assert res["model"] == "gen"
+
+
+def test_no_common_ids_is_an_error(dataset, tmp_path):
+    from copdata.media import write_audio
+    (tmp_path / "bad").mkdir()
+    write_audio(tmp_path / "bad" / "other.wav", np.zeros(100, np.float32), 44100)
+    with pytest.raises(PairingError):
+        run_benchmark(str(tmp_path / "bad"), dataset, metrics=["si_sdr"], progress=False)
+    with pytest.raises(ModelError):
+        run_benchmark("no-such-model", dataset, metrics=["si_sdr"], progress=False)
+
+
+def test_shuffle_is_a_derangement_and_baselines_order(dataset):
+    from copbench.models import Baseline
+    from copdata import open_dataset
+    clips = list(open_dataset(dataset).clips("all"))
+    base = Baseline("shuffle", seed=1)
+    base.prepare(clips)
+    partners = {c.id: base.partner(c.id) for c in clips}
+    assert all(k != v for k, v in partners.items())
+    assert sorted(partners.values()) == sorted(partners)
+    scores = {m: run_benchmark(m, dataset, metrics=["si_sdr"], progress=False)["metrics"]["si_sdr"]["mean"]
+              for m in ("oracle", "resynth", "shuffle", "silence")}
+    assert scores["oracle"] == 100.0 and scores["silence"] == -100.0
+    assert scores["resynth"] > 20  # copdata renders synth audio with the same synthesizer
+    assert scores["shuffle"] < 0
+
+
+def test_cli_leaderboard_and_compare(dataset, tmp_path, capsys):
+    res_dir = tmp_path / "res"
+    for model in ("oracle", "silence"):
+        assert main(["run", "--model", model, "--data", str(dataset), "--metrics", "si_sdr,fad_mel",
+                     "--out", str(res_dir), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 clips paired" not in printed and "si_sdr" in printed
+    md = render_leaderboard(res_dir, "md")
+    assert "| oracle |" in md and "**100 [100, 100]** *" in md and "Provenance:" in md
+    csv_text = render_leaderboard(res_dir, "csv")
+    header, oracle_row = csv_text.splitlines()[:2]
+    assert header.startswith("model,n,fad_mel") and "fad_mel;si_sdr" in oracle_row
+    html_path = tmp_path / "lb.html"
+    assert main(["leaderboard", str(res_dir), "--format", "html", "--out", str(html_path)]) == 0
+    page = html_path.read_text()
+    assert page.count("<svg") == 2 and "<script>" in page and 'class="best"' in page
+    assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # self-contained
+    cmp = compare_files(res_dir / "silence.json", res_dir / "oracle.json")
+    assert cmp["same_dataset"] and cmp["metrics"]["si_sdr"]["diff"] == 200.0
+    assert cmp["metrics"]["si_sdr"]["better"] == "B"
+    assert main(["compare", str(res_dir / "silence.json"), str(res_dir / "oracle.json")]) == 0
+    assert "si_sdr" in capsys.readouterr().out
+    assert main(["run", "--model", "nothing", "--data", str(dataset), "--no-progress"]) == 2
+
+
+def test_checkpoint_without_copmodel_is_a_clear_error(dataset, tmp_path, monkeypatch):
+    import sys
+    from copbench.errors import ModelUnavailableError
+    monkeypatch.setitem(sys.modules, "copmodel.sample", None)  # as if copmodel were absent
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"x")
+    with pytest.raises(ModelUnavailableError, match="copmodel.sample.load_sampler"):
+        run_benchmark(str(ckpt), dataset, metrics=["si_sdr"], progress=False)
+
+
+def test_per_clip_fad_and_reference_cache(dataset, tmp_path):
+    from copbench.cache import cache_dir
+    res = run_benchmark("noise", dataset, metrics=["fad_mel"], per_clip_fad=True, progress=False)
+    per = {cid: v["fad_mel"] for cid, v in res["per_clip"].items()}
+    assert len(per) == res["pairing"]["paired"] and all(v > 0 for v in per.values())
+    entry = res["metrics"]["fad_mel"]
+    assert entry["higher_is_better"] is False and entry["ci95"][0] <= entry["mean"] <= entry["ci95"][1]
+    cached = list((cache_dir() / "fad_reference").glob("*.npz"))
+    assert len(cached) == 1 and not list(dataset.rglob("*.npz"))  # never inside the dataset
+    again = run_benchmark("silence", dataset, metrics=["fad_mel"], progress=False)
+    assert len(list((cache_dir() / "fad_reference").glob("*.npz"))) == 1  # reused
+    oracle = run_benchmark("oracle", dataset, metrics=["fad_mel"], progress=False)
+    assert oracle["metrics"]["fad_mel"]["mean"] == pytest.approx(0, abs=1e-6)  # same stats
+    assert again["metrics"]["fad_mel"]["mean"] > 0

@@ -1,0 +1,158 @@
+"""CLAP score, CLIP score and FAD-CLAP with tiny random models saved to disk and
+loaded through the real loading paths (local folder and Hugging Face cache)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from copbench.cache import file_sha256
+from copbench.embedders.weights import clear_overrides, set_override
+from copbench.errors import ChecksumError, WeightsMissingError
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("COPBENCH_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("COPBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    clear_overrides()
+    yield
+    clear_overrides()
+
+
+def _byte_level_tokenizer(folder):
+    from transformers import RobertaTokenizer
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+            *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    byte_chars = [chr(b) if b in keep else chr(next(extra)) for b in range(256)]  # GPT-2 byte map
+    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>"])}
+    for ch in byte_chars:
+        vocab.setdefault(ch, len(vocab))
+    vocab["<mask>"] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return RobertaTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt")), len(vocab)
+
+
+def make_tiny_clap(folder):
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
+    tok, vocab_size = _byte_level_tokenizer(folder / "tok")
+    config = ClapConfig(
+        text_config=dict(vocab_size=vocab_size, hidden_size=16, num_hidden_layers=1,
+                         num_attention_heads=2, intermediate_size=32, max_position_embeddings=64,
+                         projection_dim=16),
+        audio_config=dict(depths=[1, 1, 1, 1], num_attention_heads=[1, 1, 2, 2],
+                          patch_embeds_hidden_size=8, hidden_size=64, projection_dim=16,
+                          window_size=8),
+        projection_dim=16)
+    torch.manual_seed(0)
+    ClapModel(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    ClapFeatureExtractor().save_pretrained(folder)
+    shutil.rmtree(folder / "tok")
+    return folder
+
+
+def make_tiny_clip(folder, projection_dim=512):
+    from transformers import CLIPConfig, CLIPModel
+    config = CLIPConfig(
+        text_config=dict(vocab_size=99, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=16),
+        vision_config=dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=32, image_size=32, patch_size=8),
+        projection_dim=projection_dim)
+    torch.manual_seed(1)
+    CLIPModel(config).save_pretrained(folder)
+    return folder
+
+
+def _as_hf_cache(folder, repo, cache_root):
+    """Lay ``folder`` out as the Hugging Face cache does (blobs named by sha256)."""
+    base = cache_root / ("models--" + repo.replace("/", "--"))
+    snap = base / "snapshots" / ("0" * 40)
+    (base / "blobs").mkdir(parents=True)
+    snap.mkdir(parents=True)
+    (base / "refs").mkdir()
+    (base / "refs" / "main").write_text("0" * 40)
+    for f in folder.iterdir():
+        blob = base / "blobs" / file_sha256(f)
+        shutil.copy(f, blob)
+        (snap / f.name).symlink_to(blob)
+    return snap
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    from copdata import open_dataset
+    from copdata.build import build_dataset
+    from copdata.sources.base import BuildSettings
+    from copdata.sources.synth import SynthSource
+    out = tmp_path_factory.mktemp("ds") / "tiny"
+    build_dataset(SynthSource(num_items=1, item_seconds=3.0, seed=1, test_fraction=0.0,
+                              frame_size=(224, 32)), out, BuildSettings(clip_seconds=2.0),
+                  progress=False)
+    clips = list(open_dataset(out).clips())
+    assert clips, json.loads((out / "report.json").read_text())
+    return clips[0]
+
+
+def test_clap_score_from_hf_cache(tmp_path, clip):
+    from copbench.metrics import build_metric
+    from copbench.metrics.base import ScoreItem
+    folder = make_tiny_clap(tmp_path / "clap")
+    _as_hf_cache(folder, "laion/clap-htsat-unfused", tmp_path / "hf")
+    metric = build_metric("clap_score")
+    assert metric.embedder.weights_info["verified_against"] == "hf_blob"
+    item = ScoreItem(clip, clip.audio())
+    a = metric.score(item)["clap_score"]
+    assert -100 <= a <= 100 and a == metric.score(item)["clap_score"]  # deterministic
+    text = metric.text_embedding(clip.caption)
+    audio = metric.embedder.embed(clip.audio(), clip.sample_rate)
+    assert audio.shape == (1, 16)
+    expected = 100 * text @ (audio.mean(0) / np.linalg.norm(audio.mean(0)))
+    assert a == pytest.approx(expected, abs=1e-6)
+    # FAD with the CLAP embedder goes through the same loader
+    fad = build_metric("fad_clap")
+    assert fad.embedder.weights_info["sha256"] == metric.embedder.weights_info["sha256"]
+
+
+def test_clap_corrupted_blob_fails_checksum(tmp_path):
+    from copbench.embedders import build_embedder
+    folder = make_tiny_clap(tmp_path / "clap")
+    snap = _as_hf_cache(folder, "laion/clap-htsat-unfused", tmp_path / "hf")
+    blob = (snap / "model.safetensors").resolve()
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError):
+        build_embedder("clap").load()
+
+
+def test_clip_score_with_local_weights(tmp_path, clip):
+    from copbench.embedders.wav2clip import build_audio_resnet
+    from copbench.metrics import build_metric
+    from copbench.metrics.base import ScoreItem
+    from copbench.metrics.clip_score import sample_indices
+    with pytest.raises(WeightsMissingError, match="wav2clip_audio.pt"):
+        build_metric("clip_score")
+    torch.manual_seed(2)
+    w2c = tmp_path / "wav2clip_audio.pt"
+    torch.save(build_audio_resnet().state_dict(), w2c)
+    set_override("wav2clip", w2c)
+    with pytest.raises(WeightsMissingError, match="openai/clip-vit-base-patch32"):
+        build_metric("clip_score")
+    set_override("clip", make_tiny_clip(tmp_path / "clip"))
+    metric = build_metric("clip_score")
+    assert metric.audio_embedder.weights_info["verified_against"] is None  # recorded, unverified
+    assert sample_indices(50, 25.0) == [12, 37]
+    item = ScoreItem(clip, clip.audio())
+    value = metric.score(item)["clip_score"]
+    assert -100 <= value <= 100
+    assert value == metric.score(item)["clip_score"]
+    silent = metric.score(ScoreItem(clip, np.zeros_like(clip.audio())))["clip_score"]
+    assert silent != value

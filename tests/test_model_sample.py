@@ -1,0 +1,104 @@
+"""copmodel on a real synthetic dataset: precompute, CLI train -> sample, Sampler API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import copdata
+from copdata.build import build_dataset
+from copdata.sources.base import BuildSettings
+from copdata.sources.synth import SynthSource
+from copmodel.audio import LogMel
+from copmodel.cli import main
+from copmodel.data import ClipTensors
+from copmodel.errors import CheckpointError
+from copmodel.presets import get_preset
+from copmodel.sample import load_sampler
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    build_dataset(SynthSource(num_items=3, item_seconds=4.0, seed=3), out,
+                  BuildSettings(clip_seconds=2.0), workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(synth_dir, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    for stage in (1, 2):
+        assert main(["train", "--stage", str(stage), "--config", "micro", "--data", str(synth_dir),
+                     "--out", str(run), "--max-steps", "2"]) == 0
+    return run
+
+
+def test_precompute_matches_the_clip_and_caches(synth_dir, tmp_path):
+    cfg = get_preset("micro")
+    mel = LogMel(cfg.audio)
+    data = ClipTensors.from_folder(synth_dir, "train", cfg, mel, tmp_path / "cache")
+    ds = copdata.open_dataset(synth_dir)
+    assert data.ids == ds.ids("train") and len(data) > 0
+    item = data[0]
+    clip = ds[data.ids[0]]
+    assert item["mel"].shape == (16, data.lens.mel_frames)
+    assert item["frames"].shape == (clip.num_frames, 8, 48) and item["frames"].dtype == torch.uint8
+    assert torch.equal(item["roll"], torch.as_tensor((clip.roll() > 0).astype(np.float32)))
+    # a loud clip has a mel well above the log floor
+    assert float(item["mel"].max()) > -3
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == len(data)
+    again = ClipTensors.from_folder(synth_dir, "train", cfg, mel, tmp_path / "cache")
+    assert torch.equal(again[0]["mel"], item["mel"])
+
+
+def test_cli_sample_writes_exact_length_wavs(synth_dir, run_dir, tmp_path):
+    ckpt = run_dir / "stage2" / "last.ckpt"
+    assert (run_dir / "stage2" / "eval.json").is_file()
+    scores = json.loads((run_dir / "stage2" / "eval.json").read_text())
+    assert 0.0 <= scores["f1"] <= 1.0 and scores["clips"] >= 1
+    out = tmp_path / "wavs"
+    assert main(["sample", "--ckpt", str(ckpt), "--data", str(synth_dir), "--split", "test",
+                 "--out", str(out), "--steps", "2"]) == 0
+    ds = copdata.open_dataset(synth_dir)
+    test_ids = ds.ids("test")
+    assert sorted(p.stem for p in out.glob("*.wav")) == sorted(test_ids)
+    audio, sr = copdata.media.read_audio(out / f"{test_ids[0]}.wav")
+    clip = ds[test_ids[0]]
+    assert sr == clip.sample_rate and audio.shape == (clip.num_samples,)
+    assert json.loads((out / "sampler.json").read_text())["stage"] == 2
+
+
+def test_sampler_is_seeded_and_uses_the_predicted_roll(synth_dir, run_dir, tmp_path):
+    sampler = load_sampler(run_dir / "stage2" / "last.ckpt")
+    info = sampler.info()
+    assert info["stage"] == 2 and info["roll"] == "predicted" and len(info["ckpt_sha256"]) == 64
+    clip = next(copdata.open_dataset(synth_dir).clips("test"))
+    a = sampler.generate(clip, seed=1, steps=2)
+    b = sampler.generate(clip, seed=1, steps=2)
+    c = sampler.generate(clip, seed=2, steps=2)
+    assert a.dtype == np.float32 and a.shape == (clip.num_samples,)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    # the ground-truth roll is never read at inference: replacing it changes nothing
+    roll_path = clip.dir / "roll.npy"
+    original = roll_path.read_bytes()
+    try:
+        np.save(roll_path, np.full((clip.num_frames, 88), 100, np.uint8))
+        assert np.array_equal(sampler.generate(clip, seed=1, steps=2), a)
+    finally:
+        roll_path.write_bytes(original)
+    assert sampler.predict_roll(clip).shape == (clip.num_frames, 88)
+
+
+def test_missing_checkpoint_is_a_typed_error(tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_sampler(tmp_path / "nope.ckpt")
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        load_sampler(tmp_path / "bad.ckpt")
+    assert main(["sample", "--ckpt", str(tmp_path / "nope.ckpt"), "--data", str(tmp_path),
+                 "--out", str(tmp_path / "o")]) == 2
