@@ -95,16 +95,23 @@ def make_source(kind: str, work: Path, args, run: str, httpd=None):
         from copdata.sources.synth import SynthSource
 
         return SynthSource(num_items=args.items, item_seconds=args.item_seconds, seed=0)
+    crop_cols = ",crop_x0,crop_y0,crop_x1,crop_y1" if args.crop else ""
+    crop_vals = ("," + args.crop) if args.crop else ""
     if kind == "local":
         from copdata.sources.local import LocalSource
 
-        return LocalSource(work / "videos", test_fraction=0.0)
+        if not args.crop:
+            return LocalSource(work / "videos", test_fraction=0.0)
+        listing = work / "videos.csv"
+        listing.write_text("path,split" + crop_cols + "\n" + "".join(
+            f"videos/take_{k:03d}.mp4,train{crop_vals}\n" for k in range(args.items)))
+        return LocalSource(listing, test_fraction=0.0)
     from copdata.sources.youtube import YouTubeSource
 
     port = httpd.server_address[1]
     manifest = work / "manifest.csv"
-    manifest.write_text("url,split\n" + "".join(
-        f"http://127.0.0.1:{port}/take_{k:03d}.mp4,train\n" for k in range(args.items)))
+    manifest.write_text("url,split" + crop_cols + "\n" + "".join(
+        f"http://127.0.0.1:{port}/take_{k:03d}.mp4,train{crop_vals}\n" for k in range(args.items)))
     return YouTubeSource(manifest, work / f"cache-{run}", retries=0)
 
 
@@ -115,8 +122,13 @@ def main(argv=None) -> int:
     p.add_argument("--item-seconds", type=float, default=12.0)
     p.add_argument("--clip-seconds", type=float, default=4.0)
     p.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    p.add_argument("--size", default="320x64", help="source video size WxH (local/youtube)")
+    p.add_argument("--crop", default=None, metavar="X0,Y0,X1,Y1",
+                   help="keyboard crop box in source pixels, e.g. PianoYT-like "
+                        "--size 1920x1080 --crop 40,680,1880,880")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = p.parse_args(argv)
+    size = tuple(int(v) for v in args.size.lower().split("x"))
     counts = [int(w) for w in args.workers.split(",")]
     settings = BuildSettings(clip_seconds=args.clip_seconds)
     work = Path(tempfile.mkdtemp(prefix="bench_build-"))
@@ -125,7 +137,8 @@ def main(argv=None) -> int:
         if args.source in ("local", "youtube"):
             (work / "videos").mkdir()
             for k in range(args.items):
-                encode_performance(work / "videos" / f"take_{k:03d}.mp4", args.item_seconds, k)
+                encode_performance(work / "videos" / f"take_{k:03d}.mp4", args.item_seconds, k,
+                                   size=size)
         if args.source == "youtube":
             httpd = serve(work / "videos")
         results = []
@@ -144,7 +157,9 @@ def main(argv=None) -> int:
                             "items_per_s": round(summary.items / wall, 3),
                             "realtime_factor": round(summary.seconds / wall, 2)})
         print(f"source={args.source} items={args.items} x {args.item_seconds:g} s, "
-              f"clips of {args.clip_seconds:g} s")
+              f"clips of {args.clip_seconds:g} s"
+              + (f", video {args.size}" + (f" cropped to {args.crop}" if args.crop else "")
+                 if args.source != "synth" else ""))
         print(f"{'workers':>7} {'ok':>4} {'clips':>5} {'wall s':>8} {'items/s':>8} {'RTF':>7}")
         for r in results:
             print(f"{r['workers']:>7} {r['ok']:>4} {r['clips']:>5} {r['wall_s']:>8.2f} "

@@ -34,6 +34,7 @@ def build_data(out: Path, items: int, item_seconds: float, clip_seconds: float, 
     data = out / "data"
     summary = build_dataset(SynthSource(num_items=items, item_seconds=item_seconds, seed=seed),
                             data, BuildSettings(clip_seconds=clip_seconds, seed=seed), workers=2,
+                            force=True,
                             progress=False)
     print(f"[demo] dataset: {summary.line()}", flush=True)
     return data
