@@ -205,6 +205,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

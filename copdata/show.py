@@ -33,8 +33,8 @@ def show_clip(root: str | Path, clip_id: str, out: str | Path, num_frames: int =
     roll = clip.roll()
     steps = clip.steps()
     T = clip.seconds
-    fig = plt.figure(figsize=(14, 11), constrained_layout=True)
-    grid = fig.add_gridspec(4, 1, height_ratios=[1.0, 1.3, 1.6, 1.3])
+    fig = plt.figure(figsize=(14, 10), constrained_layout=True)
+    grid = fig.add_gridspec(4, 1, height_ratios=[1.0, 1.3, 1.6, 0.8])
 
     ax = fig.add_subplot(grid[0])
     picks = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
