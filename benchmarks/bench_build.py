@@ -83,9 +83,14 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # yt-dlp closes probing connections early; that is not a failure
+
+
 def serve(folder: Path) -> http.server.ThreadingHTTPServer:
     handler = partial(_QuietHandler, directory=str(folder))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd = _QuietServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd
 
@@ -126,11 +131,12 @@ def main(argv=None) -> int:
     p.add_argument("--crop", default=None, metavar="X0,Y0,X1,Y1",
                    help="keyboard crop box in source pixels, e.g. PianoYT-like "
                         "--size 1920x1080 --crop 40,680,1880,880")
+    p.add_argument("--video-preset", default="superfast", help="x264 preset of video.mp4")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = p.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     counts = [int(w) for w in args.workers.split(",")]
-    settings = BuildSettings(clip_seconds=args.clip_seconds)
+    settings = BuildSettings(clip_seconds=args.clip_seconds, video_preset=args.video_preset)
     work = Path(tempfile.mkdtemp(prefix="bench_build-"))
     httpd = None
     try:

@@ -206,7 +206,7 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
                     n, shape = _fill_clip(frames, F, None)
                     writer.abort()
                 else:
-                    with writer.video_encoder(fps) as enc:
+                    with writer.video_encoder(fps, settings.video_preset, settings.video_crf) as enc:
                         n, shape = _fill_clip(frames, F, enc)
                     if n == F:
                         writer.write_views(audio, sr, views)
@@ -241,12 +241,19 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
 
 # ------------------------------------------------------------------ executors
 
+def _init_worker(threads: int) -> None:
+    """Give each worker process its share of the cores (transcriber threads)."""
+    os.environ["COPDATA_THREADS"] = str(threads)
+
+
 def _run_local(source, items, settings, out_dir, workers) -> Iterator[dict]:
     if workers <= 1:
         for item in items:
             yield process_item(source, item, settings, out_dir)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    share = max(1, len(os.sched_getaffinity(0)) // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=_init_worker, initargs=(share,)) as pool:
         futures = [pool.submit(process_item, source, item, settings, out_dir) for item in items]
         for future in as_completed(futures):
             yield future.result()
@@ -318,9 +325,11 @@ def dataset_settings(source: Source, settings: BuildSettings) -> dict:
     if source.transcribes:
         from .transcribe import get_transcriber
 
-        info["transcriber"] = get_transcriber(
+        transcriber = get_transcriber(
             onset_threshold=settings.onset_threshold, frame_threshold=settings.frame_threshold,
             min_note_ms=settings.min_note_ms).info()
+        transcriber.pop("threads", None)  # a runtime choice, not part of the output
+        info["transcriber"] = transcriber
     return info
 
 

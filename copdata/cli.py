@@ -24,6 +24,10 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
                    help="resize frames to WxH after cropping (default: keep)")
     g.add_argument("--max-clips-per-item", type=int, default=None,
                    help="keep at most this many clips of each item")
+    g.add_argument("--video-preset", default="superfast",
+                   choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
+                   help="x264 preset of video.mp4: faster builds vs smaller files (default superfast)")
+    g.add_argument("--video-crf", type=int, default=20, help="x264 CRF of video.mp4 (default 20)")
     t = p.add_argument_group("transcription (recorded sources)")
     t.add_argument("--onset-threshold", type=float, default=0.5)
     t.add_argument("--frame-threshold", type=float, default=0.3)
@@ -43,7 +47,8 @@ def _settings(args):
     return BuildSettings(fps=args.fps, sample_rate=args.sample_rate, clip_seconds=args.clip_seconds,
                          seed=args.seed, frame_size=size, onset_threshold=args.onset_threshold,
                          frame_threshold=args.frame_threshold, min_note_ms=args.min_note_ms,
-                         max_clips_per_item=args.max_clips_per_item)
+                         max_clips_per_item=args.max_clips_per_item,
+                         video_preset=args.video_preset, video_crf=args.video_crf)
 
 
 def _make_source(args):

@@ -94,8 +94,8 @@ class ClipWriter:
             shutil.rmtree(self.tmp)
         self.tmp.mkdir()
 
-    def video_encoder(self, fps: float) -> media.VideoEncoder:
-        return media.VideoEncoder(self.tmp / "video.mp4", fps)
+    def video_encoder(self, fps: float, preset: str = "superfast", crf: int = 20) -> media.VideoEncoder:
+        return media.VideoEncoder(self.tmp / "video.mp4", fps, crf=crf, preset=preset)
 
     def write_views(self, audio: np.ndarray, sample_rate: int, views: ClipViews) -> None:
         media.write_audio(self.tmp / "audio.flac", audio, sample_rate)

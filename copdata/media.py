@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -239,42 +241,87 @@ def _fps_fraction(fps: float) -> Fraction:
 
 
 class VideoEncoder:
-    """Incremental H.264 mp4 writer (yuv420p); frames must share one even size."""
+    """Incremental H.264 mp4 writer (yuv420p); frames must share one even size.
+
+    With ``background=True`` (default) frames are encoded on a helper thread
+    (PyAV releases the GIL while x264 works), so encoding overlaps with the
+    decoding and rendering that produce the next frames. Errors from that
+    thread are raised by the next :meth:`write` or by :meth:`close`.
+    """
 
     def __init__(self, path: str | Path, fps: float, crf: int = 20, preset: str = "superfast",
-                 threads: int = 1):
+                 threads: int = 1, background: bool = True):
         self.path = str(path)
         self.fps = _fps_fraction(fps)
-        # One encoder thread: builds parallelise over items (worker processes).
+        # One x264 thread: builds parallelise over items (worker processes).
         self.crf, self.preset, self.threads = crf, preset, threads
         self.container = av.open(self.path, mode="w")
         self.stream = None
         self.count = 0
+        self._queue: queue.Queue | None = queue.Queue(maxsize=8) if background else None
+        self._worker: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _open_stream(self, w: int, h: int) -> None:
+        if w % 2 or h % 2:
+            raise ValueError(f"H.264 needs even frame sizes, got {w}x{h}")
+        self.stream = self.container.add_stream(
+            "libx264", rate=self.fps, options={"crf": str(self.crf), "preset": self.preset,
+                                               "threads": str(self.threads)})
+        self.stream.width, self.stream.height = w, h
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.codec_context.time_base = 1 / self.fps
+
+    def _encode(self, rgb: np.ndarray | None, pts: int) -> None:
+        if rgb is None:
+            packets = self.stream.encode(None)
+        else:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = pts
+            frame.time_base = 1 / self.fps
+            packets = self.stream.encode(frame)
+        for packet in packets:
+            self.container.mux(packet)
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if self._error is None:
+                try:
+                    self._encode(*job)
+                except BaseException as exc:  # handed to the writing thread
+                    self._error = exc
 
     def write(self, rgb: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
         h, w = rgb.shape[:2]
         if self.stream is None:
-            if w % 2 or h % 2:
-                raise ValueError(f"H.264 needs even frame sizes, got {w}x{h}")
-            self.stream = self.container.add_stream(
-                "libx264", rate=self.fps, options={"crf": str(self.crf), "preset": self.preset,
-                                   "threads": str(self.threads)})
-            self.stream.width, self.stream.height = w, h
-            self.stream.pix_fmt = "yuv420p"
-            self.stream.codec_context.time_base = 1 / self.fps
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb, dtype=np.uint8),
-                                           format="rgb24")
-        frame.pts = self.count
-        frame.time_base = 1 / self.fps
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+            self._open_stream(w, h)
+            if self._queue is not None:
+                self._worker = threading.Thread(target=self._run, daemon=True,
+                                                name="copdata-x264")
+                self._worker.start()
+        if self._worker is not None:  # a copy: the producer may reuse its buffer
+            self._queue.put((np.array(rgb, dtype=np.uint8, order="C"), self.count))
+        else:
+            self._encode(np.ascontiguousarray(rgb, dtype=np.uint8), self.count)
         self.count += 1
 
     def close(self) -> None:
-        if self.stream is not None:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
-        self.container.close()
+        try:
+            if self._worker is not None:
+                self._queue.put(None)
+                self._worker.join()
+                self._worker = None
+            if self._error is not None:
+                raise self._error
+            if self.stream is not None:
+                self._encode(None, 0)
+        finally:
+            self.container.close()
 
     def __enter__(self):
         return self

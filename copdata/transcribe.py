@@ -262,7 +262,9 @@ class Transcriber:
         self.model_sha256 = hashlib.sha256(model_bytes).hexdigest()
         # one thread per run; windows are spread over a pool of `threads` runs,
         # which beats intra-op threading for this small convolutional model
-        self.threads = int(num_threads) if num_threads else len(os.sched_getaffinity(0))
+        # (default: $COPDATA_THREADS, which build workers set to their share of the cores)
+        self.threads = int(num_threads or os.environ.get("COPDATA_THREADS") or 0) \
+            or len(os.sched_getaffinity(0))
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1

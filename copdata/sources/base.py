@@ -35,6 +35,9 @@ class BuildSettings:
     min_note_ms: float = 127.7
     # Keep at most this many clips per item (None: all that fit).
     max_clips_per_item: int | None = None
+    # H.264 encoding of video.mp4: x264 preset (speed vs size) and CRF (quality).
+    video_preset: str = "superfast"
+    video_crf: int = 20
 
     @property
     def frames_per_clip(self) -> int:
