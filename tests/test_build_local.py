@@ -160,3 +160,32 @@ def test_resume_after_sigkill_matches_an_uninterrupted_build(tmp_path, make_vide
         for name in VIEWS_SAME_BYTES:
             assert (out / "clips" / cid / name).read_bytes() == (ref / "clips" / cid / name).read_bytes()
     assert validate_dataset(out, progress=False) == []
+
+
+def test_csv_input_with_crop_split_span_and_bad_rows(tmp_path, make_video):
+    src = tmp_path / "in"
+    src.mkdir()
+    make_video(str(src / "wide.mp4"), seconds=7.0, size=(320, 96))
+    (src / "list.csv").write_text(
+        "path,split,crop_x0,crop_y0,crop_x1,crop_y1,start,end\n"
+        "wide.mp4,test,20,10,220,70,1.0,5.5\n"     # 200x60 box, 4.5 s span -> 2 clips
+        "wide.mp4,train,,,,,,\n"                   # same file again, whole frame
+        "wide.mp4,train,0,0,999,50,,\n"            # box outside the frame
+        "wide.mp4,train,5,5,1,1,,\n"               # empty box
+        "missing.mp4,train,,,,,,\n")
+    out = tmp_path / "out"
+    summary = build_dataset(LocalSource(src / "list.csv"), out, SETTINGS, progress=False)
+    report = json.loads((out / "report.json").read_text())
+    assert [r["status"] for r in report] == ["ok", "ok", "failed", "failed", "failed"]
+    assert report[2]["error_class"] == "MediaError" and "crop box" in report[2]["message"]
+    assert report[3]["error_class"] == "ManifestError"
+    assert report[4]["error_class"] == "MediaError" and "not found" in report[4]["message"]
+    assert summary.ok == 2
+    ds = open_dataset(out)
+    cropped = [c for c in ds if c.split == "test"]
+    assert len(cropped) == 2 and cropped[0].row["start"] == 1.0 and cropped[1].row["end"] == 5.0
+    assert cropped[0].frames().shape[1:] == (60, 200, 3)
+    whole = [c for c in ds if c.split == "train"]
+    assert len(whole) == 3 and whole[0].frames().shape[1:] == (96, 320, 3)
+    assert len({c.row["source_id"] for c in ds}) == 2  # the same file twice: two ids
+    assert validate_dataset(out, progress=False) == []

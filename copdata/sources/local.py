@@ -109,10 +109,13 @@ class LocalSource(Source):
         return {"name": self.name, "input": str(self.input_path),
                 "test_fraction": self.test_fraction, "seed": self.seed}
 
-    def _unique_id(self, path: Path, seen: set) -> str:
+    def _unique_id(self, path: Path, seen: set, salt: str = "") -> str:
+        """The sanitized file stem; a repeated one gets a hash of the path (and
+        ``salt``, e.g. the CSV line, when one file is listed twice)."""
         sid = sanitize_source_id(path.stem)
         if sid in seen:
-            sid = sanitize_source_id(f"{path.stem}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}")
+            digest = hashlib.sha1(f"{path}|{salt}".encode()).hexdigest()[:8]
+            sid = sanitize_source_id(f"{path.stem}-{digest}")
         seen.add(sid)
         return sid
 
@@ -141,7 +144,7 @@ class LocalSource(Source):
             raw = (row.get("path") or "").strip()
             path = (self.input_path.parent / raw) if raw else self.input_path.parent
             label = f"{self.input_path.name}:{line}:{raw}"
-            sid = self._unique_id(Path(raw or f"row{line}"), seen)
+            sid = self._unique_id(Path(raw or f"row{line}"), seen, salt=str(line))
             meta = {"path": str(path), "row": line}
             problems = []
             try:
