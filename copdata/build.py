@@ -146,7 +146,7 @@ def _fill_clip(frames: Iterator[np.ndarray], count: int, encoder) -> tuple[int, 
             rgb = next(frames)
         except StopIteration:
             break
-        shape = rgb.shape
+        shape = (rgb.height, rgb.width, 3) if hasattr(rgb, "height") else rgb.shape
         if encoder is not None:
             encoder.write(rgb)
         written += 1

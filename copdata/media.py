@@ -143,14 +143,17 @@ def even_size(width: int, height: int) -> tuple[int, int]:
 
 def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | None = None,
                 crop: tuple[int, int, int, int] | None = None,
-                size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+                size: tuple[int, int] | None = None,
+                rgb: bool = True) -> Iterator[np.ndarray] | Iterator[av.VideoFrame]:
     """Yield RGB uint8 frames on the constant grid ``start + i/fps``.
 
     Frame i is the source frame on screen at that time (sample-and-hold), which
     turns variable-frame-rate input into a regular grid. Frames stop at ``end``
     or at the end of the video stream. ``crop = (x0, y0, x1, y1)`` in source
     pixels is applied first, then ``size = (width, height)``; the result is
-    rounded down to even sizes.
+    rounded down to even sizes. ``rgb=False`` yields ``av.VideoFrame`` in
+    yuv420p instead of arrays (what :class:`VideoEncoder` takes without any
+    colour conversion); a held frame is then the same object yielded again.
     """
     container = _open(path)
     try:
@@ -179,14 +182,18 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
             cw, ch = src_w, src_h
         out_w, out_h = even_size(*(size if size is not None else (cw, ch)))
         graph = None
-        if size is not None or crop is not None:
-            # Crop and scale inside FFmpeg (on YUV, one swscale pass to RGB).
+        if size is not None or crop is not None or not rgb:
+            # Crop and scale inside FFmpeg (on YUV, one swscale pass to the output).
             graph = av.filter.Graph()
             chain = [graph.add_buffer(template=stream)]
             if crop is not None:
                 chain.append(graph.add("crop", f"{cw}:{ch}:{x0}:{y0}:exact=1"))
-            chain.append(graph.add("scale", f"{out_w}:{out_h}:flags=area"))
-            chain.append(graph.add("format", "rgb24"))
+            if (out_w, out_h) != (cw, ch):
+                if size is None:  # odd size: drop the last row/column
+                    chain.append(graph.add("crop", f"{out_w}:{out_h}:0:0:exact=1"))
+                else:
+                    chain.append(graph.add("scale", f"{out_w}:{out_h}:flags=area"))
+            chain.append(graph.add("format", "rgb24" if rgb else "yuv420p"))
             chain.append(graph.add("buffersink"))
             for a, b in zip(chain, chain[1:]):
                 a.link_to(b)
@@ -194,10 +201,11 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
 
         def convert(frame) -> np.ndarray:
             if graph is None:
-                rgb = frame.to_ndarray(format="rgb24")
-                return np.ascontiguousarray(rgb[:out_h, :out_w])
+                array = frame.to_ndarray(format="rgb24")
+                return np.ascontiguousarray(array[:out_h, :out_w])
             graph.push(frame)
-            return graph.pull().to_ndarray()
+            out = graph.pull()
+            return out.to_ndarray() if rgb else out
 
         frame_dur = float(1 / stream.average_rate) if stream.average_rate else step
         try:
@@ -272,11 +280,12 @@ class VideoEncoder:
         self.stream.pix_fmt = "yuv420p"
         self.stream.codec_context.time_base = 1 / self.fps
 
-    def _encode(self, rgb: np.ndarray | None, pts: int) -> None:
-        if rgb is None:
+    def _encode(self, image: np.ndarray | av.VideoFrame | None, pts: int) -> None:
+        if image is None:
             packets = self.stream.encode(None)
         else:
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame = (image if isinstance(image, av.VideoFrame)
+                     else av.VideoFrame.from_ndarray(image, format="rgb24"))
             frame.pts = pts
             frame.time_base = 1 / self.fps
             packets = self.stream.encode(frame)
@@ -294,20 +303,24 @@ class VideoEncoder:
                 except BaseException as exc:  # handed to the writing thread
                     self._error = exc
 
-    def write(self, rgb: np.ndarray) -> None:
+    def write(self, rgb: np.ndarray | av.VideoFrame) -> None:
+        """Append one frame: an RGB uint8 ``(H, W, 3)`` array or an ``av.VideoFrame``."""
         if self._error is not None:
             raise self._error
-        h, w = rgb.shape[:2]
+        is_frame = isinstance(rgb, av.VideoFrame)
+        h, w = (rgb.height, rgb.width) if is_frame else rgb.shape[:2]
         if self.stream is None:
             self._open_stream(w, h)
             if self._queue is not None:
                 self._worker = threading.Thread(target=self._run, daemon=True,
                                                 name="copdata-x264")
                 self._worker.start()
-        if self._worker is not None:  # a copy: the producer may reuse its buffer
-            self._queue.put((np.array(rgb, dtype=np.uint8, order="C"), self.count))
+        if not is_frame:  # a copy: the producer may reuse its buffer
+            rgb = np.array(rgb, dtype=np.uint8, order="C")
+        if self._worker is not None:
+            self._queue.put((rgb, self.count))
         else:
-            self._encode(np.ascontiguousarray(rgb, dtype=np.uint8), self.count)
+            self._encode(rgb, self.count)
         self.count += 1
 
     def close(self) -> None:

@@ -405,7 +405,8 @@ def test_youtube_source_fetch_end_to_end(server, media, tmp_path):
     assert abs(len(perf.audio) - 2.5 * 16000) < 0.1 * 16000
     frames = list(perf.frames())
     assert len(frames) >= int(perf.duration * 25)
-    assert frames[0].shape == (40, 80, 3)
+    first = frames[0].to_ndarray(format="rgb24") if hasattr(frames[0], "to_ndarray") else frames[0]
+    assert first.shape == (40, 80, 3)
     hits = server.hits["/long.mp4"]
     source.fetch(good, settings)
     assert server.hits["/long.mp4"] == hits  # cached

@@ -65,7 +65,8 @@ class SourceItem:
 class Performance:
     """A fetched item, aligned at t = 0 (= ``item.start`` in the source).
 
-    ``frames()`` yields uint8 ``(H, W, 3)`` RGB frames at the build fps from
+    ``frames()`` yields uint8 ``(H, W, 3)`` RGB frames (or ``av.VideoFrame``,
+    which the encoder takes without colour conversion) at the build fps from
     t = 0: frame i shows time ``i / fps``. It yields at least
     ``floor(duration * fps)`` frames and may be called once.
     """

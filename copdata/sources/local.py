@@ -81,7 +81,8 @@ def performance_from_files(video_path: str | Path, audio_path: str | Path | None
     end = start + duration
 
     def frames():
-        return iter_frames(video_path, settings.fps, start=start, end=end, crop=crop, size=size)
+        return iter_frames(video_path, settings.fps, start=start, end=end, crop=crop, size=size,
+                           rgb=False)
 
     meta = dict(item.meta)
     meta.setdefault("file", video_path.name)
