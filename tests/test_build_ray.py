@@ -7,7 +7,7 @@ from copdata.build import build_dataset
 from copdata.sources.base import BuildSettings
 from copdata.sources.local import LocalSource
 
-ray = pytest.importorskip("ray")
+import ray
 
 
 @pytest.mark.slow

@@ -388,7 +388,7 @@ def test_cli_arguments_and_describe_hide_secrets(tmp_path):
 
 
 def test_youtube_source_fetch_end_to_end(server, media, tmp_path):
-    local = pytest.importorskip("copdata.sources.local")
+    from copdata.sources import local
     assert hasattr(local, "performance_from_files")
     server.routes["/long.mp4"] = (200, media["long"], "video/mp4", None)
     manifest = write_manifest(tmp_path / "m.csv", (
