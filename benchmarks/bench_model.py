@@ -19,7 +19,6 @@ import json
 import platform
 import time
 
-import numpy as np
 import torch
 
 from copmodel.model import CoPModel

@@ -16,20 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from copdata.hashing import file_sha256  # noqa: F401  (re-exported)
+
 ENV_VAR = "COPBENCH_CACHE"
 
 
 def cache_dir() -> Path:
     root = os.environ.get(ENV_VAR)
     return Path(root).expanduser() if root else Path.home() / ".cache" / "copbench"
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cache_key(doc: dict) -> str:

@@ -23,14 +23,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
 from .dataset import SCHEMA_VERSION, ClipWriter, derive_views, remove_partial_clips, write_json_atomic
-from .errors import BuildLockedError, CopDataError, DatasetError, MediaError, SilentInputError, TooShortError
+from .errors import BuildLockedError, CopDataError, DatasetError, SilentInputError, TooShortError
 from .ids import clip_id, sanitize_source_id
 from .media import db_full_scale
 from .notes import segment_notes

@@ -9,13 +9,14 @@ checkpoint this stage started from, or None).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from copdata.hashing import file_sha256
 
 from .errors import CheckpointError
 
@@ -63,8 +64,4 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def file_hash(path: str | Path) -> str:
     """sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path)

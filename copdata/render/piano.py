@@ -39,7 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import CopDataError, RenderError  # noqa: F401  (RenderError is raised here)
+from ..errors import RenderError
 from ..notes import Note
 
 

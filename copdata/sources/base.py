@@ -9,6 +9,7 @@ views and the writer. Adding a source never touches the others.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -100,3 +101,24 @@ class Source(ABC):
     def transcribes(self) -> bool:
         """True when the MIDI view is a transcription of recorded audio."""
         return False
+
+
+def split_fraction(seed: int, source_id: str) -> float:
+    """Deterministic number in [0, 1) from ``(seed, source_id)``."""
+    digest = hashlib.sha256(f"{int(seed)}:{source_id}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def assign_splits(ids: list[str], seed: int, test_fraction: float) -> dict[str, str]:
+    """``{source_id: "train" | "test"}``: an id is ``test`` when its
+    :func:`split_fraction` is below ``test_fraction``; with two or more ids and
+    ``0 < test_fraction < 1`` there is always at least one of each split. A
+    performance is never split across train and test."""
+    fractions = {i: split_fraction(seed, i) for i in ids}
+    splits = {i: "test" if u < test_fraction else "train" for i, u in fractions.items()}
+    if len(ids) >= 2 and 0.0 < test_fraction < 1.0:
+        if "test" not in splits.values():
+            splits[min(ids, key=fractions.__getitem__)] = "test"
+        if "train" not in splits.values():
+            splits[max(ids, key=fractions.__getitem__)] = "train"
+    return splits

@@ -11,21 +11,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ManifestError, MediaError, MissingStreamError
 from ..ids import sanitize_source_id
 from ..media import iter_frames, probe, read_audio
-from .base import BuildSettings, Performance, Source, SourceItem
+from .base import BuildSettings, Performance, Source, SourceItem, assign_splits
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts"}
 CROP_COLUMNS = ("crop_x0", "crop_y0", "crop_x1", "crop_y1")
-
-
-def hash_split(source_id: str, seed: int, test_fraction: float) -> str:
-    """Deterministic per-item split: ``test`` for a ``test_fraction`` share of ids."""
-    digest = hashlib.sha256(f"{seed}:{source_id}".encode()).digest()
-    return "test" if int.from_bytes(digest[:4], "big") / 2**32 < test_fraction else "train"
 
 
 def parse_crop(row: dict, label: str) -> tuple[int, int, int, int] | None:
@@ -125,13 +120,10 @@ class LocalSource(Source):
         if self.input_path.is_dir():
             paths = sorted(p for p in self.input_path.iterdir()
                            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-            out = []
-            for p in paths:
-                sid = self._unique_id(p, seen)
-                out.append(SourceItem(source_id=sid, label=str(p),
-                                      split=hash_split(sid, self.seed, self.test_fraction),
-                                      meta={"path": str(p)}))
-            return out
+            ids = [self._unique_id(p, seen) for p in paths]
+            splits = assign_splits(ids, self.seed, self.test_fraction)
+            return [SourceItem(source_id=sid, label=str(p), split=splits[sid],
+                               meta={"path": str(p)}) for sid, p in zip(ids, paths)]
         return self._csv_items(seen)
 
     def _csv_items(self, seen: set) -> list[SourceItem]:
@@ -159,10 +151,13 @@ class LocalSource(Source):
                 problems.append(f"{label}: empty 'path'")
             if problems:
                 meta["manifest_error"] = "; ".join(problems)
-            split = (row.get("split") or "").strip() or hash_split(sid, self.seed, self.test_fraction)
+            split = (row.get("split") or "").strip()
             out.append(SourceItem(source_id=sid, label=label, split=split, meta=meta, crop=crop,
                                   start=start, end=end))
-        return out
+        unsplit = [item.source_id for item in out if not item.split]
+        splits = assign_splits(unsplit, self.seed, self.test_fraction)
+        return [replace(item, split=splits[item.source_id]) if not item.split else item
+                for item in out]
 
     def fetch(self, item: SourceItem, settings: BuildSettings) -> Performance:
         if item.meta.get("manifest_error"):

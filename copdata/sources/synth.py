@@ -20,7 +20,6 @@ fraction is moved when needed).
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from pathlib import Path
 
@@ -32,27 +31,9 @@ from ..notes import read_midi, snap_notes
 from ..render.keyboard import DEFAULT_HEIGHT, DEFAULT_WIDTH, KeyboardRenderer
 from ..render.performance import GENERATOR_VERSION, generate_performance
 from ..render.piano import engine_name, render_audio
-from .base import BuildSettings, Performance, Source, SourceItem
+from .base import BuildSettings, Performance, Source, SourceItem, assign_splits, split_fraction  # noqa: F401
 
 MIDI_SUFFIXES = (".mid", ".midi")
-
-
-def split_fraction(seed: int, source_id: str) -> float:
-    """Deterministic number in [0, 1) from ``(seed, source_id)``."""
-    digest = hashlib.sha256(f"{int(seed)}:{source_id}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
-
-
-def assign_splits(ids: list[str], seed: int, test_fraction: float) -> dict[str, str]:
-    """``{source_id: "train" | "test"}`` as described in the module docstring."""
-    fractions = {i: split_fraction(seed, i) for i in ids}
-    splits = {i: "test" if u < test_fraction else "train" for i, u in fractions.items()}
-    if len(ids) >= 2 and 0.0 < test_fraction < 1.0:
-        if "test" not in splits.values():
-            splits[min(ids, key=fractions.__getitem__)] = "test"
-        if "train" not in splits.values():
-            splits[max(ids, key=fractions.__getitem__)] = "train"
-    return splits
 
 
 def item_generator_seed(seed: int, index: int) -> int:
