@@ -102,3 +102,20 @@ def test_missing_checkpoint_is_a_typed_error(tmp_path):
         load_sampler(tmp_path / "bad.ckpt")
     assert main(["sample", "--ckpt", str(tmp_path / "nope.ckpt"), "--data", str(tmp_path),
                  "--out", str(tmp_path / "o")]) == 2
+
+
+def test_copbench_scores_a_checkpoint_through_the_sampling_api(synth_dir, run_dir, tmp_path):
+    from copbench.run import run_benchmark
+
+    ckpt = run_dir / "stage2" / "last.ckpt"
+    results = run_benchmark(str(ckpt), synth_dir, "test", metrics=["si_sdr", "midi"],
+                            out=tmp_path, progress=False)
+    test_ids = copdata.open_dataset(synth_dir).ids("test")
+    name = f"{run_dir.name}-stage2"
+    assert results["model"] == name and (tmp_path / f"{name}.json").is_file()
+    assert sorted(results["per_clip"]) == sorted(test_ids)
+    assert results["metrics"]["si_sdr"]["n"] == len(test_ids)
+    assert 0.0 <= results["metrics"]["midi_note_f1"]["mean"] <= 1.0
+    again = run_benchmark(str(ckpt), synth_dir, "test", metrics=["si_sdr"], progress=False)
+    first = {k: v["si_sdr"] for k, v in results["per_clip"].items()}
+    assert {k: v["si_sdr"] for k, v in again["per_clip"].items()} == first  # seeded sampling
