@@ -134,14 +134,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("build", help="build a dataset from a source",
-                       description="Build a CoP dataset. Resumes when rerun on the same --out.")
-    b.add_argument("--source", choices=["synth", "local", "youtube"], default="synth")
+    b = sub.add_parser(
+        "build", help="build a dataset from a source",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Build a CoP dataset (video, audio, MIDI, roll, steps per clip). Rerunning "
+                    "the same command resumes an interrupted build.",
+        epilog="examples:\n"
+               "  copdata build --source synth --num-items 16 --item-seconds 30 --out data/synth\n"
+               "  copdata build --source local --input videos/ --out data/local --workers 2\n"
+               "  copdata build --source youtube --manifest manifests/pianoyt2h.csv --out data/yt2h\n"
+               "exit status: 0 all items ok; 1 some items failed (see report.json); 2 nothing built\n  (bad arguments, folder held by another build, or built with other settings)")
+    b.add_argument("--source", choices=["synth", "local", "youtube"], default="synth",
+                   help="synth: rendered MIDI (offline, default); local: video files; "
+                        "youtube: a manifest fetched with yt-dlp")
     b.add_argument("--out", required=True, help="output dataset folder")
     b.add_argument("--workers", type=int, default=1, help="parallel worker processes")
-    b.add_argument("--executor", choices=["local", "ray"], default="local")
+    b.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local worker processes (default) or a Ray cluster")
     b.add_argument("--ray-address", default=None, help="Ray cluster address (default: local Ray)")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=int, default=0, help="seed of generation and split assignment")
     b.add_argument("--force", action="store_true", help="delete any earlier build in --out first")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.add_argument("--test-fraction", type=float, default=0.25,
