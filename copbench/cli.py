@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("results_dir")
     lb.add_argument("--format", default="md", choices=["md", "csv", "html"])
     lb.add_argument("--out", help="write to this file instead of stdout")
+    lb.add_argument("--metrics", default=None,
+                    help="comma-separated columns to show, in this order (default: all)")
     c = sub.add_parser("compare", help="paired bootstrap of B - A over common clips")
     c.add_argument("a")
     c.add_argument("b")
@@ -75,7 +77,8 @@ def _cmd_run(args) -> int:
 
 def _cmd_leaderboard(args) -> int:
     from .leaderboard import render_leaderboard
-    text = render_leaderboard(args.results_dir, args.format)
+    only = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    text = render_leaderboard(args.results_dir, args.format, only)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")

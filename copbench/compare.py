@@ -55,5 +55,5 @@ def format_comparison(cmp: dict) -> str:
     lines.append(f"{'metric':30s} {'B - A':>10s}  {'95% CI':>22s}  {'n':>5s}  better")
     for name, r in cmp["metrics"].items():
         ci = f"[{r['ci95'][0]:.4f}, {r['ci95'][1]:.4f}]" if r["ci95"] else "(set-level, no CI)"
-        lines.append(f"{name:30s} {r['diff']:10.4f}  {ci:>22s}  {r['n']:5d}  {r['better']}")
+        lines.append(f"{name:30s} {r['diff']:10.4f}  {ci:>22s}  {r['n']:5d}  {r['better'] or '-'}")
     return "\n".join(lines) + "\n"

@@ -26,8 +26,9 @@ def load_results(results_dir: str | Path) -> list[dict]:
     return sorted(rows, key=lambda r: r["model"])
 
 
-def _columns(rows: list[dict]) -> list[str]:
-    return sorted({c for r in rows for c in r["metrics"]})
+def _columns(rows: list[dict], only: list[str] | None = None) -> list[str]:
+    cols = sorted({c for r in rows for c in r["metrics"]})
+    return cols if not only else [c for c in only if c in cols]
 
 
 def best_models(rows: list[dict]) -> dict[str, set[str]]:
@@ -48,8 +49,8 @@ def _cell(entry: dict | None) -> str:
     return f"{entry['mean']:.4g} [{lo:.4g}, {hi:.4g}]"
 
 
-def to_markdown(rows: list[dict]) -> str:
-    cols, best = _columns(rows), best_models(rows)
+def to_markdown(rows: list[dict], only: list[str] | None = None) -> str:
+    cols, best = _columns(rows, only), best_models(rows)
     arrows = {c: ("↑" if next(r["metrics"][c] for r in rows if c in r["metrics"])
                   .get("higher_is_better", True) else "↓") for c in cols}
     out = ["| model | n | " + " | ".join(f"{c} {arrows[c]}" for c in cols) + " |",
@@ -66,8 +67,8 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_csv(rows: list[dict]) -> str:
-    cols, best = _columns(rows), best_models(rows)
+def to_csv(rows: list[dict], only: list[str] | None = None) -> str:
+    cols, best = _columns(rows, only), best_models(rows)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     header = ["model", "n"]
@@ -141,8 +142,8 @@ tr.prov{display:none}tr.prov.open{display:table-row}tr.row{cursor:pointer}
 pre{text-align:left;white-space:pre-wrap;font-size:11px;margin:0}.charts svg{margin:8px}"""
 
 
-def to_html(rows: list[dict]) -> str:
-    cols, best = _columns(rows), best_models(rows)
+def to_html(rows: list[dict], only: list[str] | None = None) -> str:
+    cols, best = _columns(rows, only), best_models(rows)
     esc = html.escape
     head = ['<th data-col="model">model</th>', '<th data-col="n">n</th>']
     for c in cols:
@@ -173,10 +174,13 @@ def to_html(rows: list[dict]) -> str:
             f"<script>{_SCRIPT}</script></body></html>\n")
 
 
-def render_leaderboard(results_dir: str | Path, fmt: str = "md") -> str:
+def render_leaderboard(results_dir: str | Path, fmt: str = "md",
+                       metrics: list[str] | None = None) -> str:
+    """The leaderboard of every results file in ``results_dir``; ``metrics``
+    picks and orders the columns (default: all, sorted)."""
     rows = load_results(results_dir)
     if not rows:
         from .errors import BenchError
         raise BenchError("no results files (*.json) found; run `copbench run` first",
                          item=str(results_dir))
-    return {"md": to_markdown, "csv": to_csv, "html": to_html}[fmt](rows)
+    return {"md": to_markdown, "csv": to_csv, "html": to_html}[fmt](rows, metrics)

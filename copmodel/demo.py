@@ -50,10 +50,14 @@ def run_copbench(model: str, data: Path, results: Path, metrics: list[str] | Non
     run_benchmark(model, data, "test", **kwargs)
 
 
-def leaderboard(results: Path) -> str:
+# The columns printed on screen (demo/leaderboard.md and .html hold every metric).
+SUMMARY_METRICS = ["midi_note_f1", "midi_frame_f1", "av_align", "fad_mel", "fad_basicpitch", "si_sdr"]
+
+
+def leaderboard(results: Path, metrics: list[str] | None = None, fmt: str = "md") -> str:
     from copbench.leaderboard import render_leaderboard
 
-    return render_leaderboard(results, "md")
+    return render_leaderboard(results, fmt, metrics)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,10 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     timings["copbench"] = time.time() - ts
     board = leaderboard(results)
     (out / "leaderboard.md").write_text(board + "\n", encoding="utf-8")
+    (out / "leaderboard.html").write_text(leaderboard(results, fmt="html"), encoding="utf-8")
     timings["total"] = time.time() - t0
     summary["seconds"] = {k: round(v, 1) for k, v in timings.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    print(board)
+    print(leaderboard(results, SUMMARY_METRICS))
+    print(f"(every metric: {out / 'leaderboard.md'}, {out / 'leaderboard.html'})")
     if "roll_predictor" in summary:
         r = summary["roll_predictor"]
         print(f"\nRoll Predictor frame F1 on test video: {r['f1']:.3f} (chance {r['chance_f1']:.3f})")

@@ -120,6 +120,8 @@ def test_cli_leaderboard_and_compare(dataset, tmp_path, capsys):
     assert "2 clips paired" not in printed and "si_sdr" in printed
     md = render_leaderboard(res_dir, "md")
     assert "| oracle |" in md and "**100 [100, 100]** *" in md and "Provenance:" in md
+    only = render_leaderboard(res_dir, "md", ["si_sdr"]).splitlines()[0]
+    assert only == "| model | n | si_sdr ↑ |"
     csv_text = render_leaderboard(res_dir, "csv")
     header, oracle_row = csv_text.splitlines()[:2]
     assert header.startswith("model,n,fad_mel") and "fad_mel;si_sdr" in oracle_row
