@@ -97,10 +97,12 @@ def cmd_validate(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from .stats import dataset_stats, format_stats
+    from .stats import dataset_stats, format_stats, plot_stats
 
     stats = dataset_stats(args.dir)
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
+    if args.plot:
+        print(f"wrote {plot_stats(args.dir, args.plot)}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -181,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("stats", help="hours, clips per split, notes, failures")
     st.add_argument("dir")
     st.add_argument("--json", action="store_true", help="print JSON")
+    st.add_argument("--plot", default=None, metavar="PNG",
+                    help="also draw pitches, note density, hours per split and failures")
     st.set_defaults(func=cmd_stats)
 
     sh = sub.add_parser("show", help="picture of one clip: frames, spectrogram, roll, steps")

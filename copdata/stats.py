@@ -15,15 +15,21 @@ from .dataset import open_dataset
 from .notes import note_name
 
 
-def dataset_stats(root: str | Path) -> dict:
-    ds = open_dataset(root)
-    per_split = Counter(r["split"] for r in ds.rows)
+def _note_data(ds) -> tuple[list[int], list[float]]:
+    """Every note's pitch, and notes per second of every clip (from the MIDI views)."""
     pitches: list[int] = []
-    nps = []
+    nps: list[float] = []
     for clip in ds.clips():
         notes = clip.notes()
         pitches.extend(n.pitch for n in notes)
         nps.append(len(notes) / ds.clip_seconds)
+    return pitches, nps
+
+
+def dataset_stats(root: str | Path) -> dict:
+    ds = open_dataset(root)
+    per_split = Counter(r["split"] for r in ds.rows)
+    pitches, nps = _note_data(ds)
     hist = np.bincount(np.asarray(pitches, dtype=np.int64) - 21, minlength=88)[:88] if pitches else np.zeros(88, int)
     failures = Counter(r.get("error_class", "?") for r in ds.report if r.get("status") != "ok")
     q = np.percentile(pitches, [5, 50, 95]).astype(int).tolist() if pitches else []
@@ -66,3 +72,52 @@ def format_stats(stats: dict) -> str:
     for cls, n in stats["failures_by_class"].items():
         lines.append(f"  {cls}: {n}")
     return "\n".join(lines)
+
+
+def plot_stats(root: str | Path, out: str | Path) -> Path:
+    """One PNG: pitch histogram over the 88 keys, notes per second per clip,
+    hours per split and failed items by error class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ds = open_dataset(root)
+    pitches, nps = _note_data(ds)
+    stats = dataset_stats(root)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 7), constrained_layout=True)
+    ax = axes[0, 0]
+    counts = np.bincount(np.asarray(pitches, dtype=np.int64) - 21, minlength=88)[:88] if pitches else np.zeros(88)
+    ax.bar(np.arange(21, 109), counts, width=1.0, color="#4c72b0")
+    ticks = list(range(24, 109, 12))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([note_name(p) for p in ticks])
+    ax.set_title(f"pitch histogram ({len(pitches)} notes)")
+    ax = axes[0, 1]
+    ax.hist(nps, bins=min(30, max(5, len(nps) // 2)), color="#55a868")
+    ax.set_xlabel("notes per second")
+    ax.set_ylabel("clips")
+    ax.set_title(f"note density per clip ({len(nps)} clips)")
+    ax = axes[1, 0]
+    splits = stats["hours_per_split"]
+    ax.bar(list(splits), list(splits.values()), color="#8172b2")
+    for i, (name, hours) in enumerate(splits.items()):
+        ax.text(i, hours, f"{stats['clips_per_split'][name]} clips", ha="center", va="bottom")
+    ax.set_ylabel("hours")
+    ax.set_title(f"{stats['hours']:.3f} h in {stats['clips']} clips")
+    ax = axes[1, 1]
+    failures = stats["failures_by_class"]
+    if failures:
+        ax.barh(list(failures), list(failures.values()), color="#c44e52")
+        ax.set_xlabel("items")
+    else:
+        ax.text(0.5, 0.5, "no failed items", ha="center", va="center", fontsize=14)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax.set_title(f"failed items: {stats['items_failed']} of {stats['items']}")
+    fig.suptitle(f"{ds.root.name}: source {stats['source']}, MIDI by {stats['midi_origin']}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out

@@ -66,8 +66,10 @@ def test_same_seed_gives_identical_files_other_seed_differs(built, tmp_path):
 
 def test_stats_and_show(built, tmp_path, capsys):
     _, a = built
-    assert cli_main(["stats", str(a), "--json"]) == 0
+    plot = tmp_path / "stats.png"
+    assert cli_main(["stats", str(a), "--json", "--plot", str(plot)]) == 0
     stats = json.loads(capsys.readouterr().out)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert stats["clips"] == 6 and stats["hours"] == pytest.approx(24 / 3600, abs=1e-4)
     assert sum(stats["clips_per_split"].values()) == 6 and stats["items_failed"] == 0
     cid = open_dataset(a).ids()[1]
