@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from copdata.steps import max_polyphony
 from copdata.notes import NUM_KEYS, PIANO_LOW, Note
 from copdata.render import piano
 from copdata.render.keyboard import KeyboardRenderer, is_black
@@ -23,16 +24,6 @@ def _spectrum(audio: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     return np.fft.rfftfreq(len(audio), 1.0 / sr), mag
 
 
-def _max_polyphony(notes: list[Note]) -> int:
-    events = sorted([(n.start, 1) for n in notes] + [(n.end, -1) for n in notes],
-                    key=lambda e: (e[0], e[1]))
-    count = best = 0
-    for _, delta in events:
-        count += delta
-        best = max(best, count)
-    return best
-
-
 # -- performance generator -------------------------------------------------
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 123])
@@ -43,7 +34,7 @@ def test_performance_properties(seed):
     assert all(PIANO_LOW <= n.pitch <= 108 for n in notes)
     assert all(30 <= n.velocity <= 120 for n in notes)
     assert all(0.0 <= n.start < n.end <= seconds + 1e-9 for n in notes)
-    assert _max_polyphony(notes) <= MAX_POLYPHONY
+    assert max_polyphony(notes) <= MAX_POLYPHONY
     # dense: the longest stretch with no sounding note is well under a second,
     # so every 10 s window holds notes
     covered = np.zeros(int(seconds * 100), dtype=bool)
