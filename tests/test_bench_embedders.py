@@ -76,7 +76,7 @@ def test_vggish_loads_random_weights_through_real_path(tmp_path):
     assert out.shape == (2, 128)  # two 0.96 s examples in 2 s
     with torch.inference_mode():
         direct = net(torch.from_numpy(log_mel_examples(audio))[:, None]).double().numpy()
-    np.testing.assert_allclose(out, direct, rtol=1e-6)
+    np.testing.assert_allclose(out, direct, rtol=1e-5, atol=1e-6 * np.abs(direct).max())  # float32 net
     # front end: a 1 kHz tone peaks in the mel band whose centre is nearest 1 kHz
     logmel = log_mel_examples(audio)[0].mean(axis=0)
     centers = np.argmax(mel_matrix(), axis=0) * SR / 512

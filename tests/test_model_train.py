@@ -89,13 +89,13 @@ def test_stages_chain_and_resume_restores_step_optimizer_rng(tmp_path):
     assert np.array_equal(np.random.get_state()[1], half["rng"]["numpy"][1])
     assert torch.equal(torch.get_rng_state(), half["rng"]["torch"])
     for k, v in full["weights"].items():
-        assert torch.allclose(v.float(), resumed["weights"][k].float(), atol=1e-6), k
+        assert torch.allclose(v.float(), resumed["weights"][k].float(), rtol=1e-5, atol=1e-6), k
     for k, v in full["ema"].items():
-        assert torch.allclose(v.float(), resumed["ema"][k].float(), atol=1e-6), k
+        assert torch.allclose(v.float(), resumed["ema"][k].float(), rtol=1e-5, atol=1e-6), k
     sa, sb = full["optimizer"]["state"], resumed["optimizer"]["state"]
     assert sa.keys() == sb.keys() and len(sa) > 0
     for k in sa:
-        assert torch.allclose(sa[k]["exp_avg_sq"], sb[k]["exp_avg_sq"], atol=1e-8)
+        assert torch.allclose(sa[k]["exp_avg_sq"], sb[k]["exp_avg_sq"], rtol=1e-5, atol=1e-8)
         assert float(sa[k]["step"]) == float(sb[k]["step"]) == 4
     assert full["scheduler"]["last_epoch"] == resumed["scheduler"]["last_epoch"] == 4
     rows = (tmp_path / "b" / "stage2" / "log.csv").read_text().splitlines()

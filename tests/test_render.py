@@ -126,7 +126,7 @@ def test_fixed_gain_not_peak_normalised():
     alone = piano.render_notes([Note(0.5, 1.0, 64, 50)], SR, 4.0)
     with_loud = piano.render_notes([Note(0.5, 1.0, 64, 50), Note(2.5, 3.0, 40, 120)], SR, 4.0)
     cut = int(2.4 * SR)
-    np.testing.assert_allclose(alone[:cut], with_loud[:cut], atol=1e-7)
+    np.testing.assert_allclose(alone[:cut], with_loud[:cut], rtol=1e-6, atol=1e-6)  # float32 samples
 
 
 def test_onsets_audible_and_release_short():
