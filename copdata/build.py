@@ -30,8 +30,9 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .dataset import SCHEMA_VERSION, ClipWriter, derive_views, remove_partial_clips, write_json_atomic
-from .errors import BuildLockedError, CopDataError, DatasetError, SilentInputError, TooShortError
-from .ids import clip_id, sanitize_source_id
+from .errors import (BuildLockedError, CopDataError, DatasetError, ManifestError,
+                     SilentInputError, TooShortError)
+from .ids import check_split_name, clip_id, sanitize_source_id
 from .media import db_full_scale
 from .notes import segment_notes
 from .sources.base import BuildSettings, Source, SourceItem
@@ -164,6 +165,10 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
     row = {"source_id": item.source_id, "source": item.label, "split": item.split}
     written: list[Path] = []
     try:
+        try:
+            check_split_name(item.split)
+        except ValueError as exc:  # every source's splits, checked before any write
+            raise ManifestError(str(exc), item=item.label) from None
         perf = source.fetch(item, settings)
         sr, fps = settings.sample_rate, settings.fps
         notes, origin = perf.notes, perf.midi_origin

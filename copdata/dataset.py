@@ -26,6 +26,7 @@ import numpy as np
 
 from . import media
 from .errors import DatasetError
+from .ids import path_under
 from .notes import Note, midi_bytes, read_midi
 from .roll import render_roll
 from .steps import caption as steps_caption
@@ -86,9 +87,9 @@ class ClipWriter:
     """Write one clip folder under a temporary name; :meth:`commit` renames it."""
 
     def __init__(self, root: str | Path, clip_id: str):
-        self.clips_dir = Path(root) / "clips"
-        self.final = self.clips_dir / clip_id
-        self.tmp = self.clips_dir / f"{TMP_PREFIX}{clip_id}.{os.getpid()}"
+        self.clips_dir = path_under(root, "clips")
+        self.final = path_under(self.clips_dir, clip_id)
+        self.tmp = path_under(self.clips_dir, f"{TMP_PREFIX}{clip_id}.{os.getpid()}")
         self.clips_dir.mkdir(parents=True, exist_ok=True)
         if self.tmp.exists():
             shutil.rmtree(self.tmp)

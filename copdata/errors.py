@@ -73,5 +73,9 @@ class DownloadError(CopDataError):
         return f"DownloadError.{self.kind}"
 
 
+class UnsafePathError(CopDataError):
+    """A name from an input (split, clip id, cache key) would write outside its root."""
+
+
 class BuildLockedError(CopDataError):
     """Another build holds the output folder."""

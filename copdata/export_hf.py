@@ -5,29 +5,39 @@ Layout written to ``out_dir``::
     README.md                                   dataset card (YAML front matter + text)
     data/<split>-XXXXX-of-YYYYY.parquet          shards, one file set per split
 
-One row per clip. Columns: ``id``, ``split``, ``audio`` (``datasets.Audio``, the
-clip's FLAC bytes embedded), ``video`` (``datasets.Video``, the clip's MP4 bytes
-embedded), ``roll`` (``Array2D((None, 88), "uint8")``), ``notes`` (struct of
-lists ``pitch, start, end, velocity`` as read from ``notes.mid``), ``steps``
-(list of ``{step, text}``), ``caption`` (the first step's text), the clip row's
-source columns (``source_id``, ``source``, ``segment``, ``start``, ``end``,
-``midi_origin``), the source metadata (``title``, ``uploader``, ``license``, ...,
-one column per key) and ``stats`` (the row's per-view statistics).
+One row per clip. Columns: ``id``, ``split``, ``audio`` (struct ``{array:
+list<float32>, sampling_rate: int32}``: the clip's decoded mono samples, the same
+values as ``Clip.audio()``), ``video`` (struct ``{bytes: binary, path: string}``:
+the clip's H.264 MP4, byte for byte; :func:`decode_video` gives its frames),
+``roll`` (``Array2D((None, 88), "uint8")``), ``notes`` (struct of lists ``pitch,
+start, end, velocity`` as read from ``notes.mid``), ``steps`` (list of ``{step,
+text}``), ``caption`` (the first step's text), the clip row's source columns
+(``source_id``, ``source``, ``segment``, ``start``, ``end``, ``midi_origin``),
+the source metadata (``title``, ``uploader``, ``license``, ..., one column per
+key) and ``stats`` (the row's per-view statistics).
+
+Why not ``datasets.Audio``/``datasets.Video``: in ``datasets`` 4+ both decode
+only through ``torchcodec``, whose wheels need a system FFmpeg that this
+project does not install (it decodes with PyAV's bundled FFmpeg). Plain
+columns load and decode with what the project installs: the audio is already
+an array (about 4 bytes per sample, so larger than FLAC), and the video's MP4
+bytes decode with PyAV (:func:`decode_video`).
 
 Shards hold at most ``max_rows_per_shard`` rows and about ``max_shard_bytes`` of
 media; parquet row groups hold ``rows_per_group`` rows so the Hub's dataset
 viewer can page through them. ``datasets.load_dataset(out_dir)`` loads the
-folder. Decoding ``audio``/``video`` in ``datasets`` 4+ needs ``torchcodec``;
-without it, read the embedded bytes with
-``ds.cast_column("video", Video(decode=False))`` (same for ``audio``).
+folder. The export is written into a temporary sibling folder and renamed into
+place when complete, so a failed export leaves no partial shards.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import shutil
+import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -40,10 +50,12 @@ from . import open_dataset
 from .dataset import Dataset
 from .errors import CopDataError, DatasetError
 from .export_card import dataset_card
+from .ids import check_split_name, path_under
 from .notes import read_midi
 
 log = logging.getLogger(__name__)
 CORE_COLUMNS = ("id", "split", "audio", "video", "roll", "notes", "steps", "caption")
+EXPORT_ENTRIES = {"README.md", "data", ".cache", ".huggingface"}
 ROW_COLUMNS = ("source_id", "source", "segment", "start", "end", "midi_origin")
 
 
@@ -81,7 +93,7 @@ class _Schema:
     """Columns of the export, inferred from the dataset's clip rows."""
 
     def __init__(self, ds: Dataset):
-        from datasets import Array2D, Audio, Features, List, Value, Video
+        from datasets import Array2D, Features, List, Value
 
         rows = ds.rows
         self.row_cols = [k for k in ROW_COLUMNS if any(k in r for r in rows)]
@@ -100,8 +112,8 @@ class _Schema:
         u8, f64, s = Value("uint8"), Value("float64"), Value("string")
         spec = {
             "id": s, "split": s,
-            "audio": Audio(sampling_rate=ds.sample_rate),
-            "video": Video(),
+            "audio": {"array": List(Value("float32")), "sampling_rate": Value("int32")},
+            "video": {"bytes": Value("binary"), "path": s},
             "roll": Array2D(shape=(None, 88), dtype="uint8"),
             "notes": {"pitch": List(u8), "start": List(f64), "end": List(f64),
                       "velocity": List(u8)},
@@ -137,7 +149,7 @@ class _Schema:
         steps = clip.steps()
         out = {
             "id": clip.id, "split": split_name,
-            "audio": {"bytes": files["audio.flac"].read_bytes(), "path": f"{clip.id}.flac"},
+            "audio": {"array": clip.audio(), "sampling_rate": int(ds.sample_rate)},
             "video": {"bytes": files["video.mp4"].read_bytes(), "path": f"{clip.id}.mp4"},
             "roll": roll.tolist(),
             "notes": {"pitch": [n.pitch for n in notes], "start": [n.start for n in notes],
@@ -157,8 +169,25 @@ class _Schema:
 
 
 def hub_split_name(split: str) -> str:
-    """Hub split names must match ``\\w+``: ``-`` becomes ``_``."""
+    """Hub split names must match ``\\w+``: ``-`` becomes ``_``. A split that is
+    not a safe name (e.g. ``../../EVIL`` in a tampered ``clips.jsonl``) raises
+    :class:`DatasetError`: it would become a file name."""
+    try:
+        check_split_name(split)
+    except ValueError as exc:
+        raise DatasetError(f"{exc}; rebuild the dataset or fix clips.jsonl") from None
     return split.replace("-", "_")
+
+
+def decode_video(video) -> np.ndarray:
+    """RGB uint8 ``(T, H, W, 3)`` frames of an exported ``video`` cell (the struct
+    ``{bytes, path}`` or the MP4 bytes), decoded with PyAV."""
+    import av
+
+    data = video["bytes"] if isinstance(video, dict) else video
+    with av.open(io.BytesIO(data)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
 
 
 def plan_shards(ds: Dataset, rows: list[dict], max_rows: int, max_bytes: int) -> list[list[dict]]:
@@ -214,43 +243,65 @@ def export_hf(dataset_dir: str | Path, out_dir: str | Path, max_rows_per_shard: 
     if push:
         token = check_push_possible(token)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DatasetError("--out is a file, not a folder", item=str(out))
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise DatasetError("output folder is not empty; pass --overwrite or choose "
                                "another --out", item=str(out))
-        shutil.rmtree(out / "data", ignore_errors=True)
-    (out / "data").mkdir(parents=True, exist_ok=True)
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_ENTRIES)
+        if foreign:
+            raise DatasetError(f"--overwrite replaces only an earlier export (README.md and "
+                               f"data/), but the folder also holds {foreign[:5]}; choose "
+                               "another --out", item=str(out))
     schema = _Schema(ds)
     by_split: dict[str, list[dict]] = defaultdict(list)
     for row in ds.rows:
         by_split[hub_split_name(row["split"])].append(row)
     plans = {s: plan_shards(ds, rows, max_rows_per_shard, max_shard_bytes)
              for s, rows in by_split.items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     bar = tqdm(total=len(ds.rows), unit="clip", desc="export hf", disable=not progress)
     shard_files: dict[str, list[str]] = {}
     try:
+        (work / "data").mkdir()
         for split, shards in plans.items():
             shard_files[split] = []
             for k, shard in enumerate(shards):
                 name = f"data/{split}-{k:05d}-of-{len(shards):05d}.parquet"
-                tmp = out / f"{name}.tmp"
-                with pq.ParquetWriter(tmp, schema.arrow) as writer:
+                with pq.ParquetWriter(path_under(work, name), schema.arrow) as writer:
                     for g in range(0, len(shard), rows_per_group):
                         group = [schema.row(ds, r, split) for r in shard[g:g + rows_per_group]]
                         writer.write_table(pa.Table.from_pylist(group, schema=schema.arrow),
                                            row_group_size=rows_per_group)
                         bar.update(len(group))
-                os.replace(tmp, out / name)
                 shard_files[split].append(name)
+        card = dataset_card(ds, schema.features, {s: len(r) for s, r in by_split.items()},
+                            shard_files, work)
+        (work / "README.md").write_text(card, encoding="utf-8")
+        _replace_folder(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     finally:
         bar.close()
-    card = dataset_card(ds, schema.features, {s: len(r) for s, r in by_split.items()},
-                        shard_files, out)
-    (out / "README.md").write_text(card, encoding="utf-8")
     log.info("exported %d clips to %s", len(ds.rows), out)
     if push:
         push_to_hub(out, push, private=private, token=token)
     return out
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Rename the finished export ``new`` to ``out`` (an earlier export there is
+    moved aside first and deleted after the rename)."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(new, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def push_to_hub(folder: str | Path, repo_id: str, private: bool = False,

@@ -35,11 +35,10 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from ..download import DownloadOptions, download_media
 from ..errors import ManifestError
-from ..ids import sanitize_source_id
-from .base import BuildSettings, Performance, Source, SourceItem
+from ..ids import path_under, sanitize_source_id
+from .base import BuildSettings, Performance, Source, SourceItem, read_manifest_text, split_problem
 
 YOUTUBE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
-SPLIT_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 CROP_COLUMNS = ("crop_x0", "crop_y0", "crop_x1", "crop_y1")
 KNOWN_COLUMNS = {"youtube_id", "url", "split", "start", "end", "max_segments", "id",
                  *CROP_COLUMNS}
@@ -98,8 +97,8 @@ def _parse_row(row: dict) -> dict:
     if url and urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"url {url!r} is not an http(s) URL")
     split = (row.get("split") or "").strip() or "train"
-    if not SPLIT_RE.match(split):
-        raise ValueError(f"split {split!r} must be a word such as train or test")
+    if split_problem(split):
+        raise ValueError(split_problem(split))
     crop_values = [_number(row, k, int) for k in CROP_COLUMNS]
     crop = None
     if any(v is not None for v in crop_values):
@@ -131,12 +130,9 @@ def read_manifest(path: str | Path) -> list[SourceItem]:
     repeat an earlier id) become items whose ``meta["manifest_error"]`` says why.
     A missing or header-less file raises :class:`ManifestError`."""
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            lines = [(n, line) for n, line in enumerate(fh, start=1)
-                     if line.strip() and not line.lstrip().startswith("#")]
-    except OSError as exc:
-        raise ManifestError(f"cannot read manifest ({exc})", item=str(path)) from exc
+    text = read_manifest_text(path)
+    lines = [(n, line) for n, line in enumerate(text.splitlines(keepends=True), start=1)
+             if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise ManifestError("manifest is empty; it needs a header row", item=str(path))
     reader = csv.DictReader([line for _, line in lines])
@@ -243,7 +239,7 @@ class YouTubeSource(Source):
             raise ManifestError(item.meta["manifest_error"], item=str(self.manifest))
         from .local import performance_from_files
 
-        files = download_media(item.meta["url"], self.cache_dir / item.source_id,
+        files = download_media(item.meta["url"], path_under(self.cache_dir, item.source_id),
                                self.options, label=item.label)
         performance = performance_from_files(files.video_path, files.audio_path, item, settings)
         info = files.info
