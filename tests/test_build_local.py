@@ -170,8 +170,8 @@ def test_csv_input_with_crop_split_span_and_bad_rows(tmp_path, make_video):
         "path,split,crop_x0,crop_y0,crop_x1,crop_y1,start,end\n"
         "wide.mp4,test,20,10,220,70,1.0,5.5\n"     # 200x60 box, 4.5 s span -> 2 clips
         "wide.mp4,test,,,,,,\n"                    # same file again, whole frame, same split
-        "wide.mp4,train,0,0,999,50,,\n"            # box outside the frame
-        "wide.mp4,train,5,5,1,1,,\n"               # empty box
+        "wide.mp4,test,0,0,999,50,,\n"             # box outside the frame
+        "wide.mp4,test,5,5,1,1,,\n"                # empty box
         "missing.mp4,train,,,,,,\n")
     out = tmp_path / "out"
     summary = build_dataset(LocalSource(src / "list.csv"), out, SETTINGS, progress=False)
