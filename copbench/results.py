@@ -3,7 +3,11 @@
 ``RESULTS_DIR/<model name>.json`` holds ``model``, ``metrics`` (``{column:
 {"mean", "ci95", "n", "higher_is_better"}}``), ``per_clip`` (``{clip_id:
 {column: value}}``), ``pairing`` (paired count, missing and extra ids),
-``errors`` (per clip), ``provenance`` and ``created`` (the only timestamp).
+``errors`` (per clip), ``complete`` (no failed or missing clip), ``n_expected``,
+``n_failed``, ``n_missing``, ``provenance`` and ``created`` (the only timestamp).
+A results file never silently replaces another model's: writing ``NAME.json``
+over a file whose model (kind and path, or baseline name) differs raises
+:class:`~copbench.errors.ResultsConflictError`; pass ``--name`` to pick another.
 Keys are sorted and floats written by ``json`` (``repr``), so the same inputs
 give byte-identical files apart from ``created``.
 """
@@ -42,10 +46,46 @@ def dumps(results: dict) -> str:
     return json.dumps(results, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_results_name(name: str) -> str:
+    """A ``--name`` for a results file: letters, digits, ``_ . -`` (1-100)."""
+    if not _NAME_RE.match(name or ""):
+        from .errors import BenchError
+        raise BenchError("a results name must be 1-100 letters, digits, '_', '.' or '-' "
+                         "(not starting with '.' or '-')", item=repr(name))
+    return name
+
+
+def model_identity(results: dict) -> tuple:
+    """What makes two results files the same model: kind and resolved path (folder,
+    checkpoint) or name (baseline)."""
+    info = (results.get("provenance") or {}).get("model") or {}
+    return (info.get("kind"), info.get("path") or info.get("name") or results.get("model"))
+
+
 def write_results(results: dict, results_dir: str | Path) -> Path:
+    from copdata.ids import path_under
+
+    from .errors import ResultsConflictError
     results_dir = Path(results_dir)
+    if results_dir.exists() and not results_dir.is_dir():
+        from .errors import BenchError
+        raise BenchError("--out is a file, not a results folder", item=str(results_dir))
     results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{safe_name(results['model'])}.json"
+    path = path_under(results_dir, f"{safe_name(results['model'])}.json")
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if not isinstance(old, dict) or model_identity(old) != model_identity(results):
+            theirs = model_identity(old) if isinstance(old, dict) else ("not copbench results",)
+            raise ResultsConflictError(
+                f"{path} holds the results of another model ({theirs[-1]}); this run is "
+                f"{model_identity(results)[-1]}: pass --name to name it, or another --out",
+                item=str(path))
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(dumps(results), encoding="utf-8")
     tmp.replace(path)

@@ -240,7 +240,9 @@ def run_command(name: str, command, args) -> int:
     error (a traceback only with ``args.debug``), 130 on Ctrl-C; a closed stdout
     (``| head``) keeps the status the command had reached."""
     try:
-        return int(command() or 0)
+        status = int(command() or 0)
+        sys.stdout.flush()  # a closed pipe raises here, not at interpreter exit
+        return status
     except BrokenPipeError:  # output piped into `head` and closed
         _silence_stdout()
         return int(getattr(args, "exit_status", 0))
@@ -251,7 +253,7 @@ def run_command(name: str, command, args) -> int:
         if getattr(args, "debug", False):
             traceback.print_exc()
         print(f"{name}: error: {error_line(exc)}", file=sys.stderr)
-        return 2
+        return int(getattr(exc, "exit_status", 2))
 
 
 def error_line(exc: BaseException) -> str:
