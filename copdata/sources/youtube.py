@@ -140,12 +140,10 @@ def read_manifest(path: str | Path) -> list[SourceItem]:
     if not columns & {"youtube_id", "url"}:
         raise ManifestError(f"header {sorted(columns)} has neither a youtube_id nor a url "
                             "column; see manifests/README.md", item=str(path))
-    items: list[SourceItem] = []
+    parsed: list[tuple[int, str, dict, dict | str]] = []  # line, where, row, fields | error
     seen: set[str] = set()
     for (line_no, _), row in zip(lines[1:], reader):
         where = f"{path.name}:{line_no}"
-        extra = {k: v for k, v in row.items()
-                 if k not in KNOWN_COLUMNS and k is not None and v not in (None, "")}
         try:
             if None in row:
                 raise ValueError(f"row has {len(row[None])} more fields than the header")
@@ -153,13 +151,20 @@ def read_manifest(path: str | Path) -> list[SourceItem]:
             if fields["source_id"] in seen:
                 raise ValueError(f"source id {fields['source_id']!r} repeats an earlier row")
         except ValueError as exc:
-            raw = (row.get("youtube_id") or row.get("url") or "").strip()
-            sid = sanitize_source_id(f"row{line_no:05d}-{raw}" if raw else f"row{line_no:05d}")
-            items.append(SourceItem(source_id=sid, label=where, split="train",
-                                    meta={"manifest_error": f"{where}: {exc}",
-                                          "manifest_row": line_no}))
+            parsed.append((line_no, where, row, f"{where}: {exc}"))
             continue
         seen.add(fields["source_id"])
+        parsed.append((line_no, where, row, fields))
+    items: list[SourceItem] = []
+    for line_no, where, row, fields in parsed:
+        if isinstance(fields, str):  # a malformed row: a failed item with an unused id
+            raw = (row.get("youtube_id") or row.get("url") or "").strip()
+            sid = fallback_id(line_no, raw, seen)
+            items.append(SourceItem(source_id=sid, label=where, split="train",
+                                    meta={"manifest_error": fields, "manifest_row": line_no}))
+            continue
+        extra = {k: v for k, v in row.items()
+                 if k not in KNOWN_COLUMNS and k is not None and v not in (None, "")}
         meta = {"url": fields["url"], "manifest_row": line_no, **extra}
         if fields["youtube_id"]:
             meta["youtube_id"] = fields["youtube_id"]
@@ -169,6 +174,19 @@ def read_manifest(path: str | Path) -> list[SourceItem]:
                                 split=fields["split"], meta=meta, crop=fields["crop"],
                                 start=fields["start"], end=fields["end"]))
     return items
+
+
+def fallback_id(line_no: int, raw: str, taken: set[str]) -> str:
+    """The source id of a malformed row: ``row<line>-<raw>``, made distinct from
+    every id in ``taken`` (which it joins), so a malformed row whose id collides
+    with another row fails alone instead of stopping the build."""
+    base = sanitize_source_id(f"row{line_no:05d}-{raw}" if raw else f"row{line_no:05d}")
+    sid, k = base, 1
+    while sid in taken:
+        sid = sanitize_source_id(f"{base}-{k}")
+        k += 1
+    taken.add(sid)
+    return sid
 
 
 def redact_proxy(proxy: str | None) -> str | None:
