@@ -35,6 +35,7 @@ from . import __version__
 from .dataset import SCHEMA_VERSION, ClipWriter, derive_views, remove_partial_clips, write_json_atomic
 from .errors import (BuildLockedError, CopDataError, DatasetError, ManifestError,
                      SilentInputError, TooShortError)
+from .integrity import view_hashes
 from .ids import check_split_name, clip_id, sanitize_source_id
 from .media import db_full_scale
 from .notes import segment_notes
@@ -227,8 +228,9 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
                 row["warning"] = (f"video ended at {cursor / fps:.2f} s, before the "
                                   f"{perf.duration:.2f} s the container declares")
                 break
-            clip_rows.append(_clip_row(item, k, cid, t0, settings, views, audio, shape,
-                                       origin, meta))
+            clip_row = _clip_row(item, k, cid, t0, settings, views, audio, shape, origin, meta)
+            clip_row["hashes"] = view_hashes(writer.final)  # checked by copdata validate
+            clip_rows.append(clip_row)
         if not clip_rows:
             raise TooShortError("no complete clip could be cut (the video stream is shorter "
                                 "than one clip)", item=item.label)

@@ -200,3 +200,33 @@ def test_pool_workers_exit_when_the_build_is_killed(tmp_path):
     for p in alive:  # clean up what the old code leaves behind
         os.kill(p, signal.SIGKILL)
     assert not alive, f"workers {alive} outlived their build"
+
+
+def test_validate_finds_swapped_audio_and_false_rows(videos, tmp_path):
+    from copdata.dataset import read_jsonl, write_json_atomic
+
+    out = tmp_path / "ds"
+    build_dataset(LocalSource(videos), out, SETTINGS, progress=False)
+    ds = open_dataset(out)
+    assert len(ds) >= 3 and validate_dataset(out, progress=False) == []
+    assert all(set(r["hashes"]) == {"video.mp4", "audio.flac", "notes.mid", "roll.npy",
+                                     "steps.json"} for r in ds.rows)
+    a, b, c = ds.ids()[:3]
+    # audio swapped between two clips: every file still meets the contract
+    fa, fb = out / "clips" / a / "audio.flac", out / "clips" / b / "audio.flac"
+    data_a, data_b = fa.read_bytes(), fb.read_bytes()
+    assert data_a != data_b
+    fa.write_bytes(data_b)
+    fb.write_bytes(data_a)
+    rows = read_jsonl(out / "clips.jsonl")
+    rows[2]["stats"]["notes"] += 5  # a false statistic
+    assert rows[1]["source_id"] == rows[0]["source_id"]
+    rows[1]["start"] += 0.5  # a false span (its source's first clip says otherwise)
+    rows[1]["end"] += 0.5
+    write_json_atomic(out / "clips.jsonl", rows, lines=True)
+    problems = validate_dataset(out, progress=False)
+    assert any(p.startswith(f"{a}: audio.flac is not the file") for p in problems), problems
+    assert any(p.startswith(f"{b}: audio.flac is not the file") for p in problems)
+    assert any(p.startswith(f"{c}: stats.notes") for p in problems)
+    assert any(p.startswith(f"{b}: start is not") for p in problems)
+    assert cli_main(["validate", str(out), "--quiet"]) == 1
