@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  copdata build --source synth --num-items 16 --item-seconds 30 --out data/synth\n"
                "  copdata build --source local --input videos/ --out data/local --workers 2\n"
                "  copdata build --source youtube --manifest manifests/pianoyt2h.csv --out data/yt2h\n"
-               "exit status: 0 all items ok; 1 some items failed (see report.json); 2 nothing built\n  (bad arguments, folder held by another build, or built with other settings)\n"
+               "exit status: 0 all items ok; 1 some items failed (see report.json); 2 usage or input error,\n  nothing built (bad arguments, folder held by another build, or built with other settings)\n"
                "  --force deletes only an earlier CoP build (a folder whose dataset.json copdata wrote)")
     b.add_argument("--source", choices=["synth", "local", "youtube"], default="synth",
                    help="synth: rendered MIDI (offline, default); local: video files; "
@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check every clip against the contract",
                        epilog="exit status: 0 the dataset meets the contract; 1 problems found "
-                              "(one line each, also when stdout is closed early); 2 not a dataset")
+                              "(one line each, also when stdout is closed early); 2 usage or input error "
+                              "(not a dataset folder)")
     v.add_argument("dir")
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_validate)

@@ -230,3 +230,54 @@ def test_validate_finds_swapped_audio_and_false_rows(videos, tmp_path):
     assert any(p.startswith(f"{c}: stats.notes") for p in problems)
     assert any(p.startswith(f"{b}: start is not") for p in problems)
     assert cli_main(["validate", str(out), "--quiet"]) == 1
+
+
+def test_transcription_writes_nothing_under_home(videos, tmp_path):
+    """onnxruntime's telemetry would write ~/.cache/Microsoft/DeveloperTools/...;
+    a transcription through the CLI leaves HOME as it found it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in ENV.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    env["HOME"] = str(home)
+    proc = subprocess.run([sys.executable, "-m", "copdata", "transcribe",
+                           str(videos / "take_a.mp4"), "--out", str(tmp_path / "a.mid")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a.mid").is_file()
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
+
+
+@pytest.mark.parametrize("module,commands", [
+    ("copdata.cli", ["build", "validate", "stats", "show", "transcribe", "export"]),
+    ("copbench.cli", ["run", "leaderboard", "compare"]),
+    ("copmodel.cli", ["train", "sample", "prefs"]),
+])
+def test_every_command_documents_its_exit_status(module, commands, capsys):
+    import importlib
+
+    main = importlib.import_module(module).main
+    for command in [None, *commands]:
+        with pytest.raises(SystemExit) as done:
+            main(([command] if command else []) + ["--help"])
+        assert done.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "exit status: 0" in text and "2 usage or input error" in text, (module, command)
+
+
+def test_errors_are_one_line_and_a_traceback_needs_debug(tmp_path, capsys):
+    from copbench.cli import main as bench_main
+    from copmodel.cli import main as model_main
+
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    cases = [
+        (cli_main, ["stats", str(tmp_path)]),
+        (bench_main, ["leaderboard", str(tmp_path / "afile")]),
+        (model_main, ["sample", "--ckpt", str(tmp_path / "none.ckpt"), "--data", str(tmp_path),
+                      "--out", str(tmp_path / "o")]),
+    ]
+    for main, argv in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert main(["--debug", *argv]) == 2
+        assert "Traceback" in capsys.readouterr().err
