@@ -25,8 +25,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import media
-from .errors import DatasetError
-from .ids import path_under
+from .errors import DatasetError, UnsafePathError
+from .ids import is_valid_clip_id, path_under
 from .notes import Note, midi_bytes, read_midi
 from .roll import render_roll
 from .steps import caption as steps_caption
@@ -87,6 +87,9 @@ class ClipWriter:
     """Write one clip folder under a temporary name; :meth:`commit` renames it."""
 
     def __init__(self, root: str | Path, clip_id: str):
+        if not is_valid_clip_id(clip_id):
+            raise UnsafePathError(f"clip id {clip_id!r} is not <source_id>.<segment:08d>",
+                                  item=str(root))
         self.clips_dir = path_under(root, "clips")
         self.final = path_under(self.clips_dir, clip_id)
         self.tmp = path_under(self.clips_dir, f"{TMP_PREFIX}{clip_id}.{os.getpid()}")

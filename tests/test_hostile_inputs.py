@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from copdata import open_dataset
@@ -281,3 +282,25 @@ def test_errors_are_one_line_and_a_traceback_needs_debug(tmp_path, capsys):
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         assert main(["--debug", *argv]) == 2
         assert "Traceback" in capsys.readouterr().err
+
+
+def test_writers_refuse_names_that_leave_their_root(tmp_path, monkeypatch):
+    from copbench import cache
+    from copdata.dataset import ClipWriter
+    from copdata.errors import UnsafePathError
+    from copdata.ids import path_under
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to(tmp_path)  # a symlink that leaves the root
+    for parts in (("..", "x"), ("../../../EVIL",), ("link", "x"), ("/etc/passwd",)):
+        with pytest.raises(UnsafePathError):
+            path_under(root, *parts)
+    assert path_under(root, "data", "train-00000.parquet") == root.resolve() / "data" / "train-00000.parquet"
+    for bad in ("../x.00000000", "a/b.00000000", "x..00000000", "."):
+        with pytest.raises(UnsafePathError):
+            ClipWriter(root, bad)
+    monkeypatch.setenv("COPBENCH_CACHE", str(root))
+    with pytest.raises(UnsafePathError):
+        cache.save("../escape", "k", {"a": np.zeros(2)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]
