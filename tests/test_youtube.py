@@ -350,6 +350,13 @@ def test_manifest_level_errors(tmp_path):
         read_manifest(tmp_path / "missing.csv")
     with pytest.raises(ManifestError, match="neither"):
         read_manifest(write_manifest(tmp_path / "h.csv", "video,split\nabc,train\n"))
+    latin1 = tmp_path / "l.csv"
+    latin1.write_bytes("url,split\nhttp://x.org/prélude.mp4,train\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match="not UTF-8"):
+        read_manifest(latin1)
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffyoutube_id,split\nnwwHuxHMIpc,test\n".encode("utf-8"))
+    assert [i.split for i in read_manifest(bom)] == ["test"]
 
 
 def test_pianoyt2h_manifest_reproduces_the_published_test_set():
