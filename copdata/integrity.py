@@ -36,9 +36,10 @@ def view_hashes(clip_dir: str | Path) -> dict[str, str]:
 def check_hashes(clip) -> list[str]:
     """Files whose content differs from the hash recorded at build time."""
     recorded = clip.row.get("hashes")
+    if recorded is None:
+        return []  # reported once for the dataset by :func:`missing_hashes`
     if not isinstance(recorded, dict):
-        return ["clips.jsonl row has no content hashes (built before copdata recorded them; "
-                "rebuild to protect the clip)"]
+        return ["clips.jsonl row's hashes are not a {file: sha256} object"]
     problems = []
     for name in HASHED_VIEWS:
         path = clip.dir / name
@@ -48,6 +49,16 @@ def check_hashes(clip) -> list[str]:
             problems.append(f"{name} is not the file the build wrote (content hash differs: "
                             "edited, replaced or swapped with another clip's)")
     return problems
+
+
+def missing_hashes(rows: list[dict]) -> list[str]:
+    """One line when rows carry no content hashes (a build by an older copdata)."""
+    without = [str(r.get("id")) for r in rows if r.get("hashes") is None]
+    if not without:
+        return []
+    return [f"clips.jsonl: {len(without)} of {len(rows)} rows have no content hashes (e.g. "
+            f"{without[0]}), so tampering with their files cannot be detected; rebuild with "
+            "this copdata (copdata build --force) to record them"]
 
 
 def _differs(name: str, recorded, actual) -> str | None:

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .dataset import TMP_PREFIX, VIEW_FILES, Clip, open_dataset
 from .errors import CopDataError
 from .ids import is_valid_clip_id
-from .integrity import check_hashes, check_spans, check_stats
+from .integrity import check_hashes, check_spans, check_stats, missing_hashes
 from .sources.base import split_problem
 from .notes import notes_from_pretty_midi
 from .roll import render_roll
@@ -137,6 +137,7 @@ def validate_dataset(root: str | Path, progress: bool = True) -> list[str]:
         elif split_problem(row["split"]):
             problems.append(f"{row.get('id')}: {split_problem(row['split'])}")
     problems.extend(check_spans(ds.rows, ds.clip_seconds))
+    problems.extend(missing_hashes(ds.rows))
     for clip in tqdm(list(ds.clips()), desc="validate", unit="clip", disable=not progress):
         if not is_valid_clip_id(clip.id):
             continue

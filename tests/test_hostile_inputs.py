@@ -231,6 +231,11 @@ def test_validate_finds_swapped_audio_and_false_rows(videos, tmp_path):
     assert any(p.startswith(f"{c}: stats.notes") for p in problems)
     assert any(p.startswith(f"{b}: start is not") for p in problems)
     assert cli_main(["validate", str(out), "--quiet"]) == 1
+    for row in rows:  # a dataset built before hashes were recorded: one line says so
+        del row["hashes"]
+    write_json_atomic(out / "clips.jsonl", rows, lines=True)
+    problems = validate_dataset(out, progress=False)
+    assert sum("no content hashes" in p for p in problems) == 1
 
 
 def test_transcription_writes_nothing_under_home(videos, tmp_path):
