@@ -84,6 +84,7 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
     source = s.get("source") or {}
     recorded = s.get("midi_origin") == "transcription"
     stats = dataset_stats(ds.root)
+    audio_array = "array" in features["audio"]
     fps, sr, secs = ds.fps, ds.sample_rate, ds.clip_seconds
     lines = [_front_matter(ds, features, shard_files, recorded, split_counts, Path(out_dir)),
              f"# {source.get('name', 'CoP')} piano performances in five views", "",
@@ -94,10 +95,12 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
              "## Format", "",
              f"- clip length: {secs:g} s; video {fps:g} fps ({int(round(secs * fps))} frames, "
              f"H.264); audio mono {sr} Hz ({int(round(secs * sr))} samples)",
-             "- `audio`: `{array, sampling_rate}`, the decoded float32 samples (values of the "
-             "clip's 16-bit FLAC); `video`: `{bytes, path}`, the clip's MP4 file. Plain columns "
-             "on purpose: `datasets.Audio`/`Video` decode only through torchcodec, which needs "
-             "a system FFmpeg; these load and decode with `datasets` and PyAV alone",
+             ("- `audio`: `{array, sampling_rate}`, the decoded float32 samples (values of "
+              "the clip's 16-bit FLAC)" if audio_array else
+              "- `audio`: `{bytes, path, sampling_rate}`, the clip's 16-bit FLAC file")
+             + "; `video`: `{bytes, path}`, the clip's MP4 file. Plain columns on purpose: "
+             "`datasets.Audio`/`Video` decode only through torchcodec, which needs a system "
+             "FFmpeg; these load and decode with `datasets`, soundfile and PyAV alone",
              "- `roll`: uint8 (frames, 88); column k is MIDI pitch 21+k (A0..C8); value = "
              "velocity of a sounding note, 0 = off; frame i covers [i/fps, (i+1)/fps)",
              "- `notes`: lists `pitch`, `start`, `end` (seconds in the clip), `velocity`, as in "
@@ -155,8 +158,10 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
     lines += ["## Loading", "", "```python", "import io, av, numpy as np",
               "from datasets import load_dataset",
               "ds = load_dataset('PATH_OR_REPO')", "row = ds['train'][0]",
-              "audio = np.asarray(row['audio']['array'], np.float32)  # mono, "
-              "row['audio']['sampling_rate'] Hz",
+              ("audio = np.asarray(row['audio']['array'], np.float32)  # mono, "
+               "row['audio']['sampling_rate'] Hz" if audio_array else
+               "import soundfile; audio, sr = soundfile.read(io.BytesIO(row['audio']['bytes']), "
+               "dtype='float32')"),
               "with av.open(io.BytesIO(row['video']['bytes'])) as c:  # or "
               "copdata.export_hf.decode_video(row['video'])",
               "    frames = np.stack([f.to_ndarray(format='rgb24') for f in c.decode(video=0)])",

@@ -5,23 +5,26 @@ Layout written to ``out_dir``::
     README.md                                   dataset card (YAML front matter + text)
     data/<split>-XXXXX-of-YYYYY.parquet          shards, one file set per split
 
-One row per clip. Columns: ``id``, ``split``, ``audio`` (struct ``{array:
-list<float32>, sampling_rate: int32}``: the clip's decoded mono samples, the same
-values as ``Clip.audio()``), ``video`` (struct ``{bytes: binary, path: string}``:
-the clip's H.264 MP4, byte for byte; :func:`decode_video` gives its frames),
-``roll`` (``Array2D((None, 88), "uint8")``), ``notes`` (struct of lists ``pitch,
-start, end, velocity`` as read from ``notes.mid``), ``steps`` (list of ``{step,
+One row per clip. Columns: ``id``, ``split``, ``audio`` (with the default
+``audio_format="array"`` a struct ``{array: list<float32>, sampling_rate:
+int32}``: the clip's decoded mono samples, the same values as ``Clip.audio()``;
+with ``"flac"`` a struct ``{bytes: binary, path: string, sampling_rate: int32}``
+holding the clip's FLAC file, about 3x smaller), ``video`` (struct ``{bytes:
+binary, path: string}``: the clip's H.264 MP4, byte for byte), ``roll``
+(``Array2D((None, 88), "uint8")``), ``notes`` (struct of lists ``pitch, start,
+end, velocity`` as read from ``notes.mid``), ``steps`` (list of ``{step,
 text}``), ``caption`` (the first step's text), the clip row's source columns
 (``source_id``, ``source``, ``segment``, ``start``, ``end``, ``midi_origin``),
 the source metadata (``title``, ``uploader``, ``license``, ..., one column per
-key) and ``stats`` (the row's per-view statistics).
+key) and ``stats`` (the row's per-view statistics). :func:`decode_audio` and
+:func:`decode_video` turn a row's cells into arrays.
 
 Why not ``datasets.Audio``/``datasets.Video``: in ``datasets`` 4+ both decode
 only through ``torchcodec``, whose wheels need a system FFmpeg that this
 project does not install (it decodes with PyAV's bundled FFmpeg). Plain
-columns load and decode with what the project installs: the audio is already
-an array (about 4 bytes per sample, so larger than FLAC), and the video's MP4
-bytes decode with PyAV (:func:`decode_video`).
+columns load and decode with what the project installs: the audio array needs
+no decoder at all, FLAC bytes decode with soundfile or PyAV, the video's MP4
+bytes with PyAV.
 
 Shards hold at most ``max_rows_per_shard`` rows and about ``max_shard_bytes`` of
 media; parquet row groups hold ``rows_per_group`` rows so the Hub's dataset
@@ -54,6 +57,7 @@ from .ids import check_split_name, path_under
 from .notes import read_midi
 
 log = logging.getLogger(__name__)
+AUDIO_FORMATS = ("array", "flac")
 CORE_COLUMNS = ("id", "split", "audio", "video", "roll", "notes", "steps", "caption")
 EXPORT_ENTRIES = {"README.md", "data", ".cache", ".huggingface"}
 ROW_COLUMNS = ("source_id", "source", "segment", "start", "end", "midi_origin")
@@ -92,8 +96,12 @@ def _convert(value, dtype: str, as_json: bool):
 class _Schema:
     """Columns of the export, inferred from the dataset's clip rows."""
 
-    def __init__(self, ds: Dataset):
+    def __init__(self, ds: Dataset, audio_format: str = "array"):
         from datasets import Array2D, Features, List, Value
+
+        if audio_format not in AUDIO_FORMATS:
+            raise DatasetError(f"audio format {audio_format!r} is not one of {AUDIO_FORMATS}")
+        self.audio_format = audio_format
 
         rows = ds.rows
         self.row_cols = [k for k in ROW_COLUMNS if any(k in r for r in rows)]
@@ -112,7 +120,9 @@ class _Schema:
         u8, f64, s = Value("uint8"), Value("float64"), Value("string")
         spec = {
             "id": s, "split": s,
-            "audio": {"array": List(Value("float32")), "sampling_rate": Value("int32")},
+            "audio": ({"array": List(Value("float32")), "sampling_rate": Value("int32")}
+                      if audio_format == "array" else
+                      {"bytes": Value("binary"), "path": s, "sampling_rate": Value("int32")}),
             "video": {"bytes": Value("binary"), "path": s},
             "roll": Array2D(shape=(None, 88), dtype="uint8"),
             "notes": {"pitch": List(u8), "start": List(f64), "end": List(f64),
@@ -149,7 +159,10 @@ class _Schema:
         steps = clip.steps()
         out = {
             "id": clip.id, "split": split_name,
-            "audio": {"array": clip.audio(), "sampling_rate": int(ds.sample_rate)},
+            "audio": ({"array": clip.audio(), "sampling_rate": int(ds.sample_rate)}
+                      if self.audio_format == "array" else
+                      {"bytes": files["audio.flac"].read_bytes(), "path": f"{clip.id}.flac",
+                       "sampling_rate": int(ds.sample_rate)}),
             "video": {"bytes": files["video.mp4"].read_bytes(), "path": f"{clip.id}.mp4"},
             "roll": roll.tolist(),
             "notes": {"pitch": [n.pitch for n in notes], "start": [n.start for n in notes],
@@ -177,6 +190,16 @@ def hub_split_name(split: str) -> str:
     except ValueError as exc:
         raise DatasetError(f"{exc}; rebuild the dataset or fix clips.jsonl") from None
     return split.replace("-", "_")
+
+
+def decode_audio(audio) -> np.ndarray:
+    """Mono float32 samples of an exported ``audio`` cell (either form)."""
+    if audio.get("array") is not None:
+        return np.asarray(audio["array"], dtype=np.float32)
+    import soundfile
+
+    samples, _ = soundfile.read(io.BytesIO(audio["bytes"]), dtype="float32", always_2d=True)
+    return samples.mean(axis=1)
 
 
 def decode_video(video) -> np.ndarray:
@@ -227,7 +250,8 @@ def check_push_possible(token: str | None) -> str:
 def export_hf(dataset_dir: str | Path, out_dir: str | Path, max_rows_per_shard: int = 256,
               rows_per_group: int = 16, max_shard_bytes: int = 500 * 1024 ** 2,
               push: str | None = None, private: bool = False, token: str | None = None,
-              overwrite: bool = False, progress: bool = True) -> Path:
+              overwrite: bool = False, progress: bool = True,
+              audio_format: str = "array") -> Path:
     """Write ``dataset_dir`` as a Hub dataset folder ``out_dir``; upload it to the
     dataset repo ``push`` when given. Returns ``out_dir``.
 
@@ -254,7 +278,7 @@ def export_hf(dataset_dir: str | Path, out_dir: str | Path, max_rows_per_shard: 
             raise DatasetError(f"--overwrite replaces only an earlier export (README.md and "
                                f"data/), but the folder also holds {foreign[:5]}; choose "
                                "another --out", item=str(out))
-    schema = _Schema(ds)
+    schema = _Schema(ds, audio_format)
     by_split: dict[str, list[dict]] = defaultdict(list)
     for row in ds.rows:
         by_split[hub_split_name(row["split"])].append(row)
@@ -331,6 +355,10 @@ def add_cli_arguments(parser) -> None:
     parser.add_argument("--rows-per-group", type=int, default=16,
                         help="parquet row group size (small groups keep the Hub viewer fast)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export")
+    parser.add_argument("--audio-format", choices=AUDIO_FORMATS, default="array",
+                        help="audio column: array = decoded float32 samples that datasets "
+                             "returns as they are (default); flac = the clip's FLAC bytes, about "
+                             "3x smaller, decoded with soundfile (copdata.export_hf.decode_audio)")
     parser.add_argument("--push", metavar="REPO_ID", default=None,
                         help="upload to this Hugging Face dataset repo after exporting")
     parser.add_argument("--private", action="store_true", help="create the repo private")
@@ -343,7 +371,8 @@ def export_main(args) -> int:
     """Run ``copdata export`` from parsed arguments; prints where the export went."""
     out = export_hf(args.dir, args.out, max_rows_per_shard=args.max_rows_per_shard,
                     rows_per_group=args.rows_per_group, push=args.push, private=args.private,
-                    token=args.token, overwrite=args.overwrite, progress=not args.quiet)
+                    token=args.token, overwrite=args.overwrite, progress=not args.quiet,
+                    audio_format=args.audio_format)
     counts = Counter(r["split"] for r in open_dataset(args.dir).rows)
     print(f"exported {sum(counts.values())} clips ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}) "
           f"to {out}" + (f"; pushed to https://huggingface.co/datasets/{args.push}" if args.push else ""))
