@@ -93,9 +93,13 @@ def write_results(results: dict, results_dir: str | Path) -> Path:
 
 
 def read_results(path: str | Path) -> dict:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    from .errors import BenchError
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BenchError(f"not a copbench results file ({exc}); remove it or move it out of "
+                         "the results folder", item=str(path)) from None
     if not isinstance(data, dict) or "metrics" not in data or "model" not in data:
-        from .errors import BenchError
         raise BenchError("not a copbench results file (no 'model'/'metrics')", item=str(path))
     return data
 

@@ -142,3 +142,17 @@ def test_results_of_two_folders_with_one_name_never_overwrite_each_other(dataset
     saved = {p.name: json.loads(p.read_text())["provenance"]["model"]["path"]
              for p in res_dir.glob("*.json")}
     assert saved == {"samples.json": str(a.resolve()), "samples-b.json": str(b.resolve())}
+
+
+def test_bad_results_folder_and_out_file_are_one_line(dataset, tmp_path, capsys):
+    res_dir = tmp_path / "res"
+    res_dir.mkdir()
+    (res_dir / "broken.json").write_text('{"model": ', encoding="utf-8")
+    assert main(["leaderboard", str(res_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.json" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    assert main(["run", "--model", "silence", "--data", str(dataset), "--metrics", "si_sdr",
+                 "--out", str(tmp_path / "afile"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file" in err and "Traceback" not in err
