@@ -65,15 +65,16 @@ def model_identity(results: dict) -> tuple:
     return (info.get("kind"), info.get("path") or info.get("name") or results.get("model"))
 
 
-def write_results(results: dict, results_dir: str | Path) -> Path:
+def results_path(results: dict, results_dir: str | Path) -> Path:
+    """Where ``results`` will be written, checked first (a run calls this before
+    scoring, with ``model`` and ``provenance.model`` filled in): the folder is a
+    folder, and ``NAME.json`` there holds no other model's results."""
     from copdata.ids import path_under
 
-    from .errors import ResultsConflictError
+    from .errors import BenchError, ResultsConflictError
     results_dir = Path(results_dir)
     if results_dir.exists() and not results_dir.is_dir():
-        from .errors import BenchError
         raise BenchError("--out is a file, not a results folder", item=str(results_dir))
-    results_dir.mkdir(parents=True, exist_ok=True)
     path = path_under(results_dir, f"{safe_name(results['model'])}.json")
     if path.is_file():
         try:
@@ -86,6 +87,12 @@ def write_results(results: dict, results_dir: str | Path) -> Path:
                 f"{path} holds the results of another model ({theirs[-1]}); this run is "
                 f"{model_identity(results)[-1]}: pass --name to name it, or another --out",
                 item=str(path))
+    return path
+
+
+def write_results(results: dict, results_dir: str | Path) -> Path:
+    path = results_path(results, results_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(dumps(results), encoding="utf-8")
     tmp.replace(path)

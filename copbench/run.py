@@ -34,7 +34,8 @@ from .errors import IncompleteOutputsError, MetricError
 from .metrics import ALL_METRICS
 from .models import resolve_model
 from .pairing import pair_ids
-from .results import SCHEMA_VERSION, check_results_name, now_iso, package_versions, write_results
+from .results import (SCHEMA_VERSION, check_results_name, now_iso, package_versions,
+                      results_path, write_results)
 from .stats import summarize
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
     source = resolve_model(model, seed)
     if name is not None:
         source.name = check_results_name(name)
+    if out is not None:  # refuse a bad --out before the scoring, not after
+        results_path({"model": source.name, "provenance": {"model": source.info()}}, out)
     source.prepare(clips)
     pairing = pair_ids([c.id for c in clips], source.available_ids())
     by_id = {c.id: c for c in clips}
