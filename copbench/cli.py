@@ -13,10 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from copdata.errors import CopDataError  # noqa: F401  (the base of every error shown)
-
 from .errors import BenchError
-
 from .metrics import ALL_METRICS, DEFAULT_METRICS
 
 EXIT_STATUS = ("exit status: 0 ok; 1 the model failed on some clips (broken or missing "

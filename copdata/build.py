@@ -17,9 +17,6 @@ import logging
 import math
 import os
 import shutil
-import signal
-import sys
-import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -32,10 +29,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
-from .dataset import SCHEMA_VERSION, ClipWriter, derive_views, remove_partial_clips, write_json_atomic
+from .dataset import (SCHEMA_VERSION, ClipWriter, check_ours_to_delete, derive_views,
+                      remove_partial_clips, write_json_atomic)
 from .errors import (BuildLockedError, CopDataError, DatasetError, ManifestError,
                      SilentInputError, TooShortError)
 from .integrity import view_hashes
+from .workers import init_worker
 from .ids import check_split_name, clip_id, sanitize_source_id
 from .media import db_full_scale
 from .notes import segment_notes
@@ -251,43 +250,6 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
 
 # ------------------------------------------------------------------ executors
 
-def _init_worker(threads: int, parent_pid: int | None = None) -> None:
-    """Give each worker process its share of the cores (transcriber threads), and
-    make it exit when the build process dies (see :func:`exit_with_parent`)."""
-    os.environ["COPDATA_THREADS"] = str(threads)
-    if parent_pid is not None:
-        exit_with_parent(parent_pid)
-
-
-def exit_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
-    """End this process when ``parent_pid`` dies, even by ``kill -9``.
-
-    On Linux the kernel sends SIGKILL on the parent's death
-    (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon thread also polls the
-    parent pid and exits when this process has been re-parented. A worker
-    that outlives its build would hold memory and a lock-less output folder.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            PR_SET_PDEATHSIG = 1
-            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):  # no libc prctl: the watchdog still runs
-            pass
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(poll_seconds)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="copdata-parent-watchdog", daemon=True).start()
-
-
 def _run_local(source, items, settings, out_dir, workers) -> Iterator[dict]:
     if workers <= 1:
         for item in items:
@@ -295,7 +257,7 @@ def _run_local(source, items, settings, out_dir, workers) -> Iterator[dict]:
         return
     share = max(1, len(os.sched_getaffinity(0)) // workers)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_init_worker, initargs=(share, os.getpid())) as pool:
+                             initializer=init_worker, initargs=(share, os.getpid())) as pool:
         futures = [pool.submit(process_item, source, item, settings, out_dir) for item in items]
         for future in as_completed(futures):
             yield future.result()
@@ -401,32 +363,6 @@ def _check_ids(items: list[SourceItem]) -> None:
         seen.add(item.source_id)
 
 
-_BUILD_OUTPUTS = ("clips", STATE_DIR, "dataset.json", "clips.jsonl", "report.json")
-
-
-def _check_force_allowed(out: Path) -> None:
-    """``--force`` deletes only what a CoP build wrote: the folder's
-    ``dataset.json`` must be ours (a schema version and the copdata version).
-    A folder without it that holds a ``clips/``, ``report.json``, ... of
-    someone else is refused, and nothing is deleted."""
-    meta = out / "dataset.json"
-    if meta.exists():
-        try:
-            info = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            info = None
-        if isinstance(info, dict) and "schema_version" in info and "copdata_version" in info:
-            return
-        raise DatasetError("--force refuses: dataset.json here was not written by copdata "
-                           "build, so the folder may hold someone else's files; choose another "
-                           "--out or remove them yourself", item=str(out))
-    present = [name for name in _BUILD_OUTPUTS if (out / name).exists()]
-    if present:
-        raise DatasetError(f"--force refuses: the folder holds {', '.join(present)} but no "
-                           "dataset.json of a CoP build, so they are not ours to delete; choose "
-                           "another --out or remove them yourself", item=str(out))
-
-
 def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings | None = None,
                   workers: int = 1, executor: str = "local", ray_address: str | None = None,
                   force: bool = False, progress: bool = True) -> BuildSummary:
@@ -444,7 +380,7 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
     started = time.perf_counter()
     with _Lock(out):
         if force:
-            _check_force_allowed(out)
+            check_ours_to_delete(out, STATE_DIR)
             for name in ("clips", STATE_DIR):
                 shutil.rmtree(out / name, ignore_errors=True)
             for name in ("dataset.json", "clips.jsonl", "report.json"):

@@ -121,6 +121,30 @@ class ClipWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def check_ours_to_delete(out: Path, state_dir: str = ".state") -> None:
+    """``--force`` deletes only what a CoP build wrote: the folder's
+    ``dataset.json`` must be ours (a schema version and the copdata version).
+    A folder without it that holds a ``clips/``, ``report.json``, ... of
+    someone else is refused, and nothing is deleted."""
+    meta = out / "dataset.json"
+    if meta.exists():
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = None
+        if isinstance(info, dict) and "schema_version" in info and "copdata_version" in info:
+            return
+        raise DatasetError("--force refuses: dataset.json here was not written by copdata "
+                           "build, so the folder may hold someone else's files; choose another "
+                           "--out or remove them yourself", item=str(out))
+    outputs = ("clips", state_dir, "dataset.json", "clips.jsonl", "report.json")
+    present = [name for name in outputs if (out / name).exists()]
+    if present:
+        raise DatasetError(f"--force refuses: the folder holds {', '.join(present)} but no "
+                           "dataset.json of a CoP build, so they are not ours to delete; choose "
+                           "another --out or remove them yourself", item=str(out))
+
+
 def remove_partial_clips(root: str | Path) -> int:
     """Delete leftover temporary clip folders; returns how many."""
     clips_dir = Path(root) / "clips"

@@ -8,8 +8,6 @@ import logging
 import sys
 from pathlib import Path
 
-from copdata.errors import CopDataError  # noqa: F401  (the base of every error shown)
-
 EXIT_STATUS = ("exit status: 0 ok; 1 some items failed; 2 usage or input error (one line on "
                "stderr; --debug shows the traceback)")
 

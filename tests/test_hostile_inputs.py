@@ -18,7 +18,6 @@ import pytest
 from copdata import open_dataset
 from copdata.build import build_dataset
 from copdata.cli import main as cli_main
-from copdata.errors import DatasetError, ManifestError
 from copdata.sources.base import BuildSettings
 from copdata.sources.local import LocalSource
 from copdata.validate import validate_dataset
