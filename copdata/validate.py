@@ -16,7 +16,6 @@ temporary folders left.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import av
@@ -113,7 +112,7 @@ def validate_dataset(root: str | Path, progress: bool = True) -> list[str]:
     root = Path(root)
     try:
         ds = open_dataset(root)
-    except (CopDataError, json.JSONDecodeError) as exc:
+    except (CopDataError, ValueError) as exc:  # JSON or UTF-8 errors too
         return [f"{root}: {exc}"]
     problems = [f"dataset.json: missing {k}" for k in REQUIRED_SETTINGS if k not in ds.settings]
     if not (root / "report.json").is_file():

@@ -235,6 +235,9 @@ def test_validate_finds_swapped_audio_and_false_rows(videos, tmp_path):
     write_json_atomic(out / "clips.jsonl", rows, lines=True)
     problems = validate_dataset(out, progress=False)
     assert sum("no content hashes" in p for p in problems) == 1
+    (out / "clips.jsonl").write_bytes("\xff\xfe".encode("latin-1"))  # not UTF-8: a finding
+    assert len(validate_dataset(out, progress=False)) == 1
+    assert cli_main(["validate", str(out), "--quiet"]) == 1
 
 
 def test_transcription_writes_nothing_under_home(videos, tmp_path):
