@@ -32,7 +32,9 @@ def cache_key(doc: dict) -> str:
 
 
 def _path(kind: str, key: str) -> Path:
-    return cache_dir() / kind / f"{key}.npz"
+    """``CACHE/kind/key.npz``, refused (``UnsafePathError``) if it would leave the cache."""
+    from copdata.ids import path_under
+    return path_under(cache_dir(), kind, f"{key}.npz")
 
 
 def load(kind: str, key: str) -> dict[str, np.ndarray] | None:

@@ -1,7 +1,9 @@
 """``copbench`` command line: ``run``, ``leaderboard``, ``compare``.
 
 A thin layer over :mod:`copbench.run`, :mod:`copbench.leaderboard` and
-:mod:`copbench.compare`; errors of copdata/copbench print one line and exit 2.
+:mod:`copbench.compare`. Exit status: 0 ok; 1 the model failed on some clips
+(broken or missing outputs, without ``--allow-failures``); 2 usage or input
+error, printed as one line (the traceback only with ``--debug``).
 """
 
 from __future__ import annotations
@@ -11,19 +13,35 @@ import logging
 import sys
 from pathlib import Path
 
-from copdata.errors import CopDataError
-
+from .errors import BenchError
 from .metrics import ALL_METRICS, DEFAULT_METRICS
+
+EXIT_STATUS = ("exit status: 0 ok; 1 the model failed on some clips (broken or missing "
+               "outputs, without --allow-failures); 2 usage or input error (one line on "
+               "stderr; --debug shows the traceback)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="copbench", description="CoP benchmark")
+    p = argparse.ArgumentParser(prog="copbench", description="CoP benchmark", epilog=EXIT_STATUS)
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="score a model (checkpoint, folder of wavs, or baseline)")
+    r = sub.add_parser("run", help="score a model (checkpoint, folder of wavs, or baseline)",
+                       epilog="A clip whose output is broken (NaN/inf, empty, not audio) or "
+                              "missing is a failure of the model: the run exits 1 and writes "
+                              "nothing unless --allow-failures, which scores the other clips "
+                              "and marks the result incomplete (n_failed/n_missing; the "
+                              "leaderboard never marks it best). " + EXIT_STATUS)
     r.add_argument("--model", required=True,
-                   help="checkpoint path | folder of <clip_id>.wav/.flac | oracle | resynth | "
-                        "silence | noise | shuffle")
+                   help="checkpoint path | folder of <clip_id>.wav/.flac | baseline:NAME with "
+                        "NAME one of oracle, resynth, silence, noise, shuffle (a bare NAME works "
+                        "when no file or folder of that name exists here)")
+    r.add_argument("--name", default=None,
+                   help="results name (default: the baseline, folder or checkpoint run name); "
+                        "a results file of another model is never overwritten")
+    r.add_argument("--allow-failures", action="store_true",
+                   help="score the clips that have outputs even when some are broken or "
+                        "missing (the result is marked incomplete)")
     r.add_argument("--data", required=True, help="CoP dataset folder")
     r.add_argument("--split", default="test", choices=["test", "train", "all"])
     r.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
@@ -35,13 +53,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="local weights for a pretrained embedder (vggish, panns, clap, wav2clip, "
                         "clip)")
     r.add_argument("--no-progress", action="store_true")
-    lb = sub.add_parser("leaderboard", help="table of every results file in a folder")
+    lb = sub.add_parser("leaderboard", help="table of every results file in a folder",
+                        epilog=EXIT_STATUS)
     lb.add_argument("results_dir")
     lb.add_argument("--format", default="md", choices=["md", "csv", "html"])
     lb.add_argument("--out", help="write to this file instead of stdout")
     lb.add_argument("--metrics", default=None,
                     help="comma-separated columns to show, in this order (default: all)")
-    c = sub.add_parser("compare", help="paired bootstrap of B - A over common clips")
+    c = sub.add_parser("compare", help="paired bootstrap of B - A over common clips",
+                       epilog=EXIT_STATUS)
     c.add_argument("a")
     c.add_argument("b")
     c.add_argument("--seed", type=int, default=0)
@@ -54,15 +74,18 @@ def _cmd_run(args) -> int:
     for spec in args.weights:
         name, _, path = spec.partition("=")
         if not path:
-            raise SystemExit(f"--weights expects NAME=PATH, got {spec!r}")
+            raise BenchError(f"--weights expects NAME=PATH, got {spec!r}")
         set_override(name, path)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     res = run_benchmark(args.model, args.data, split=args.split, metrics=metrics, out=args.out,
                         seed=args.seed, per_clip_fad=args.per_clip_fad,
-                        progress=not args.no_progress, command=["copbench"] + sys.argv[1:])
+                        progress=not args.no_progress, command=["copbench"] + sys.argv[1:],
+                        allow_failures=args.allow_failures, name=args.name)
     pairing = res["pairing"]
-    print(f"model {res['model']}: {pairing['paired']} clips paired, "
-          f"{len(pairing['missing'])} missing, {len(pairing['extra'])} extra")
+    scored = pairing["paired"] - res["n_failed"]
+    print(f"model {res['model']}: {scored} of {res['n_expected']} clips scored; "
+          f"{res['n_failed']} failed (broken output), {res['n_missing']} missing, "
+          f"{len(pairing['extra'])} extra" + ("" if res["complete"] else " [INCOMPLETE]"))
     if pairing["missing"]:
         print("  missing:", " ".join(pairing["missing"][:20]) + (" ..." if len(pairing["missing"]) > 20 else ""))
     if pairing["extra"]:
@@ -94,15 +117,12 @@ def _cmd_compare(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from copdata.cli import run_command
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     handler = {"run": _cmd_run, "leaderboard": _cmd_leaderboard, "compare": _cmd_compare}
-    try:
-        return handler[args.command](args)
-    except CopDataError as exc:
-        print(f"copbench: {exc.error_class}: {exc}", file=sys.stderr)
-        return 2
+    return run_command(f"copbench {args.command}", lambda: handler[args.command](args), args)
 
 
 if __name__ == "__main__":

@@ -39,3 +39,13 @@ class ChecksumError(BenchError):
 class OutputAudioError(BenchError):
     """A model output file cannot be read."""
 
+
+
+class IncompleteOutputsError(BenchError):
+    """Some clips have broken or no model outputs (scored only with --allow-failures)."""
+
+    exit_status = 1  # the model failed on some clips, not a usage error
+
+
+class ResultsConflictError(BenchError):
+    """A results file of the same name holds another model's results."""

@@ -1,8 +1,10 @@
 """``copbench leaderboard RESULTS_DIR --format md|csv|html``.
 
 One row per results file (model), one column per metric: ``mean [lo, hi]``
-(95% bootstrap CI). The best mean per column (by the metric's direction) is
-marked: bold with ``*`` in Markdown, a ``best`` column in CSV, highlighted in
+(95% bootstrap CI). A model that failed on some clips (``--allow-failures``:
+broken or missing outputs) is marked ``†`` with its counts in the ``n`` cell
+(``3 (1 failed, 0 missing)``) and is never marked best. The best mean per column
+(by the metric's direction, over complete models) is marked: bold with ``*`` in Markdown, a ``best`` column in CSV, highlighted in
 HTML. Provenance: Markdown lists one line per model under the table; CSV has a
 ``provenance`` column; HTML rows expand (click) to the full provenance JSON.
 The HTML page is one self-contained file: a sortable table (click a header;
@@ -31,11 +33,44 @@ def _columns(rows: list[dict], only: list[str] | None = None) -> list[str]:
     return cols if not only else [c for c in only if c in cols]
 
 
+def failures(r: dict) -> tuple[int, int]:
+    """(failed, missing) clips of a results file; older files carry them only in
+    ``errors`` and ``pairing``."""
+    pairing = r.get("pairing") or {}
+    return (int(r.get("n_failed", len(r.get("errors") or {}))),
+            int(r.get("n_missing", len(pairing.get("missing") or []))))
+
+
+def is_complete(r: dict) -> bool:
+    return r.get("complete", True) is not False and failures(r) == (0, 0)
+
+
+def _model_cell(r: dict) -> str:
+    return r["model"] if is_complete(r) else f"{r['model']} †"
+
+
+def _n_cell(r: dict) -> str:
+    paired = (r.get("pairing") or {}).get("paired", "")
+    if is_complete(r):
+        return str(paired)
+    failed, missing = failures(r)
+    return f"{paired - failed if isinstance(paired, int) else paired} ({failed} failed, {missing} missing)"
+
+
+INCOMPLETE_NOTE = ("`†` incomplete: the model failed on some clips (broken or missing outputs, "
+                   "scored with --allow-failures); its means cover fewer clips and it is never "
+                   "marked best.")
+
+
 def best_models(rows: list[dict]) -> dict[str, set[str]]:
-    """Column -> models holding the best mean (ties all marked)."""
+    """Column -> complete models holding the best mean (ties all marked); an
+    incomplete model is never best."""
     out = {}
     for col in _columns(rows):
-        vals = [(r["model"], r["metrics"][col]) for r in rows if col in r["metrics"]]
+        vals = [(r["model"], r["metrics"][col]) for r in rows
+                if col in r["metrics"] and is_complete(r)]
+        if not vals:
+            continue
         higher = vals[0][1].get("higher_is_better", True)
         target = (max if higher else min)(v["mean"] for _, v in vals)
         out[col] = {m for m, v in vals if v["mean"] == target}
@@ -60,9 +95,11 @@ def to_markdown(rows: list[dict], only: list[str] | None = None) -> str:
         for c in cols:
             text = _cell(r["metrics"].get(c))
             cells.append(f"**{text}** *" if r["model"] in best.get(c, ()) else text)
-        out.append(f"| {r['model']} | {r.get('pairing', {}).get('paired', '')} | "
-                   + " | ".join(cells) + " |")
-    out += ["", "`*` best in column. Mean [95% bootstrap CI].", "", "Provenance:", ""]
+        out.append(f"| {_model_cell(r)} | {_n_cell(r)} | " + " | ".join(cells) + " |")
+    out += ["", "`*` best in column. Mean [95% bootstrap CI]."]
+    if not all(is_complete(r) for r in rows):
+        out += ["", INCOMPLETE_NOTE]
+    out += ["", "Provenance:", ""]
     out += [f"- {r['model']}: {provenance_line(r)}" for r in rows]
     return "\n".join(out) + "\n"
 
@@ -74,14 +111,14 @@ def to_csv(rows: list[dict], only: list[str] | None = None) -> str:
     header = ["model", "n"]
     for c in cols:
         header += [c, f"{c}_ci_low", f"{c}_ci_high"]
-    w.writerow(header + ["best", "provenance"])
+    w.writerow(header + ["n_failed", "n_missing", "best", "provenance"])
     for r in rows:
         line = [r["model"], r.get("pairing", {}).get("paired", "")]
         for c in cols:
             e = r["metrics"].get(c)
             line += [e["mean"], e["ci95"][0], e["ci95"][1]] if e else ["", "", ""]
         marks = ";".join(c for c in cols if r["model"] in best.get(c, ()))
-        w.writerow(line + [marks, provenance_line(r)])
+        w.writerow(line + [*failures(r), marks, provenance_line(r)])
     return buf.getvalue()
 
 
@@ -152,9 +189,8 @@ def to_html(rows: list[dict], only: list[str] | None = None) -> str:
         head.append(f'<th data-col="{esc(c)}">{esc(c)} {arrow}</th>')
     body = []
     for r in rows:
-        cells = [f'<td data-v="{esc(r["model"])}">{esc(r["model"])}</td>',
-                 f'<td data-v="{r.get("pairing", {}).get("paired", 0)}">'
-                 f'{r.get("pairing", {}).get("paired", "")}</td>']
+        cells = [f'<td data-v="{esc(r["model"])}">{esc(_model_cell(r))}</td>',
+                 f'<td data-v="{r.get("pairing", {}).get("paired", 0)}">{esc(_n_cell(r))}</td>']
         for c in cols:
             e = r["metrics"].get(c)
             cls = ' class="best"' if r["model"] in best.get(c, ()) else ""
@@ -169,7 +205,8 @@ def to_html(rows: list[dict], only: list[str] | None = None) -> str:
             f"</title><style>{_STYLE}</style></head><body><h1>copbench leaderboard</h1>"
             "<p>Mean [95% bootstrap CI]; highlighted = best in column; click a header to sort, "
             "a row for its provenance.</p>"
-            f"<table><thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            + ("" if all(is_complete(r) for r in rows) else f"<p>{esc(INCOMPLETE_NOTE)}</p>")
+            + f"<table><thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(body)}</tbody></table>"
             f"<h2>Per-metric plots</h2><div class=\"charts\">{charts}</div>"
             f"<script>{_SCRIPT}</script></body></html>\n")
 

@@ -187,9 +187,28 @@ def sattolo(n: int, rng: np.random.Generator) -> np.ndarray:
     return perm
 
 
+BASELINE_PREFIX = "baseline:"
+
+
 def resolve_model(model: str, seed: int = 0) -> OutputSource:
-    """Turn a ``--model`` argument into an output source."""
+    """Turn a ``--model`` argument into an output source.
+
+    ``baseline:NAME`` is always the baseline; a bare baseline name (``oracle``)
+    is the baseline unless a file or folder of that name exists here, which is
+    refused as ambiguous (write ``baseline:oracle`` or ``./oracle``); anything
+    else is a path.
+    """
+    if model.startswith(BASELINE_PREFIX):
+        name = model[len(BASELINE_PREFIX):]
+        if name not in BASELINES:
+            raise ModelError(f"unknown baseline; choose one of {', '.join(BASELINES)}",
+                             item=model)
+        return Baseline(name, seed)
     if model in BASELINES:
+        if Path(model).exists():
+            raise ModelError(f"{model!r} is both a baseline and a path here; write "
+                             f"{BASELINE_PREFIX}{model} for the baseline or ./{model} for the "
+                             "path", item=model)
         return Baseline(model, seed)
     path = Path(model)
     if path.is_dir() and any(p.suffix.lower() in AUDIO_SUFFIXES for p in path.iterdir()):

@@ -3,7 +3,11 @@
 ``RESULTS_DIR/<model name>.json`` holds ``model``, ``metrics`` (``{column:
 {"mean", "ci95", "n", "higher_is_better"}}``), ``per_clip`` (``{clip_id:
 {column: value}}``), ``pairing`` (paired count, missing and extra ids),
-``errors`` (per clip), ``provenance`` and ``created`` (the only timestamp).
+``errors`` (per clip), ``complete`` (no failed or missing clip), ``n_expected``,
+``n_failed``, ``n_missing``, ``provenance`` and ``created`` (the only timestamp).
+A results file never silently replaces another model's: writing ``NAME.json``
+over a file whose model (kind and path, or baseline name) differs raises
+:class:`~copbench.errors.ResultsConflictError`; pass ``--name`` to pick another.
 Keys are sorted and floats written by ``json`` (``repr``), so the same inputs
 give byte-identical files apart from ``created``.
 """
@@ -42,10 +46,53 @@ def dumps(results: dict) -> str:
     return json.dumps(results, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def write_results(results: dict, results_dir: str | Path) -> Path:
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_results_name(name: str) -> str:
+    """A ``--name`` for a results file: letters, digits, ``_ . -`` (1-100)."""
+    if not _NAME_RE.match(name or ""):
+        from .errors import BenchError
+        raise BenchError("a results name must be 1-100 letters, digits, '_', '.' or '-' "
+                         "(not starting with '.' or '-')", item=repr(name))
+    return name
+
+
+def model_identity(results: dict) -> tuple:
+    """What makes two results files the same model: kind and resolved path (folder,
+    checkpoint) or name (baseline)."""
+    info = (results.get("provenance") or {}).get("model") or {}
+    return (info.get("kind"), info.get("path") or info.get("name") or results.get("model"))
+
+
+def results_path(results: dict, results_dir: str | Path) -> Path:
+    """Where ``results`` will be written, checked first (a run calls this before
+    scoring, with ``model`` and ``provenance.model`` filled in): the folder is a
+    folder, and ``NAME.json`` there holds no other model's results."""
+    from copdata.ids import path_under
+
+    from .errors import BenchError, ResultsConflictError
     results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{safe_name(results['model'])}.json"
+    if results_dir.exists() and not results_dir.is_dir():
+        raise BenchError("--out is a file, not a results folder", item=str(results_dir))
+    path = path_under(results_dir, f"{safe_name(results['model'])}.json")
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if not isinstance(old, dict) or model_identity(old) != model_identity(results):
+            theirs = model_identity(old) if isinstance(old, dict) else ("not copbench results",)
+            raise ResultsConflictError(
+                f"{path} holds the results of another model ({theirs[-1]}); this run is "
+                f"{model_identity(results)[-1]}: pass --name to name it, or another --out",
+                item=str(path))
+    return path
+
+
+def write_results(results: dict, results_dir: str | Path) -> Path:
+    path = results_path(results, results_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(dumps(results), encoding="utf-8")
     tmp.replace(path)
@@ -53,9 +100,13 @@ def write_results(results: dict, results_dir: str | Path) -> Path:
 
 
 def read_results(path: str | Path) -> dict:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    from .errors import BenchError
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BenchError(f"not a copbench results file ({exc}); remove it or move it out of "
+                         "the results folder", item=str(path)) from None
     if not isinstance(data, dict) or "metrics" not in data or "model" not in data:
-        from .errors import BenchError
         raise BenchError("not a copbench results file (no 'model'/'metrics')", item=str(path))
     return data
 

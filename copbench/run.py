@@ -4,6 +4,15 @@ Pipeline: model -> output audio per clip id -> strict pairing -> resample to
 the dataset rate (librosa ``soxr_hq``, when the rates differ) -> length rule
 (trim or zero-pad the end to the reference length) -> every metric -> results
 JSON with a 95% bootstrap CI on every mean and full provenance.
+
+Failures of the model: a clip whose output is broken (NaN/inf samples, an
+empty or unreadable file) is *failed*; a clip of the split without an output is
+*missing*. Neither is ever scored or substituted. By default a run with any
+failed or missing clip raises :class:`~copbench.errors.IncompleteOutputsError`
+(the CLI exits 1) and writes no results. With ``allow_failures=True``
+(``--allow-failures``) the other clips are scored and the results say
+``"complete": false`` with ``n_failed``/``n_missing``; the leaderboard shows the
+counts in the row and never marks an incomplete model best.
 """
 
 from __future__ import annotations
@@ -21,9 +30,12 @@ from copdata.errors import CopDataError
 
 from . import __version__
 from .metrics import DEFAULT_METRICS, ScoreItem, build_metrics, fit_length
+from .errors import IncompleteOutputsError, MetricError
+from .metrics import ALL_METRICS
 from .models import resolve_model
 from .pairing import pair_ids
-from .results import SCHEMA_VERSION, now_iso, package_versions, write_results
+from .results import (SCHEMA_VERSION, check_results_name, now_iso, package_versions,
+                      results_path, write_results)
 from .stats import summarize
 
 log = logging.getLogger(__name__)
@@ -46,18 +58,33 @@ def _prepare_audio(audio: np.ndarray, sr: int, clip, counts: dict) -> np.ndarray
 
 def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEFAULT_METRICS,
                   out: str | Path | None = None, seed: int = 0, per_clip_fad: bool = False,
-                  progress: bool = True, command: list[str] | None = None) -> dict:
+                  progress: bool = True, command: list[str] | None = None,
+                  allow_failures: bool = False, name: str | None = None) -> dict:
     """Score ``model`` on ``data``/``split`` with ``metrics``; writes
-    ``out/<model name>.json`` when ``out`` is given and returns the results."""
+    ``out/<model name>.json`` when ``out`` is given and returns the results.
+
+    ``name`` overrides the results name (default: the baseline's name, the
+    output folder's name, or the checkpoint's run and stage). A failed or
+    missing clip raises :class:`IncompleteOutputsError` unless
+    ``allow_failures`` (see the module docstring).
+    """
+    metrics = list(dict.fromkeys(metrics))
+    if not metrics:
+        raise MetricError(f"no metric given; choose from {', '.join(ALL_METRICS)}",
+                          item="--metrics")
     ds = open_dataset(data)
     clips = sorted(ds.clips(split), key=lambda c: c.id)
     if not clips:
         raise CopDataError(f"the dataset has no clips in split {split!r}", item=str(data))
     source = resolve_model(model, seed)
+    if name is not None:
+        source.name = check_results_name(name)
+    if out is not None:  # refuse a bad --out before the scoring, not after
+        results_path({"model": source.name, "provenance": {"model": source.info()}}, out)
     source.prepare(clips)
     pairing = pair_ids([c.id for c in clips], source.available_ids())
     by_id = {c.id: c for c in clips}
-    scorers = build_metrics(list(metrics), per_clip_fad=per_clip_fad)
+    scorers = build_metrics(metrics, per_clip_fad=per_clip_fad)
     per_clip: dict[str, dict] = {}
     errors: dict[str, str] = {}
     counts = {"resampled": 0, "length_fixed": 0}
@@ -75,6 +102,15 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
             log.error("clip %s failed: %s", clip_id, exc)
             continue
         per_clip[clip_id] = values
+    if (errors or pairing.missing) and not allow_failures:
+        raise IncompleteOutputsError(
+            f"{len(errors)} of {len(clips)} clips have broken outputs "
+            f"({', '.join(sorted(errors)[:3])}{' ...' if len(errors) > 3 else ''}) and "
+            f"{len(pairing.missing)} have none "
+            f"({', '.join(pairing.missing[:3])}{' ...' if len(pairing.missing) > 3 else ''}); "
+            "fix or generate them, or pass --allow-failures to score the rest (the result is "
+            "marked incomplete and never ranked best); no results were written",
+            item=source.name)
     summary: dict[str, dict] = {}
     for metric in scorers:
         if metric.SET_LEVEL:
@@ -100,6 +136,10 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
         "per_clip": per_clip,
         "pairing": pairing.to_json(),
         "errors": errors,
+        "complete": not errors and not pairing.missing,
+        "n_expected": len(clips),
+        "n_failed": len(errors),
+        "n_missing": len(pairing.missing),
         "provenance": {
             "dataset": {"root": str(Path(data).resolve()), "fingerprint": ds.fingerprint(),
                         "split": split, "num_clips": len(clips), "fps": ds.fps,

@@ -1,5 +1,13 @@
 """copdata: the five-view Chain-of-Perform piano dataset (video, audio, MIDI, roll, steps)."""
 
+import os as _os
+
+# onnxruntime (the transcriber's runtime) otherwise starts Microsoft's telemetry
+# at import and writes a device id and an event database under
+# ~/.cache/Microsoft/DeveloperTools/. Its own switch turns that off; it must be
+# set before onnxruntime is imported (a user's explicit value is kept).
+_os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 from .dataset import Clip, Dataset, open_dataset
 from .notes import Note
 

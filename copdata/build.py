@@ -29,9 +29,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
-from .dataset import SCHEMA_VERSION, ClipWriter, derive_views, remove_partial_clips, write_json_atomic
-from .errors import BuildLockedError, CopDataError, DatasetError, SilentInputError, TooShortError
-from .ids import clip_id, sanitize_source_id
+from .dataset import (SCHEMA_VERSION, ClipWriter, check_ours_to_delete, derive_views,
+                      remove_partial_clips, write_json_atomic)
+from .errors import (BuildLockedError, CopDataError, DatasetError, ManifestError,
+                     SilentInputError, TooShortError)
+from .integrity import view_hashes
+from .workers import init_worker
+from .ids import check_split_name, clip_id, sanitize_source_id
 from .media import db_full_scale
 from .notes import segment_notes
 from .sources.base import BuildSettings, Source, SourceItem
@@ -164,6 +168,10 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
     row = {"source_id": item.source_id, "source": item.label, "split": item.split}
     written: list[Path] = []
     try:
+        try:
+            check_split_name(item.split)
+        except ValueError as exc:  # every source's splits, checked before any write
+            raise ManifestError(str(exc), item=item.label) from None
         perf = source.fetch(item, settings)
         sr, fps = settings.sample_rate, settings.fps
         notes, origin = perf.notes, perf.midi_origin
@@ -219,8 +227,9 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
                 row["warning"] = (f"video ended at {cursor / fps:.2f} s, before the "
                                   f"{perf.duration:.2f} s the container declares")
                 break
-            clip_rows.append(_clip_row(item, k, cid, t0, settings, views, audio, shape,
-                                       origin, meta))
+            clip_row = _clip_row(item, k, cid, t0, settings, views, audio, shape, origin, meta)
+            clip_row["hashes"] = view_hashes(writer.final)  # checked by copdata validate
+            clip_rows.append(clip_row)
         if not clip_rows:
             raise TooShortError("no complete clip could be cut (the video stream is shorter "
                                 "than one clip)", item=item.label)
@@ -241,11 +250,6 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
 
 # ------------------------------------------------------------------ executors
 
-def _init_worker(threads: int) -> None:
-    """Give each worker process its share of the cores (transcriber threads)."""
-    os.environ["COPDATA_THREADS"] = str(threads)
-
-
 def _run_local(source, items, settings, out_dir, workers) -> Iterator[dict]:
     if workers <= 1:
         for item in items:
@@ -253,7 +257,7 @@ def _run_local(source, items, settings, out_dir, workers) -> Iterator[dict]:
         return
     share = max(1, len(os.sched_getaffinity(0)) // workers)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_init_worker, initargs=(share,)) as pool:
+                             initializer=init_worker, initargs=(share, os.getpid())) as pool:
         futures = [pool.submit(process_item, source, item, settings, out_dir) for item in items]
         for future in as_completed(futures):
             yield future.result()
@@ -365,10 +369,18 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
     """Build (or resume) a CoP dataset from ``source`` into ``out_dir``."""
     settings = settings or BuildSettings()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise DatasetError("--out is a file, not a folder", item=str(out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".lock").touch()
+    except OSError as exc:
+        raise DatasetError(f"cannot write the output folder ({exc.strerror or exc})",
+                           item=str(out)) from None
     started = time.perf_counter()
     with _Lock(out):
         if force:
+            check_ours_to_delete(out, STATE_DIR)
             for name in ("clips", STATE_DIR):
                 shutil.rmtree(out / name, ignore_errors=True)
             for name in ("dataset.json", "clips.jsonl", "report.json"):
@@ -388,6 +400,8 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
         remove_partial_clips(out)
         (out / STATE_DIR).mkdir(exist_ok=True)
         items = source.items()
+        if not items:
+            raise DatasetError("the source lists no items; nothing to build", item=str(out))
         _check_ids(items)
         states: dict[str, dict] = {}
         pending = []

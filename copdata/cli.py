@@ -1,7 +1,8 @@
 """``copdata`` command line: a thin layer over library functions.
 
-Every command prints one clear line for bad input (never a traceback) and exits
-non-zero; ``--verbose`` shows debug logs.
+Every command prints one clear line for bad input (never a traceback unless
+``--debug``) and exits with :data:`EXIT_STATUS`: 0 ok, 1 some items failed or
+problems were found, 2 usage or input error. ``--verbose`` shows debug logs.
 """
 
 from __future__ import annotations
@@ -9,10 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from .errors import CopDataError
+
+EXIT_STATUS = ("exit status: 0 ok; 1 some items failed or problems were found; "
+               "2 usage or input error (one line on stderr; --debug shows the traceback)")
 
 
 def _add_settings(p: argparse.ArgumentParser) -> None:
@@ -78,6 +84,7 @@ def cmd_build(args) -> int:
     summary = build_dataset(source, args.out, _settings(args), workers=args.workers,
                             executor=args.executor, ray_address=args.ray_address,
                             force=args.force, progress=not args.quiet)
+    args.exit_status = 0 if summary.failed == 0 else 1
     print(summary.line())
     print(f"dataset: {args.out}  (report: {Path(args.out) / 'report.json'})")
     return 0 if summary.failed == 0 else 1
@@ -87,6 +94,7 @@ def cmd_validate(args) -> int:
     from .validate import validate_dataset
 
     problems = validate_dataset(args.dir, progress=not args.quiet)
+    args.exit_status = 1 if problems else 0  # kept when stdout is closed early (| head)
     for p in problems:
         print(p)
     if problems:
@@ -134,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="copdata", description="Build, check and publish five-view CoP piano datasets "
         "(video, audio, MIDI, piano roll, text steps).")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error")
+    parser.epilog = EXIT_STATUS
     sub = parser.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser(
@@ -145,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  copdata build --source synth --num-items 16 --item-seconds 30 --out data/synth\n"
                "  copdata build --source local --input videos/ --out data/local --workers 2\n"
                "  copdata build --source youtube --manifest manifests/pianoyt2h.csv --out data/yt2h\n"
-               "exit status: 0 all items ok; 1 some items failed (see report.json); 2 nothing built\n  (bad arguments, folder held by another build, or built with other settings)")
+               "exit status: 0 all items ok; 1 some items failed (see report.json); 2 usage or input error,\n  nothing built (bad arguments, folder held by another build, or built with other settings)\n"
+               "  --force deletes only an earlier CoP build (a folder whose dataset.json copdata wrote)")
     b.add_argument("--source", choices=["synth", "local", "youtube"], default="synth",
                    help="synth: rendered MIDI (offline, default); local: video files; "
                         "youtube: a manifest fetched with yt-dlp")
@@ -155,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local worker processes (default) or a Ray cluster")
     b.add_argument("--ray-address", default=None, help="Ray cluster address (default: local Ray)")
     b.add_argument("--seed", type=int, default=0, help="seed of generation and split assignment")
-    b.add_argument("--force", action="store_true", help="delete any earlier build in --out first")
+    b.add_argument("--force", action="store_true", help="delete an earlier CoP build in --out first (refused for a "
+                        "folder whose dataset.json copdata did not write)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.add_argument("--test-fraction", type=float, default=0.25,
                    help="share of items assigned to the test split (when not given per item)")
@@ -175,25 +188,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(b)
     b.set_defaults(func=cmd_build)
 
-    v = sub.add_parser("validate", help="check every clip against the contract")
+    v = sub.add_parser("validate", help="check every clip against the contract",
+                       epilog="exit status: 0 the dataset meets the contract; 1 problems found "
+                              "(one line each, also when stdout is closed early); 2 usage or input error "
+                              "(not a dataset folder)")
     v.add_argument("dir")
     v.add_argument("--quiet", action="store_true")
     v.set_defaults(func=cmd_validate)
 
-    st = sub.add_parser("stats", help="hours, clips per split, notes, failures")
+    st = sub.add_parser("stats", epilog=EXIT_STATUS, help="hours, clips per split, notes, failures")
     st.add_argument("dir")
     st.add_argument("--json", action="store_true", help="print JSON")
     st.add_argument("--plot", default=None, metavar="PNG",
                     help="also draw pitches, note density, hours per split and failures")
     st.set_defaults(func=cmd_stats)
 
-    sh = sub.add_parser("show", help="picture of one clip: frames, spectrogram, roll, steps")
+    sh = sub.add_parser("show", epilog=EXIT_STATUS, help="picture of one clip: frames, spectrogram, roll, steps")
     sh.add_argument("dir")
     sh.add_argument("clip_id")
     sh.add_argument("--out", default="clip.png")
     sh.set_defaults(func=cmd_show)
 
-    tr = sub.add_parser("transcribe", help="transcribe an audio or video file to MIDI")
+    tr = sub.add_parser("transcribe", epilog=EXIT_STATUS, help="transcribe an audio or video file to MIDI")
     tr.add_argument("audio")
     tr.add_argument("--out", required=True, help="output .mid")
     tr.add_argument("--onset-threshold", type=float, default=0.5)
@@ -201,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--min-note-ms", type=float, default=127.7)
     tr.set_defaults(func=cmd_transcribe)
 
-    ex = sub.add_parser("export", help="export a dataset in the Hugging Face Hub layout")
+    ex = sub.add_parser("export", epilog=EXIT_STATUS, help="export a dataset in the Hugging Face Hub layout")
     try:
         from .export_hf import add_cli_arguments as add_export_arguments
 
@@ -217,17 +233,49 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    return run_command(f"copdata {args.command}", lambda: args.func(args), args)
+
+
+def run_command(name: str, command, args) -> int:
+    """Run ``command()`` as a CLI command: one line on stderr and exit 2 for an
+    error (a traceback only with ``args.debug``), 130 on Ctrl-C; a closed stdout
+    (``| head``) keeps the status the command had reached."""
     try:
-        return int(args.func(args) or 0)
-    except CopDataError as exc:
-        print(f"copdata {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        status = int(command() or 0)
+        sys.stdout.flush()  # a closed pipe raises here, not at interpreter exit
+        return status
+    except BrokenPipeError:  # output piped into `head` and closed
+        _silence_stdout()
+        return int(getattr(args, "exit_status", 0))
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into `head` and closed
-        sys.stderr.close()
-        return 0
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        print(f"{name}: error: {error_line(exc)}", file=sys.stderr)
+        return int(getattr(exc, "exit_status", 2))
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for an error: typed errors as they are, OS errors with the file,
+    anything else with its class (rerun with --debug for the traceback)."""
+    if isinstance(exc, CopDataError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    if isinstance(exc, (OSError, UnicodeError, ValueError)):
+        return f"{type(exc).__name__}: {exc}"
+    return f"internal error {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

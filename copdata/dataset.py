@@ -25,7 +25,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import media
-from .errors import DatasetError
+from .errors import DatasetError, UnsafePathError
+from .ids import is_valid_clip_id, path_under
 from .notes import Note, midi_bytes, read_midi
 from .roll import render_roll
 from .steps import caption as steps_caption
@@ -86,9 +87,12 @@ class ClipWriter:
     """Write one clip folder under a temporary name; :meth:`commit` renames it."""
 
     def __init__(self, root: str | Path, clip_id: str):
-        self.clips_dir = Path(root) / "clips"
-        self.final = self.clips_dir / clip_id
-        self.tmp = self.clips_dir / f"{TMP_PREFIX}{clip_id}.{os.getpid()}"
+        if not is_valid_clip_id(clip_id):
+            raise UnsafePathError(f"clip id {clip_id!r} is not <source_id>.<segment:08d>",
+                                  item=str(root))
+        self.clips_dir = path_under(root, "clips")
+        self.final = path_under(self.clips_dir, clip_id)
+        self.tmp = path_under(self.clips_dir, f"{TMP_PREFIX}{clip_id}.{os.getpid()}")
         self.clips_dir.mkdir(parents=True, exist_ok=True)
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
@@ -115,6 +119,30 @@ class ClipWriter:
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def check_ours_to_delete(out: Path, state_dir: str = ".state") -> None:
+    """``--force`` deletes only what a CoP build wrote: the folder's
+    ``dataset.json`` must be ours (a schema version and the copdata version).
+    A folder without it that holds a ``clips/``, ``report.json``, ... of
+    someone else is refused, and nothing is deleted."""
+    meta = out / "dataset.json"
+    if meta.exists():
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = None
+        if isinstance(info, dict) and "schema_version" in info and "copdata_version" in info:
+            return
+        raise DatasetError("--force refuses: dataset.json here was not written by copdata "
+                           "build, so the folder may hold someone else's files; choose another "
+                           "--out or remove them yourself", item=str(out))
+    outputs = ("clips", state_dir, "dataset.json", "clips.jsonl", "report.json")
+    present = [name for name in outputs if (out / name).exists()]
+    if present:
+        raise DatasetError(f"--force refuses: the folder holds {', '.join(present)} but no "
+                           "dataset.json of a CoP build, so they are not ours to delete; choose "
+                           "another --out or remove them yourself", item=str(out))
 
 
 def remove_partial_clips(root: str | Path) -> int:

@@ -10,7 +10,9 @@ including a plain file URL) into ``cache_dir/<key>/`` and returns the files:
   PyAV (first and last frames of each stream) and only then moved into place;
   ``complete.json`` is written last, so a cache entry either holds verified
   files or is ignored and downloaded again (a rebuild never downloads twice);
-* failures are classified from yt-dlp's messages into :data:`FAILURE_KINDS`;
+* failures are classified from yt-dlp's messages into :data:`FAILURE_KINDS`; a
+  complete transfer that is not playable media (corrupt, an HTML page, no audio
+  stream) is ``content``, never ``network``;
   only transient kinds (:data:`TRANSIENT_KINDS`) are retried, with exponential
   backoff ``min(max_backoff, backoff_base * 2**attempt)``; a final failure
   raises :class:`copdata.errors.DownloadError` with its kind.
@@ -36,7 +38,8 @@ from .media import probe
 
 log = logging.getLogger(__name__)
 
-FAILURE_KINDS = ("unavailable", "gated", "bot_check", "rate_limited", "network", "other")
+FAILURE_KINDS = ("unavailable", "gated", "bot_check", "rate_limited", "network", "content",
+                 "other")
 TRANSIENT_KINDS = frozenset({"rate_limited", "network"})
 MARKER = "complete.json"
 MARKER_VERSION = 1
@@ -46,6 +49,9 @@ MARKER_VERSION = 1
 # been granted access" is `unavailable`, not `gated`, because it comes first.
 _PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("other", (r"requested format is not available", r"ffmpeg")),
+    # The transfer completed but the file is not playable media (corrupt, an HTML
+    # page, no audio/video stream): downloading it again gives the same file.
+    ("content", (r"does not decode", r"has no (audio|video) stream", r"not playable media")),
     ("bot_check", (r"not a bot", r"confirm you.?re not a robot", r"captcha",
                    r"unusual traffic")),
     ("rate_limited", (r"http error 429", r"too many requests", r"rate.?limit")),
@@ -61,7 +67,7 @@ _PATTERNS: tuple[tuple[str, tuple[str, ...]], ...] = (
                  r"name resolution", r"network is unreachable", r"http error 5\d\d",
                  r"bytes read", r"more expected", r"incomplete", r"truncated",
                  r"did not get any data", r"content too short", r"ssl", r"proxy",
-                 r"remote end closed", r"broken pipe", r"does not decode")),
+                 r"remote end closed", r"broken pipe")),
 )
 
 
@@ -239,8 +245,10 @@ def _download_once(url: str, entry: Path, options: DownloadOptions) -> Downloade
             if audio_path is not None:
                 verify_media(audio_path, need_video=False, need_audio=True)
         except MediaError as exc:
-            raise DownloadError(f"downloaded file does not decode (truncated or corrupt): "
-                                f"{exc}", kind="network") from exc
+            # yt-dlp checked the transfer (a short read is a `network` error above),
+            # so the server sent this file: a content error, not retried.
+            raise DownloadError(f"the downloaded file is not playable media: {exc}",
+                                kind="content") from exc
         for stale in (entry / MARKER, *entry.glob("video.*"), *entry.glob("audio.*")):
             stale.unlink(missing_ok=True)
         final_video = entry / video_path.name
@@ -314,5 +322,8 @@ _ADVICE = {
                     "--rate-limit or retry later",
     "network": "a network or server error persisted; check the connection (or --proxy) "
                "and rerun the build, which resumes",
+    "content": "the server sent a complete file that is not a video with sound (corrupt, a "
+               "web page, or no audio/video stream); downloading again would give the same "
+               "file, so it was not retried: fix the URL or remove the row",
     "other": "see the message; pass yt-dlp options with --ytdlp-opt KEY=VALUE if needed",
 }

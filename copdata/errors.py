@@ -12,6 +12,8 @@ from __future__ import annotations
 class CopDataError(Exception):
     """Base class: an error about one input that a build reports and survives."""
 
+    exit_status = 2  # of a CLI that stops on it: a usage or input error
+
     def __init__(self, message: str, item: str | None = None):
         self.item = item
         super().__init__(f"{item}: {message}" if item else message)
@@ -71,6 +73,10 @@ class DownloadError(CopDataError):
     @property
     def error_class(self) -> str:
         return f"DownloadError.{self.kind}"
+
+
+class UnsafePathError(CopDataError):
+    """A name from an input (split, clip id, cache key) would write outside its root."""
 
 
 class BuildLockedError(CopDataError):

@@ -84,6 +84,7 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
     source = s.get("source") or {}
     recorded = s.get("midi_origin") == "transcription"
     stats = dataset_stats(ds.root)
+    audio_array = "array" in features["audio"]
     fps, sr, secs = ds.fps, ds.sample_rate, ds.clip_seconds
     lines = [_front_matter(ds, features, shard_files, recorded, split_counts, Path(out_dir)),
              f"# {source.get('name', 'CoP')} piano performances in five views", "",
@@ -93,7 +94,13 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
              f"video-to-audio research ({PAPER}).", "",
              "## Format", "",
              f"- clip length: {secs:g} s; video {fps:g} fps ({int(round(secs * fps))} frames, "
-             f"H.264); audio mono {sr} Hz ({int(round(secs * sr))} samples, FLAC)",
+             f"H.264); audio mono {sr} Hz ({int(round(secs * sr))} samples)",
+             ("- `audio`: `{array, sampling_rate}`, the decoded float32 samples (values of "
+              "the clip's 16-bit FLAC)" if audio_array else
+              "- `audio`: `{bytes, path, sampling_rate}`, the clip's 16-bit FLAC file")
+             + "; `video`: `{bytes, path}`, the clip's MP4 file. Plain columns on purpose: "
+             "`datasets.Audio`/`Video` decode only through torchcodec, which needs a system "
+             "FFmpeg; these load and decode with `datasets`, soundfile and PyAV alone",
              "- `roll`: uint8 (frames, 88); column k is MIDI pitch 21+k (A0..C8); value = "
              "velocity of a sounding note, 0 = off; frame i covers [i/fps, (i+1)/fps)",
              "- `notes`: lists `pitch`, `start`, `end` (seconds in the clip), `velocity`, as in "
@@ -148,11 +155,16 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
     else:
         lines += ["All views are synthesized by the CoP toolkit and released under Apache-2.0.",
                   ""]
-    lines += ["## Loading", "", "```python", "from datasets import load_dataset, Audio, Video",
-              "ds = load_dataset('PATH_OR_REPO')", "# datasets >= 4 decodes audio/video with "
-              "torchcodec; without it read the bytes:",
-              "ds = ds.cast_column('audio', Audio(decode=False)).cast_column('video', "
-              "Video(decode=False))", "row = ds['train'][0]  # row['video']['bytes'] is the MP4",
+    lines += ["## Loading", "", "```python", "import io, av, numpy as np",
+              "from datasets import load_dataset",
+              "ds = load_dataset('PATH_OR_REPO')", "row = ds['train'][0]",
+              ("audio = np.asarray(row['audio']['array'], np.float32)  # mono, "
+               "row['audio']['sampling_rate'] Hz" if audio_array else
+               "import soundfile; audio, sr = soundfile.read(io.BytesIO(row['audio']['bytes']), "
+               "dtype='float32')"),
+              "with av.open(io.BytesIO(row['video']['bytes'])) as c:  # or "
+              "copdata.export_hf.decode_video(row['video'])",
+              "    frames = np.stack([f.to_ndarray(format='rgb24') for f in c.decode(video=0)])",
               "```", "", "A local folder is cached by `datasets` under its name and card: after "
               "re-exporting into the same folder, load it with "
               "`download_mode='force_redownload'` (or another `cache_dir`).", "", "## Citation", "", "Chain-of-Perform (CoP), arXiv:2503.22200. "

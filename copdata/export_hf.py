@@ -5,29 +5,42 @@ Layout written to ``out_dir``::
     README.md                                   dataset card (YAML front matter + text)
     data/<split>-XXXXX-of-YYYYY.parquet          shards, one file set per split
 
-One row per clip. Columns: ``id``, ``split``, ``audio`` (``datasets.Audio``, the
-clip's FLAC bytes embedded), ``video`` (``datasets.Video``, the clip's MP4 bytes
-embedded), ``roll`` (``Array2D((None, 88), "uint8")``), ``notes`` (struct of
-lists ``pitch, start, end, velocity`` as read from ``notes.mid``), ``steps``
-(list of ``{step, text}``), ``caption`` (the first step's text), the clip row's
-source columns (``source_id``, ``source``, ``segment``, ``start``, ``end``,
-``midi_origin``), the source metadata (``title``, ``uploader``, ``license``, ...,
-one column per key) and ``stats`` (the row's per-view statistics).
+One row per clip. Columns: ``id``, ``split``, ``audio`` (with the default
+``audio_format="array"`` a struct ``{array: list<float32>, sampling_rate:
+int32}``: the clip's decoded mono samples, the same values as ``Clip.audio()``;
+with ``"flac"`` a struct ``{bytes: binary, path: string, sampling_rate: int32}``
+holding the clip's FLAC file, about 3x smaller), ``video`` (struct ``{bytes:
+binary, path: string}``: the clip's H.264 MP4, byte for byte), ``roll``
+(``Array2D((None, 88), "uint8")``), ``notes`` (struct of lists ``pitch, start,
+end, velocity`` as read from ``notes.mid``), ``steps`` (list of ``{step,
+text}``), ``caption`` (the first step's text), the clip row's source columns
+(``source_id``, ``source``, ``segment``, ``start``, ``end``, ``midi_origin``),
+the source metadata (``title``, ``uploader``, ``license``, ..., one column per
+key) and ``stats`` (the row's per-view statistics). :func:`decode_audio` and
+:func:`decode_video` turn a row's cells into arrays.
+
+Why not ``datasets.Audio``/``datasets.Video``: in ``datasets`` 4+ both decode
+only through ``torchcodec``, whose wheels need a system FFmpeg that this
+project does not install (it decodes with PyAV's bundled FFmpeg). Plain
+columns load and decode with what the project installs: the audio array needs
+no decoder at all, FLAC bytes decode with soundfile or PyAV, the video's MP4
+bytes with PyAV.
 
 Shards hold at most ``max_rows_per_shard`` rows and about ``max_shard_bytes`` of
 media; parquet row groups hold ``rows_per_group`` rows so the Hub's dataset
 viewer can page through them. ``datasets.load_dataset(out_dir)`` loads the
-folder. Decoding ``audio``/``video`` in ``datasets`` 4+ needs ``torchcodec``;
-without it, read the embedded bytes with
-``ds.cast_column("video", Video(decode=False))`` (same for ``audio``).
+folder. The export is written into a temporary sibling folder and renamed into
+place when complete, so a failed export leaves no partial shards.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import shutil
+import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -40,10 +53,13 @@ from . import open_dataset
 from .dataset import Dataset
 from .errors import CopDataError, DatasetError
 from .export_card import dataset_card
+from .ids import check_split_name, path_under
 from .notes import read_midi
 
 log = logging.getLogger(__name__)
+AUDIO_FORMATS = ("array", "flac")
 CORE_COLUMNS = ("id", "split", "audio", "video", "roll", "notes", "steps", "caption")
+EXPORT_ENTRIES = {"README.md", "data", ".cache", ".huggingface"}
 ROW_COLUMNS = ("source_id", "source", "segment", "start", "end", "midi_origin")
 
 
@@ -80,8 +96,12 @@ def _convert(value, dtype: str, as_json: bool):
 class _Schema:
     """Columns of the export, inferred from the dataset's clip rows."""
 
-    def __init__(self, ds: Dataset):
-        from datasets import Array2D, Audio, Features, List, Value, Video
+    def __init__(self, ds: Dataset, audio_format: str = "array"):
+        from datasets import Array2D, Features, List, Value
+
+        if audio_format not in AUDIO_FORMATS:
+            raise DatasetError(f"audio format {audio_format!r} is not one of {AUDIO_FORMATS}")
+        self.audio_format = audio_format
 
         rows = ds.rows
         self.row_cols = [k for k in ROW_COLUMNS if any(k in r for r in rows)]
@@ -100,8 +120,10 @@ class _Schema:
         u8, f64, s = Value("uint8"), Value("float64"), Value("string")
         spec = {
             "id": s, "split": s,
-            "audio": Audio(sampling_rate=ds.sample_rate),
-            "video": Video(),
+            "audio": ({"array": List(Value("float32")), "sampling_rate": Value("int32")}
+                      if audio_format == "array" else
+                      {"bytes": Value("binary"), "path": s, "sampling_rate": Value("int32")}),
+            "video": {"bytes": Value("binary"), "path": s},
             "roll": Array2D(shape=(None, 88), dtype="uint8"),
             "notes": {"pitch": List(u8), "start": List(f64), "end": List(f64),
                       "velocity": List(u8)},
@@ -137,7 +159,10 @@ class _Schema:
         steps = clip.steps()
         out = {
             "id": clip.id, "split": split_name,
-            "audio": {"bytes": files["audio.flac"].read_bytes(), "path": f"{clip.id}.flac"},
+            "audio": ({"array": clip.audio(), "sampling_rate": int(ds.sample_rate)}
+                      if self.audio_format == "array" else
+                      {"bytes": files["audio.flac"].read_bytes(), "path": f"{clip.id}.flac",
+                       "sampling_rate": int(ds.sample_rate)}),
             "video": {"bytes": files["video.mp4"].read_bytes(), "path": f"{clip.id}.mp4"},
             "roll": roll.tolist(),
             "notes": {"pitch": [n.pitch for n in notes], "start": [n.start for n in notes],
@@ -157,8 +182,35 @@ class _Schema:
 
 
 def hub_split_name(split: str) -> str:
-    """Hub split names must match ``\\w+``: ``-`` becomes ``_``."""
+    """Hub split names must match ``\\w+``: ``-`` becomes ``_``. A split that is
+    not a safe name (e.g. ``../../EVIL`` in a tampered ``clips.jsonl``) raises
+    :class:`DatasetError`: it would become a file name."""
+    try:
+        check_split_name(split)
+    except ValueError as exc:
+        raise DatasetError(f"{exc}; rebuild the dataset or fix clips.jsonl") from None
     return split.replace("-", "_")
+
+
+def decode_audio(audio) -> np.ndarray:
+    """Mono float32 samples of an exported ``audio`` cell (either form)."""
+    if audio.get("array") is not None:
+        return np.asarray(audio["array"], dtype=np.float32)
+    import soundfile
+
+    samples, _ = soundfile.read(io.BytesIO(audio["bytes"]), dtype="float32", always_2d=True)
+    return samples.mean(axis=1)
+
+
+def decode_video(video) -> np.ndarray:
+    """RGB uint8 ``(T, H, W, 3)`` frames of an exported ``video`` cell (the struct
+    ``{bytes, path}`` or the MP4 bytes), decoded with PyAV."""
+    import av
+
+    data = video["bytes"] if isinstance(video, dict) else video
+    with av.open(io.BytesIO(data)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
 
 
 def plan_shards(ds: Dataset, rows: list[dict], max_rows: int, max_bytes: int) -> list[list[dict]]:
@@ -198,7 +250,8 @@ def check_push_possible(token: str | None) -> str:
 def export_hf(dataset_dir: str | Path, out_dir: str | Path, max_rows_per_shard: int = 256,
               rows_per_group: int = 16, max_shard_bytes: int = 500 * 1024 ** 2,
               push: str | None = None, private: bool = False, token: str | None = None,
-              overwrite: bool = False, progress: bool = True) -> Path:
+              overwrite: bool = False, progress: bool = True,
+              audio_format: str = "array") -> Path:
     """Write ``dataset_dir`` as a Hub dataset folder ``out_dir``; upload it to the
     dataset repo ``push`` when given. Returns ``out_dir``.
 
@@ -214,43 +267,65 @@ def export_hf(dataset_dir: str | Path, out_dir: str | Path, max_rows_per_shard: 
     if push:
         token = check_push_possible(token)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DatasetError("--out is a file, not a folder", item=str(out))
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise DatasetError("output folder is not empty; pass --overwrite or choose "
                                "another --out", item=str(out))
-        shutil.rmtree(out / "data", ignore_errors=True)
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    schema = _Schema(ds)
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_ENTRIES)
+        if foreign:
+            raise DatasetError(f"--overwrite replaces only an earlier export (README.md and "
+                               f"data/), but the folder also holds {foreign[:5]}; choose "
+                               "another --out", item=str(out))
+    schema = _Schema(ds, audio_format)
     by_split: dict[str, list[dict]] = defaultdict(list)
     for row in ds.rows:
         by_split[hub_split_name(row["split"])].append(row)
     plans = {s: plan_shards(ds, rows, max_rows_per_shard, max_shard_bytes)
              for s, rows in by_split.items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     bar = tqdm(total=len(ds.rows), unit="clip", desc="export hf", disable=not progress)
     shard_files: dict[str, list[str]] = {}
     try:
+        (work / "data").mkdir()
         for split, shards in plans.items():
             shard_files[split] = []
             for k, shard in enumerate(shards):
                 name = f"data/{split}-{k:05d}-of-{len(shards):05d}.parquet"
-                tmp = out / f"{name}.tmp"
-                with pq.ParquetWriter(tmp, schema.arrow) as writer:
+                with pq.ParquetWriter(path_under(work, name), schema.arrow) as writer:
                     for g in range(0, len(shard), rows_per_group):
                         group = [schema.row(ds, r, split) for r in shard[g:g + rows_per_group]]
                         writer.write_table(pa.Table.from_pylist(group, schema=schema.arrow),
                                            row_group_size=rows_per_group)
                         bar.update(len(group))
-                os.replace(tmp, out / name)
                 shard_files[split].append(name)
+        card = dataset_card(ds, schema.features, {s: len(r) for s, r in by_split.items()},
+                            shard_files, work)
+        (work / "README.md").write_text(card, encoding="utf-8")
+        _replace_folder(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     finally:
         bar.close()
-    card = dataset_card(ds, schema.features, {s: len(r) for s, r in by_split.items()},
-                        shard_files, out)
-    (out / "README.md").write_text(card, encoding="utf-8")
     log.info("exported %d clips to %s", len(ds.rows), out)
     if push:
         push_to_hub(out, push, private=private, token=token)
     return out
+
+
+def _replace_folder(new: Path, out: Path) -> None:
+    """Rename the finished export ``new`` to ``out`` (an earlier export there is
+    moved aside first and deleted after the rename)."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(new, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def push_to_hub(folder: str | Path, repo_id: str, private: bool = False,
@@ -280,6 +355,10 @@ def add_cli_arguments(parser) -> None:
     parser.add_argument("--rows-per-group", type=int, default=16,
                         help="parquet row group size (small groups keep the Hub viewer fast)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export")
+    parser.add_argument("--audio-format", choices=AUDIO_FORMATS, default="array",
+                        help="audio column: array = decoded float32 samples that datasets "
+                             "returns as they are (default); flac = the clip's FLAC bytes, about "
+                             "3x smaller, decoded with soundfile (copdata.export_hf.decode_audio)")
     parser.add_argument("--push", metavar="REPO_ID", default=None,
                         help="upload to this Hugging Face dataset repo after exporting")
     parser.add_argument("--private", action="store_true", help="create the repo private")
@@ -292,7 +371,8 @@ def export_main(args) -> int:
     """Run ``copdata export`` from parsed arguments; prints where the export went."""
     out = export_hf(args.dir, args.out, max_rows_per_shard=args.max_rows_per_shard,
                     rows_per_group=args.rows_per_group, push=args.push, private=args.private,
-                    token=args.token, overwrite=args.overwrite, progress=not args.quiet)
+                    token=args.token, overwrite=args.overwrite, progress=not args.quiet,
+                    audio_format=args.audio_format)
     counts = Counter(r["split"] for r in open_dataset(args.dir).rows)
     print(f"exported {sum(counts.values())} clips ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}) "
           f"to {out}" + (f"; pushed to https://huggingface.co/datasets/{args.push}" if args.push else ""))

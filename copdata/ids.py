@@ -35,3 +35,37 @@ def clip_id(source_id: str, segment: int) -> str:
 
 def is_valid_clip_id(value: str) -> bool:
     return bool(CLIP_ID_RE.match(value)) and ".." not in value
+
+
+SPLIT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_split_name(split: str) -> str:
+    """Return ``split`` when it is a safe split name (``[A-Za-z0-9_-]``, 1-64
+    characters, e.g. ``train``, ``test``, ``val-2``); raise ``ValueError`` naming
+    the problem otherwise. Split names become file names in exports, so
+    ``../../EVIL`` or ``a/b`` are refused."""
+    if not isinstance(split, str) or not SPLIT_RE.match(split):
+        raise ValueError(f"split {split!r} must be a word of letters, digits, '_' or '-' "
+                         "such as train or test")
+    return split
+
+
+def path_under(root, *parts):
+    """``root/part/...`` resolved, refusing any result outside ``root``.
+
+    Every writer that builds a path from a name it did not choose (a split, a
+    clip id, a cache key) goes through this. Raises
+    :class:`copdata.errors.UnsafePathError` when the joined path (symlinks
+    resolved) leaves ``root``.
+    """
+    from pathlib import Path
+
+    from .errors import UnsafePathError
+
+    base = Path(root).resolve()
+    target = base.joinpath(*(str(p) for p in parts)).resolve()
+    if target != base and base not in target.parents:
+        raise UnsafePathError(f"{'/'.join(str(p) for p in parts)!r} resolves to {target}, "
+                              f"outside {base}; refusing to write there", item=str(root))
+    return target

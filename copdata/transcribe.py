@@ -254,6 +254,7 @@ class Transcriber:
                                    f"expects {expected}; install `{INSTALL_HINT}`",
                                    item="basic_pitch")
         try:
+            os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # see copdata/__init__.py
             import onnxruntime as ort
         except ImportError as exc:
             raise TranscriberError("onnxruntime is not installed; `pip install onnxruntime`",

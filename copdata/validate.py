@@ -6,13 +6,16 @@ exactly ``round(seconds*sr)`` samples; ``notes.mid`` has one piano track
 (program 0), no pitch bends, every note inside ``[0, seconds]``; ``roll.npy`` is
 ``uint8 (T, 88)`` and equals the roll rendered from the MIDI; ``steps.json``
 equals the steps recomputed from the MIDI (so every number it states is true).
-Dataset-wide: ids unique and safe, no clip folder missing from or extra to
-``clips.jsonl``, no temporary folders left.
+Integrity (:mod:`copdata.integrity`): each view file's sha256 equals the hash
+recorded in ``clips.jsonl`` at build time (so an edited file, or audio swapped
+between two clips, is found), the row's stats equal those recomputed from the
+files, and start/end/segment agree. Dataset-wide: ids unique and safe, split
+names safe, no clip folder missing from or extra to ``clips.jsonl``, no
+temporary folders left.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import av
@@ -23,6 +26,8 @@ from tqdm.auto import tqdm
 from .dataset import TMP_PREFIX, VIEW_FILES, Clip, open_dataset
 from .errors import CopDataError
 from .ids import is_valid_clip_id
+from .integrity import check_hashes, check_spans, check_stats, missing_hashes
+from .sources.base import split_problem
 from .notes import notes_from_pretty_midi
 from .roll import render_roll
 from .steps import make_steps
@@ -107,7 +112,7 @@ def validate_dataset(root: str | Path, progress: bool = True) -> list[str]:
     root = Path(root)
     try:
         ds = open_dataset(root)
-    except (CopDataError, json.JSONDecodeError) as exc:
+    except (CopDataError, ValueError) as exc:  # JSON or UTF-8 errors too
         return [f"{root}: {exc}"]
     problems = [f"dataset.json: missing {k}" for k in REQUIRED_SETTINGS if k not in ds.settings]
     if not (root / "report.json").is_file():
@@ -128,6 +133,10 @@ def validate_dataset(root: str | Path, progress: bool = True) -> list[str]:
     for row in ds.rows:
         if "split" not in row:
             problems.append(f"{row.get('id')}: row has no split")
+        elif split_problem(row["split"]):
+            problems.append(f"{row.get('id')}: {split_problem(row['split'])}")
+    problems.extend(check_spans(ds.rows, ds.clip_seconds))
+    problems.extend(missing_hashes(ds.rows))
     for clip in tqdm(list(ds.clips()), desc="validate", unit="clip", disable=not progress):
         if not is_valid_clip_id(clip.id):
             continue
@@ -135,6 +144,7 @@ def validate_dataset(root: str | Path, progress: bool = True) -> list[str]:
         if missing:
             problems.append(f"{clip.id}: missing {', '.join(missing)}")
             continue
-        for check in (_check_video, _check_audio, _check_midi_roll_steps):
+        for check in (_check_video, _check_audio, _check_midi_roll_steps, check_hashes,
+                      check_stats):
             problems.extend(f"{clip.id}: {p}" for p in check(clip))
     return problems

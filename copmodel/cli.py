@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from copdata.errors import CopDataError
+EXIT_STATUS = ("exit status: 0 ok; 1 some items failed; 2 usage or input error (one line on "
+               "stderr; --debug shows the traceback)")
 
 
 def _train(args) -> int:
@@ -68,11 +69,12 @@ def _prefs(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="copmodel", description=__doc__)
+    p = argparse.ArgumentParser(prog="copmodel", description=__doc__, epilog=EXIT_STATUS)
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train one stage (writes RUN/stage<N>/last.ckpt)")
+    t = sub.add_parser("train", epilog=EXIT_STATUS, help="train one stage (writes RUN/stage<N>/last.ckpt)")
     t.add_argument("--stage", type=int, choices=(1, 2, 3), required=True)
     t.add_argument("--config", default="tiny", choices=("micro", "tiny", "small", "base"))
     t.add_argument("--data", required=True, help="dataset folder (copdata build --out)")
@@ -88,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--prefs", default=None, help="stage 3: preference pairs from copmodel prefs")
     t.set_defaults(func=_train)
 
-    s = sub.add_parser("sample", help="write <clip_id>.wav for every clip of a split")
+    s = sub.add_parser("sample", epilog=EXIT_STATUS, help="write <clip_id>.wav for every clip of a split")
     s.add_argument("--ckpt", required=True)
     s.add_argument("--data", required=True)
     s.add_argument("--split", default="test")
@@ -99,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=_sample)
 
-    r = sub.add_parser("prefs", help="preference pairs: K candidates per clip ranked by MIDI F1")
+    r = sub.add_parser("prefs", epilog=EXIT_STATUS, help="preference pairs: K candidates per clip ranked by MIDI F1")
     r.add_argument("--ckpt", required=True)
     r.add_argument("--data", required=True)
     r.add_argument("--out", required=True, help="output .pt file")
@@ -114,14 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from copdata.cli import run_command
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except CopDataError as exc:
-        print(f"error: {exc.error_class}: {exc}", file=sys.stderr)
-        return 2
+    return run_command(f"copmodel {args.command}", lambda: args.func(args), args)
 
 
 if __name__ == "__main__":

@@ -75,8 +75,9 @@ def test_folder_pairing_resampling_and_length(dataset, tmp_path):
     write_audio(out / f"{ids[0]}.wav", librosa.resample(ref0, orig_sr=44100, target_sr=22050)[:-2205], 22050)
     write_audio(out / f"{ids[1]}.flac", ds[ids[1]].audio(), 44100)
     write_audio(out / "not-a-clip.00000000.wav", np.zeros(100, np.float32), 44100)
-    res = run_benchmark(str(out), dataset, metrics=["si_sdr"], progress=False)
-    assert res["pairing"]["paired"] == 2
+    res = run_benchmark(str(out), dataset, metrics=["si_sdr"], progress=False,
+                        allow_failures=True)
+    assert res["pairing"]["paired"] == 2 and res["complete"] is False
     assert res["pairing"]["missing"] == ids[2:]
     assert res["pairing"]["extra"] == ["not-a-clip.00000000"]
     assert res["provenance"]["audio_fixes"] == {"resampled": 1, "length_fixed": 1}

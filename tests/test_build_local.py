@@ -169,9 +169,9 @@ def test_csv_input_with_crop_split_span_and_bad_rows(tmp_path, make_video):
     (src / "list.csv").write_text(
         "path,split,crop_x0,crop_y0,crop_x1,crop_y1,start,end\n"
         "wide.mp4,test,20,10,220,70,1.0,5.5\n"     # 200x60 box, 4.5 s span -> 2 clips
-        "wide.mp4,train,,,,,,\n"                   # same file again, whole frame
-        "wide.mp4,train,0,0,999,50,,\n"            # box outside the frame
-        "wide.mp4,train,5,5,1,1,,\n"               # empty box
+        "wide.mp4,test,,,,,,\n"                    # same file again, whole frame, same split
+        "wide.mp4,test,0,0,999,50,,\n"             # box outside the frame
+        "wide.mp4,test,5,5,1,1,,\n"                # empty box
         "missing.mp4,train,,,,,,\n")
     out = tmp_path / "out"
     summary = build_dataset(LocalSource(src / "list.csv"), out, SETTINGS, progress=False)
@@ -182,10 +182,10 @@ def test_csv_input_with_crop_split_span_and_bad_rows(tmp_path, make_video):
     assert report[4]["error_class"] == "MediaError" and "not found" in report[4]["message"]
     assert summary.ok == 2
     ds = open_dataset(out)
-    cropped = [c for c in ds if c.split == "test"]
+    cropped = [c for c in ds if c.row["source_id"] == report[0]["source_id"]]
     assert len(cropped) == 2 and cropped[0].row["start"] == 1.0 and cropped[1].row["end"] == 5.0
     assert cropped[0].frames().shape[1:] == (60, 200, 3)
-    whole = [c for c in ds if c.split == "train"]
-    assert len(whole) == 3 and whole[0].frames().shape[1:] == (96, 320, 3)
+    whole = [c for c in ds if c.row["source_id"] == report[1]["source_id"]]
+    assert {c.split for c in ds} == {"test"} and len(whole) == 3 and whole[0].frames().shape[1:] == (96, 320, 3)
     assert len({c.row["source_id"] for c in ds}) == 2  # the same file twice: two ids
     assert validate_dataset(out, progress=False) == []

@@ -172,6 +172,7 @@ def test_classify_failure_on_ytdlp_messages():
         "ERROR: [youtube] abcdefghijk: Requested format is not available. Use --list-formats "
         "for a list of available formats": "other",
         "ERROR: something nobody anticipated": "other",
+        "the downloaded file is not playable media: audio does not decode": "content",
     }
     got = {msg: classify_failure(msg) for msg in cases}
     assert got == cases
@@ -272,8 +273,25 @@ def test_file_that_does_not_decode_is_rejected(server, media, tmp_path):
         with pytest.raises(DownloadError) as err:
             download_media(server.url(f"/{name}.mp4"), tmp_path / name,
                            DownloadOptions(retries=0, **FAST))
-        assert "does not decode" in str(err.value)
+        assert err.value.kind == "content" and "not playable media" in str(err.value)
         assert not (tmp_path / name / MARKER).exists()
+
+
+def test_served_corrupt_or_silent_file_is_a_content_error_not_retried(server, media, tmp_path):
+    """A complete transfer of a file that is not a video with sound is the content's
+    fault: classed `content`, downloaded once, and the advice says so."""
+    body = media["long"]
+    server.routes["/corrupt.mp4"] = (200, body[:2000] + bytes(len(body) - 2000), "video/mp4",
+                                     None)
+    server.routes["/noaudio.mp4"] = (200, media["v64"], "video/mp4", None)
+    for name in ("corrupt", "noaudio"):
+        with pytest.raises(DownloadError) as err:
+            download_media(server.url(f"/{name}.mp4"), tmp_path / name,
+                           DownloadOptions(retries=3, **FAST))
+        assert err.value.kind == "content" and err.value.error_class == "DownloadError.content"
+        assert "network" not in str(err.value) and "not retried" in str(err.value)
+        assert server.hits[f"/{name}.mp4"] <= 2  # one attempt (probe + download), no retries
+    assert "no audio stream" in str(err.value)
 
 
 def write_manifest(path: Path, text: str) -> Path:
@@ -332,6 +350,13 @@ def test_manifest_level_errors(tmp_path):
         read_manifest(tmp_path / "missing.csv")
     with pytest.raises(ManifestError, match="neither"):
         read_manifest(write_manifest(tmp_path / "h.csv", "video,split\nabc,train\n"))
+    latin1 = tmp_path / "l.csv"
+    latin1.write_bytes("url,split\nhttp://x.org/prélude.mp4,train\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match="not UTF-8"):
+        read_manifest(latin1)
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffyoutube_id,split\nnwwHuxHMIpc,test\n".encode("utf-8"))
+    assert [i.split for i in read_manifest(bom)] == ["test"]
 
 
 def test_pianoyt2h_manifest_reproduces_the_published_test_set():
@@ -447,6 +472,25 @@ def test_build_from_a_manifest_over_loopback(server, media, tmp_path):
     again = build_dataset(YouTubeSource(manifest, tmp_path / "cache", retries=0, **FAST),
                           tmp_path / "out2", settings, progress=False)
     assert again.ok == 2 and server.hits["/long.mp4"] == hits["/long.mp4"]  # cache reused
+
+
+def test_malformed_row_with_a_colliding_fallback_id_fails_alone(server, tmp_path):
+    from copdata.build import build_dataset
+
+    manifest = write_manifest(tmp_path / "m.csv", (
+        "url,split,id\n"
+        f"{server.url('/good.mp4')},train,row00003-nope\n"   # explicit id = row 3's fallback
+        "nope,train,\n"                                      # malformed (not http)
+        "ftp://x,test,row00003-nope-1\n"))                  # malformed; id taken too
+    items = read_manifest(manifest)
+    assert len({i.source_id for i in items}) == 3
+    source = YouTubeSource(manifest, tmp_path / "cache", retries=0, **FAST)
+    settings = BuildSettings(fps=25.0, sample_rate=22050, clip_seconds=1.0)
+    summary = build_dataset(source, tmp_path / "out", settings, progress=False)
+    assert (summary.ok, summary.failed) == (1, 2)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [r["status"] for r in report] == ["ok", "failed", "failed"]
+    assert report[0]["source_id"] == "row00003-nope"
 
 
 def test_published_test_segments_script(tmp_path):

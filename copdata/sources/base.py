@@ -16,6 +16,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ..errors import ManifestError
+from ..ids import check_split_name
 from ..notes import Note
 
 
@@ -122,3 +124,45 @@ def assign_splits(ids: list[str], seed: int, test_fraction: float) -> dict[str, 
         if "train" not in splits.values():
             splits[max(ids, key=fractions.__getitem__)] = "train"
     return splits
+
+
+# ------------------------------------------------------------ manifest checks
+# Small checks every CSV-reading source calls (local CSV, youtube manifest), so
+# a shared manifest parser keeps them.
+
+def read_manifest_text(path) -> str:
+    """The text of a CSV manifest: UTF-8, a leading byte-order mark removed.
+
+    A file in another encoding raises :class:`ManifestError` naming the byte
+    offset (instead of a ``UnicodeDecodeError`` traceback); an unreadable file
+    raises it with the OS error.
+    """
+    try:
+        data = open(path, "rb").read()
+    except OSError as exc:
+        raise ManifestError(f"cannot read ({exc.strerror or exc})", item=str(path)) from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"is not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
+                            "save it as UTF-8 CSV", item=str(path)) from None
+
+
+def split_problem(split: str) -> str | None:
+    """Why ``split`` cannot be a split name (it would become a file name), or None."""
+    try:
+        check_split_name(split)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def cross_split_problem(key: str, split: str, first_split: dict, where: str) -> str | None:
+    """Leakage check: the same input (``key``, e.g. a resolved file path) must not
+    be listed in two splits. Records the first split of ``key`` in ``first_split``
+    and returns the problem of a later row that names another split."""
+    earlier = first_split.setdefault(key, (split, where))
+    if earlier[0] != split:
+        return (f"the same input is already listed in split {earlier[0]!r} ({earlier[1]}); "
+                f"listing it in {split!r} too would leak it between splits")
+    return None

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ManifestError, MediaError, MissingStreamError
 from ..ids import sanitize_source_id
 from ..media import iter_frames, probe, read_audio
-from .base import BuildSettings, Performance, Source, SourceItem, assign_splits
+from .base import (BuildSettings, Performance, Source, SourceItem, assign_splits,
+                   cross_split_problem, read_manifest_text, split_problem)
 
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts"}
 CROP_COLUMNS = ("crop_x0", "crop_y0", "crop_x1", "crop_y1")
@@ -118,21 +120,52 @@ class LocalSource(Source):
     def items(self) -> list[SourceItem]:
         seen: set = set()
         if self.input_path.is_dir():
-            paths = sorted(p for p in self.input_path.iterdir()
-                           if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-            ids = [self._unique_id(p, seen) for p in paths]
-            splits = assign_splits(ids, self.seed, self.test_fraction)
-            return [SourceItem(source_id=sid, label=str(p), split=splits[sid],
-                               meta={"path": str(p)}) for sid, p in zip(ids, paths)]
+            return self._folder_items(seen)
         return self._csv_items(seen)
 
-    def _csv_items(self, seen: set) -> list[SourceItem]:
-        with open(self.input_path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or "path" not in reader.fieldnames:
-                raise ManifestError("the CSV needs a 'path' column", item=str(self.input_path))
-            rows = list(reader)
+    def _folder_items(self, seen: set) -> list[SourceItem]:
+        """Every video file of the folder; a video-named entry that cannot be read
+        as a file (a symlink loop or a dangling link) becomes a failed item."""
+        paths, problems = [], {}
+        for p in sorted(self.input_path.iterdir()):
+            if p.suffix.lower() not in VIDEO_EXTENSIONS:
+                continue
+            try:
+                p.stat()
+            except OSError as exc:  # ELOOP, dangling link, permission
+                problems[p] = (f"{p.name}: cannot open ({exc.strerror or exc}); "
+                               "a symlink loop or a dangling link?")
+                paths.append(p)
+                continue
+            if p.is_file():
+                paths.append(p)
+        if not paths:
+            raise ManifestError(f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) in "
+                                "the folder", item=str(self.input_path))
+        ids = [self._unique_id(p, seen) for p in paths]
+        splits = assign_splits(ids, self.seed, self.test_fraction)
         out = []
+        for sid, p in zip(ids, paths):
+            meta = {"path": str(p)}
+            if p in problems:
+                meta["manifest_error"] = problems[p]
+            out.append(SourceItem(source_id=sid, label=str(p), split=splits[sid], meta=meta))
+        return out
+
+    def _csv_items(self, seen: set) -> list[SourceItem]:
+        text = read_manifest_text(self.input_path)
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        if "path" not in fields:
+            raise ManifestError(f"the CSV needs a 'path' column (header: {fields})",
+                                item=str(self.input_path))
+        reader.fieldnames = fields
+        rows = list(reader)
+        if not rows:
+            raise ManifestError("the CSV has a header but no rows; list one video per row",
+                                item=str(self.input_path))
+        out = []
+        first_sid: dict[str, str] = {}  # resolved file -> id of its first row
         for line, row in enumerate(rows, start=2):
             raw = (row.get("path") or "").strip()
             path = (self.input_path.parent / raw) if raw else self.input_path.parent
@@ -149,15 +182,32 @@ class LocalSource(Source):
                 problems.append(str(exc))
             if not raw:
                 problems.append(f"{label}: empty 'path'")
+            split = (row.get("split") or "").strip()
+            if split and split_problem(split):
+                problems.append(f"{label}: {split_problem(split)}")
+                split = "invalid"
             if problems:
                 meta["manifest_error"] = "; ".join(problems)
-            split = (row.get("split") or "").strip()
+            key = str(path.resolve()) if raw else sid
+            meta["split_key"] = first_sid.setdefault(key, sid)
             out.append(SourceItem(source_id=sid, label=label, split=split, meta=meta, crop=crop,
                                   start=start, end=end))
-        unsplit = [item.source_id for item in out if not item.split]
-        splits = assign_splits(unsplit, self.seed, self.test_fraction)
-        return [replace(item, split=splits[item.source_id]) if not item.split else item
-                for item in out]
+        # Rows without a split get one from their file's first row, so one file
+        # listed twice never lands in both splits by chance.
+        keys = sorted({item.meta["split_key"] for item in out if not item.split})
+        splits = assign_splits(keys, self.seed, self.test_fraction)
+        out = [replace(item, split=splits[item.meta["split_key"]]) if not item.split else item
+               for item in out]
+        first_split: dict = {}
+        checked = []
+        for item in out:
+            problem = cross_split_problem(item.meta["split_key"], item.split, first_split,
+                                          item.label)
+            meta = {k: v for k, v in item.meta.items() if k != "split_key"}
+            if problem and "manifest_error" not in meta:
+                meta["manifest_error"] = f"{item.label}: {problem}"
+            checked.append(replace(item, meta=meta))
+        return checked
 
     def fetch(self, item: SourceItem, settings: BuildSettings) -> Performance:
         if item.meta.get("manifest_error"):

@@ -35,11 +35,10 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from ..download import DownloadOptions, download_media
 from ..errors import ManifestError
-from ..ids import sanitize_source_id
-from .base import BuildSettings, Performance, Source, SourceItem
+from ..ids import path_under, sanitize_source_id
+from .base import BuildSettings, Performance, Source, SourceItem, read_manifest_text, split_problem
 
 YOUTUBE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
-SPLIT_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 CROP_COLUMNS = ("crop_x0", "crop_y0", "crop_x1", "crop_y1")
 KNOWN_COLUMNS = {"youtube_id", "url", "split", "start", "end", "max_segments", "id",
                  *CROP_COLUMNS}
@@ -98,8 +97,8 @@ def _parse_row(row: dict) -> dict:
     if url and urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"url {url!r} is not an http(s) URL")
     split = (row.get("split") or "").strip() or "train"
-    if not SPLIT_RE.match(split):
-        raise ValueError(f"split {split!r} must be a word such as train or test")
+    if split_problem(split):
+        raise ValueError(split_problem(split))
     crop_values = [_number(row, k, int) for k in CROP_COLUMNS]
     crop = None
     if any(v is not None for v in crop_values):
@@ -131,12 +130,9 @@ def read_manifest(path: str | Path) -> list[SourceItem]:
     repeat an earlier id) become items whose ``meta["manifest_error"]`` says why.
     A missing or header-less file raises :class:`ManifestError`."""
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            lines = [(n, line) for n, line in enumerate(fh, start=1)
-                     if line.strip() and not line.lstrip().startswith("#")]
-    except OSError as exc:
-        raise ManifestError(f"cannot read manifest ({exc})", item=str(path)) from exc
+    text = read_manifest_text(path)
+    lines = [(n, line) for n, line in enumerate(text.splitlines(keepends=True), start=1)
+             if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise ManifestError("manifest is empty; it needs a header row", item=str(path))
     reader = csv.DictReader([line for _, line in lines])
@@ -144,12 +140,10 @@ def read_manifest(path: str | Path) -> list[SourceItem]:
     if not columns & {"youtube_id", "url"}:
         raise ManifestError(f"header {sorted(columns)} has neither a youtube_id nor a url "
                             "column; see manifests/README.md", item=str(path))
-    items: list[SourceItem] = []
+    parsed: list[tuple[int, str, dict, dict | str]] = []  # line, where, row, fields | error
     seen: set[str] = set()
     for (line_no, _), row in zip(lines[1:], reader):
         where = f"{path.name}:{line_no}"
-        extra = {k: v for k, v in row.items()
-                 if k not in KNOWN_COLUMNS and k is not None and v not in (None, "")}
         try:
             if None in row:
                 raise ValueError(f"row has {len(row[None])} more fields than the header")
@@ -157,13 +151,20 @@ def read_manifest(path: str | Path) -> list[SourceItem]:
             if fields["source_id"] in seen:
                 raise ValueError(f"source id {fields['source_id']!r} repeats an earlier row")
         except ValueError as exc:
-            raw = (row.get("youtube_id") or row.get("url") or "").strip()
-            sid = sanitize_source_id(f"row{line_no:05d}-{raw}" if raw else f"row{line_no:05d}")
-            items.append(SourceItem(source_id=sid, label=where, split="train",
-                                    meta={"manifest_error": f"{where}: {exc}",
-                                          "manifest_row": line_no}))
+            parsed.append((line_no, where, row, f"{where}: {exc}"))
             continue
         seen.add(fields["source_id"])
+        parsed.append((line_no, where, row, fields))
+    items: list[SourceItem] = []
+    for line_no, where, row, fields in parsed:
+        if isinstance(fields, str):  # a malformed row: a failed item with an unused id
+            raw = (row.get("youtube_id") or row.get("url") or "").strip()
+            sid = fallback_id(line_no, raw, seen)
+            items.append(SourceItem(source_id=sid, label=where, split="train",
+                                    meta={"manifest_error": fields, "manifest_row": line_no}))
+            continue
+        extra = {k: v for k, v in row.items()
+                 if k not in KNOWN_COLUMNS and k is not None and v not in (None, "")}
         meta = {"url": fields["url"], "manifest_row": line_no, **extra}
         if fields["youtube_id"]:
             meta["youtube_id"] = fields["youtube_id"]
@@ -173,6 +174,19 @@ def read_manifest(path: str | Path) -> list[SourceItem]:
                                 split=fields["split"], meta=meta, crop=fields["crop"],
                                 start=fields["start"], end=fields["end"]))
     return items
+
+
+def fallback_id(line_no: int, raw: str, taken: set[str]) -> str:
+    """The source id of a malformed row: ``row<line>-<raw>``, made distinct from
+    every id in ``taken`` (which it joins), so a malformed row whose id collides
+    with another row fails alone instead of stopping the build."""
+    base = sanitize_source_id(f"row{line_no:05d}-{raw}" if raw else f"row{line_no:05d}")
+    sid, k = base, 1
+    while sid in taken:
+        sid = sanitize_source_id(f"{base}-{k}")
+        k += 1
+    taken.add(sid)
+    return sid
 
 
 def redact_proxy(proxy: str | None) -> str | None:
@@ -243,7 +257,7 @@ class YouTubeSource(Source):
             raise ManifestError(item.meta["manifest_error"], item=str(self.manifest))
         from .local import performance_from_files
 
-        files = download_media(item.meta["url"], self.cache_dir / item.source_id,
+        files = download_media(item.meta["url"], path_under(self.cache_dir, item.source_id),
                                self.options, label=item.label)
         performance = performance_from_files(files.video_path, files.audio_path, item, settings)
         info = files.info
