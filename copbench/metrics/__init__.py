@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..errors import MetricError
 from .base import Metric, ScoreItem, fit_length
+from .fad_inf import frechet_distance_inf
 from .frechet import frechet_distance, frechet_from_stats
 
 DEFAULT_METRICS = ("si_sdr", "midi", "av_align", "fad_mel", "fad_basicpitch")
@@ -41,5 +42,6 @@ def build_metrics(names, per_clip_fad: bool = False) -> list[Metric]:
     return [build_metric(n, per_clip_fad) for n in names]
 
 
-__all__ = ["Metric", "ScoreItem", "fit_length", "frechet_distance", "frechet_from_stats",
+__all__ = ["Metric", "ScoreItem", "fit_length", "frechet_distance", "frechet_distance_inf",
+           "frechet_from_stats",
            "build_metric", "build_metrics", "DEFAULT_METRICS", "ALL_METRICS"]
