@@ -105,13 +105,15 @@ def test_clap_score_from_hf_cache(tmp_path, clip):
     from copbench.metrics import build_metric
     from copbench.metrics.base import ScoreItem
     folder = make_tiny_clap(tmp_path / "clap")
-    _as_hf_cache(folder, "laion/clap-htsat-unfused", tmp_path / "hf")
+    _as_hf_cache(folder, "laion/larger_clap_music_and_speech", tmp_path / "hf")
     metric = build_metric("clap_score")
     assert metric.embedder.weights_info["verified_against"] == "hf_blob"
     item = ScoreItem(clip, clip.audio())
     a = metric.score(item)["clap_score"]
     assert -100 <= a <= 100 and a == metric.score(item)["clap_score"]  # deterministic
-    text = metric.text_embedding(clip.caption)
+    sound = next(st["text"] for st in clip.steps() if st["step"] == "sound")
+    assert sound.startswith("The result is") and sound != clip.caption  # not the video text
+    text = metric.text_embedding(sound)
     audio = metric.embedder.embed(clip.audio(), clip.sample_rate)
     assert audio.shape == (1, 16)
     expected = 100 * text @ (audio.mean(0) / np.linalg.norm(audio.mean(0)))
@@ -124,7 +126,7 @@ def test_clap_score_from_hf_cache(tmp_path, clip):
 def test_clap_corrupted_blob_fails_checksum(tmp_path):
     from copbench.embedders import build_embedder
     folder = make_tiny_clap(tmp_path / "clap")
-    snap = _as_hf_cache(folder, "laion/clap-htsat-unfused", tmp_path / "hf")
+    snap = _as_hf_cache(folder, "laion/larger_clap_music_and_speech", tmp_path / "hf")
     blob = (snap / "model.safetensors").resolve()
     data = bytearray(blob.read_bytes())
     data[-1] ^= 0xFF
@@ -134,15 +136,15 @@ def test_clap_corrupted_blob_fails_checksum(tmp_path):
 
 
 def test_clip_score_with_local_weights(tmp_path, clip):
-    from copbench.embedders.wav2clip import build_audio_resnet
+    from copbench.embedders.wav2clip import build_wav2clip
     from copbench.metrics import build_metric
     from copbench.metrics.base import ScoreItem
     from copbench.metrics.clip_score import sample_indices
-    with pytest.raises(WeightsMissingError, match="wav2clip_audio.pt"):
+    with pytest.raises(WeightsMissingError, match="ResNet_CX.ckpt"):
         build_metric("clip_score")
     torch.manual_seed(2)
-    w2c = tmp_path / "wav2clip_audio.pt"
-    torch.save(build_audio_resnet().state_dict(), w2c)
+    w2c = tmp_path / "ResNet_CX.ckpt"
+    torch.save(build_wav2clip().state_dict(), w2c)
     set_override("wav2clip", w2c)
     with pytest.raises(WeightsMissingError, match="openai/clip-vit-base-patch32"):
         build_metric("clip_score")
@@ -156,3 +158,119 @@ def test_clip_score_with_local_weights(tmp_path, clip):
     assert value == metric.score(item)["clip_score"]
     silent = metric.score(ScoreItem(clip, np.zeros_like(clip.audio())))["clip_score"]
     assert silent != value
+
+
+def test_clip_tiles_cover_the_whole_keyboard_strip(tmp_path):
+    from copbench.embedders.clip_image import ClipImageEmbedder
+    set_override("clip", make_tiny_clip(tmp_path / "clip"))
+    emb = ClipImageEmbedder().load()
+    strip = np.zeros((200, 1840, 3), np.uint8)
+    strip[:, -100:] = 255  # only the right end is white: a centre crop would miss it
+    tiles = emb.tiles(strip)
+    assert tiles.shape == (10, 3, 32, 32)  # 1840x200 -> 294x32 -> ceil(294 / 32) = 10 tiles
+    assert tiles[-1].max() > tiles[0].max()  # the last tile reaches the right edge
+    square = emb.tiles(np.zeros((64, 64, 3), np.uint8))
+    assert square.shape == (1, 3, 32, 32)
+    frames = emb.embed_frames([strip, strip[:, ::-1]])
+    assert frames.shape == (2, 512) and np.allclose(np.linalg.norm(frames, axis=1), 1)
+
+
+def _swin_relative_index(window):
+    coords = np.stack(np.meshgrid(np.arange(window), np.arange(window), indexing="ij")).reshape(2, -1)
+    rel = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0) + (window - 1)
+    return torch.from_numpy(rel[..., 0] * (2 * window - 1) + rel[..., 1])
+
+
+def laion_clap_state(text_cfg, embed_dim, depths, heads, window, joint, classes=527,
+                     mel_bins=64, n_fft=1024, spec_size=256):
+    """A random state dict with laion-clap's key names and shapes (HTSAT audio branch
+    as in laion_clap/clap_module/htsat.py, RoBERTa text branch, projection and
+    transform heads as in clap_module/model.py), wrapped as its checkpoints are."""
+    from transformers import RobertaConfig, RobertaModel
+    g = torch.Generator().manual_seed(0)
+
+    def rnd(*shape):
+        return torch.randn(*shape, generator=g) * 0.05
+
+    sd = {f"text_branch.{k}": (v if v.dtype != torch.float32 else rnd(*v.shape))
+          for k, v in RobertaModel(RobertaConfig(**text_cfg)).state_dict().items()}
+    a = "audio_branch."
+    sd[a + "spectrogram_extractor.stft.conv_real.weight"] = rnd(n_fft // 2 + 1, 1, n_fft)
+    sd[a + "spectrogram_extractor.stft.conv_imag.weight"] = rnd(n_fft // 2 + 1, 1, n_fft)
+    sd[a + "logmel_extractor.melW"] = rnd(n_fft // 2 + 1, mel_bins)
+    sd[a + "bn0.weight"], sd[a + "bn0.bias"] = 1 + rnd(mel_bins), rnd(mel_bins)
+    sd[a + "bn0.running_mean"], sd[a + "bn0.running_var"] = rnd(mel_bins), 1 + rnd(mel_bins).abs()
+    sd[a + "bn0.num_batches_tracked"] = torch.tensor(7)
+    sd[a + "patch_embed.proj.weight"], sd[a + "patch_embed.proj.bias"] = rnd(embed_dim, 1, 4, 4), rnd(embed_dim)
+    sd[a + "patch_embed.norm.weight"], sd[a + "patch_embed.norm.bias"] = 1 + rnd(embed_dim), rnd(embed_dim)
+    resolution = spec_size // 4
+    for i, depth in enumerate(depths):
+        d = embed_dim * 2 ** i
+        for j in range(depth):
+            b = f"{a}layers.{i}.blocks.{j}."
+            sd[b + "norm1.weight"], sd[b + "norm1.bias"] = 1 + rnd(d), rnd(d)
+            sd[b + "attn.relative_position_bias_table"] = rnd((2 * window - 1) ** 2, heads[i])
+            sd[b + "attn.relative_position_index"] = _swin_relative_index(window)
+            sd[b + "attn.qkv.weight"], sd[b + "attn.qkv.bias"] = rnd(3 * d, d), rnd(3 * d)
+            sd[b + "attn.proj.weight"], sd[b + "attn.proj.bias"] = rnd(d, d), rnd(d)
+            sd[b + "norm2.weight"], sd[b + "norm2.bias"] = 1 + rnd(d), rnd(d)
+            sd[b + "mlp.fc1.weight"], sd[b + "mlp.fc1.bias"] = rnd(4 * d, d), rnd(4 * d)
+            sd[b + "mlp.fc2.weight"], sd[b + "mlp.fc2.bias"] = rnd(d, 4 * d), rnd(d)
+            if j % 2 == 1 and resolution // 2 ** i > window:  # shifted windows keep a mask
+                n_windows = (resolution // 2 ** i // window) ** 2
+                sd[b + "attn_mask"] = torch.zeros(n_windows, window ** 2, window ** 2)
+        if i < len(depths) - 1:
+            sd[f"{a}layers.{i}.downsample.reduction.weight"] = rnd(2 * d, 4 * d)
+            sd[f"{a}layers.{i}.downsample.norm.weight"] = 1 + rnd(4 * d)
+            sd[f"{a}layers.{i}.downsample.norm.bias"] = rnd(4 * d)
+    features = embed_dim * 2 ** (len(depths) - 1)
+    sd[a + "norm.weight"], sd[a + "norm.bias"] = 1 + rnd(features), rnd(features)
+    sf = spec_size // 2 ** (len(depths) - 1) // 4 // (spec_size // mel_bins)
+    sd[a + "tscam_conv.weight"], sd[a + "tscam_conv.bias"] = rnd(classes, features, sf, 3), rnd(classes)
+    sd[a + "head.weight"], sd[a + "head.bias"] = rnd(classes, classes), rnd(classes)
+    width = text_cfg["hidden_size"]
+    for side, cin in (("text", width), ("audio", features)):
+        sd[f"{side}_projection.0.weight"], sd[f"{side}_projection.0.bias"] = rnd(joint, cin), rnd(joint)
+        sd[f"{side}_projection.2.weight"], sd[f"{side}_projection.2.bias"] = rnd(joint, joint), rnd(joint)
+        for k in (0, 3):
+            sd[f"{side}_transform.sequential.{k}.weight"] = rnd(joint, joint)
+            sd[f"{side}_transform.sequential.{k}.bias"] = rnd(joint)
+    sd["logit_scale_a"], sd["logit_scale_t"] = torch.tensor(2.6), torch.tensor(2.7)
+    return {"epoch": 15, "state_dict": {f"module.{k}": v for k, v in sd.items()}}
+
+
+def test_laion_clap_layout_maps_onto_transformers_clap(tmp_path):
+    from transformers import ClapConfig, ClapModel
+    from copbench.embedders.clap import ClapEmbedder
+    from copbench.embedders.torch_io import read_state_dict
+    text_cfg = dict(vocab_size=70, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                    intermediate_size=32, max_position_embeddings=64, type_vocab_size=1,
+                    pad_token_id=1)
+    ckpt = laion_clap_state(text_cfg, embed_dim=8, depths=[2, 2, 1, 1], heads=[1, 1, 2, 2],
+                            window=8, joint=16)
+    path = tmp_path / "music_speech_audioset_epoch_15_esc_89.98.pt"
+    torch.save(ckpt, path)
+    mapped = ClapEmbedder().convert_state(read_state_dict(path))
+    config = ClapConfig(text_config={**text_cfg, "projection_dim": 16},
+                        audio_config=dict(depths=[2, 2, 1, 1], num_attention_heads=[1, 1, 2, 2],
+                                          patch_embeds_hidden_size=8, hidden_size=64,
+                                          projection_dim=16, window_size=8),
+                        projection_dim=16)
+    model = ClapModel(config)
+    # the real full-size buffers convert_state adds are for the default model: use ours
+    for key in ("text_model.embeddings.position_ids", "text_model.embeddings.token_type_ids"):
+        mapped[key] = model.state_dict()[key]
+    model.load_state_dict(mapped, strict=True)  # every tensor filled, nothing left over
+    src = ckpt["state_dict"]
+    qkv = src["module.audio_branch.layers.1.blocks.1.attn.qkv.weight"]
+    got = model.audio_model.audio_encoder.layers[1].blocks[1].attention.self
+    assert torch.equal(got.query.weight, qkv[:16]) and torch.equal(got.value.weight, qkv[32:])
+    assert torch.equal(model.audio_projection.linear2.weight, src["module.audio_projection.2.weight"])
+    assert torch.equal(model.text_model.embeddings.word_embeddings.weight,
+                       src["module.text_branch.embeddings.word_embeddings.weight"])
+    assert torch.equal(model.audio_model.audio_encoder.batch_norm.running_var,
+                       src["module.audio_branch.bn0.running_var"])
+    model.eval()
+    with torch.inference_mode():
+        feats = model.get_audio_features(input_features=torch.randn(1, 1, 1001, 64))
+    assert torch.isfinite(feats.pooler_output if hasattr(feats, "pooler_output") else feats).all()
