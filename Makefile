@@ -36,7 +36,8 @@ $(PARITY_VENV)/.installed: pyproject.toml Makefile
 	$(PARITY_PY) -m pip install --upgrade pip
 	$(PARITY_PY) -m pip install torch==2.13.0
 	$(PARITY_PY) -m pip install --no-deps $(PARITY_REFS)
-	$(PARITY_PY) -m pip install torchlibrosa resampy pytest
+	# resampy (torchvggish's resampler) still imports pkg_resources
+	$(PARITY_PY) -m pip install torchlibrosa resampy "setuptools<81" pytest
 	$(PARITY_PY) -m pip install -e .
 	touch $@
 

@@ -140,10 +140,10 @@ def test_clip_score_with_local_weights(tmp_path, clip):
     from copbench.metrics import build_metric
     from copbench.metrics.base import ScoreItem
     from copbench.metrics.clip_score import sample_indices
-    with pytest.raises(WeightsMissingError, match="ResNet_CX.ckpt"):
+    with pytest.raises(WeightsMissingError, match="Wav2CLIP.pt"):
         build_metric("clip_score")
     torch.manual_seed(2)
-    w2c = tmp_path / "ResNet_CX.ckpt"
+    w2c = tmp_path / "Wav2CLIP.pt"
     torch.save(build_wav2clip().state_dict(), w2c)
     set_override("wav2clip", w2c)
     with pytest.raises(WeightsMissingError, match="openai/clip-vit-base-patch32"):
@@ -175,74 +175,11 @@ def test_clip_tiles_cover_the_whole_keyboard_strip(tmp_path):
     assert frames.shape == (2, 512) and np.allclose(np.linalg.norm(frames, axis=1), 1)
 
 
-def _swin_relative_index(window):
-    coords = np.stack(np.meshgrid(np.arange(window), np.arange(window), indexing="ij")).reshape(2, -1)
-    rel = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0) + (window - 1)
-    return torch.from_numpy(rel[..., 0] * (2 * window - 1) + rel[..., 1])
-
-
-def laion_clap_state(text_cfg, embed_dim, depths, heads, window, joint, classes=527,
-                     mel_bins=64, n_fft=1024, spec_size=256):
-    """A random state dict with laion-clap's key names and shapes (HTSAT audio branch
-    as in laion_clap/clap_module/htsat.py, RoBERTa text branch, projection and
-    transform heads as in clap_module/model.py), wrapped as its checkpoints are."""
-    from transformers import RobertaConfig, RobertaModel
-    g = torch.Generator().manual_seed(0)
-
-    def rnd(*shape):
-        return torch.randn(*shape, generator=g) * 0.05
-
-    sd = {f"text_branch.{k}": (v if v.dtype != torch.float32 else rnd(*v.shape))
-          for k, v in RobertaModel(RobertaConfig(**text_cfg)).state_dict().items()}
-    a = "audio_branch."
-    sd[a + "spectrogram_extractor.stft.conv_real.weight"] = rnd(n_fft // 2 + 1, 1, n_fft)
-    sd[a + "spectrogram_extractor.stft.conv_imag.weight"] = rnd(n_fft // 2 + 1, 1, n_fft)
-    sd[a + "logmel_extractor.melW"] = rnd(n_fft // 2 + 1, mel_bins)
-    sd[a + "bn0.weight"], sd[a + "bn0.bias"] = 1 + rnd(mel_bins), rnd(mel_bins)
-    sd[a + "bn0.running_mean"], sd[a + "bn0.running_var"] = rnd(mel_bins), 1 + rnd(mel_bins).abs()
-    sd[a + "bn0.num_batches_tracked"] = torch.tensor(7)
-    sd[a + "patch_embed.proj.weight"], sd[a + "patch_embed.proj.bias"] = rnd(embed_dim, 1, 4, 4), rnd(embed_dim)
-    sd[a + "patch_embed.norm.weight"], sd[a + "patch_embed.norm.bias"] = 1 + rnd(embed_dim), rnd(embed_dim)
-    resolution = spec_size // 4
-    for i, depth in enumerate(depths):
-        d = embed_dim * 2 ** i
-        for j in range(depth):
-            b = f"{a}layers.{i}.blocks.{j}."
-            sd[b + "norm1.weight"], sd[b + "norm1.bias"] = 1 + rnd(d), rnd(d)
-            sd[b + "attn.relative_position_bias_table"] = rnd((2 * window - 1) ** 2, heads[i])
-            sd[b + "attn.relative_position_index"] = _swin_relative_index(window)
-            sd[b + "attn.qkv.weight"], sd[b + "attn.qkv.bias"] = rnd(3 * d, d), rnd(3 * d)
-            sd[b + "attn.proj.weight"], sd[b + "attn.proj.bias"] = rnd(d, d), rnd(d)
-            sd[b + "norm2.weight"], sd[b + "norm2.bias"] = 1 + rnd(d), rnd(d)
-            sd[b + "mlp.fc1.weight"], sd[b + "mlp.fc1.bias"] = rnd(4 * d, d), rnd(4 * d)
-            sd[b + "mlp.fc2.weight"], sd[b + "mlp.fc2.bias"] = rnd(d, 4 * d), rnd(d)
-            if j % 2 == 1 and resolution // 2 ** i > window:  # shifted windows keep a mask
-                n_windows = (resolution // 2 ** i // window) ** 2
-                sd[b + "attn_mask"] = torch.zeros(n_windows, window ** 2, window ** 2)
-        if i < len(depths) - 1:
-            sd[f"{a}layers.{i}.downsample.reduction.weight"] = rnd(2 * d, 4 * d)
-            sd[f"{a}layers.{i}.downsample.norm.weight"] = 1 + rnd(4 * d)
-            sd[f"{a}layers.{i}.downsample.norm.bias"] = rnd(4 * d)
-    features = embed_dim * 2 ** (len(depths) - 1)
-    sd[a + "norm.weight"], sd[a + "norm.bias"] = 1 + rnd(features), rnd(features)
-    sf = spec_size // 2 ** (len(depths) - 1) // 4 // (spec_size // mel_bins)
-    sd[a + "tscam_conv.weight"], sd[a + "tscam_conv.bias"] = rnd(classes, features, sf, 3), rnd(classes)
-    sd[a + "head.weight"], sd[a + "head.bias"] = rnd(classes, classes), rnd(classes)
-    width = text_cfg["hidden_size"]
-    for side, cin in (("text", width), ("audio", features)):
-        sd[f"{side}_projection.0.weight"], sd[f"{side}_projection.0.bias"] = rnd(joint, cin), rnd(joint)
-        sd[f"{side}_projection.2.weight"], sd[f"{side}_projection.2.bias"] = rnd(joint, joint), rnd(joint)
-        for k in (0, 3):
-            sd[f"{side}_transform.sequential.{k}.weight"] = rnd(joint, joint)
-            sd[f"{side}_transform.sequential.{k}.bias"] = rnd(joint)
-    sd["logit_scale_a"], sd["logit_scale_t"] = torch.tensor(2.6), torch.tensor(2.7)
-    return {"epoch": 15, "state_dict": {f"module.{k}": v for k, v in sd.items()}}
-
-
 def test_laion_clap_layout_maps_onto_transformers_clap(tmp_path):
     from transformers import ClapConfig, ClapModel
     from copbench.embedders.clap import ClapEmbedder
     from copbench.embedders.torch_io import read_state_dict
+    from laion_layout import laion_clap_state
     text_cfg = dict(vocab_size=70, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                     intermediate_size=32, max_position_embeddings=64, type_vocab_size=1,
                     pad_token_id=1)

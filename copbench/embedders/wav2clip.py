@@ -1,7 +1,9 @@
 """``wav2clip``: the Wav2CLIP audio encoder (Wu et al. 2022) into CLIP's space.
 
 The architecture of lyrebird-wav2clip's ``ResNetExtractor`` (frozen,
-``transform=True``), so its published checkpoint ``ResNet_CX.ckpt`` loads:
+``transform=True``), so its published checkpoint loads: ``Wav2CLIP.pt`` (the
+release the ``wav2clip`` package's ``get_model`` downloads; a flat state dict)
+or the earlier Lightning ``ResNet_CX.ckpt`` (the same keys inside ``state_dict``):
 
 - front end: power spectrogram (torchaudio ``Spectrogram`` defaults: n_fft
   512, hop 353, periodic Hann window 512, centred with reflect padding) of 16
@@ -9,15 +11,14 @@ The architecture of lyrebird-wav2clip's ``ResNetExtractor`` (frozen,
   standard deviation of the whole spectrogram (``+ 1e-9``);
 - ResNet-18 (BasicBlocks [2, 2, 2, 2], 64-128-256-512, 7x7 stem with stride 2
   and max-pool) on the one-channel spectrogram, global average pool: 512-d
-  (the checkpoint's unused classifier ``fc`` is loaded but not applied);
+  (a classifier ``fc`` that some checkpoints carry is never applied and is dropped);
 - ``transform``: Linear 512-512, ReLU, (dropout), Linear 512-512: the 512-d
   embedding in CLIP's image-text space.
 
 Like ``wav2clip.embed_audio`` on one utterance, the whole clip is one input
 (so the standardisation is per clip, never across a batch): one embedding per
-clip. Checkpoint keys ``audio_encoder.*`` / ``audio_transform.*`` (inside the
-Lightning ``state_dict``) map to ``encoder.*`` / ``transform.*``; every other
-entry of the checkpoint is ignored.
+clip. Checkpoint keys ``audio_encoder.*`` / ``audio_transform.*`` map to
+``encoder.*`` / ``transform.*``; every other entry of the checkpoint is ignored.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import numpy as np
 from .base import Embedder
 from .weights import WeightsSpec
 
-SPEC = WeightsSpec(name="wav2clip", filename="ResNet_CX.ckpt",
-                   source="https://www.dropbox.com/s/94fqdi4lgi8vu19/ResNet_CX.ckpt?dl=1")
+SPEC = WeightsSpec(name="wav2clip", filename="Wav2CLIP.pt",
+                   source="https://github.com/descriptinc/lyrebird-wav2clip/releases/download/"
+                          "v0.1.0-alpha/Wav2CLIP.pt")
 SAMPLE_RATE, N_FFT, HOP, DIMS = 16000, 512, 353, 512
 
 
@@ -82,7 +84,6 @@ def build_wav2clip():
                                                              BasicBlock(cout, cout, 1)))
                 cin = cout
             self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-            self.fc = nn.Linear(512, 1000)  # in the checkpoint, not used for embeddings
 
         def forward(self, audio):
             x = torch.log(self.spectrogram(audio.unsqueeze(1)) + 1e-7)
@@ -131,7 +132,7 @@ class Wav2ClipEmbedder(Embedder):
         out = {}
         for key, value in state.items():
             for old, new in prefixes.items():
-                if key.startswith(old):
+                if key.startswith(old) and not key.startswith("audio_encoder.fc."):
                     out[new + key[len(old):]] = value
         return out or state  # a file already in this module's keys loads as is
 
