@@ -76,3 +76,13 @@ def test_too_few_clips_is_flagged():
     res = fad_inf_units({"x": rng.standard_normal((6, 3)), "y": rng.standard_normal((6, 3))},
                         {"x": rng.standard_normal((6, 3)), "y": rng.standard_normal((6, 3))})
     assert "too_few_clips" in res.flags and res.ci95[0] == res.ci95[1] == res.value
+
+
+def test_rank_deficient_route_equals_the_eigenvalue_route():
+    from copbench.metrics.frechet import frechet_from_stats, gaussian_stats
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((10, 20)), rng.standard_normal((12, 20)) + 0.3
+    res = frechet_result(a, b)
+    ref = frechet_from_stats(*gaussian_stats(a), *gaussian_stats(b), n_samples=10)
+    assert res.flags == ["rank_deficient"]
+    assert res.value == pytest.approx(ref.value_eig, rel=1e-6)

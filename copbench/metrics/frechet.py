@@ -13,7 +13,10 @@ silently fixed: ``complex`` (sqrtm's imaginary part > 1e-3 of its magnitude),
 clamping to 0: round-off such as the oracle's -1e-14 is 0, not an alarm),
 ``mismatch`` (the two routes differ by more than 1e-6 relative), ``offset``
 (the eps retry was needed), ``rank_deficient`` (no more samples than
-dimensions: the covariance is singular and the value depends strongly on N).
+dimensions: the covariance is singular and the value depends strongly on N;
+:func:`frechet_result` then computes ``tr((S_a S_b)^(1/2))`` exactly as the
+nuclear norm of ``Y_a Y_b^T`` instead of through sqrtm, which is
+ill-conditioned there).
 
 FD at finite N is biased upwards (roughly by ``tr``-terms over N); see
 :mod:`copbench.metrics.fad_inf` for the extrapolation to infinite N.
@@ -134,9 +137,20 @@ def frechet_result(a: np.ndarray, b: np.ndarray) -> FrechetResult:
     b = np.asarray(b, np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"need two (N, D) arrays of one D, got {a.shape} and {b.shape}")
+    n = min(a.shape[0], b.shape[0])
+    if n < 2:
+        raise ValueError(f"need (N >= 2, D) samples, got shapes {a.shape} and {b.shape}")
+    if n <= a.shape[1]:
+        # Singular covariances: sqrtm of their product is ill-conditioned (and slow at
+        # D = 2048), while the nuclear-norm route is exact and costs an n x n SVD.
+        value = frechet_samples_fast(a, b)
+        scale = float(np.var(a, axis=0, ddof=1).sum() + np.var(b, axis=0, ddof=1).sum()
+                      + ((a.mean(0) - b.mean(0)) ** 2).sum())
+        flags = ["rank_deficient"] + (["negative"] if negative_beyond_tolerance(value, scale) else [])
+        return FrechetResult(max(value, 0.0), max(value, 0.0), flags)
     mu_a, sigma_a = gaussian_stats(a)
     mu_b, sigma_b = gaussian_stats(b)
-    return frechet_from_stats(mu_a, sigma_a, mu_b, sigma_b, n_samples=min(a.shape[0], b.shape[0]))
+    return frechet_from_stats(mu_a, sigma_a, mu_b, sigma_b, n_samples=n)
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
