@@ -50,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--per-clip-fad", action="store_true", help="also store FAD per clip")
     r.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
-                   help="local weights for a pretrained embedder (vggish, panns, clap, wav2clip, "
-                        "clip)")
+                   help="local weights for a pretrained embedder (vggish, vggish_relu, panns, "
+                        "panns_windowed, clap (a .pt file or a transformers repo folder), "
+                        "wav2clip, clip); see `copbench weights list`")
     r.add_argument("--no-progress", action="store_true")
     lb = sub.add_parser("leaderboard", help="table of every results file in a folder",
                         epilog=EXIT_STATUS)
