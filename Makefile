@@ -42,7 +42,7 @@ $(PARITY_VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 parity: $(PARITY_VENV)/.installed
-	$(PARITY_PY) -m pytest -q -p no:cacheprovider tests_parity
+	$(PARITY_PY) -m pytest -q -s -p no:cacheprovider tests_parity  # -s: prints the measured differences
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
