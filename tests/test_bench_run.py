@@ -198,7 +198,8 @@ def test_missing_outputs_are_flagged_not_rescored(dataset, tmp_path):
     folder.mkdir()
     for clip in clips[1:]:
         sf.write(folder / f"{clip.id}.wav", clip.audio(), clip.sample_rate)
-    res = run_benchmark(str(folder), dataset, metrics=["fad_mel"], progress=False)
+    res = run_benchmark(str(folder), dataset, metrics=["fad_mel"], progress=False,
+                        allow_failures=True)
     fad = res["metrics"]["fad_mel"]
     assert "missing_clips" in fad["flags"]
     assert fad["n_clips"] == {"output": len(clips) - 1, "reference": len(clips)}
