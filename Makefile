@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_DIR ?= demo
 
-.PHONY: install test test-fast demo demo-data bench clean
+.PHONY: install test test-fast parity demo demo-data bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,28 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q
+
+# Parity suite: copbench's embedders and Fréchet distance against the reference
+# packages, in a separate virtual environment (never the project's). The reference
+# packages go in without their dependencies: their torchaudio / torchvision /
+# laion_clap / encodec requirements do not load beside the CPU torch build; the
+# suite shims the one torchaudio transform wav2clip uses (see docs/copbench.md).
+PARITY_VENV := .venv-parity
+PARITY_PY := $(PARITY_VENV)/bin/python
+PARITY_REFS := torchvggish==0.2 panns-inference==0.1.1 wav2clip==0.1.0 frechet-audio-distance==0.3.4
+
+$(PARITY_VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(PARITY_VENV)
+	$(PARITY_PY) -m pip install --upgrade pip
+	$(PARITY_PY) -m pip install torch==2.13.0
+	$(PARITY_PY) -m pip install --no-deps $(PARITY_REFS)
+	# resampy (torchvggish's resampler) still imports pkg_resources
+	$(PARITY_PY) -m pip install torchlibrosa resampy "setuptools<81" pytest
+	$(PARITY_PY) -m pip install -e .
+	touch $@
+
+parity: $(PARITY_VENV)/.installed
+	$(PARITY_PY) -m pytest -q -s -p no:cacheprovider tests_parity  # -s: prints the measured differences
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
@@ -42,4 +64,4 @@ bench: install
 	$(PY) benchmarks/bench_model.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(PARITY_VENV) $(DEMO_DIR) .pytest_cache

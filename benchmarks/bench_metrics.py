@@ -17,9 +17,17 @@ PianoYT-like 1840x200 keyboard video through ``copdata``'s synth source, then:
 The fast path's cold speedup comes from running frame pairs in parallel, so it
 scales with free cores: on a busy or 2-core machine expect little.
 
+Pretrained metrics (``fad_vggish``, ``fad_panns``, ``is_panns``, ``kl_panns``,
+...) run with the real weights when present; ``--random-weights`` instead
+writes random weights in each reference's file layout (same architecture,
+so the same cost) and uses them. FAD's time includes ``finalize`` (FAD-inf
+extrapolation and its half-sampling interval).
+
 Usage::
 
     PYTHONPATH=. python benchmarks/bench_metrics.py --clips 3 [--metrics si_sdr,midi,...]
+    PYTHONPATH=. python benchmarks/bench_metrics.py --clips 3 --skip-av-ref --random-weights \
+        --metrics fad_vggish,fad_panns,is_panns,kl_panns,fad_mel
 """
 
 from __future__ import annotations
@@ -46,6 +54,27 @@ def build(work: Path, clips: int, seconds: float, width: int, height: int) -> Pa
                                   frame_size=(width, height)), out,
                       BuildSettings(clip_seconds=seconds), progress=True)
     return out
+
+
+def random_weights(folder: Path) -> None:
+    """Random weights in the published layouts, used through ``set_override``."""
+    import torch
+    from copbench.embedders.panns import build_cnn14
+    from copbench.embedders.vggish import build_vggish
+    from copbench.embedders.wav2clip import build_wav2clip
+    from copbench.embedders.weights import set_override
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    vggish = folder / "vggish.pth"
+    torch.save(build_vggish().state_dict(), vggish)
+    panns = folder / "Cnn14_16k.pth"
+    torch.save({"model": build_cnn14().state_dict(), "iteration": 0}, panns)
+    wav2clip = folder / "Wav2CLIP.pt"
+    torch.save({("audio_encoder." if k.startswith("encoder.") else "audio_transform.")
+                + k.split(".", 1)[1]: v for k, v in build_wav2clip().state_dict().items()}, wav2clip)
+    for name, path in (("vggish", vggish), ("vggish_relu", vggish), ("panns", panns),
+                       ("panns_windowed", panns), ("wav2clip", wav2clip)):
+        set_override(name, path)
 
 
 def bench_metrics(ds, names: list[str]) -> list[dict]:
@@ -132,6 +161,8 @@ def main() -> int:
     p.add_argument("--skip-av-ref", action="store_true", help="skip the slow reference comparison")
     p.add_argument("--work", default=os.environ.get("COPBENCH_BENCH_DIR", "/tmp/copbench-bench"))
     p.add_argument("--json", help="also write the figures here")
+    p.add_argument("--random-weights", action="store_true",
+                   help="use random weights in the published layouts for pretrained metrics")
     args = p.parse_args()
     os.environ.setdefault("COPBENCH_CACHE", str(Path(args.work) / "cache"))
     from copdata import open_dataset
@@ -142,6 +173,8 @@ def main() -> int:
     print(f"dataset: {len(ds)} clips of {args.seconds:g} s, {args.width}x{args.height} video "
           f"(ready in {time.perf_counter() - t0:.1f} s); {os.cpu_count()} CPUs")
     names = [] if args.skip_metrics else [m for m in args.metrics.split(",") if m]
+    if args.random_weights:
+        random_weights(work / "random-weights")
     report = {"metrics": bench_metrics(ds, names)}
     print(f"\n{'metric':18s} {'clips/s':>9s} {'s/clip':>8s}")
     for r in report["metrics"]:

@@ -1,4 +1,4 @@
-"""``copbench`` command line: ``run``, ``leaderboard``, ``compare``.
+"""``copbench`` command line: ``run``, ``leaderboard``, ``compare``, ``weights``.
 
 A thin layer over :mod:`copbench.run`, :mod:`copbench.leaderboard` and
 :mod:`copbench.compare`. Exit status: 0 ok; 1 the model failed on some clips
@@ -50,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--per-clip-fad", action="store_true", help="also store FAD per clip")
     r.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
-                   help="local weights for a pretrained embedder (vggish, panns, clap, wav2clip, "
-                        "clip)")
+                   help="local weights for a pretrained embedder (vggish, vggish_relu, panns, "
+                        "panns_windowed, clap (a .pt file or a transformers repo folder), "
+                        "wav2clip, clip); see `copbench weights list`")
     r.add_argument("--no-progress", action="store_true")
     lb = sub.add_parser("leaderboard", help="table of every results file in a folder",
                         epilog=EXIT_STATUS)
@@ -60,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", help="write to this file instead of stdout")
     lb.add_argument("--metrics", default=None,
                     help="comma-separated columns to show, in this order (default: all)")
+    w = sub.add_parser("weights", help="list or fetch the pretrained embedders' weights",
+                       description="list: each embedder's weights file, source, sha256 and "
+                                   "whether it is present. fetch NAME|all: download it (Hugging "
+                                   "Face Hub or HTTPS; resumable; checksum verified). Example: "
+                                   "copbench weights fetch vggish", epilog=EXIT_STATUS)
+    wsub = w.add_subparsers(dest="weights_command", required=True)
+    wsub.add_parser("list", help="show every weights file and whether it is present")
+    wf = wsub.add_parser("fetch", help="download weights (NAME or all)")
+    wf.add_argument("names", nargs="+", help="weights names from `copbench weights list`, or all")
+    wf.add_argument("--url", help="fetch this one file from URL instead (a mirror)")
+    wf.add_argument("--no-progress", action="store_true")
     c = sub.add_parser("compare", help="paired bootstrap of B - A over common clips",
                        epilog=EXIT_STATUS)
     c.add_argument("a")
@@ -116,12 +128,23 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_weights(args) -> int:
+    from .weights_cli import fetch_names, format_list, specs, status
+    if args.weights_command == "list":
+        sys.stdout.write(format_list([status(s) for s in specs().values()]))
+        return 0
+    for name, path in fetch_names(args.names, url=args.url, progress=not args.no_progress).items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from copdata.cli import run_command
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    handler = {"run": _cmd_run, "leaderboard": _cmd_leaderboard, "compare": _cmd_compare}
+    handler = {"run": _cmd_run, "leaderboard": _cmd_leaderboard, "compare": _cmd_compare,
+               "weights": _cmd_weights}
     return run_command(f"copbench {args.command}", lambda: handler[args.command](args), args)
 
 

@@ -4,7 +4,9 @@ For every metric column with per-clip values in both files, the difference is
 taken over the clips common to both (paired), with a seeded paired bootstrap
 95% CI and the fraction of resamples where B - A > 0. Set-level columns (FAD
 without per-clip values) show the difference of the two aggregates, without a
-CI. ``better`` says which model the CI favours given the metric's direction
+CI: a set-level column (``set_level`` in the results, every ``fad_*``) is never
+bootstrapped from per-clip values, even when a file stores per-clip Fréchet
+distances (those live under ``fad_*_clip_fd`` and are not a FAD). ``better`` says which model the CI favours given the metric's direction
 (``tie`` when the CI contains 0). Both files should share the dataset
 fingerprint; a mismatch is reported.
 """
@@ -24,7 +26,10 @@ def compare_results(a: dict, b: dict, seed: int = 0) -> dict:
     rows = {}
     for column in sorted(set(a["metrics"]) & set(b["metrics"])):
         higher = a["metrics"][column].get("higher_is_better", True)
-        clips = [c for c in common if column in a["per_clip"][c] and column in b["per_clip"][c]]
+        set_level = (column.startswith("fad_") or a["metrics"][column].get("set_level")
+                     or b["metrics"][column].get("set_level"))
+        clips = [] if set_level else [c for c in common if column in a["per_clip"][c]
+                                      and column in b["per_clip"][c]]
         if clips:
             res = paired_bootstrap_ci([a["per_clip"][c][column] for c in clips],
                                       [b["per_clip"][c][column] for c in clips],
@@ -37,7 +42,7 @@ def compare_results(a: dict, b: dict, seed: int = 0) -> dict:
                 res["better"] = "tie"
         else:
             res = {"diff": b["metrics"][column]["mean"] - a["metrics"][column]["mean"],
-                   "ci95": None, "n": 0, "better": None}
+                   "ci95": None, "n": 0, "better": None, "set_level": bool(set_level)}
         res["higher_is_better"] = higher
         rows[column] = res
     return {"a": a["model"], "b": b["model"], "common_clips": len(common),

@@ -49,3 +49,7 @@ class IncompleteOutputsError(BenchError):
 
 class ResultsConflictError(BenchError):
     """A results file of the same name holds another model's results."""
+
+
+class UnsafeWeightsError(BenchError):
+    """A weights file would need code execution (arbitrary pickled objects) to load."""

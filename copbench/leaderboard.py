@@ -81,7 +81,30 @@ def _cell(entry: dict | None) -> str:
     if entry is None:
         return "-"
     lo, hi = entry["ci95"]
-    return f"{entry['mean']:.4g} [{lo:.4g}, {hi:.4g}]"
+    mark = " ⚑" if entry.get("flags") else ""
+    return f"{entry['mean']:.4g} [{lo:.4g}, {hi:.4g}]{mark}"
+
+
+def metric_notes(row: dict, only: list[str] | None = None) -> list[str]:
+    """What a reader must know beside the numbers of one results file: flags,
+    N for set-level metrics (clips and frames), and how many values were set
+    by a convention rather than measured."""
+    notes = []
+    for col in _columns([row], only):
+        e = row["metrics"][col]
+        parts = []
+        if e.get("flags"):
+            parts.append("flags " + ",".join(e["flags"]))
+        if e.get("n_clips"):
+            nc, nf = e["n_clips"], e.get("n_frames", {})
+            parts.append(f"N clips {nc.get('output')}/{nc.get('reference')} ref, "
+                         f"frames {nf.get('output')}/{nf.get('reference')} ref")
+        used = {k: v for k, v in (e.get("conventions") or {}).items() if v}
+        if used:
+            parts.append("conventions " + ", ".join(f"{k} {v}/{e.get('n')}" for k, v in sorted(used.items())))
+        if parts:
+            notes.append(f"{col}: " + "; ".join(parts))
+    return notes
 
 
 def to_markdown(rows: list[dict], only: list[str] | None = None) -> str:
@@ -96,9 +119,13 @@ def to_markdown(rows: list[dict], only: list[str] | None = None) -> str:
             text = _cell(r["metrics"].get(c))
             cells.append(f"**{text}** *" if r["model"] in best.get(c, ()) else text)
         out.append(f"| {_model_cell(r)} | {_n_cell(r)} | " + " | ".join(cells) + " |")
-    out += ["", "`*` best in column. Mean [95% bootstrap CI]."]
+    out += ["", "`*` best in column. Mean [95% CI]; `⚑` flagged (see notes)."]
     if not all(is_complete(r) for r in rows):
         out += ["", INCOMPLETE_NOTE]
+    notes = [(r["model"], metric_notes(r, only)) for r in rows]
+    if any(n for _, n in notes):
+        out += ["", "Notes (flags, N, values set by conventions):", ""]
+        out += [f"- {m}: {'; '.join(n)}" for m, n in notes if n]
     out += ["", "Provenance:", ""]
     out += [f"- {r['model']}: {provenance_line(r)}" for r in rows]
     return "\n".join(out) + "\n"
@@ -111,14 +138,15 @@ def to_csv(rows: list[dict], only: list[str] | None = None) -> str:
     header = ["model", "n"]
     for c in cols:
         header += [c, f"{c}_ci_low", f"{c}_ci_high"]
-    w.writerow(header + ["n_failed", "n_missing", "best", "provenance"])
+    w.writerow(header + ["n_failed", "n_missing", "best", "notes", "provenance"])
     for r in rows:
         line = [r["model"], r.get("pairing", {}).get("paired", "")]
         for c in cols:
             e = r["metrics"].get(c)
             line += [e["mean"], e["ci95"][0], e["ci95"][1]] if e else ["", "", ""]
         marks = ";".join(c for c in cols if r["model"] in best.get(c, ()))
-        w.writerow(line + [*failures(r), marks, provenance_line(r)])
+        w.writerow(line + [*failures(r), marks, " | ".join(metric_notes(r, only)),
+                           provenance_line(r)])
     return buf.getvalue()
 
 
@@ -197,14 +225,15 @@ def to_html(rows: list[dict], only: list[str] | None = None) -> str:
             v = e["mean"] if e else ""
             cells.append(f'<td{cls} data-v="{v}">{esc(_cell(e))}</td>')
         body.append('<tr class="row" title="click for provenance">' + "".join(cells) + "</tr>")
-        prov = json.dumps({"provenance": r.get("provenance"), "pairing": r.get("pairing"),
-                           "created": r.get("created")}, indent=1, sort_keys=True)
+        prov = json.dumps({"notes": metric_notes(r, only), "provenance": r.get("provenance"),
+                           "pairing": r.get("pairing"), "created": r.get("created")},
+                          indent=1, sort_keys=True)
         body.append(f'<tr class="prov"><td colspan="{len(cols) + 2}"><pre>{esc(prov)}</pre></td></tr>')
     charts = "".join(_svg_chart(c, rows, best.get(c, set())) for c in cols)
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>copbench leaderboard"
             f"</title><style>{_STYLE}</style></head><body><h1>copbench leaderboard</h1>"
-            "<p>Mean [95% bootstrap CI]; highlighted = best in column; click a header to sort, "
-            "a row for its provenance.</p>"
+            "<p>Mean [95% CI]; ⚑ flagged; highlighted = best in column; click a header to sort, "
+            "a row for its notes (flags, N, conventions) and provenance.</p>"
             + ("" if all(is_complete(r) for r in rows) else f"<p>{esc(INCOMPLETE_NOTE)}</p>")
             + f"<table><thead><tr>{''.join(head)}</tr></thead><tbody>{''.join(body)}</tbody></table>"
             f"<h2>Per-metric plots</h2><div class=\"charts\">{charts}</div>"

@@ -85,6 +85,8 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
     pairing = pair_ids([c.id for c in clips], source.available_ids())
     by_id = {c.id: c for c in clips}
     scorers = build_metrics(metrics, per_clip_fad=per_clip_fad)
+    for metric in scorers:
+        metric.bind_split(clips)  # FAD: reference statistics from every clip of the split
     per_clip: dict[str, dict] = {}
     errors: dict[str, str] = {}
     counts = {"resampled": 0, "length_fixed": 0}
@@ -113,16 +115,21 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
             item=source.name)
     summary: dict[str, dict] = {}
     for metric in scorers:
-        if metric.SET_LEVEL:
-            for column, entry in metric.finalize(seed).items():
-                for cid, v in entry.pop("per_clip", {}).items():
-                    per_clip.setdefault(cid, {})[column] = v
-                summary[column] = {**entry, "higher_is_better": metric.columns[column]}
-            continue
+        conventions = metric.convention_counts()
+        for column, entry in metric.finalize(seed).items():
+            for cid, v in entry.pop("per_clip", {}).items():
+                per_clip.setdefault(cid, {})[entry.get("per_clip_column", column)] = v
+            entry.pop("per_clip_column", None)
+            summary[column] = {**entry, "higher_is_better": metric.columns.get(column, False)}
         for column, higher in metric.columns.items():
+            if column in summary:
+                continue
             values = [per_clip[c][column] for c in sorted(per_clip) if column in per_clip[c]]
             if values:
                 summary[column] = {**summarize(values, seed, column), "higher_is_better": higher}
+        for column in metric.columns:
+            if column in summary and conventions:
+                summary[column]["conventions"] = conventions
     metric_prov = {m.NAME: m.provenance() for m in scorers}
     weights = {}
     for prov in metric_prov.values():

@@ -26,12 +26,13 @@ METRIC = "midi_note_f1"
 
 
 def score_candidates(audios: list[np.ndarray], sample_rate: int, reference_notes) -> list[float]:
-    """Note F1 (copbench ``midi_note_f1``) of each candidate's transcription."""
-    from copbench.metrics.midi import note_scores  # copbench ranks; imported only here
+    """Note F1 (copbench's ``midi_note_f1``: :func:`copdata.scoring.note_scores`) of
+    each candidate's transcription."""
+    from copdata.scoring import note_scores
     from copdata.transcribe import get_transcriber
 
     transcriber = get_transcriber()
-    return [note_scores(reference_notes, transcriber.transcribe(a, sample_rate))[METRIC]
+    return [note_scores(reference_notes, transcriber.transcribe(a, sample_rate))["f1"]
             for a in audios]
 
 

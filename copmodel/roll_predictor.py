@@ -71,12 +71,7 @@ def roll_bce(logits: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
 
 
 def frame_f1(pred: torch.Tensor, roll: torch.Tensor) -> dict:
-    """Frame-level precision/recall/F1 over all (frame, key) cells (micro)."""
-    p, r = pred > 0, roll > 0
-    tp = (p & r).sum().item()
-    fp = (p & ~r).sum().item()
-    fn = (~p & r).sum().item()
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1}
+    """Frame-level precision/recall/F1 over all (frame, key) cells (micro):
+    :func:`copdata.scoring.frame_scores`, the definition copbench reports."""
+    from copdata.scoring import frame_scores
+    return frame_scores(roll.detach().cpu().numpy(), pred.detach().cpu().numpy())

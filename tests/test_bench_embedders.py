@@ -65,9 +65,10 @@ def _hash_named(path, stem):
 def test_vggish_loads_random_weights_through_real_path(tmp_path):
     from copbench.embedders.vggish import build_vggish, log_mel_examples, mel_matrix
     torch.manual_seed(0)
-    net = build_vggish().eval()
+    net = build_vggish(final_relu=True).eval()  # torchvggish's module; same keys either way
     path = _hash_named(_save_random(net, tmp_path / "w.pth"), "vggish")
     set_override("vggish", path)
+    set_override("vggish_relu", path)
     emb = build_embedder("vggish").load()
     assert emb.weights_info["verified_against"] == "filename_prefix"
     assert emb.weights_info["sha256"] == file_sha256(path)
@@ -76,7 +77,12 @@ def test_vggish_loads_random_weights_through_real_path(tmp_path):
     assert out.shape == (2, 128)  # two 0.96 s examples in 2 s
     with torch.inference_mode():
         direct = net(torch.from_numpy(log_mel_examples(audio))[:, None]).double().numpy()
-    np.testing.assert_allclose(out, direct, rtol=1e-5, atol=1e-6 * np.abs(direct).max())  # float32 net
+    # fad_vggish (av-benchmark) drops the final ReLU; vggish_relu is torchvggish's output
+    relu = build_embedder("vggish_relu").load().embed(audio, SR)
+    tol = 1e-6 * np.abs(direct).max()  # float32 net
+    np.testing.assert_allclose(relu, direct, rtol=1e-5, atol=tol)
+    np.testing.assert_allclose(np.maximum(out, 0), relu, rtol=1e-5, atol=tol)
+    assert (out < 0).any()
     # front end: a 1 kHz tone peaks in the mel band whose centre is nearest 1 kHz
     logmel = log_mel_examples(audio)[0].mean(axis=0)
     centers = np.argmax(mel_matrix(), axis=0) * SR / 512
@@ -94,27 +100,96 @@ def test_missing_weights_name_the_file_to_fetch():
         build_embedder("vggish").load()
     with pytest.raises(WeightsMissingError, match="Cnn14_16k"):
         build_embedder("panns").load()
-    with pytest.raises(WeightsMissingError, match="laion/clap-htsat-unfused"):
+    with pytest.raises(WeightsMissingError, match="music_speech_audioset_epoch_15_esc_89.98.pt"):
         build_embedder("clap").load()
-    with pytest.raises(WeightsMissingError, match="wav2clip_audio.pt"):
+    with pytest.raises(WeightsMissingError, match="copbench weights fetch wav2clip"):
         build_embedder("wav2clip").load()
 
 
-def test_panns_cnn14_with_sidecar_checksum(tmp_path):
+def _published_panns_checkpoint(net, path):
+    """The structure of PANNs' released training checkpoints: the model's state with
+    torchlibrosa's STFT / mel buffers, plus the training sampler's numpy state."""
+    state = dict(net.state_dict())
+    state["spectrogram_extractor.stft.conv_real.weight"] = torch.zeros(257, 1, 512)
+    state["spectrogram_extractor.stft.conv_imag.weight"] = torch.zeros(257, 1, 512)
+    state["logmel_extractor.melW"] = torch.zeros(257, 64)
+    sampler = {"indexes_per_class": [np.arange(5, dtype=np.int64), np.arange(3, dtype=np.int32)],
+               "queue": [np.int64(4), np.int64(7)], "pointers_of_classes": [np.int64(0), 2],
+               "random_state": np.float64(0.5)}
+    torch.save({"iteration": 280000, "model": state, "sampler": sampler}, path)
+    return path
+
+
+def test_panns_published_checkpoint_layout_whole_clip_and_windowed(tmp_path):
     from copbench.embedders.panns import build_cnn14
     torch.manual_seed(0)
     net = build_cnn14().eval()
     weights_dir = tmp_path / "weights"
     weights_dir.mkdir()
-    path = weights_dir / "Cnn14_16k_mAP=0.438.pth"
-    state = dict(net.state_dict())
-    state["spectrogram_extractor.stft.conv_real.weight"] = torch.zeros(1)  # ignored buffers
-    torch.save({"model": state}, path)
+    path = _published_panns_checkpoint(net, weights_dir / "Cnn14_16k_mAP=0.438.pth")
+    with pytest.raises(Exception):
+        torch.load(path, weights_only=True)  # plain weights-only loading refuses numpy
     (weights_dir / "Cnn14_16k_mAP=0.438.pth.sha256").write_text(file_sha256(path) + "\n")
     emb = build_embedder("panns").load()  # found in $COPBENCH_WEIGHTS
     assert emb.weights_info["verified_against"] == "sidecar"
-    out = emb.embed(_sine(440.0, 2.5), SR)
-    assert out.shape == (3, 2048) and np.all(out >= 0)  # 2.5 s -> 3 windows (last half full)
+    audio = _sine(440.0, 2.5)
+    out = emb.embed(audio, SR)
+    assert out.shape == (1, 2048) and np.all(out >= 0)  # whole clip, as av-benchmark
+    with torch.inference_mode():
+        direct, logits = net(torch.from_numpy(audio[None]))
+    np.testing.assert_allclose(out, direct.double().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(emb.embed_with_logits(audio, SR)[1], logits.double().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    windowed = build_embedder("panns_windowed").load().embed(audio, SR)
+    assert windowed.shape == (3, 2048)  # 2.5 s -> 3 windows (last half full)
     (weights_dir / "Cnn14_16k_mAP=0.438.pth.sha256").write_text("0" * 64)
     with pytest.raises(ChecksumError):
         build_embedder("panns").load()
+
+
+class _Payload:
+    """Pickles to a call of os.system: what a malicious checkpoint carries."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_checkpoint_executes_nothing(tmp_path):
+    from copbench.embedders.panns import build_cnn14
+    from copbench.errors import UnsafeWeightsError
+    marker = tmp_path / "pwned"
+    path = tmp_path / "Cnn14_16k_mAP=0.438.pth"
+    state = dict(build_cnn14().state_dict())
+    torch.save({"model": state, "sampler": {"queue": [_Payload(marker)]}}, path)
+    set_override("panns", path)
+    with pytest.raises(UnsafeWeightsError, match="not loaded"):
+        build_embedder("panns").load()
+    assert not marker.exists()
+
+
+def test_wav2clip_lightning_checkpoint_layout(tmp_path):
+    from copbench.embedders.wav2clip import build_wav2clip
+    torch.manual_seed(3)
+    net = build_wav2clip().eval()
+    state = {}
+    for key, value in net.state_dict().items():
+        prefix = "audio_encoder." if key.startswith("encoder.") else "audio_transform."
+        state[prefix + key.split(".", 1)[1]] = value
+    state["clip.visual.proj"] = torch.zeros(3)  # other parts of the Lightning module: ignored
+    path = tmp_path / "ResNet_CX.ckpt"
+    torch.save({"epoch": 3, "global_step": 10, "state_dict": state}, path)
+    set_override("wav2clip", path)
+    emb = build_embedder("wav2clip").load()
+    audio = _sine(300.0, 2.0)
+    out = emb.embed(audio, SR)
+    assert out.shape == (1, 512)
+    with torch.inference_mode():
+        direct = net(torch.from_numpy(audio[None])).double().numpy()
+    np.testing.assert_allclose(out, direct, rtol=1e-5, atol=1e-6)
+    # per-clip standardisation: a louder copy of the clip embeds nearly identically
+    louder = emb.embed(4 * audio, SR)
+    assert np.abs(louder - out).max() < 0.05 * np.abs(out).max()

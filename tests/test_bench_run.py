@@ -9,7 +9,7 @@ from copbench.cli import main
 from copbench.compare import compare_files
 from copbench.errors import ModelError, PairingError
 from copbench.leaderboard import render_leaderboard
-from copbench.results import dumps, strip_created
+from copbench.results import dumps, strip_created, write_results
 from copbench.run import run_benchmark
 
 FAST = ["si_sdr", "fad_mel"]
@@ -125,11 +125,11 @@ def test_cli_leaderboard_and_compare(dataset, tmp_path, capsys):
     assert only == "| model | n | si_sdr ↑ |"
     csv_text = render_leaderboard(res_dir, "csv")
     header, oracle_row = csv_text.splitlines()[:2]
-    assert header.startswith("model,n,fad_mel") and "fad_mel;si_sdr" in oracle_row
+    assert header.startswith("model,n,fad_mel") and "fad_mel;fad_mel_inf;si_sdr" in oracle_row
     html_path = tmp_path / "lb.html"
     assert main(["leaderboard", str(res_dir), "--format", "html", "--out", str(html_path)]) == 0
     page = html_path.read_text()
-    assert page.count("<svg") == 2 and "<script>" in page and 'class="best"' in page
+    assert page.count("<svg") == 3 and "<script>" in page and 'class="best"' in page
     assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # self-contained
     cmp = compare_files(res_dir / "silence.json", res_dir / "oracle.json")
     assert cmp["same_dataset"] and cmp["metrics"]["si_sdr"]["diff"] == 200.0
@@ -152,7 +152,8 @@ def test_checkpoint_without_copmodel_is_a_clear_error(dataset, tmp_path, monkeyp
 def test_per_clip_fad_and_reference_cache(dataset, tmp_path):
     from copbench.cache import cache_dir
     res = run_benchmark("noise", dataset, metrics=["fad_mel"], per_clip_fad=True, progress=False)
-    per = {cid: v["fad_mel"] for cid, v in res["per_clip"].items()}
+    per = {cid: v["fad_mel_clip_fd"] for cid, v in res["per_clip"].items()}
+    assert not any("fad_mel" in v for v in res["per_clip"].values())  # not a FAD per clip
     assert len(per) == res["pairing"]["paired"] and all(v > 0 for v in per.values())
     entry = res["metrics"]["fad_mel"]
     assert entry["higher_is_better"] is False and entry["ci95"][0] <= entry["mean"] <= entry["ci95"][1]
@@ -163,3 +164,43 @@ def test_per_clip_fad_and_reference_cache(dataset, tmp_path):
     oracle = run_benchmark("oracle", dataset, metrics=["fad_mel"], progress=False)
     assert oracle["metrics"]["fad_mel"]["mean"] == pytest.approx(0, abs=1e-6)  # same stats
     assert again["metrics"]["fad_mel"]["mean"] > 0
+
+
+def test_fad_reports_n_flags_inf_and_conventions_are_counted(dataset, tmp_path):
+    from copbench.compare import compare_results
+    res = run_benchmark("silence", dataset, metrics=["si_sdr", "fad_mel"], per_clip_fad=True,
+                        progress=False)
+    n = res["pairing"]["paired"]
+    fad, inf = res["metrics"]["fad_mel"], res["metrics"]["fad_mel_inf"]
+    assert fad["n_clips"] == {"output": n, "reference": n}
+    assert fad["n_frames"]["output"] == fad["n_frames"]["reference"] > n
+    assert inf["ci95"][0] <= inf["mean"] <= inf["ci95"][1] and fad["ci95"][0] <= fad["mean"]
+    assert fad["set_level"] and isinstance(fad["flags"], list)
+    # silent outputs against non-silent references: every SI-SDR is the -100 convention
+    assert res["metrics"]["si_sdr"]["conventions"] == {"both_silent": 0, "one_silent": n}
+    out = tmp_path / "res"
+    write_results(res, out)
+    oracle = run_benchmark("oracle", dataset, metrics=["si_sdr", "fad_mel"], per_clip_fad=True,
+                           out=out, progress=False)
+    md = render_leaderboard(out, "md")
+    assert "conventions one_silent" in md and f"N clips {n}/{n} ref" in md
+    cmp = compare_results(res, oracle)
+    assert cmp["metrics"]["fad_mel"]["ci95"] is None and cmp["metrics"]["fad_mel"]["n"] == 0
+    assert "fad_mel_clip_fd" not in cmp["metrics"]
+
+
+def test_missing_outputs_are_flagged_not_rescored(dataset, tmp_path):
+    import shutil
+    import soundfile as sf
+    from copdata import open_dataset
+    clips = sorted(open_dataset(dataset).clips("test"), key=lambda c: c.id)
+    folder = tmp_path / "outs"
+    folder.mkdir()
+    for clip in clips[1:]:
+        sf.write(folder / f"{clip.id}.wav", clip.audio(), clip.sample_rate)
+    res = run_benchmark(str(folder), dataset, metrics=["fad_mel"], progress=False,
+                        allow_failures=True)
+    fad = res["metrics"]["fad_mel"]
+    assert "missing_clips" in fad["flags"]
+    assert fad["n_clips"] == {"output": len(clips) - 1, "reference": len(clips)}
+    shutil.rmtree(folder)

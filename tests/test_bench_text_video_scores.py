@@ -105,13 +105,15 @@ def test_clap_score_from_hf_cache(tmp_path, clip):
     from copbench.metrics import build_metric
     from copbench.metrics.base import ScoreItem
     folder = make_tiny_clap(tmp_path / "clap")
-    _as_hf_cache(folder, "laion/clap-htsat-unfused", tmp_path / "hf")
+    _as_hf_cache(folder, "laion/larger_clap_music_and_speech", tmp_path / "hf")
     metric = build_metric("clap_score")
     assert metric.embedder.weights_info["verified_against"] == "hf_blob"
     item = ScoreItem(clip, clip.audio())
     a = metric.score(item)["clap_score"]
     assert -100 <= a <= 100 and a == metric.score(item)["clap_score"]  # deterministic
-    text = metric.text_embedding(clip.caption)
+    sound = next(st["text"] for st in clip.steps() if st["step"] == "sound")
+    assert sound.startswith("The result is") and sound != clip.caption  # not the video text
+    text = metric.text_embedding(sound)
     audio = metric.embedder.embed(clip.audio(), clip.sample_rate)
     assert audio.shape == (1, 16)
     expected = 100 * text @ (audio.mean(0) / np.linalg.norm(audio.mean(0)))
@@ -124,7 +126,7 @@ def test_clap_score_from_hf_cache(tmp_path, clip):
 def test_clap_corrupted_blob_fails_checksum(tmp_path):
     from copbench.embedders import build_embedder
     folder = make_tiny_clap(tmp_path / "clap")
-    snap = _as_hf_cache(folder, "laion/clap-htsat-unfused", tmp_path / "hf")
+    snap = _as_hf_cache(folder, "laion/larger_clap_music_and_speech", tmp_path / "hf")
     blob = (snap / "model.safetensors").resolve()
     data = bytearray(blob.read_bytes())
     data[-1] ^= 0xFF
@@ -134,15 +136,15 @@ def test_clap_corrupted_blob_fails_checksum(tmp_path):
 
 
 def test_clip_score_with_local_weights(tmp_path, clip):
-    from copbench.embedders.wav2clip import build_audio_resnet
+    from copbench.embedders.wav2clip import build_wav2clip
     from copbench.metrics import build_metric
     from copbench.metrics.base import ScoreItem
     from copbench.metrics.clip_score import sample_indices
-    with pytest.raises(WeightsMissingError, match="wav2clip_audio.pt"):
+    with pytest.raises(WeightsMissingError, match="Wav2CLIP.pt"):
         build_metric("clip_score")
     torch.manual_seed(2)
-    w2c = tmp_path / "wav2clip_audio.pt"
-    torch.save(build_audio_resnet().state_dict(), w2c)
+    w2c = tmp_path / "Wav2CLIP.pt"
+    torch.save(build_wav2clip().state_dict(), w2c)
     set_override("wav2clip", w2c)
     with pytest.raises(WeightsMissingError, match="openai/clip-vit-base-patch32"):
         build_metric("clip_score")
@@ -156,3 +158,56 @@ def test_clip_score_with_local_weights(tmp_path, clip):
     assert value == metric.score(item)["clip_score"]
     silent = metric.score(ScoreItem(clip, np.zeros_like(clip.audio())))["clip_score"]
     assert silent != value
+
+
+def test_clip_tiles_cover_the_whole_keyboard_strip(tmp_path):
+    from copbench.embedders.clip_image import ClipImageEmbedder
+    set_override("clip", make_tiny_clip(tmp_path / "clip"))
+    emb = ClipImageEmbedder().load()
+    strip = np.zeros((200, 1840, 3), np.uint8)
+    strip[:, -100:] = 255  # only the right end is white: a centre crop would miss it
+    tiles = emb.tiles(strip)
+    assert tiles.shape == (10, 3, 32, 32)  # 1840x200 -> 294x32 -> ceil(294 / 32) = 10 tiles
+    assert tiles[-1].max() > tiles[0].max()  # the last tile reaches the right edge
+    square = emb.tiles(np.zeros((64, 64, 3), np.uint8))
+    assert square.shape == (1, 3, 32, 32)
+    frames = emb.embed_frames([strip, strip[:, ::-1]])
+    assert frames.shape == (2, 512) and np.allclose(np.linalg.norm(frames, axis=1), 1)
+
+
+def test_laion_clap_layout_maps_onto_transformers_clap(tmp_path):
+    from transformers import ClapConfig, ClapModel
+    from copbench.embedders.clap import ClapEmbedder
+    from copbench.embedders.torch_io import read_state_dict
+    from laion_layout import laion_clap_state
+    text_cfg = dict(vocab_size=70, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                    intermediate_size=32, max_position_embeddings=64, type_vocab_size=1,
+                    pad_token_id=1)
+    ckpt = laion_clap_state(text_cfg, embed_dim=8, depths=[2, 2, 1, 1], heads=[1, 1, 2, 2],
+                            window=8, joint=16)
+    path = tmp_path / "music_speech_audioset_epoch_15_esc_89.98.pt"
+    torch.save(ckpt, path)
+    mapped = ClapEmbedder().convert_state(read_state_dict(path))
+    config = ClapConfig(text_config={**text_cfg, "projection_dim": 16},
+                        audio_config=dict(depths=[2, 2, 1, 1], num_attention_heads=[1, 1, 2, 2],
+                                          patch_embeds_hidden_size=8, hidden_size=64,
+                                          projection_dim=16, window_size=8),
+                        projection_dim=16)
+    model = ClapModel(config)
+    # the real full-size buffers convert_state adds are for the default model: use ours
+    for key in ("text_model.embeddings.position_ids", "text_model.embeddings.token_type_ids"):
+        mapped[key] = model.state_dict()[key]
+    model.load_state_dict(mapped, strict=True)  # every tensor filled, nothing left over
+    src = ckpt["state_dict"]
+    qkv = src["module.audio_branch.layers.1.blocks.1.attn.qkv.weight"]
+    got = model.audio_model.audio_encoder.layers[1].blocks[1].attention.self
+    assert torch.equal(got.query.weight, qkv[:16]) and torch.equal(got.value.weight, qkv[32:])
+    assert torch.equal(model.audio_projection.linear2.weight, src["module.audio_projection.2.weight"])
+    assert torch.equal(model.text_model.embeddings.word_embeddings.weight,
+                       src["module.text_branch.embeddings.word_embeddings.weight"])
+    assert torch.equal(model.audio_model.audio_encoder.batch_norm.running_var,
+                       src["module.audio_branch.bn0.running_var"])
+    model.eval()
+    with torch.inference_mode():
+        feats = model.get_audio_features(input_features=torch.randn(1, 1, 1001, 64))
+    assert torch.isfinite(feats.pooler_output if hasattr(feats, "pooler_output") else feats).all()

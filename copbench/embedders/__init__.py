@@ -1,8 +1,10 @@
 """Audio embedders for FAD and the CLAP/CLIP scores, behind one base class.
 
-``mel`` and ``basicpitch`` need no download; ``vggish``, ``panns`` (Cnn14,
-16 kHz), ``clap`` (LAION CLAP through transformers) and ``wav2clip`` load
-pretrained weights from local files (see :mod:`copbench.embedders.weights`).
+``mel`` and ``basicpitch`` need no download; ``vggish`` (and the
+``vggish_relu`` variant), ``panns`` (Cnn14 16 kHz, whole clip; and the
+``panns_windowed`` variant), ``clap`` (LAION-CLAP in transformers' ``ClapModel``)
+and ``wav2clip`` load pretrained weights from local files (see
+:mod:`copbench.embedders.weights`; ``copbench weights fetch`` downloads them).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from ..errors import MetricError
 from .base import Embedder
 
 WEIGHTLESS = ("mel", "basicpitch")
-PRETRAINED = ("vggish", "panns", "clap", "wav2clip")
+PRETRAINED = ("vggish", "vggish_relu", "panns", "panns_windowed", "clap", "wav2clip")
 
 
 def build_embedder(name: str, **kwargs) -> Embedder:
@@ -22,12 +24,12 @@ def build_embedder(name: str, **kwargs) -> Embedder:
     if name == "basicpitch":
         from .basicpitch import BasicPitchEmbedder
         return BasicPitchEmbedder(**kwargs)
-    if name == "vggish":
-        from .vggish import VggishEmbedder
-        return VggishEmbedder(**kwargs)
-    if name == "panns":
-        from .panns import PannsEmbedder
-        return PannsEmbedder(**kwargs)
+    if name in ("vggish", "vggish_relu"):
+        from .vggish import VggishEmbedder, VggishReluEmbedder
+        return (VggishEmbedder if name == "vggish" else VggishReluEmbedder)(**kwargs)
+    if name in ("panns", "panns_windowed"):
+        from .panns import PannsEmbedder, PannsWindowedEmbedder
+        return (PannsEmbedder if name == "panns" else PannsWindowedEmbedder)(**kwargs)
     if name == "clap":
         from .clap import ClapEmbedder
         return ClapEmbedder(**kwargs)

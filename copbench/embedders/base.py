@@ -1,17 +1,25 @@
-"""The embedder interface shared by FAD, CLAP score and CLIP score.
+"""The embedder interface shared by FAD, CLAP score, CLIP score, IS and KL.
 
 An embedder maps mono audio (any rate; resampled with librosa ``soxr_hq`` to
 its own ``SAMPLE_RATE``) to ``(N, D)`` float64 frame embeddings with
-deterministic, non-overlapping windowing. Embedders with pretrained weights
-load them in :meth:`Embedder.load` (never in ``__init__`` of a metric module
-import), verify a checksum, and report the weights' sha256 in
-:meth:`Embedder.provenance`.
+deterministic windowing. Subclasses only build their network and embed; the
+base class does the rest, loading included (as fadtk's ``ModelLoader``):
+:meth:`Embedder.load` locates the weights file named by ``SPEC`` (never
+downloading it; ``copbench weights fetch`` does that), verifies its checksum,
+reads it without unpickling code (:mod:`copbench.embedders.torch_io`),
+converts the reference's key layout with :meth:`Embedder.convert_state`, and
+loads it strictly into :meth:`Embedder.build_model`. The weights' sha256 is
+reported in :meth:`Embedder.provenance`.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
 import librosa
+import numpy as np
+
+from .weights import WeightsSpec
 
 RESAMPLER = "soxr_hq"
 
@@ -35,18 +43,62 @@ def windows(audio: np.ndarray, size: int) -> np.ndarray:
 
 class Embedder:
     """Base class: subclasses set ``NAME``, ``VERSION``, ``SAMPLE_RATE`` and
-    implement :meth:`_embed` on audio at ``SAMPLE_RATE``."""
+    implement :meth:`_embed` on audio at ``SAMPLE_RATE``; pretrained ones also
+    set ``SPEC`` and implement :meth:`build_model` (and :meth:`convert_state`
+    when the published file's keys differ from the module's)."""
 
     NAME = ""
     VERSION = ""
     SAMPLE_RATE = 16000
-    weights_info: dict | None = None  # {"path", "sha256", "verified_against"} once loaded
+    SPEC: WeightsSpec | None = None  # None: weightless
+    model = None
+    weights_info: dict | None = None  # {"file", "sha256", "verified_against"} once loaded
 
     def settings(self) -> dict:
         return {}
 
+    def build_model(self):
+        """The network with random weights (pretrained embedders)."""
+        raise NotImplementedError
+
+    def convert_state(self, state: dict) -> dict:
+        """Map the published file's tensors to :meth:`build_model`'s keys."""
+        return state
+
+    def load_folder(self, folder: Path):
+        """Load from a folder of files (embedders whose weights come as a repo)."""
+        raise NotImplementedError(f"{self.NAME} weights are one file, not a folder")
+
+    def fallback_folder(self) -> Path | None:
+        """A folder to load from when the ``SPEC`` file is absent (None: no fallback)."""
+        return None
+
     def load(self) -> "Embedder":
-        """Load weights (no-op for weightless embedders); returns self."""
+        """Locate, verify and load the weights (no-op when weightless or loaded); returns self."""
+        if self.SPEC is None or self.model is not None:
+            return self
+        from ..errors import WeightsMissingError
+        from .torch_io import read_state_dict
+        from .weights import locate, verify
+        try:
+            path = locate(self.SPEC)
+        except WeightsMissingError:
+            folder = self.fallback_folder()
+            if folder is None:
+                raise
+            path = folder
+        if path.is_dir():
+            if (path / self.SPEC.filename).is_file():
+                path = path / self.SPEC.filename
+            else:
+                self.model, self.weights_info = self.load_folder(path)
+                return self
+        if not path.is_file():
+            raise WeightsMissingError(f"expected a weights file, found {path}", item=str(path))
+        self.weights_info = verify(path, self.SPEC)
+        model = self.build_model()
+        model.load_state_dict(self.convert_state(read_state_dict(path)), strict=True)
+        self.model = model.eval()
         return self
 
     def provenance(self) -> dict:

@@ -1,22 +1,42 @@
-"""``clap``: LAION CLAP (``transformers.ClapModel``) audio and text embeddings.
+"""``clap``: LAION-CLAP audio and text embeddings in transformers' ``ClapModel``.
 
-Weights: a folder holding the Hugging Face repo files of
-``laion/clap-htsat-unfused`` (``config.json``, ``model.safetensors``, the
-tokenizer and ``preprocessor_config.json``), found through ``--weights
-clap=DIR``, ``$COPBENCH_WEIGHTS/laion--clap-htsat-unfused`` or the Hugging Face
-cache (``local_files_only``). The model is built from its ``ClapConfig`` and
-the checksum-verified weights file is loaded into it strictly.
+Default weights: LAION-CLAP's music + speech checkpoint
+``music_speech_audioset_epoch_15_esc_89.98.pt`` (HTSAT-base audio encoder,
+RoBERTa text encoder, 512-d joint space), the one av-benchmark's
+``LAION-CLAP-Score`` uses, in laion-clap's own layout (``{"state_dict":
+{"module.text_branch.*", "module.audio_branch.*", ...}}``). laion-clap itself
+does not import beside the CPU torch build, so the file is read safely and
+its keys are mapped onto transformers' ``ClapModel`` (:func:`laion_to_hf`,
+the mapping of transformers' own conversion script): ``text_branch`` ->
+``text_model``, ``audio_branch`` -> ``audio_model.audio_encoder``, Swin block
+names (``attn`` -> ``attention.self``, ``attn.proj`` ->
+``attention.output.dense``, ``norm1/2`` -> ``layernorm_before/after``,
+``mlp.fc1/fc2`` -> ``intermediate.dense``/``output.dense``, ``bn0`` ->
+``batch_norm``), fused ``qkv`` split into query/key/value, the projection
+``Sequential`` indices 0/2 -> ``linear1``/``linear2``; the training-only
+parts (``audio_transform``, ``text_transform``, the HTSAT classifier
+``tscam_conv``/``head``, in-model STFT/mel buffers, attention masks) are
+dropped; every tensor of the model must be filled. The RoBERTa tokenizer
+comes from ``FacebookAI/roberta-base`` (``vocab.json``, ``merges.txt``).
+
+Also loadable: a transformers-format repo folder (``config.json``,
+``model.safetensors`` or ``pytorch_model.bin``, tokenizer,
+``preprocessor_config.json``), e.g. ``laion/larger_clap_music_and_speech``
+(the same model converted) through ``--weights clap=DIR``,
+``$COPBENCH_WEIGHTS/laion--larger_clap_music_and_speech`` or the Hugging Face
+cache; it is used when the ``.pt`` file is absent.
 
 Audio: resampled to 48 kHz and cut into non-overlapping 10 s windows (the
 last, partial window kept when at least 5 s long; padded by the feature
-extractor's ``repeatpad``). Every window is at most the extractor's maximum
-length, so no random crop ever happens. One 512-d (projection) embedding per
-window, L2-normalised. Text: the tokenizer with padding, truncated to the text
-encoder's window (512 tokens for LAION CLAP), one embedding.
+extractor's ``repeatpad``, as laion-clap pads). No window exceeds the
+maximum length, so no random crop ever happens. One 512-d projection per
+window, L2-normalised. Text: tokenised with padding, truncated to the text
+encoder's window, one L2-normalised embedding.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +45,65 @@ from ..errors import WeightsMissingError
 from .base import Embedder, windows
 from .weights import WeightsSpec, locate, verify
 
-REPO = "laion/clap-htsat-unfused"
+SPEC = WeightsSpec(name="clap", filename="music_speech_audioset_epoch_15_esc_89.98.pt",
+                   source="https://huggingface.co/lukewys/laion_clap/resolve/main/"
+                          "music_speech_audioset_epoch_15_esc_89.98.pt",
+                   hf_file_repo="lukewys/laion_clap")
+TOKENIZER_SPEC = WeightsSpec(name="clap_tokenizer", filename="vocab.json",
+                             source="https://huggingface.co/FacebookAI/roberta-base",
+                             hf_repo="FacebookAI/roberta-base",
+                             allow_patterns=("vocab.json", "merges.txt", "tokenizer_config.json",
+                                             "config.json"))
+HF_REPO = "laion/larger_clap_music_and_speech"
+HF_SPEC = WeightsSpec(name="clap", filename="model.safetensors",
+                      source=f"https://huggingface.co/{HF_REPO}", hf_repo=HF_REPO)
 SAMPLE_RATE = 48000
 WINDOW_SECONDS = 10.0
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+# HTSAT-base + RoBERTa-base, as laion-clap's HTSAT-base / roberta configuration.
+MUSIC_SPEECH_CONFIG = {
+    "text_config": {"vocab_size": 50265, "hidden_size": 768, "num_hidden_layers": 12,
+                    "num_attention_heads": 12, "intermediate_size": 3072,
+                    "max_position_embeddings": 514, "type_vocab_size": 1, "pad_token_id": 1,
+                    "bos_token_id": 0, "eos_token_id": 2, "projection_dim": 512},
+    "audio_config": {"depths": [2, 2, 12, 2], "num_attention_heads": [4, 8, 16, 32],
+                     "patch_embeds_hidden_size": 128, "hidden_size": 1024, "window_size": 8,
+                     "spec_size": 256, "patch_stride": [4, 4], "num_mel_bins": 64,
+                     "num_classes": 527, "enable_fusion": False, "projection_dim": 512},
+    "projection_dim": 512,
+}
+
+_RENAMES = (("text_branch", "text_model"), ("audio_branch", "audio_model.audio_encoder"),
+            ("attn", "attention.self"), ("self.proj", "output.dense"),
+            ("attention.self_mask", "attn_mask"), ("mlp.fc1", "intermediate.dense"),
+            ("mlp.fc2", "output.dense"), ("norm1", "layernorm_before"),
+            ("norm2", "layernorm_after"), ("bn0", "batch_norm"))
+_DROPPED = ("audio_transform.", "text_transform.", "audio_model.audio_encoder.tscam_conv.",
+            "audio_model.audio_encoder.head.", "audio_model.audio_encoder.spectrogram_extractor.",
+            "audio_model.audio_encoder.logmel_extractor.")
+
+
+def laion_to_hf(state: dict) -> dict:
+    """laion-clap state-dict keys (``module.`` prefix optional) -> ``ClapModel`` keys."""
+    out = {}
+    for key, value in state.items():
+        key = key[len("module."):] if key.startswith("module.") else key
+        for old, new in _RENAMES:
+            if old in key:
+                key = key.replace(old, new)
+        projection = re.match(r"^(text|audio)_projection\.(\d+)\.(.*)$", key)
+        if projection:
+            key = f"{projection[1]}_projection.linear{1 if projection[2] == '0' else 2}.{projection[3]}"
+        if key.startswith(_DROPPED) or key.endswith(".attn_mask"):
+            continue
+        if ".qkv." in key:
+            q, k, v = value.chunk(3, dim=0)
+            for name, part in (("query", q), ("key", k), ("value", v)):
+                out[key.replace("qkv", name)] = part
+        else:
+            out[key] = value
+    return out
 
 
 def _features(out):
@@ -37,21 +112,25 @@ def _features(out):
     return out.pooler_output if hasattr(out, "pooler_output") else out
 
 
-def load_hf_model(spec_name: str, repo: str, model_cls, config_cls):
-    """Build ``model_cls`` from the folder's config and load its verified weights."""
+def load_hf_model(spec_name: str, repo: str, model_cls, config_cls, folder: Path | None = None):
+    """Build ``model_cls`` from a repo folder's config and load its verified weights;
+    ``folder`` defaults to the located repo (override, weights folder or HF cache)."""
     from .torch_io import read_state_dict
-    folder, first_error = None, None
-    for filename in WEIGHT_FILES:
-        try:
-            folder = locate(WeightsSpec(name=spec_name, filename=filename, source=f"hf:{repo}",
-                                        hf_repo=repo))
-            break
-        except WeightsMissingError as exc:
-            first_error = first_error or exc
+    first_error = None
     if folder is None:
-        raise first_error
+        for filename in WEIGHT_FILES:
+            try:
+                folder = locate(WeightsSpec(name=spec_name, filename=filename, source=f"hf:{repo}",
+                                            hf_repo=repo))
+                break
+            except WeightsMissingError as exc:
+                first_error = first_error or exc
+        if folder is None:
+            raise first_error
     folder = Path(folder)
-    weights = next(folder / f for f in WEIGHT_FILES if (folder / f).is_file())
+    weights = next((folder / f for f in WEIGHT_FILES if (folder / f).is_file()), None)
+    if weights is None:
+        raise WeightsMissingError(f"the folder holds none of {WEIGHT_FILES}", item=str(folder))
     info = verify(weights, WeightsSpec(name=spec_name, filename=weights.name,
                                        source=f"https://huggingface.co/{repo}", hf_repo=repo))
     config = config_cls.from_pretrained(str(folder), local_files_only=True)
@@ -69,32 +148,64 @@ def load_hf_model(spec_name: str, repo: str, model_cls, config_cls):
 
 class ClapEmbedder(Embedder):
     NAME = "clap"
-    VERSION = "1.0"
+    VERSION = "2.0"
     SAMPLE_RATE = SAMPLE_RATE
+    SPEC = SPEC
 
     def __init__(self):
-        self.model = None
+        self.folder = None  # the tokenizer / preprocessor folder
+        self._tokenizer = None
+        self.extractor = None
 
     def settings(self) -> dict:
-        return {"repo": REPO, "window_seconds": WINDOW_SECONDS, "padding": "repeatpad",
-                "normalised": True}
+        return {"weights": "LAION-CLAP music_speech (HTSAT-base)", "window_seconds": WINDOW_SECONDS,
+                "padding": "repeatpad", "normalised": True}
 
-    def load(self) -> "ClapEmbedder":
-        if self.model is None:
-            from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
-            self.model, folder, self.weights_info = load_hf_model("clap", REPO, ClapModel, ClapConfig)
-            if (folder / "preprocessor_config.json").is_file():
-                self.extractor = ClapFeatureExtractor.from_pretrained(str(folder), local_files_only=True)
+    def build_model(self):
+        from transformers import ClapConfig, ClapModel
+        return ClapModel(ClapConfig(**MUSIC_SPEECH_CONFIG))
+
+    def convert_state(self, state: dict) -> dict:
+        mapped = laion_to_hf(state)
+        text = MUSIC_SPEECH_CONFIG["text_config"]
+        import torch
+        # deterministic buffers transformers keeps and laion-clap's file may lack
+        mapped.setdefault("text_model.embeddings.position_ids",
+                          torch.arange(text["max_position_embeddings"])[None])
+        mapped.setdefault("text_model.embeddings.token_type_ids",
+                          torch.zeros(1, text["max_position_embeddings"], dtype=torch.long))
+        return mapped
+
+    def load_folder(self, folder: Path):
+        from transformers import ClapConfig, ClapModel
+        model, self.folder, info = load_hf_model("clap", HF_REPO, ClapModel, ClapConfig, folder)
+        return model, info
+
+    def fallback_folder(self) -> Path | None:
+        try:
+            return locate(HF_SPEC)
+        except WeightsMissingError:
+            return None
+
+    def _extractor(self):
+        if self.extractor is None:
+            from transformers import ClapFeatureExtractor
+            if self.folder is not None and (self.folder / "preprocessor_config.json").is_file():
+                self.extractor = ClapFeatureExtractor.from_pretrained(str(self.folder),
+                                                                      local_files_only=True)
             else:
                 self.extractor = ClapFeatureExtractor()
-            self.folder = folder
-            self._tokenizer = None
-        return self
+        return self.extractor
 
     def tokenizer(self):
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
-            self._tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
+            from transformers import AutoTokenizer, RobertaTokenizer
+            if self.folder is not None:
+                self._tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
+            else:
+                folder = locate(TOKENIZER_SPEC)
+                self._tokenizer = RobertaTokenizer(str(folder / "vocab.json"),
+                                                   str(folder / "merges.txt"))
         return self._tokenizer
 
     def _embed(self, audio: np.ndarray) -> np.ndarray:
@@ -107,9 +218,9 @@ class ClapEmbedder(Embedder):
         # "fusion" only for fused models; a window never exceeds the maximum length,
         # so neither truncation mode crops at random.
         fused = bool(getattr(self.model.config.audio_config, "enable_fusion", False))
-        feats = self.extractor(pieces, sampling_rate=SAMPLE_RATE, padding="repeatpad",
-                               truncation="fusion" if fused else "rand_trunc",
-                               return_tensors="pt")
+        feats = self._extractor()(pieces, sampling_rate=SAMPLE_RATE, padding="repeatpad",
+                                  truncation="fusion" if fused else "rand_trunc",
+                                  return_tensors="pt")
         with torch.inference_mode():
             out = _features(self.model.get_audio_features(**feats))
         return torch.nn.functional.normalize(out, dim=-1).double().numpy()

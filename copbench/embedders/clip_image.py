@@ -5,10 +5,16 @@ Weights: the files of ``openai/clip-vit-base-patch32`` (``config.json``,
 ``$COPBENCH_WEIGHTS/openai--clip-vit-base-patch32`` or the Hugging Face cache;
 the model is built from its ``CLIPConfig`` and the verified file loaded.
 
-Preprocessing (CLIP's): RGB frame, shorter side resized to the model's image
-size with bicubic interpolation (OpenCV), centre crop, scale to [0, 1],
-normalise with the mean/std of ``preprocessor_config.json`` (CLIP's defaults
-when absent). Embeddings (projection, L2-normalised) are float64.
+Whole-frame coverage: CLIP sees square images, and a centre crop of a wide
+keyboard strip (e.g. 1840x200) would keep ~11% of it. Instead the frame's
+shorter side is resized to the model's image size (bicubic, OpenCV), and the
+longer side is covered by ``ceil(long / size)`` square tiles evenly spaced
+from the first edge to the last (neighbours overlap when the length is not a
+multiple of the size): every pixel is seen. Each tile is scaled to [0, 1]
+and normalised with the mean/std of ``preprocessor_config.json`` (CLIP's
+defaults when absent); the frame's embedding is the normalised mean of its
+tiles' L2-normalised projections (float64). A square frame is one tile, i.e.
+CLIP's own preprocessing.
 """
 
 from __future__ import annotations
@@ -48,22 +54,32 @@ class ClipImageEmbedder:
 
     def provenance(self) -> dict:
         return {"name": self.NAME, "version": self.VERSION, "repo": REPO,
-                "settings": {"resize": "shorter side, bicubic (OpenCV)", "crop": "centre"},
+                "settings": {"resize": "shorter side, bicubic (OpenCV)",
+                             "coverage": "square tiles along the longer side, mean of tiles"},
                 "weights": self.weights_info}
 
-    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+    def tiles(self, rgb: np.ndarray) -> np.ndarray:
+        """``(n_tiles, 3, size, size)`` normalised float32 tiles covering the frame."""
         h, w = rgb.shape[:2]
         scale = self.size / min(h, w)
         nh, nw = max(self.size, round(h * scale)), max(self.size, round(w * scale))
-        img = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_CUBIC)
-        top, left = (nh - self.size) // 2, (nw - self.size) // 2
-        img = img[top:top + self.size, left:left + self.size].astype(np.float32) / 255.0
+        img = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255.0
         img = (img - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return img.transpose(2, 0, 1)
+        long = max(nh, nw)
+        count = int(np.ceil(long / self.size))
+        starts = np.linspace(0, long - self.size, count).round().astype(int) if count > 1 else [0]
+        out = [img[s:s + self.size, :self.size] if nh >= nw else img[:self.size, s:s + self.size]
+               for s in starts]
+        return np.stack(out).transpose(0, 3, 1, 2)
 
     def embed_frames(self, frames: list[np.ndarray]) -> np.ndarray:
+        """``(n_frames, D)``: per frame, the normalised mean of its tiles' embeddings."""
         import torch
-        pixels = torch.from_numpy(np.stack([self.preprocess(f) for f in frames]))
+        tiles = [self.tiles(f) for f in frames]
+        pixels = torch.from_numpy(np.concatenate(tiles))
         with torch.inference_mode():
             out = _features(self.model.get_image_features(pixel_values=pixels))
-        return torch.nn.functional.normalize(out, dim=-1).double().numpy()
+        emb = torch.nn.functional.normalize(out, dim=-1).double().numpy()
+        bounds = np.cumsum([t.shape[0] for t in tiles])[:-1]
+        per_frame = np.stack([part.mean(axis=0) for part in np.split(emb, bounds)])
+        return per_frame / np.linalg.norm(per_frame, axis=1, keepdims=True)

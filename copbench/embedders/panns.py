@@ -1,14 +1,23 @@
 """``panns``: PANNs Cnn14 at 16 kHz (Kong et al. 2020), in torch; 2048-d.
 
-Front end (as the published 16 kHz model): STFT n_fft 512, Hann window 512,
-hop 160, centred with reflect padding; power spectrogram; 64 Slaney mel bands
-50-8000 Hz (librosa filters); ``10 log10(max(x, 1e-10))``. Network: BatchNorm
-over mel bands; six conv blocks (two 3x3 conv + BN + ReLU each) of 64, 128,
-256, 512, 1024, 2048 channels with 2x2 average pooling (none after the last);
-mean over frequency, then max + mean over time; ``fc1`` (2048) + ReLU is the
-embedding. The audio is cut into non-overlapping 1 s windows, one embedding
-each. State-dict keys follow the PANNs checkpoints (``{"model": ...}``;
-the fixed STFT/mel buffers there are ignored; everything else loads strictly).
+Front end (as the published 16 kHz model, torchlibrosa's): STFT n_fft 512,
+periodic Hann window 512, hop 160, centred with reflect padding; power
+spectrogram; 64 Slaney mel bands 50-8000 Hz (librosa filters);
+``10 log10(max(x, 1e-10))``. Network (inference mode): BatchNorm over mel
+bands; six conv blocks (two 3x3 conv + BN + ReLU each) of 64, 128, 256, 512,
+1024, 2048 channels with 2x2 average pooling (none after the last); mean over
+frequency, then max + mean over time; ``fc1`` + ReLU is the 2048-d
+embedding; ``fc_audioset`` on it gives the 527 AudioSet logits (``sigmoid``
+of them is PANNs' ``clipwise_output``).
+
+``panns`` embeds the *whole clip* in one pass, one 2048-d frame per clip,
+as av-benchmark computes FD_PANNs (and its IS / KL on the logits).
+``panns_windowed`` is a variant with one embedding per non-overlapping 1 s
+window. Weights: the published ``Cnn14_16k_mAP=0.438.pth`` training
+checkpoint (``{"model": state dict, "sampler": ..., ...}``), read safely
+(:mod:`copbench.embedders.torch_io`); its fixed STFT/mel buffers
+(``spectrogram_extractor.*``, ``logmel_extractor.*``) are recomputed here, the
+rest loads strictly.
 """
 
 from __future__ import annotations
@@ -23,11 +32,13 @@ SPEC = WeightsSpec(name="panns", filename="Cnn14_16k_mAP=0.438.pth",
                    source="https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth")
 SAMPLE_RATE, N_FFT, HOP, N_MELS, FMIN, FMAX = 16000, 512, 160, 64, 50.0, 8000.0
 WINDOW_SECONDS = 1.0
+CLASSES = 527
 _IGNORED = ("spectrogram_extractor.", "logmel_extractor.")
 
 
 def build_cnn14():
-    """Cnn14 (random init); ``forward`` maps ``(B, samples)`` at 16 kHz to ``(B, 2048)``."""
+    """Cnn14 (random init); ``forward`` maps ``(B, samples)`` at 16 kHz to
+    ``(embedding (B, 2048), logits (B, 527))``."""
     import torch
     from torch import nn
     import torch.nn.functional as F
@@ -52,7 +63,7 @@ def build_cnn14():
             for i in range(6):
                 setattr(self, f"conv_block{i + 1}", ConvBlock(widths[i], widths[i + 1]))
             self.fc1 = nn.Linear(2048, 2048)
-            self.fc_audioset = nn.Linear(2048, 527)
+            self.fc_audioset = nn.Linear(2048, CLASSES)
             mel = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX)
             self.register_buffer("melW", torch.from_numpy(mel.T.astype(np.float32)), persistent=False)
             self.register_buffer("window", torch.hann_window(N_FFT, periodic=True), persistent=False)
@@ -71,35 +82,55 @@ def build_cnn14():
                 x = getattr(self, f"conv_block{i + 1}")(x, (2, 2) if i < 5 else (1, 1))
             x = x.mean(dim=3)
             x = x.max(dim=2).values + x.mean(dim=2)
-            return F.relu(self.fc1(x))
+            embedding = F.relu(self.fc1(x))
+            return embedding, self.fc_audioset(embedding)
 
     return Cnn14()
 
 
 class PannsEmbedder(Embedder):
     NAME = "panns"
-    VERSION = "1.0"
+    VERSION = "2.0"
     SAMPLE_RATE = SAMPLE_RATE
-
-    def __init__(self):
-        self.model = None
+    SPEC = SPEC
 
     def settings(self) -> dict:
-        return {"model": "Cnn14_16k", "window_seconds": WINDOW_SECONDS, "dims": 2048,
+        return {"model": "Cnn14_16k", "input": "whole clip (av-benchmark)", "dims": 2048,
                 "n_fft": N_FFT, "hop": HOP, "n_mels": N_MELS, "fmin": FMIN, "fmax": FMAX}
 
-    def load(self) -> "PannsEmbedder":
-        if self.model is None:
-            from .torch_io import load_verified_file
-            state, self.weights_info = load_verified_file(SPEC)
-            state = {k: v for k, v in state.items() if not k.startswith(_IGNORED)}
-            model = build_cnn14()
-            model.load_state_dict(state, strict=True)
-            self.model = model.eval()
-        return self
+    def build_model(self):
+        return build_cnn14()
+
+    def convert_state(self, state: dict) -> dict:
+        return {k: v for k, v in state.items() if not k.startswith(_IGNORED)}
+
+    def _batches(self, audio: np.ndarray) -> np.ndarray:
+        n = max(audio.shape[0], N_FFT)  # reflect padding needs a frame's worth of samples
+        return np.pad(audio, (0, n - audio.shape[0]))[None].astype(np.float32)
+
+    def embed_with_logits(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(embeddings (N, 2048), logits (N, 527))`` float64 of the audio."""
+        import torch
+        from .base import to_rate
+        batch = torch.from_numpy(self._batches(to_rate(audio, sample_rate, SAMPLE_RATE)))
+        with torch.inference_mode():
+            embedding, logits = self.model(batch)
+        return embedding.double().numpy(), logits.double().numpy()
 
     def _embed(self, audio: np.ndarray) -> np.ndarray:
         import torch
-        batch = torch.from_numpy(windows(audio, int(WINDOW_SECONDS * SAMPLE_RATE)))
         with torch.inference_mode():
-            return self.model(batch).double().numpy()
+            return self.model(torch.from_numpy(self._batches(audio)))[0].double().numpy()
+
+
+class PannsWindowedEmbedder(PannsEmbedder):
+    """Variant: one embedding per non-overlapping 1 s window (not av-benchmark's)."""
+
+    NAME = "panns_windowed"
+    VERSION = "1.0"
+
+    def settings(self) -> dict:
+        return {**super().settings(), "input": f"non-overlapping {WINDOW_SECONDS} s windows"}
+
+    def _batches(self, audio: np.ndarray) -> np.ndarray:
+        return windows(audio, int(WINDOW_SECONDS * SAMPLE_RATE))

@@ -1,13 +1,19 @@
 """``vggish``: the VGGish audio embedding (Hershey et al. 2017), in torch.
 
-Front end (as published): 16 kHz mono; 25 ms periodic-Hann frames every
-10 ms, 512-point FFT magnitude; 64 mel bands 125-7500 Hz on the HTK mel scale
-(DC bin unused); ``log(mel + 0.01)``; non-overlapping examples of 96 frames
-(0.96 s). Network: VGG-style conv stack 64-128-256-256-512-512 (3x3, ReLU,
-four 2x2 max-pools), then fully connected 12288-4096-4096-128 with ReLU; the
-128-d output is the embedding (before the PCA/quantisation post-processor).
-State-dict keys follow torchvggish (``features.*``, ``embeddings.*``), so its
-``vggish-10086976.pth`` loads as is (sha256 prefix checked from the name).
+Front end (as published, = torchvggish ``waveform_to_examples``): 16 kHz mono;
+25 ms periodic-Hann frames every 10 ms, 512-point FFT magnitude; 64 mel bands
+125-7500 Hz on the HTK mel scale (DC bin unused); ``log(mel + 0.01)``;
+non-overlapping examples of 96 frames (0.96 s). Network: VGG-style conv stack
+64-128-256-256-512-512 (3x3, ReLU, four 2x2 max-pools), then fully connected
+12288-4096-4096-128.
+
+``vggish`` (what ``fad_vggish`` uses) is the 128-d output *without* the final
+ReLU and without the PCA/quantisation post-processor, as av-benchmark and
+audioldm_eval compute FD_VGG; ``vggish_relu`` keeps torchvggish's final ReLU
+(what ``frechet-audio-distance`` with ``use_activation=True`` and torchvggish's
+``VGGish(postprocess=False)`` give). State-dict keys follow torchvggish
+(``features.*``, ``embeddings.*``), so its ``vggish-10086976.pth`` loads as is
+(sha256 prefix checked from the name).
 """
 
 from __future__ import annotations
@@ -57,8 +63,8 @@ def log_mel_examples(audio: np.ndarray) -> np.ndarray:
     return logmel[:count * EXAMPLE_FRAMES].reshape(count, EXAMPLE_FRAMES, N_MELS).astype(np.float32)
 
 
-def build_vggish():
-    """The VGGish network (random init)."""
+def build_vggish(final_relu: bool = False):
+    """The VGGish network (random init); ``final_relu`` keeps torchvggish's last ReLU."""
     import torch
     from torch import nn
 
@@ -76,7 +82,8 @@ def build_vggish():
             self.embeddings = nn.Sequential(
                 nn.Linear(512 * 4 * 6, 4096), nn.ReLU(inplace=True),
                 nn.Linear(4096, 4096), nn.ReLU(inplace=True),
-                nn.Linear(4096, 128), nn.ReLU(inplace=True))
+                *([nn.Linear(4096, 128), nn.ReLU(inplace=True)] if final_relu
+                  else [nn.Linear(4096, 128)]))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 96, 64)
             x = self.features(x)  # (B, 512, 6, 4)
@@ -88,27 +95,29 @@ def build_vggish():
 
 class VggishEmbedder(Embedder):
     NAME = "vggish"
-    VERSION = "1.0"
+    VERSION = "2.0"
     SAMPLE_RATE = SAMPLE_RATE
-
-    def __init__(self):
-        self.model = None
+    SPEC = SPEC
+    FINAL_RELU = False
 
     def settings(self) -> dict:
         return {"example_seconds": 0.96, "n_mels": N_MELS, "fmin": FMIN, "fmax": FMAX,
-                "log_offset": LOG_OFFSET, "dims": 128, "postprocess": "none (pre-PCA)"}
+                "log_offset": LOG_OFFSET, "dims": 128, "postprocess": "none (pre-PCA)",
+                "final_relu": self.FINAL_RELU}
 
-    def load(self) -> "VggishEmbedder":
-        if self.model is None:
-            from .torch_io import load_verified_file
-            state, self.weights_info = load_verified_file(SPEC)
-            model = build_vggish()
-            model.load_state_dict(state, strict=True)
-            self.model = model.eval()
-        return self
+    def build_model(self):
+        return build_vggish(final_relu=self.FINAL_RELU)
 
     def _embed(self, audio: np.ndarray) -> np.ndarray:
         import torch
         examples = torch.from_numpy(log_mel_examples(audio))[:, None]
         with torch.inference_mode():
             return self.model(examples).double().numpy()
+
+
+class VggishReluEmbedder(VggishEmbedder):
+    """torchvggish's output with its final ReLU (a variant; not av-benchmark's FD_VGG)."""
+
+    NAME = "vggish_relu"
+    VERSION = "1.0"
+    FINAL_RELU = True

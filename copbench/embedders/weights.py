@@ -1,4 +1,5 @@
-"""Finding and verifying pretrained weights (never downloading them).
+"""Finding and verifying pretrained weights (never downloading them here:
+``copbench weights fetch`` in :mod:`copbench.weights_cli` does that).
 
 A :class:`WeightsSpec` names a file and where it comes from. :func:`locate`
 looks, in order, at an explicit path (``--weights NAME=PATH``), the
@@ -38,6 +39,14 @@ class WeightsSpec:
     source: str  # URL or description of where to fetch it
     hf_repo: str | None = None  # a Hugging Face repo whose snapshot holds the files
     sha256: str | None = None
+    hf_file_repo: str | None = None  # a Hugging Face repo holding this single file
+    allow_patterns: tuple[str, ...] | None = None  # for hf_repo: the files to fetch
+
+    @property
+    def url(self) -> str | None:
+        """Plain HTTPS URL of a single file (None for Hub files and repos)."""
+        return self.source if self.source.startswith("https://") and not (
+            self.hf_repo or self.hf_file_repo) else None
 
 
 def weights_dir() -> Path:
@@ -52,6 +61,15 @@ def set_override(name: str, path: str | Path) -> None:
 
 def clear_overrides() -> None:
     _OVERRIDES.clear()
+
+
+def _hf_cached_file(repo: str, filename: str) -> Path | None:
+    try:
+        from huggingface_hub import hf_hub_download
+        return Path(hf_hub_download(repo, filename, local_files_only=True,
+                                    cache_dir=os.environ.get("HF_HUB_CACHE") or None))
+    except Exception:  # not in the cache
+        return None
 
 
 def _hf_snapshot(repo: str) -> Path | None:
@@ -81,6 +99,10 @@ def locate(spec: WeightsSpec) -> Path:
         snap = _hf_snapshot(spec.hf_repo)
         if snap is not None and (snap / spec.filename).is_file():
             return snap
+    if spec.hf_file_repo:
+        cached = _hf_cached_file(spec.hf_file_repo, spec.filename)
+        if cached is not None and cached.is_file():
+            return cached
     where = ", ".join(str(c) for c in candidates)
     if spec.hf_repo:
         hint = (f"fetch the Hugging Face repo {spec.hf_repo} (e.g. `huggingface-cli download "
@@ -88,6 +110,7 @@ def locate(spec: WeightsSpec) -> Path:
                 f"files (config.json, {spec.filename}, ...) into {candidates[-1]}")
     else:
         hint = f"fetch {spec.filename} from {spec.source} and put it at {candidates[-1]}"
+    hint = f"run `copbench weights fetch {spec.name}`, or {hint}"
     raise WeightsMissingError(f"pretrained weights for '{spec.name}' not found (looked at {where}); "
                               f"{hint}, or pass --weights {spec.name}=PATH", item=spec.filename)
 

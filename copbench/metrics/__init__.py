@@ -1,18 +1,20 @@
 """Metric registry.
 
 Names accepted by ``--metrics``: ``si_sdr``, ``midi``, ``av_align``,
-``fad_<embedder>`` (``mel``, ``basicpitch``, ``vggish``, ``panns``, ``clap``),
-``clap_score``, ``clip_score``. The default set needs no download.
+``fad_<embedder>`` (``mel``, ``basicpitch``, ``vggish``, ``vggish_relu``, ``panns``,
+``panns_windowed``, ``clap``), ``is_panns``, ``kl_panns``, ``clap_score``, ``clip_score``. The default set needs no download.
 """
 
 from __future__ import annotations
 
 from ..errors import MetricError
 from .base import Metric, ScoreItem, fit_length
+from .fad_inf import frechet_distance_inf
 from .frechet import frechet_distance, frechet_from_stats
 
 DEFAULT_METRICS = ("si_sdr", "midi", "av_align", "fad_mel", "fad_basicpitch")
-ALL_METRICS = DEFAULT_METRICS + ("fad_vggish", "fad_panns", "fad_clap", "clap_score", "clip_score")
+ALL_METRICS = DEFAULT_METRICS + ("fad_vggish", "fad_vggish_relu", "fad_panns", "fad_panns_windowed",
+                                  "fad_clap", "is_panns", "kl_panns", "clap_score", "clip_score")
 
 
 def build_metric(name: str, per_clip_fad: bool = False) -> Metric:
@@ -28,6 +30,12 @@ def build_metric(name: str, per_clip_fad: bool = False) -> Metric:
     if name.startswith("fad_"):
         from .fad import FadMetric
         return FadMetric(name[4:], per_clip=per_clip_fad)
+    if name == "is_panns":
+        from .panns_scores import InceptionScorePanns
+        return InceptionScorePanns()
+    if name == "kl_panns":
+        from .panns_scores import KlPanns
+        return KlPanns()
     if name == "clap_score":
         from .clap_score import ClapScore
         return ClapScore()
@@ -41,5 +49,6 @@ def build_metrics(names, per_clip_fad: bool = False) -> list[Metric]:
     return [build_metric(n, per_clip_fad) for n in names]
 
 
-__all__ = ["Metric", "ScoreItem", "fit_length", "frechet_distance", "frechet_from_stats",
+__all__ = ["Metric", "ScoreItem", "fit_length", "frechet_distance", "frechet_distance_inf",
+           "frechet_from_stats",
            "build_metric", "build_metrics", "DEFAULT_METRICS", "ALL_METRICS"]

@@ -168,6 +168,7 @@ class AvAlign(Metric):
     NAME = NAME
     VERSION = VERSION
     COLUMNS = {"av_align": True}
+    CONVENTIONS = {"no_peaks": "neither the audio nor the video has a peak: IoU 0 (0 / 1e-9)"}
 
     def __init__(self, workers: int | None = None, use_cache: bool = True):
         self.workers = workers
@@ -181,5 +182,9 @@ class AvAlign(Metric):
 
     def score(self, item: ScoreItem) -> dict[str, float]:
         video = Path(item.clip.dir) / "video.mp4"
-        return {"av_align": av_align(video, item.audio, item.sample_rate, self.workers,
-                                     self.use_cache)}
+        trajectory, fps = cached_trajectory(video, self.workers, self.use_cache)
+        audio_times = audio_peaks(item.audio, item.sample_rate)
+        video_times = video_peaks(trajectory, fps)
+        if len(audio_times) == 0 and len(video_times) == 0:
+            self.count_convention("no_peaks")
+        return {"av_align": peak_iou(audio_times, video_times, fps)}

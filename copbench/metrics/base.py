@@ -62,6 +62,24 @@ class Metric:
     VERSION: str = ""
     COLUMNS: dict[str, bool] = {}
     SET_LEVEL = False
+    # Values that are conventions rather than measurements: name -> what is
+    # assigned when. Counted per run and reported next to the metric's columns.
+    CONVENTIONS: dict[str, str] = {}
+
+    def count_convention(self, name: str) -> None:
+        if name not in self.CONVENTIONS:
+            raise KeyError(f"{type(self).__name__} has no convention {name!r}")
+        counts = self.__dict__.setdefault("_convention_counts", {})
+        counts[name] = counts.get(name, 0) + 1
+
+    def convention_counts(self) -> dict[str, int]:
+        """``{convention: clips it decided}`` (zeros included) for this run."""
+        counts = self.__dict__.get("_convention_counts", {})
+        return {name: int(counts.get(name, 0)) for name in self.CONVENTIONS}
+
+    def bind_split(self, clips: list) -> None:
+        """Called once with every clip of the evaluated split before scoring
+        (FAD takes its reference statistics from all of them)."""
 
     @property
     def columns(self) -> dict[str, bool]:
@@ -72,11 +90,15 @@ class Metric:
 
     def provenance(self) -> dict:
         """Name, version, settings and (for pretrained models) weight hashes."""
-        return {"name": self.NAME, "version": self.VERSION, "settings": self.settings()}
+        out = {"name": self.NAME, "version": self.VERSION, "settings": self.settings()}
+        if self.CONVENTIONS:
+            out["conventions"] = dict(self.CONVENTIONS)
+        return out
 
     def score(self, item: ScoreItem) -> dict[str, float]:
         raise NotImplementedError
 
     def finalize(self, seed: int) -> dict[str, dict]:
-        """Set-level metrics: ``{column: {"mean", "ci95", "n"}}``."""
+        """Set-level columns (FAD, pooled scores): ``{column: {"mean", "ci95", "n", ...}}``;
+        called for every metric after the last clip."""
         return {}

@@ -2,10 +2,12 @@
 
 Video side: frames of the clip's reference video sampled at 1 frame per
 second, at times ``k + 0.5`` s (frame ``floor((k + 0.5) * fps)``) for each
-whole second ``k`` (at least one frame); each embedded with CLIP's image
-encoder (:mod:`copbench.embedders.clip_image`), L2-normalised, averaged.
-Audio side: the Wav2CLIP-style encoder (:mod:`copbench.embedders.wav2clip`),
-normalised mean over 10 s windows. Higher is better; range -100..100. The
+whole second ``k`` (at least one frame); each whole frame embedded with CLIP's
+image encoder as square tiles covering it (:mod:`copbench.embedders.clip_image`;
+no centre crop), L2-normalised, averaged. Audio side: the Wav2CLIP audio
+encoder (:mod:`copbench.embedders.wav2clip`, the official architecture, one
+embedding per clip). Cosine similarity x 100 (Wav2CLIP's paper reports
+cosine; x 100 as CLIPScore). Higher is better; range -100..100. The
 video embedding depends only on the reference video and is computed once per
 clip per run.
 """
@@ -17,13 +19,13 @@ import math
 import numpy as np
 
 from ..embedders.clip_image import ClipImageEmbedder
-from ..embedders.wav2clip import Wav2ClipEmbedder
+from ..embedders.wav2clip import DIMS as WAV2CLIP_DIMS, Wav2ClipEmbedder
 from ..errors import MetricError
 from .base import Metric, ScoreItem
 from .clap_score import cosine_x100
 
 NAME = "clip_score"
-VERSION = "1.0"
+VERSION = "2.0"
 FRAMES_PER_SECOND = 1.0
 
 
@@ -42,9 +44,9 @@ class ClipScore(Metric):
         self.audio_embedder = Wav2ClipEmbedder().load()
         self.image_embedder = ClipImageEmbedder().load()
         dim = int(self.image_embedder.model.config.projection_dim)
-        if dim != self.audio_embedder.model.projection.out_features:
+        if dim != WAV2CLIP_DIMS:
             raise MetricError(f"the CLIP model's projection ({dim}-d) does not match the Wav2CLIP "
-                              f"encoder's ({self.audio_embedder.model.projection.out_features}-d)",
+                              f"encoder's ({WAV2CLIP_DIMS}-d)",
                               item="clip_score")
 
     def settings(self) -> dict:

@@ -1,16 +1,33 @@
 """``fad_<embedder>``: Fréchet Audio Distance between outputs and references.
 
-Every paired clip's output and reference audio are embedded into ``(n_i, D)``
-frames by one embedder (:mod:`copbench.embedders`); each set is summarised by
-its float64 mean and covariance; FAD is the Fréchet distance between the two
-Gaussians (:mod:`copbench.metrics.frechet`, flags reported). Lower is better.
+Every output clip's audio and every reference clip's audio are embedded into
+``(n_i, D)`` frames by one embedder (:mod:`copbench.embedders`); each side is
+summarised by its float64 mean and unbiased covariance; FAD is the Fréchet
+distance between the two Gaussians (:mod:`copbench.metrics.frechet`, the value
+fadtk / frechet-audio-distance / av-benchmark compute on the same frames).
+Lower is better.
 
-The reference statistics are cached by a hash of (clip ids and the sha256 of
-every reference audio file, embedder name, version, weights hash, settings)
-under the copbench cache (never in the dataset folder). The 95% CI is a
-bootstrap over the evaluated clips (100 resamples; the reference statistics
-stay fixed; eigenvalue route). With ``per_clip=True`` each clip also gets the
-Fréchet distance between its own frames' Gaussian and the reference one.
+Reference side: *all* clips of the evaluated split, whatever the model
+produced, so every model is compared with the same statistics; a model with
+missing clips gets the flag ``missing_clips`` (and fewer output clips, shown
+as N in the leaderboard). Reference frames are cached by a hash of (every
+split clip id with its audio sha256, embedder name, version, weights hash,
+settings) under the copbench cache (never in the dataset folder).
+
+Two columns (see :mod:`copbench.metrics.fad_inf`):
+
+- ``fad_<e>``: FD at the evaluated N, with N (output/reference clips and
+  frames), flags (``rank_deficient``, ``negative``, ``missing_clips``, ...)
+  and a 95% interval for the FD a rerun at this N would give (half-sampling
+  over clips); FD at finite N is biased upwards, so compare models at equal N;
+- ``fad_<e>_inf``: FD extrapolated to infinite N (fadtk FAD-inf, both sides
+  subsampled by clip, paired clips together) with a half-sampling 95% interval
+  for the distance between the distributions.
+
+``per_clip=True`` also stores each clip's Fréchet distance between its own
+frames' Gaussian and the reference one, under the per-clip column
+``fad_<e>_clip_fd`` (a diagnostic, not a FAD: ``copbench compare`` never
+bootstraps it as one).
 """
 
 from __future__ import annotations
@@ -19,12 +36,11 @@ import numpy as np
 
 from .. import cache
 from ..embedders import build_embedder
-from ..stats import rng_for
 from .base import Metric, ScoreItem, fit_length
-from .frechet import _psd_sqrt, frechet_from_stats, gaussian_stats, trace_sqrt_product_eig
+from .fad_inf import HALVES, MIN_FRACTION, STEPS, fad_inf_units
+from .frechet import frechet_from_stats, frechet_result, gaussian_stats
 
-VERSION = "1.0"
-N_BOOT = 100
+VERSION = "2.0"
 
 
 class FadMetric(Metric):
@@ -33,89 +49,84 @@ class FadMetric(Metric):
 
     def __init__(self, embedder: str, per_clip: bool = False):
         self.embedder = build_embedder(embedder).load()
-        self.NAME = f"fad_{self.embedder.NAME}"
-        self.COLUMNS = {self.NAME: False}
+        self.NAME = f"fad_{embedder}"
+        self.COLUMNS = {self.NAME: False, f"{self.NAME}_inf": False}
         self.per_clip = per_clip
-        self._outputs: list[np.ndarray] = []
-        self._refs: dict[str, np.ndarray] = {}
-        self._ref_files: list[tuple[str, str]] = []
-        self._clips: list = []  # reference clips (not their audio: re-read on a cache miss)
+        self._outputs: dict[str, np.ndarray] = {}
+        self._split_clips: list = []  # from bind_split; else the scored clips
+        self._scored_clips: dict = {}
         self.flags: list[str] = []
 
     def settings(self) -> dict:
         return {"embedder": self.embedder.provenance(), "covariance": "unbiased (ddof=1)",
-                "ci": f"bootstrap over clips, {N_BOOT} resamples", "per_clip": self.per_clip}
+                "reference": "all clips of the split",
+                "fad_inf": f"fit FD = a + b / f over {STEPS} clip fractions f in "
+                           f"[{MIN_FRACTION}, 1], both sides subsampled (paired clips together)",
+                "ci": f"half-sampling over clips ({HALVES} halves), value +- 1.96 sd",
+                "per_clip": self.per_clip}
 
     def provenance(self) -> dict:
         out = super().provenance()
         out["flags"] = list(self.flags)
         return out
 
-    def _ref_key(self) -> str:
-        return cache.cache_key({"kind": "fad_reference", "files": sorted(self._ref_files),
-                                "embedder": self.embedder.provenance()})
+    def bind_split(self, clips: list) -> None:
+        self._split_clips = sorted(clips, key=lambda c: str(c.id))
 
     def score(self, item: ScoreItem) -> dict[str, float]:
-        emb = self.embedder.embed(item.audio, item.sample_rate)
-        self._outputs.append(emb)
-        self._clips.append(item.clip)
-        ref_file = item.clip.dir / "audio.flac"
-        self._ref_files.append((item.clip_id, cache.file_sha256(ref_file)))
+        self._outputs[item.clip_id] = self.embedder.embed(item.audio, item.sample_rate)
+        self._scored_clips[item.clip_id] = item.clip
         return {}
 
-    def _reference_stats(self) -> tuple[np.ndarray, np.ndarray, int]:
-        key = self._ref_key()
+    def _reference_units(self) -> dict[str, np.ndarray]:
+        clips = self._split_clips or [self._scored_clips[k] for k in sorted(self._scored_clips)]
+        files = [(str(c.id), cache.file_sha256(c.dir / "audio.flac")) for c in clips]
+        key = cache.cache_key({"kind": "fad_reference", "files": files,
+                               "embedder": self.embedder.provenance()})
         hit = cache.load("fad_reference", key)
         if hit is not None:
-            return hit["mu"], hit["sigma"], int(hit["n"])
-        frames = np.concatenate([
-            self.embedder.embed(fit_length(clip.audio(), clip.num_samples), clip.sample_rate)
-            for clip in self._clips])
-        mu, sigma = gaussian_stats(frames)
-        cache.save("fad_reference", key, {"mu": mu, "sigma": sigma, "n": np.int64(frames.shape[0])})
-        return mu, sigma, frames.shape[0]
+            bounds = np.cumsum(hit["lengths"])[:-1]
+            return dict(zip([str(i) for i in hit["ids"]], np.split(hit["frames"], bounds)))
+        units = {str(c.id): self.embedder.embed(fit_length(c.audio(), c.num_samples), c.sample_rate)
+                 for c in clips}
+        cache.save("fad_reference", key, {
+            "ids": np.array(list(units), dtype=str),
+            "lengths": np.array([u.shape[0] for u in units.values()], dtype=np.int64),
+            "frames": np.concatenate(list(units.values()))})
+        return units
 
     def finalize(self, seed: int) -> dict:
         if not self._outputs:
             return {}
-        mu_r, sigma_r, n_r = self._reference_stats()
-        frames = np.concatenate(self._outputs)
-        mu, sigma = gaussian_stats(frames)
-        result = frechet_from_stats(mu, sigma, mu_r, sigma_r, n_samples=min(frames.shape[0], n_r))
-        self.flags = sorted(set(result.flags))
-        # Bootstrap over clips with the eigenvalue route. For n frames with n <= D the
-        # nonzero eigenvalues of S_r^(1/2) S S_r^(1/2) equal those of the n x n matrix
-        # Xc S_r Xc^T / (n - 1) (Xc: centred frames), which is far cheaper.
-        root_r = _psd_sqrt(sigma_r)
-        base_r = float(np.trace(sigma_r))
-        rng = rng_for(seed, self.NAME)
-        n = len(self._outputs)
-        boots = []
-        for _ in range(N_BOOT if n > 1 else 0):
-            pick = np.concatenate([self._outputs[i] for i in rng.integers(0, n, size=n)])
-            if pick.shape[0] < 2:
-                continue
-            m = pick.mean(axis=0)
-            centred = pick - m
-            d = m - mu_r
-            trace_s = float((centred * centred).sum()) / (pick.shape[0] - 1)
-            if pick.shape[0] <= pick.shape[1]:
-                gram = centred @ sigma_r @ centred.T / (pick.shape[0] - 1)
-                w = np.linalg.eigvalsh((gram + gram.T) / 2)
-                tr_sqrt = float(np.sqrt(np.clip(w, 0, None)).sum())
-            else:
-                tr_sqrt = trace_sqrt_product_eig(sigma_r, np.cov(pick, rowvar=False), root_r)
-            boots.append(max(float(d @ d + trace_s + base_r - 2 * tr_sqrt), 0.0))
-        ci = ([float(v) for v in np.percentile(boots, [2.5, 97.5])] if boots
-              else [result.value, result.value])
-        summary = {"mean": result.value, "ci95": ci, "n": n, "value_eig": result.value_eig,
-                   "flags": self.flags}
-        out = {self.NAME: summary}
+        refs = self._reference_units()
+        outputs = dict(sorted(self._outputs.items()))
+        out_frames = np.concatenate(list(outputs.values()))
+        ref_frames = np.concatenate(list(refs.values()))
+        full = frechet_result(out_frames, ref_frames)
+        inf = fad_inf_units(outputs, refs, seed=seed)
+        flags = set(full.flags) | {f for f in inf.flags if f not in ("negative",)}
+        if set(refs) - set(outputs):
+            flags.add("missing_clips")
+        self.flags = sorted(flags)
+        counts = {"n_clips": {"output": len(outputs), "reference": len(refs)},
+                  "n_frames": {"output": int(out_frames.shape[0]),
+                               "reference": int(ref_frames.shape[0])}}
+        summary = {"mean": full.value, "ci95": [float(v) for v in inf.ci95_at_n],
+                   "n": len(outputs), **counts, "value_eig": full.value_eig,
+                   "flags": self.flags, "set_level": True,
+                   "interval": "spread of FD at this N (half-sampling over clips); "
+                               "not an interval for the distance itself: see _inf"}
+        inf_entry = {"mean": inf.value, "ci95": [float(v) for v in inf.ci95], "n": len(outputs),
+                     **counts, "slope": inf.slope, "r2": inf.r2, "flags": self.flags,
+                     "set_level": True,
+                     "interval": "FD at infinite N, half-sampling over clips, 95%"}
         if self.per_clip:
+            mu_r, sigma_r = gaussian_stats(ref_frames)
             per = {}
-            for clip, emb in zip(self._clips, self._outputs):
+            for cid, emb in outputs.items():
                 if emb.shape[0] >= 2:
                     m, s = gaussian_stats(emb)
-                    per[str(clip.id)] = frechet_from_stats(m, s, mu_r, sigma_r).value
+                    per[cid] = frechet_from_stats(m, s, mu_r, sigma_r).value
             summary["per_clip"] = per
-        return out
+            summary["per_clip_column"] = f"{self.NAME}_clip_fd"
+        return {self.NAME: summary, f"{self.NAME}_inf": inf_entry}

@@ -2,103 +2,61 @@
 
 The output audio is transcribed with the same path copdata uses
 (``copdata.transcribe.get_transcriber()``, basic-pitch through onnxruntime).
+All scoring is :mod:`copdata.scoring` (the one implementation copmodel uses too).
 
-Note level (``mir_eval.transcription.precision_recall_f1_overlap``):
+Per clip (mean over clips, bootstrap CI):
 
 - ``midi_note_precision``, ``midi_note_recall``, ``midi_note_f1``: onsets only,
-  onset tolerance 50 ms, pitch tolerance 50 cents;
-- ``midi_note_f1_offset``: additionally the offset within
-  ``max(0.2 * reference duration, 50 ms)``.
+  50 ms, 50 cents (``mir_eval.transcription``); ``midi_note_f1_offset`` with
+  offsets (ratio 0.2, min 50 ms);
+- ``midi_frame_precision/recall/f1``: micro over the clip's (frame, key) cells
+  of the ``copdata.roll.render_roll`` roll at the dataset fps, 88 keys;
+  ``midi_frame_*_audeo``: the same over keys 15-65 (MIDI 36-86).
 
-Frame level, on the 25 fps (the dataset fps) piano roll of
-``copdata.roll.render_roll`` (a cell is active when its value is > 0):
-precision = |est & ref| / |est|, recall = |est & ref| / |ref|,
-F1 = 2PR / (P + R); ``midi_frame_*`` over all 88 keys and
-``midi_frame_*_audeo`` over keys 15-65 (MIDI 36-86), the Audeo subset.
+Set level (``midi_frame_*_seed``): the seed paper's frame metric exactly as
+its evaluation script computes it (keys 15-65 at 25 fps, 2 s chunks paired
+into 4 s windows, all frames pooled, scikit-learn ``average="weighted"``,
+``zero_division=1``; :func:`copdata.scoring.seed_frame_scores`). This is the
+number to compare with the paper; its CI is a percentile bootstrap over clips.
+Needs the dataset at 25 fps (otherwise the columns are left out).
 
-A silent output (below copdata's -80 dBFS transcription threshold) has no notes.
-Empty sets: when the reference and the estimate are both empty, every value is
-1 (perfect agreement); when exactly one is empty, every value is 0 (as
-mir_eval returns). F1 is 0 when P + R = 0.
+Conventions (counted in the results): a silent output transcribes to no notes;
+reference and estimate both empty gives 1 for every value, exactly one empty 0.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Sequence
 
-import mir_eval
 import numpy as np
 
+from copdata import scoring
 from copdata.errors import SilentInputError
-from copdata.notes import Note, notes_to_arrays
+from copdata.notes import Note
 from copdata.roll import render_roll
 
+from ..stats import rng_for
 from .base import Metric, ScoreItem
 
 NAME = "midi"
-VERSION = "1.0"
-ONSET_TOLERANCE = 0.05
-PITCH_TOLERANCE_CENTS = 50.0
-OFFSET_RATIO = 0.2
-OFFSET_MIN_TOLERANCE = 0.05
-AUDEO_KEYS = (15, 65)  # inclusive key indices: MIDI 36..86
-
-
-def _intervals_pitches(notes: Sequence[Note]) -> tuple[np.ndarray, np.ndarray]:
-    arr = notes_to_arrays(notes)
-    intervals = np.stack([arr["start"], arr["end"]], axis=1) if len(notes) else np.zeros((0, 2))
-    return intervals, mir_eval.util.midi_to_hz(arr["pitch"].astype(np.float64))
-
-
-def _empty_case(n_ref: int, n_est: int) -> float | None:
-    if n_ref == 0 and n_est == 0:
-        return 1.0
-    if n_ref == 0 or n_est == 0:
-        return 0.0
-    return None
+VERSION = "1.1"
+AUDEO_KEYS = scoring.SEED_KEYS
+SEED_BOOT = 200
 
 
 def note_scores(reference: Sequence[Note], estimate: Sequence[Note]) -> dict[str, float]:
-    """Note-level P/R/F1 (onset only) and F1 with offsets."""
-    fixed = _empty_case(len(reference), len(estimate))
-    if fixed is not None:
-        return {k: fixed for k in ("midi_note_precision", "midi_note_recall", "midi_note_f1",
-                                   "midi_note_f1_offset")}
-    ref_i, ref_p = _intervals_pitches(reference)
-    est_i, est_p = _intervals_pitches(estimate)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(
-            ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE,
-            pitch_tolerance=PITCH_TOLERANCE_CENTS, offset_ratio=None)
-        _, _, f_off, _ = mir_eval.transcription.precision_recall_f1_overlap(
-            ref_i, ref_p, est_i, est_p, onset_tolerance=ONSET_TOLERANCE,
-            pitch_tolerance=PITCH_TOLERANCE_CENTS, offset_ratio=OFFSET_RATIO,
-            offset_min_tolerance=OFFSET_MIN_TOLERANCE)
-    return {"midi_note_precision": float(p), "midi_note_recall": float(r),
-            "midi_note_f1": float(f), "midi_note_f1_offset": float(f_off)}
+    """Note-level columns (``midi_note_*``) of :func:`copdata.scoring.note_scores`."""
+    return {f"midi_note_{k}": v for k, v in scoring.note_scores(reference, estimate).items()}
 
 
 def frame_scores(ref_roll: np.ndarray, est_roll: np.ndarray, suffix: str = "") -> dict[str, float]:
-    """Frame-level P/R/F1 of two rolls of equal shape (active = value > 0)."""
-    if ref_roll.shape != est_roll.shape:
-        raise ValueError(f"rolls differ in shape: {ref_roll.shape} vs {est_roll.shape}")
-    ref, est = ref_roll > 0, est_roll > 0
-    n_ref, n_est = int(ref.sum()), int(est.sum())
-    names = [f"midi_frame_{m}{suffix}" for m in ("precision", "recall", "f1")]
-    fixed = _empty_case(n_ref, n_est)
-    if fixed is not None:
-        return dict.fromkeys(names, fixed)
-    tp = int((ref & est).sum())
-    p, r = tp / n_est, tp / n_ref
-    f = 2 * p * r / (p + r) if p + r > 0 else 0.0
-    return dict(zip(names, (float(p), float(r), float(f))))
+    """Micro frame columns (``midi_frame_*<suffix>``) of :func:`copdata.scoring.frame_scores`."""
+    return {f"midi_frame_{k}{suffix}": v for k, v in scoring.frame_scores(ref_roll, est_roll).items()}
 
 
 def midi_scores(reference: Sequence[Note], estimate: Sequence[Note], num_frames: int,
                 fps: float, ref_roll: np.ndarray | None = None) -> dict[str, float]:
-    """All MIDI columns from two note lists (``ref_roll`` defaults to the
+    """All per-clip MIDI columns from two note lists (``ref_roll`` defaults to the
     reference notes rendered with ``render_roll``)."""
     if ref_roll is None:
         ref_roll = render_roll(reference, num_frames, fps)
@@ -112,22 +70,38 @@ def midi_scores(reference: Sequence[Note], estimate: Sequence[Note], num_frames:
 
 _COLUMNS = ["midi_note_precision", "midi_note_recall", "midi_note_f1", "midi_note_f1_offset"]
 _COLUMNS += [f"midi_frame_{m}{s}" for s in ("", "_audeo") for m in ("precision", "recall", "f1")]
+SEED_COLUMNS = [f"midi_frame_{m}_seed" for m in ("precision", "recall", "f1")]
 
 
 class MidiMetric(Metric):
     NAME = NAME
     VERSION = VERSION
-    COLUMNS = dict.fromkeys(_COLUMNS, True)
+    COLUMNS = dict.fromkeys(_COLUMNS + SEED_COLUMNS, True)
+    CONVENTIONS = {
+        "silent_output": "output below -80 dBFS transcribes to no notes",
+        "notes_both_empty": "reference and output have no notes: every note value is 1",
+        "notes_one_empty": "exactly one side has no notes: every note value is 0",
+        "frames_both_empty": "no active cell on either roll: every frame value is 1",
+    }
 
     def __init__(self):
         from copdata.transcribe import get_transcriber
         self.transcriber = get_transcriber()
+        self._rolls: list[tuple[str, np.ndarray, np.ndarray]] = []
+        self._fps: set[float] = set()
 
     def settings(self) -> dict:
-        return {"onset_tolerance_s": ONSET_TOLERANCE, "pitch_tolerance_cents": PITCH_TOLERANCE_CENTS,
-                "offset_ratio": OFFSET_RATIO, "offset_min_tolerance_s": OFFSET_MIN_TOLERANCE,
+        return {"onset_tolerance_s": scoring.ONSET_TOLERANCE,
+                "pitch_tolerance_cents": scoring.PITCH_TOLERANCE_CENTS,
+                "offset_ratio": scoring.OFFSET_RATIO,
+                "offset_min_tolerance_s": scoring.OFFSET_MIN_TOLERANCE,
                 "frame_roll": "copdata.roll.render_roll at the dataset fps",
-                "audeo_keys": list(AUDEO_KEYS), "transcriber": self.transcriber.info()}
+                "audeo_keys": list(AUDEO_KEYS),
+                "seed": "copdata.scoring.seed_frame_scores (Roll2Midi_evaluate_tv2a.py): keys "
+                        "15-65, 25 fps, 2 s chunks paired into 4 s windows, pooled, sklearn "
+                        "weighted, zero_division=1; CI: percentile bootstrap over clips "
+                        f"({SEED_BOOT})",
+                "transcriber": self.transcriber.info()}
 
     def score(self, item: ScoreItem) -> dict[str, float]:
         try:
@@ -135,6 +109,46 @@ class MidiMetric(Metric):
                                                    item=item.clip_id)
         except SilentInputError:
             estimate = []  # a silent output transcribes to no notes
+            self.count_convention("silent_output")
         clip = item.clip
-        return midi_scores(item.reference_notes(), estimate, clip.num_frames, clip.fps,
-                           ref_roll=clip.roll())
+        reference = item.reference_notes()
+        if scoring.is_both_empty(len(reference), len(estimate)):
+            self.count_convention("notes_both_empty")
+        elif not reference or not estimate:
+            self.count_convention("notes_one_empty")
+        ref_roll = clip.roll()
+        est_roll = render_roll(estimate, clip.num_frames, clip.fps)
+        _, n_est, n_ref = scoring.frame_counts(ref_roll, est_roll)
+        if scoring.is_both_empty(n_ref, n_est):
+            self.count_convention("frames_both_empty")
+        self._rolls.append((item.clip_id, np.asarray(ref_roll), est_roll))
+        self._fps.add(float(clip.fps))
+        return midi_scores(reference, estimate, clip.num_frames, clip.fps, ref_roll=ref_roll)
+
+    def finalize(self, seed: int) -> dict[str, dict]:
+        if not self._rolls or self._fps != {scoring.SEED_FPS}:
+            return {}
+        rolls = sorted(self._rolls, key=lambda r: r[0])
+        if sum(-(-r[1].shape[0] // scoring.SEED_CHUNK_FRAMES) for r in rolls) < 2:
+            return {}
+        refs, ests = [r[1] for r in rolls], [r[2] for r in rolls]
+        value = scoring.seed_frame_scores(refs, ests)
+        boots = []
+        if len(rolls) > 1:
+            rng = rng_for(seed, "midi_frame_seed")
+            for _ in range(SEED_BOOT):
+                pick = rng.integers(0, len(rolls), size=len(rolls))
+                boots.append(scoring.seed_frame_scores([refs[i] for i in pick],
+                                                       [ests[i] for i in pick]))
+        out = {}
+        for key in ("precision", "recall", "f1"):
+            v = value[key]
+            if boots:
+                lo, hi = np.percentile([b[key] for b in boots], [2.5, 97.5])
+                lo, hi = min(float(lo), v), max(float(hi), v)  # an interval holds its value
+            else:
+                lo = hi = v
+            out[f"midi_frame_{key}_seed"] = {"mean": v, "ci95": [lo, hi], "n": len(rolls),
+                                             "set_level": True}
+        out["midi_frame_f1_seed"]["accuracy"] = value["accuracy"]
+        return out

@@ -25,6 +25,12 @@ _TINY = 1e-20
 
 def si_sdr(output: np.ndarray, reference: np.ndarray) -> float:
     """SI-SDR in dB of ``output`` against ``reference`` (equal lengths)."""
+    return si_sdr_with_convention(output, reference)[0]
+
+
+def si_sdr_with_convention(output: np.ndarray, reference: np.ndarray) -> tuple[float, str | None]:
+    """``(SI-SDR dB, convention)``: the convention's name when a silent side
+    decided the value (``both_silent`` +100, ``one_silent`` -100), else None."""
     s = np.asarray(output, dtype=np.float64).reshape(-1)
     r = np.asarray(reference, dtype=np.float64).reshape(-1)
     if s.shape != r.shape:
@@ -35,25 +41,32 @@ def si_sdr(output: np.ndarray, reference: np.ndarray) -> float:
     r = r - r.mean()
     rr, ss = float(r @ r), float(s @ s)
     if rr <= _TINY or ss <= _TINY:
-        return CEIL_DB if (rr <= _TINY and ss <= _TINY) else FLOOR_DB
+        if rr <= _TINY and ss <= _TINY:
+            return CEIL_DB, "both_silent"
+        return FLOOR_DB, "one_silent"
     alpha = float(s @ r) / rr
     t = alpha * r
     e = s - t
     tt, ee = float(t @ t), float(e @ e)
     if ee <= _TINY * tt:
-        return CEIL_DB
+        return CEIL_DB, None
     if tt <= _TINY:
-        return FLOOR_DB
-    return float(np.clip(10.0 * np.log10(tt / ee), FLOOR_DB, CEIL_DB))
+        return FLOOR_DB, None
+    return float(np.clip(10.0 * np.log10(tt / ee), FLOOR_DB, CEIL_DB)), None
 
 
 class SiSdr(Metric):
     NAME = NAME
     VERSION = VERSION
     COLUMNS = {"si_sdr": True}
+    CONVENTIONS = {"both_silent": "output and reference silent: +100 dB",
+                   "one_silent": "exactly one of output and reference silent: -100 dB"}
 
     def settings(self) -> dict:
         return {"zero_mean": True, "floor_db": FLOOR_DB, "ceil_db": CEIL_DB}
 
     def score(self, item: ScoreItem) -> dict[str, float]:
-        return {"si_sdr": si_sdr(item.audio, item.reference_audio())}
+        value, convention = si_sdr_with_convention(item.audio, item.reference_audio())
+        if convention:
+            self.count_convention(convention)
+        return {"si_sdr": value}
