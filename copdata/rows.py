@@ -59,12 +59,14 @@ class ClipStats:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ClipStats":
-        known = {f.name for f in fields(cls)} - {"extra"}
-        values = {k: data.get(k) for k in known}
-        for k in ("frames", "width", "height", "samples", "notes", "active_frames"):
-            values[k] = int(values[k] or 0)
-        values["notes_per_second"] = float(values["notes_per_second"] or 0.0)
-        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+        """Stats from their ``clips.jsonl`` object; unknown keys go to ``extra``.
+        Raises ``KeyError`` naming a missing key (nothing is filled in)."""
+        known = [f.name for f in fields(cls) if f.name != "extra"]
+        missing = [k for k in known if k not in data]
+        if missing:
+            raise KeyError(f"clip stats have no {missing[0]!r}")
+        return cls(**{k: data[k] for k in known},
+                   extra={k: v for k, v in data.items() if k not in known})
 
 
 @dataclass
@@ -97,23 +99,26 @@ class ClipRow:
         out.update(self.extra)
         return out
 
+    _REQUIRED = ("id", "split", "source_id", "segment", "start", "end", "stats")
+
     @classmethod
     def from_dict(cls, data: dict) -> "ClipRow":
         """A row from its ``clips.jsonl`` dict; unknown keys go to ``extra``.
 
-        Raises ``KeyError`` naming the first missing key of ``id``/``split``.
+        Raises ``KeyError`` naming the first missing required key (``id``,
+        ``split``, ``source_id``, ``segment``, ``start``, ``end``, ``stats``):
+        nothing is filled in. ``source``, ``midi_origin`` and ``meta`` may be
+        absent (empty).
         """
-        for key in ("id", "split"):
+        for key in cls._REQUIRED:
             if key not in data:
                 raise KeyError(f"clip row {data.get('id', '?')!r} has no {key!r}")
-        cid = str(data["id"])
-        return cls(id=cid, split=str(data["split"]),
-                   source_id=str(data.get("source_id") or cid.rsplit(".", 1)[0]),
-                   source=str(data.get("source") or ""), segment=int(data.get("segment") or 0),
-                   start=float(data.get("start") or 0.0), end=float(data.get("end") or 0.0),
-                   midi_origin=str(data.get("midi_origin") or ""),
+        return cls(id=str(data["id"]), split=str(data["split"]),
+                   source_id=str(data["source_id"]), source=str(data.get("source") or ""),
+                   segment=int(data["segment"]), start=float(data["start"]),
+                   end=float(data["end"]), midi_origin=str(data.get("midi_origin") or ""),
                    meta=dict(data.get("meta") or {}),
-                   stats=ClipStats.from_dict(dict(data.get("stats") or {})),
+                   stats=ClipStats.from_dict(dict(data["stats"])),
                    extra={k: v for k, v in data.items() if k not in cls._KEYS})
 
     @property

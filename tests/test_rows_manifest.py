@@ -105,3 +105,13 @@ def test_clip_row_round_trips_unknown_keys_and_to_pandas(tmp_path):
     assert set(df["split"]) == {r["split"] for r in raw}
     with pytest.raises(KeyError, match="split"):
         ClipRow.from_dict({"id": "a.00000000"})
+    partial = {k: v for k, v in raw[1].items() if k != "start"}
+    with pytest.raises(KeyError, match="start"):  # nothing is filled in
+        ClipRow.from_dict(partial)
+    (out / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [raw[0], partial]))
+    from copdata.errors import DatasetError
+    from copdata.validate import validate_dataset
+
+    with pytest.raises(DatasetError, match="start"):
+        open_dataset(out)
+    assert any("start" in p for p in validate_dataset(out, progress=False))
