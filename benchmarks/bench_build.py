@@ -3,6 +3,7 @@
     PYTHONPATH=. python benchmarks/bench_build.py --source youtube
     PYTHONPATH=. python benchmarks/bench_build.py --source local --items 6 --item-seconds 20
     PYTHONPATH=. python benchmarks/bench_build.py --source synth --workers 1,2,4
+    PYTHONPATH=. python benchmarks/bench_build.py --memory 10,30,60
 
 Sources:
 
@@ -18,6 +19,15 @@ the script prints items/s, the realtime factor (seconds of output clips per wall
 second) and the scaling ratio of the 2-worker run to the 1-worker run
 (``rtf(2) / rtf(1)``; 2.0 is perfect scaling). Wall time includes starting the
 worker processes and loading the transcriber in each of them.
+
+``--memory MINUTES,...`` instead measures the peak resident memory of one
+worker: for each duration it encodes one long source video (``--size``,
+default 320x64, at 30 fps, AAC mono, a seeded melody; written in blocks, so
+the script itself stays small; ``--crop`` lists it in a CSV with that box),
+then builds it with the ``local`` source and one worker in a fresh
+Python process and prints that process's peak RSS (``ru_maxrss``), its wall
+time and the clips written. Peak memory that does not grow with the
+duration is the goal (<= 1 GB whatever the length).
 """
 
 from __future__ import annotations
@@ -78,6 +88,114 @@ def encode_performance(path: Path, seconds: float, seed: int, fps: int = 30,
             c.mux(p)
 
 
+def encode_long_performance(path: Path, seconds: float, seed: int, fps: int = 30,
+                            size: tuple[int, int] = (320, 64), sample_rate: int = 44100,
+                            block_seconds: float = 10.0) -> None:
+    """Like :func:`encode_performance` for long sources: the melody is rendered
+    and muxed block by block, so memory does not grow with ``seconds``."""
+    rng = np.random.default_rng(seed)
+    tones, start = [], 0.0
+    while start < seconds - 0.3:
+        tones.append((start, float(rng.uniform(0.15, 0.6)), int(rng.integers(48, 84))))
+        start += float(rng.uniform(0.1, 0.4))
+    w, h = size
+    block = int(block_seconds * sample_rate)
+    total = int(seconds * sample_rate)
+    with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as c:
+        vs = c.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.options = {"preset": "ultrafast"}
+        st = c.add_stream("aac", rate=sample_rate, layout="mono")
+        frame_index, first_tone = 0, 0
+        for b0 in range(0, total, block):
+            n = min(block, total - b0)
+            t = (b0 + np.arange(n)) / sample_rate
+            audio = np.zeros(n)
+            t_lo, t_hi = b0 / sample_rate, (b0 + n) / sample_rate
+            while first_tone < len(tones) and tones[first_tone][0] + tones[first_tone][1] < t_lo:
+                first_tone += 1
+            for onset, length, pitch in tones[first_tone:]:
+                if onset >= t_hi:
+                    break
+                m = (t >= onset) & (t < onset + length)
+                tt = t[m] - onset
+                f0 = 440.0 * 2 ** ((pitch - 69) / 12)
+                audio[m] += 0.3 * np.exp(-3 * tt) * (np.sin(2 * np.pi * f0 * tt)
+                                                     + 0.3 * np.sin(4 * np.pi * f0 * tt))
+            audio = audio.astype(np.float32)
+            for k in range(0, n, 1024):
+                frame = av.AudioFrame.from_ndarray(audio[None, k:k + 1024], format="flt",
+                                                   layout="mono")
+                frame.sample_rate = sample_rate
+                for p in st.encode(frame):
+                    c.mux(p)
+            while frame_index < int(round(t_hi * fps)):
+                img = np.full((h, w, 3), 230, np.uint8)
+                x = (frame_index * 7) % w
+                img[:, x:x + 6] = 20
+                for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    c.mux(p)
+                frame_index += 1
+        for stream in (vs, st):
+            for p in stream.encode():
+                c.mux(p)
+
+
+def _measure_build(listing: str, out: str, clip_seconds: float) -> None:
+    """Child process of ``--memory``: build one local video (a folder or a CSV
+    listing), print peak RSS as JSON."""
+    import resource
+
+    from copdata.sources.local import LocalSource
+
+    started = time.perf_counter()
+    summary = build_dataset(LocalSource(listing, test_fraction=0.0), out,
+                            BuildSettings(clip_seconds=clip_seconds), workers=1, progress=False)
+    wall = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_rss_mb": round(peak_mb, 1), "wall_s": round(wall, 1),
+                      "clips": summary.clips, "failed": summary.failed}))
+
+
+def memory_benchmark(minutes: list[float], clip_seconds: float, as_json: bool,
+                     size: tuple[int, int] = (320, 64), crop: str | None = None) -> None:
+    import subprocess
+
+    results = []
+    work = Path(tempfile.mkdtemp(prefix="bench_build_mem-"))
+    try:
+        for m in minutes:
+            folder = work / f"src-{m:g}"
+            folder.mkdir()
+            video = folder / f"long_{m:g}min.mp4"
+            encode_long_performance(video, m * 60.0, seed=int(m), size=size)
+            listing = folder
+            if crop:
+                listing = folder / "list.csv"
+                listing.write_text("path,crop_x0,crop_y0,crop_x1,crop_y1\n"
+                                   f"{video.name},{crop}\n", encoding="utf-8")
+            proc = subprocess.run([sys.executable, __file__, "--measure-child", str(listing),
+                                   str(work / f"out-{m:g}"), str(clip_seconds)],
+                                  capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                print(proc.stderr, file=sys.stderr)
+                raise SystemExit(f"build of the {m:g} min source failed")
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            row["minutes"] = m
+            results.append(row)
+            shutil.rmtree(work / f"out-{m:g}", ignore_errors=True)
+            video.unlink()
+        print(f"one worker, local source, {size[0]}x{size[1]} video"
+              + (f" cropped to {crop}" if crop else "") + f", clips of {clip_seconds:g} s")
+        print(f"{'minutes':>7} {'clips':>6} {'wall s':>8} {'peak RSS MB':>12}")
+        for r in results:
+            print(f"{r['minutes']:>7g} {r['clips']:>6} {r['wall_s']:>8.1f} {r['peak_rss_mb']:>12.1f}")
+        if as_json:
+            print(json.dumps(results))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -125,7 +243,8 @@ def main(argv=None) -> int:
     p.add_argument("--source", choices=["synth", "local", "youtube"], default="youtube")
     p.add_argument("--items", type=int, default=4)
     p.add_argument("--item-seconds", type=float, default=12.0)
-    p.add_argument("--clip-seconds", type=float, default=4.0)
+    p.add_argument("--clip-seconds", type=float, default=None,
+                   help="clip length (default 4 s; 10 s with --memory)")
     p.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     p.add_argument("--size", default="320x64", help="source video size WxH (local/youtube)")
     p.add_argument("--crop", default=None, metavar="X0,Y0,X1,Y1",
@@ -133,7 +252,21 @@ def main(argv=None) -> int:
                         "--size 1920x1080 --crop 40,680,1880,880")
     p.add_argument("--video-preset", default="superfast", help="x264 preset of video.mp4")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    p.add_argument("--memory", default=None, metavar="MINUTES",
+                   help="comma-separated source lengths in minutes: measure one worker's "
+                        "peak RSS building one such video (e.g. 10,30,60)")
+    p.add_argument("--measure-child", nargs=3, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.measure_child:
+        video, out, clip_seconds = args.measure_child
+        _measure_build(video, out, float(clip_seconds))
+        return 0
+    if args.memory:
+        size = tuple(int(v) for v in args.size.lower().split("x"))
+        memory_benchmark([float(m) for m in args.memory.split(",")],
+                         args.clip_seconds or 10.0, args.json, size=size, crop=args.crop)
+        return 0
+    args.clip_seconds = args.clip_seconds or 4.0
     size = tuple(int(v) for v in args.size.lower().split("x"))
     counts = [int(w) for w in args.workers.split(",")]
     settings = BuildSettings(clip_seconds=args.clip_seconds, video_preset=args.video_preset)

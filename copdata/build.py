@@ -7,6 +7,13 @@ output is identical. Each finished item leaves a state file under ``.state/``
 (written after its clips are renamed into place), so killing a build at any
 moment and rerunning it resumes where it stopped. ``clips.jsonl`` and
 ``report.json`` are rewritten from the state files at the end of every run.
+
+One item goes through named stages: :func:`item_notes` (fetch; ground-truth
+notes or a streamed transcription), :func:`plan_clips` (the clip spans) and
+:meth:`ClipCutter.write` (one clip: frames, audio, MIDI, roll, steps, row).
+A recorded source's audio is never held whole: it is read as a block stream
+once to transcribe (:mod:`copdata.transcribe_stream`) and once more while the
+clips are cut, so a worker's memory does not grow with the source's length.
 """
 
 from __future__ import annotations
@@ -19,30 +26,31 @@ import os
 import shutil
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
+from .audio_stream import AudioCursor
 from .dataset import (SCHEMA_VERSION, ClipWriter, check_ours_to_delete, derive_views,
                       remove_partial_clips, write_json_atomic)
 from .errors import (BuildLockedError, CopDataError, DatasetError, ManifestError,
                      SilentInputError, TooShortError)
-from .integrity import view_hashes
-from .workers import init_worker
 from .ids import check_split_name, clip_id, sanitize_source_id
-from .media import db_full_scale
-from .notes import segment_notes
-from .sources.base import BuildSettings, Source, SourceItem
+from .integrity import view_hashes
+from .notes import Note, segment_notes
+from .rows import ClipRow, ClipStats
+from .sources.base import BuildSettings, Performance, Source, SourceItem
+from .workers import init_worker
 
 log = logging.getLogger(__name__)
 STATE_DIR = ".state"
-SILENCE_DBFS = -80.0
+SILENT_RMS_DBFS = -80.0  # an item whose RMS level is below this is silence
 
 
 @dataclass
@@ -52,7 +60,9 @@ class BuildSummary:
     ok: int = 0
     failed: int = 0
     skipped: int = 0  # finished by an earlier run
+    not_queued: int = 0  # left out once --target-hours was reached
     clips: int = 0
+    accepted_seconds: float = 0.0  # seconds of clips that count toward --target-hours
     seconds: float = 0.0  # audio seconds in clips
     wall_seconds: float = 0.0
     failures_by_class: dict = field(default_factory=dict)
@@ -67,41 +77,12 @@ class BuildSummary:
                 + (f" ({fails})" if fails else "")
                 + f"; {self.clips} clips, {self.seconds / 3600:.3f} h"
                 + (f"; {self.skipped} items resumed from an earlier run" if self.skipped else "")
+                + (f"; {self.not_queued} items not queued (target hours reached: "
+                   f"{self.accepted_seconds / 3600:.3f} h accepted)" if self.not_queued else "")
                 + f"; {self.wall_seconds:.1f} s wall, {self.realtime_factor:.1f}x realtime")
 
 
 # ------------------------------------------------------------------ per item
-
-def _clip_row(item: SourceItem, segment: int, cid: str, t0: float, settings: BuildSettings,
-              views, audio: np.ndarray, frame_shape, midi_origin: str, meta: dict) -> dict:
-    notes = views.notes
-    offset = item.start or 0.0
-    return {
-        "id": cid,
-        "split": item.split,
-        "source_id": item.source_id,
-        "source": item.label,
-        "segment": segment,
-        "start": round(offset + t0, 6),
-        "end": round(offset + t0 + settings.clip_seconds, 6),
-        "midi_origin": midi_origin,
-        "meta": meta,
-        "stats": {
-            "frames": settings.frames_per_clip,
-            "width": int(frame_shape[1]),
-            "height": int(frame_shape[0]),
-            "samples": int(len(audio)),
-            "audio_rms_dbfs": round(db_full_scale(audio), 2) if np.any(audio) else None,
-            "notes": len(notes),
-            "notes_per_second": round(len(notes) / settings.clip_seconds, 4),
-            "pitch_min": min((n.pitch for n in notes), default=None),
-            "pitch_max": max((n.pitch for n in notes), default=None),
-            "velocity_min": min((n.velocity for n in notes), default=None),
-            "velocity_max": max((n.velocity for n in notes), default=None),
-            "active_frames": int(views.roll.any(axis=1).sum()),
-        },
-    }
-
 
 _STYLE_WORDS = {"two_hand": "two-hand texture", "chords": "chord progression"}
 
@@ -132,14 +113,68 @@ def clip_meta(meta: dict, t0: float, t1: float) -> dict:
     return out
 
 
-def _segments(duration: float, item: SourceItem, settings: BuildSettings) -> int:
+@dataclass(frozen=True)
+class ClipSpan:
+    """Where clip ``segment`` of an item lies: item seconds, first frame and sample."""
+
+    segment: int
+    t0: float
+    t1: float
+    first_frame: int
+    first_sample: int
+
+
+@dataclass
+class ItemNotes:
+    """The notes stage's result: the fetched performance and its notes (item time)."""
+
+    performance: Performance
+    notes: list[Note]
+    midi_origin: str  # "ground_truth" or "transcription"
+
+
+def item_notes(source: Source, item: SourceItem, settings: BuildSettings,
+               spool_dir: str | Path | None = None) -> ItemNotes:
+    """Stage 1: fetch the item and find its notes: the ground truth, or the
+    transcription of its audio, streamed block by block
+    (:func:`copdata.transcribe_stream.transcribe_blocks`; ``spool_dir`` holds
+    its temporary posterior file). Raises :class:`SilentInputError` for
+    silent audio."""
+    perf = source.fetch(item, settings)
+    if perf.notes is not None:
+        return ItemNotes(perf, perf.notes, perf.midi_origin)
+    from .transcribe import get_transcriber
+    from .transcribe_stream import transcribe_blocks
+
+    transcriber = get_transcriber(onset_threshold=settings.onset_threshold,
+                                  frame_threshold=settings.frame_threshold,
+                                  min_note_ms=settings.min_note_ms)
+    notes, audio = transcribe_blocks(transcriber, perf.audio_blocks(), settings.sample_rate,
+                                     item=item.label, spool_dir=spool_dir)
+    if audio.rms_dbfs < SILENT_RMS_DBFS:
+        raise SilentInputError(f"audio is silent (below {SILENT_RMS_DBFS:g} dBFS RMS); nothing "
+                               "to transcribe", item=item.label)
+    return ItemNotes(perf, notes, "transcription")
+
+
+def plan_clips(duration: float, item: SourceItem, settings: BuildSettings) -> list[ClipSpan]:
+    """Stage 2: the clip spans that fit in ``duration`` seconds, consecutive from
+    t = 0, at most ``settings.max_clips_per_item`` and the item's
+    ``max_segments``. Raises :class:`TooShortError` when not even one fits."""
     # Container durations are rounded to their time base: allow half a frame.
     count = int(math.floor((duration + 0.5 / settings.fps) / settings.clip_seconds))
-    limits = [settings.max_clips_per_item, item.meta.get("max_segments")]
-    for limit in limits:
+    for limit in (settings.max_clips_per_item, item.meta.get("max_segments")):
         if limit is not None and str(limit) != "":
             count = min(count, int(limit))
-    return count
+    if count < 1:
+        raise TooShortError(f"usable length {duration:.2f} s is shorter than one "
+                            f"{settings.clip_seconds:g} s clip", item=item.label)
+    spans = []
+    for k in range(count):
+        t0 = k * settings.clip_seconds
+        spans.append(ClipSpan(k, t0, t0 + settings.clip_seconds, int(round(t0 * settings.fps)),
+                              int(round(t0 * settings.sample_rate))))
+    return spans
 
 
 def _fill_clip(frames: Iterator[np.ndarray], count: int, encoder) -> tuple[int, tuple]:
@@ -157,92 +192,109 @@ def _fill_clip(frames: Iterator[np.ndarray], count: int, encoder) -> tuple[int, 
     return written, shape
 
 
+class ClipCutter:
+    """Stage 3: write the clips of one item, in order, from its frame stream.
+
+    :meth:`write` cuts one span: it skips frames up to the span, encodes the
+    span's frames, writes audio, MIDI, roll and steps, and renames the clip
+    into place. It returns the clip's :class:`ClipRow`, or None when the video
+    or audio ended inside the span (``warning`` then says so).
+    """
+
+    def __init__(self, item: SourceItem, notes: ItemNotes, settings: BuildSettings, out_dir: str):
+        self.item, self.notes, self.settings, self.out_dir = item, notes, settings, out_dir
+        self.frames = notes.performance.frames()
+        self.audio = AudioCursor(notes.performance.audio_blocks())
+        self.cursor = 0  # frames consumed
+        self.written: list[Path] = []
+        self.warning: str | None = None
+
+    def write(self, span: ClipSpan) -> ClipRow | None:
+        settings, perf = self.settings, self.notes.performance
+        F, S = settings.frames_per_clip, settings.samples_per_clip
+        skipped, _ = _fill_clip(self.frames, span.first_frame - self.cursor, None)
+        self.cursor += skipped
+        if self.cursor < span.first_frame:
+            return None
+        audio = self.audio.take(span.first_sample, S)
+        if len(audio) < S:
+            self.warning = (f"audio ended at {self.audio.samples_read / settings.sample_rate:.3f}"
+                            f" s, inside clip {span.segment}")
+            return None
+        cid = clip_id(self.item.source_id, span.segment)
+        meta = clip_meta(perf.meta, span.t0, span.t1)
+        views = derive_views(segment_notes(self.notes.notes, span.t0, span.t1),
+                             settings.clip_seconds, settings.fps, F, meta)
+        writer = ClipWriter(self.out_dir, cid)
+        try:
+            if writer.final.exists():  # finished by an interrupted earlier run
+                n, shape = _fill_clip(self.frames, F, None)
+            else:
+                with writer.video_encoder(settings.fps, settings.video_preset,
+                                          settings.video_crf) as enc:
+                    n, shape = _fill_clip(self.frames, F, enc)
+                if n == F:
+                    writer.write_views(audio, settings.sample_rate, views)
+                    writer.commit()
+                    self.written.append(writer.final)
+        finally:
+            writer.abort()
+        self.cursor += n
+        if n < F:
+            self.warning = (f"video ended at {self.cursor / settings.fps:.2f} s, before the "
+                            f"{perf.duration:.2f} s the container declares")
+            return None
+        offset = self.item.start or 0.0
+        return ClipRow(
+            id=cid, split=self.item.split, source_id=self.item.source_id, source=self.item.label,
+            segment=span.segment, start=round(offset + span.t0, 6),
+            end=round(offset + span.t1, 6), midi_origin=self.notes.midi_origin, meta=meta,
+            stats=ClipStats.measure(views.notes, views.roll, audio, shape, settings.clip_seconds),
+            extra={"hashes": view_hashes(writer.final)})  # checked by copdata validate
+
+
 def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_dir: str) -> dict:
     """Fetch one item and write its clips; returns its report row with clip rows.
 
-    Never raises for bad input: a :class:`CopDataError` becomes a failed row with
-    its class and message; anything else a failed ``InternalError`` row. A
-    failed item leaves no clips behind.
+    The stages: :func:`item_notes`, :func:`plan_clips`, then
+    :meth:`ClipCutter.write` for each span. Never raises for bad input: a
+    :class:`CopDataError` becomes a failed row with its class and message;
+    anything else a failed ``InternalError`` row. A failed item leaves no
+    clips behind.
     """
     started = time.perf_counter()
     row = {"source_id": item.source_id, "source": item.label, "split": item.split}
-    written: list[Path] = []
+    cutter = None
     try:
         try:
             check_split_name(item.split)
         except ValueError as exc:  # every source's splits, checked before any write
             raise ManifestError(str(exc), item=item.label) from None
-        perf = source.fetch(item, settings)
-        sr, fps = settings.sample_rate, settings.fps
-        notes, origin = perf.notes, perf.midi_origin
-        if notes is None:
-            if db_full_scale(perf.audio) < SILENCE_DBFS:
-                raise SilentInputError(f"audio is silent (below {SILENCE_DBFS:g} dBFS); nothing "
-                                       "to transcribe", item=item.label)
-            from .transcribe import get_transcriber
-
-            notes = get_transcriber(onset_threshold=settings.onset_threshold,
-                                    frame_threshold=settings.frame_threshold,
-                                    min_note_ms=settings.min_note_ms).transcribe(perf.audio, sr)
-            origin = "transcription"
-        count = _segments(perf.duration, item, settings)
-        if count < 1:
-            raise TooShortError(f"usable length {perf.duration:.2f} s is shorter than one "
-                                f"{settings.clip_seconds:g} s clip", item=item.label)
-        frames = perf.frames()
-        F, S = settings.frames_per_clip, settings.samples_per_clip
-        clip_rows, cursor = [], 0
-        for k in range(count):
-            t0 = k * settings.clip_seconds
-            first = int(round(t0 * fps))
-            skipped, _ = _fill_clip(frames, first - cursor, None)  # frames between clips
-            cursor += skipped
-            if cursor < first:
+        notes = item_notes(source, item, settings, spool_dir=Path(out_dir) / STATE_DIR)
+        spans = plan_clips(notes.performance.duration, item, settings)
+        cutter = ClipCutter(item, notes, settings, out_dir)
+        clip_rows: list[ClipRow] = []
+        for span in spans:
+            clip = cutter.write(span)
+            if clip is None:
                 break
-            a0 = int(round(t0 * sr))
-            audio = perf.audio[a0:a0 + S]
-            if len(audio) < S:
-                row["warning"] = (f"audio ended at {len(perf.audio) / sr:.3f} s, inside clip {k}")
-                break
-            cid = clip_id(item.source_id, k)
-            meta = clip_meta(perf.meta, t0, t0 + settings.clip_seconds)
-            views = derive_views(segment_notes(notes, t0, t0 + settings.clip_seconds),
-                                 settings.clip_seconds, fps, F, meta)
-            writer = ClipWriter(out_dir, cid)
-            try:
-                if writer.final.exists():  # finished by an interrupted earlier run
-                    n, shape = _fill_clip(frames, F, None)
-                    writer.abort()
-                else:
-                    with writer.video_encoder(fps, settings.video_preset, settings.video_crf) as enc:
-                        n, shape = _fill_clip(frames, F, enc)
-                    if n == F:
-                        writer.write_views(audio, sr, views)
-                        writer.commit()
-                        written.append(writer.final)
-            finally:
-                writer.abort()
-            cursor += n
-            if n < F:
-                row["warning"] = (f"video ended at {cursor / fps:.2f} s, before the "
-                                  f"{perf.duration:.2f} s the container declares")
-                break
-            clip_row = _clip_row(item, k, cid, t0, settings, views, audio, shape, origin, meta)
-            clip_row["hashes"] = view_hashes(writer.final)  # checked by copdata validate
-            clip_rows.append(clip_row)
+            clip_rows.append(clip)
+        if cutter.warning:
+            row["warning"] = cutter.warning
         if not clip_rows:
             raise TooShortError("no complete clip could be cut (the video stream is shorter "
                                 "than one clip)", item=item.label)
-        row.update(status="ok", clips=len(clip_rows), seconds=len(clip_rows) * settings.clip_seconds,
-                   midi_origin=origin, rows=clip_rows)
+        row.update(status="ok", clips=len(clip_rows),
+                   seconds=len(clip_rows) * settings.clip_seconds,
+                   midi_origin=notes.midi_origin, rows=[c.to_dict() for c in clip_rows])
     except CopDataError as exc:
         row.update(status="failed", error_class=exc.error_class, message=str(exc), clips=0)
     except Exception as exc:  # a bug or an unexpected library error: report, don't crash
         log.debug("item %s failed:\n%s", item.label, traceback.format_exc())
         row.update(status="failed", error_class=f"InternalError.{type(exc).__name__}",
                    message=f"{item.label}: {exc}", clips=0)
-    if row["status"] != "ok":
-        for path in written:
+    if row["status"] != "ok" and cutter is not None:
+        for path in cutter.written:
             shutil.rmtree(path, ignore_errors=True)
     row["wall_seconds"] = round(time.perf_counter() - started, 3)
     return row
@@ -250,20 +302,44 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
 
 # ------------------------------------------------------------------ executors
 
-def _run_local(source, items, settings, out_dir, workers) -> Iterator[dict]:
+def _always() -> bool:
+    return True
+
+
+def _run_local(source, items, settings, out_dir, workers,
+               keep_going: Callable[[], bool] = _always) -> Iterator[dict]:
+    """Process items in order; a new item is queued only while ``keep_going()``
+    (at most two per worker are queued or running at any time)."""
     if workers <= 1:
         for item in items:
+            if not keep_going():
+                return
             yield process_item(source, item, settings, out_dir)
         return
     share = max(1, len(os.sched_getaffinity(0)) // workers)
+    queue = iter(items)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                              initializer=init_worker, initargs=(share, os.getpid())) as pool:
-        futures = [pool.submit(process_item, source, item, settings, out_dir) for item in items]
-        for future in as_completed(futures):
-            yield future.result()
+        running: set = set()
+
+        def fill() -> None:
+            while len(running) < 2 * workers and keep_going():
+                item = next(queue, None)
+                if item is None:
+                    return
+                running.add(pool.submit(process_item, source, item, settings, out_dir))
+
+        fill()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                running.discard(future)
+                yield future.result()
+            fill()
 
 
-def _run_ray(source, items, settings, out_dir, workers, address) -> Iterator[dict]:
+def _run_ray(source, items, settings, out_dir, workers, address,
+             keep_going: Callable[[], bool] = _always) -> Iterator[dict]:
     try:
         import ray
     except ImportError as exc:
@@ -274,10 +350,44 @@ def _run_ray(source, items, settings, out_dir, workers, address) -> Iterator[dic
                  logging_level=logging.WARNING, **kwargs)
     remote = ray.remote(num_cpus=1)(process_item)
     source_ref = ray.put(source)
-    pending = [remote.remote(source_ref, item, settings, out_dir) for item in items]
+    queue = iter(items)
+    pending: list = []
+    in_flight = 2 * max(workers, int(ray.cluster_resources().get("CPU", 1)))
+
+    def fill() -> None:
+        while len(pending) < in_flight and keep_going():
+            item = next(queue, None)
+            if item is None:
+                return
+            pending.append(remote.remote(source_ref, item, settings, out_dir))
+
+    fill()
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
+        done, pending[:] = ray.wait(pending, num_returns=1)
         yield ray.get(done[0])
+        fill()
+
+
+def clip_accepted(row: ClipRow) -> bool:
+    """Whether a written clip counts as accepted (toward ``--target-hours``).
+
+    The one place that decides it: a clip in an item's rows is accepted unless
+    a QA stage marked it rejected (its ``qa`` object has ``"passed": false``
+    or ``"accepted": false``). Clips a QA stage drops are not in the rows at
+    all and so never count.
+    """
+    qa = row.extra.get("qa")
+    if isinstance(qa, dict):
+        return qa.get("passed", True) is not False and qa.get("accepted", True) is not False
+    return True
+
+
+def accepted_seconds(state: dict) -> float:
+    """Seconds of accepted clips of one finished item (its report/state row)."""
+    if state.get("status") != "ok":
+        return 0.0
+    return sum(r.seconds for r in map(ClipRow.from_dict, state.get("rows", []))
+               if clip_accepted(r))
 
 
 # ------------------------------------------------------------------ the build
@@ -365,9 +475,19 @@ def _check_ids(items: list[SourceItem]) -> None:
 
 def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings | None = None,
                   workers: int = 1, executor: str = "local", ray_address: str | None = None,
-                  force: bool = False, progress: bool = True) -> BuildSummary:
-    """Build (or resume) a CoP dataset from ``source`` into ``out_dir``."""
+                  force: bool = False, progress: bool = True,
+                  target_hours: float | None = None) -> BuildSummary:
+    """Build (or resume) a CoP dataset from ``source`` into ``out_dir``.
+
+    With ``target_hours``, no new item is queued once the accepted clips
+    (:func:`clip_accepted`; clips of items finished by an earlier run count
+    too) reach that many hours; items in flight finish, and the items never
+    queued are ``not_queued`` rows of ``report.json`` (a rerun with a larger
+    target continues with them).
+    """
     settings = settings or BuildSettings()
+    if target_hours is not None and not target_hours > 0:
+        raise DatasetError(f"target hours must be positive, got {target_hours}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise DatasetError("--out is a file, not a folder", item=str(out))
@@ -414,8 +534,14 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
                     continue
             pending.append(item)
         summary = BuildSummary(out_dir=str(out), items=len(items), skipped=len(states))
-        run = (_run_ray(source, pending, settings, str(out), workers, ray_address)
-               if executor == "ray" else _run_local(source, pending, settings, str(out), workers))
+        accepted = sum(accepted_seconds(state) for state in states.values())
+
+        def keep_going() -> bool:
+            return target_hours is None or accepted < target_hours * 3600.0
+
+        run = (_run_ray(source, pending, settings, str(out), workers, ray_address, keep_going)
+               if executor == "ray" else
+               _run_local(source, pending, settings, str(out), workers, keep_going))
         bar = tqdm(total=len(items), initial=len(states), unit="item", disable=not progress,
                    desc=f"build {source.name}", dynamic_ncols=True)
         produced, failed = 0.0, 0
@@ -423,6 +549,7 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
             for row in run:
                 write_json_atomic(_state_path(out, row["source_id"]), row)
                 states[row["source_id"]] = row
+                accepted += accepted_seconds(row)
                 produced += row.get("seconds", 0.0)
                 failed += row["status"] != "ok"
                 elapsed = time.perf_counter() - started
@@ -432,17 +559,26 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
             bar.close()
         clip_rows, report = [], []
         for item in items:
-            state = states[item.source_id]
+            state = states.get(item.source_id)
+            if state is None:  # --target-hours was reached before it was queued
+                state = {"source_id": item.source_id, "source": item.label, "split": item.split,
+                         "status": "not_queued", "clips": 0,
+                         "message": f"--target-hours {target_hours:g} reached "
+                                    f"({accepted / 3600:.3f} h accepted) before this item was "
+                                    "queued; rerun with a larger target to continue"}
             clip_rows.extend(state.get("rows", []))
             report.append({k: v for k, v in state.items() if k != "rows"})
         write_json_atomic(out / "clips.jsonl", clip_rows, lines=True)
         write_json_atomic(out / "report.json", report)
     summary.wall_seconds = time.perf_counter() - started
+    summary.accepted_seconds = accepted
     for r in report:
         if r["status"] == "ok":
             summary.ok += 1
             summary.clips += r["clips"]
             summary.seconds += r["seconds"]
+        elif r["status"] == "not_queued":
+            summary.not_queued += 1
         else:
             summary.failed += 1
             summary.failures_by_class[r["error_class"]] = summary.failures_by_class.get(r["error_class"], 0) + 1

@@ -57,33 +57,15 @@ def _settings(args):
                          video_preset=args.video_preset, video_crf=args.video_crf)
 
 
-def _make_source(args):
-    if args.source == "synth":
-        from .sources.synth import SynthSource
-
-        return SynthSource(num_items=args.num_items, item_seconds=args.item_seconds,
-                           seed=args.seed, midi_dir=args.midi_dir, soundfont=args.soundfont,
-                           test_fraction=args.test_fraction)
-    if args.source == "local":
-        from .sources.local import LocalSource
-
-        if not args.input:
-            raise CopDataError("--source local needs --input FOLDER_OR_CSV")
-        return LocalSource(args.input, test_fraction=args.test_fraction, seed=args.seed)
-    if args.source == "youtube":
-        from .sources import youtube
-
-        return youtube.source_from_args(args)
-    raise CopDataError(f"unknown source {args.source!r}")
-
-
 def cmd_build(args) -> int:
     from .build import build_dataset
+    from .sources import source_from_args
 
-    source = _make_source(args)
+    source = source_from_args(args)
     summary = build_dataset(source, args.out, _settings(args), workers=args.workers,
                             executor=args.executor, ray_address=args.ray_address,
-                            force=args.force, progress=not args.quiet)
+                            force=args.force, progress=not args.quiet,
+                            target_hours=args.target_hours)
     args.exit_status = 0 if summary.failed == 0 else 1
     print(summary.line())
     print(f"dataset: {args.out}  (report: {Path(args.out) / 'report.json'})")
@@ -156,11 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  copdata build --source synth --num-items 16 --item-seconds 30 --out data/synth\n"
                "  copdata build --source local --input videos/ --out data/local --workers 2\n"
                "  copdata build --source youtube --manifest manifests/pianoyt2h.csv --out data/yt2h\n"
+               "  copdata build --source youtube --manifest piano10h.csv --target-hours 10 --out data/p10h\n"
                "exit status: 0 all items ok; 1 some items failed (see report.json); 2 usage or input error,\n  nothing built (bad arguments, folder held by another build, or built with other settings)\n"
                "  --force deletes only an earlier CoP build (a folder whose dataset.json copdata wrote)")
-    b.add_argument("--source", choices=["synth", "local", "youtube"], default="synth",
-                   help="synth: rendered MIDI (offline, default); local: video files; "
-                        "youtube: a manifest fetched with yt-dlp")
     b.add_argument("--out", required=True, help="output dataset folder")
     b.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     b.add_argument("--executor", choices=["local", "ray"], default="local",
@@ -170,21 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="delete an earlier CoP build in --out first (refused for a "
                         "folder whose dataset.json copdata did not write)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--target-hours", type=float, default=None, metavar="H",
+                   help="stop queueing new items once H hours of accepted clips are built "
+                        "(items in flight finish; the rest are 'not_queued' in report.json)")
     b.add_argument("--test-fraction", type=float, default=0.25,
                    help="share of items assigned to the test split (when not given per item)")
-    s = b.add_argument_group("synth source")
-    s.add_argument("--num-items", type=int, default=8, help="procedural performances to render")
-    s.add_argument("--item-seconds", type=float, default=30.0, help="length of each performance")
-    s.add_argument("--midi-dir", default=None, help="render these MIDI files instead")
-    s.add_argument("--soundfont", default=None, help="render audio with FluidSynth and this .sf2")
-    l = b.add_argument_group("local source")
-    l.add_argument("--input", default=None, help="folder of videos or CSV with a path column")
-    try:
-        from .sources import youtube
+    from .sources import add_source_arguments
 
-        youtube.add_cli_arguments(b)
-    except ImportError:
-        pass
+    add_source_arguments(b)
     _add_settings(b)
     b.set_defaults(func=cmd_build)
 

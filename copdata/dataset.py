@@ -29,6 +29,7 @@ from .errors import DatasetError, UnsafePathError
 from .ids import is_valid_clip_id, path_under
 from .notes import Note, midi_bytes, read_midi
 from .roll import render_roll
+from .rows import ClipRow
 from .steps import caption as steps_caption
 from .steps import make_steps
 
@@ -165,7 +166,7 @@ class Clip:
     id: str
     split: str
     dir: Path
-    row: dict
+    row: ClipRow
     fps: float
     sample_rate: int
     seconds: float
@@ -218,8 +219,11 @@ class Dataset:
                                "written when a build completes; run `copdata build`)",
                                item=str(self.root))
         self.settings: dict = json.loads(meta.read_text(encoding="utf-8"))
-        self.rows: list[dict] = read_jsonl(rows)
-        self._by_id = {r["id"]: r for r in self.rows}
+        try:
+            self.rows: list[ClipRow] = [ClipRow.from_dict(r) for r in read_jsonl(rows)]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DatasetError(f"clips.jsonl has a malformed row ({exc})", item=str(rows)) from exc
+        self._by_id = {r.id: r for r in self.rows}
 
     @property
     def fps(self) -> float:
@@ -239,16 +243,16 @@ class Dataset:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
 
     def ids(self, split: str | None = None) -> list[str]:
-        return [r["id"] for r in self.rows if split in (None, "all") or r["split"] == split]
+        return [r.id for r in self.rows if split in (None, "all") or r.split == split]
 
-    def _clip(self, row: dict) -> Clip:
-        return Clip(id=row["id"], split=row["split"], dir=self.root / "clips" / row["id"],
+    def _clip(self, row: ClipRow) -> Clip:
+        return Clip(id=row.id, split=row.split, dir=self.root / "clips" / row.id,
                     row=row, fps=self.fps, sample_rate=self.sample_rate,
                     seconds=self.clip_seconds)
 
     def clips(self, split: str | None = None) -> Iterator[Clip]:
         for row in self.rows:
-            if split in (None, "all") or row["split"] == split:
+            if split in (None, "all") or row.split == split:
                 yield self._clip(row)
 
     def __getitem__(self, clip_id: str) -> Clip:
@@ -270,13 +274,29 @@ class Dataset:
         h.update((self.root / "clips.jsonl").read_bytes())
         for row in self.rows:
             for name in ("audio.flac", "notes.mid", "roll.npy"):
-                path = self.root / "clips" / row["id"] / name
+                path = self.root / "clips" / row.id / name
                 h.update(name.encode())
                 if path.is_file():
                     with open(path, "rb") as fh:
                         for block in iter(lambda: fh.read(1 << 20), b""):
                             h.update(block)
         return h.hexdigest()
+
+
+    def to_pandas(self):
+        """The clip rows as a ``pandas.DataFrame``, one row per clip in file order.
+
+        Top-level keys are columns (``id``, ``split``, ``source_id``, ``start``,
+        ...); nested objects are flattened with dotted names: ``stats.notes``,
+        ``meta.title``, and quality signals such as ``qa.piano_score`` when the
+        build wrote them. Lists stay as Python objects in their cell.
+        """
+        import pandas as pd
+
+        rows = [r.to_dict() for r in self.rows]
+        if not rows:
+            return pd.DataFrame(columns=list(ClipRow._KEYS))
+        return pd.json_normalize(rows, sep=".")
 
 
 def open_dataset(root: str | Path) -> Dataset:

@@ -229,7 +229,8 @@ def _download_once(url: str, entry: Path, options: DownloadOptions) -> Downloade
             # Unprocessed: no format picked yet, so each download below picks its own.
             info = ydl.extract_info(url, download=False, process=False)
         if info.get("_type") in ("playlist", "multi_video"):
-            raise DownloadError("URL is a playlist; list its videos one per row", kind="other")
+            raise DownloadError("URL is a playlist; set expand=1 on its manifest row to build "
+                                "each of its videos (see manifests/README.md)", kind="other")
         picked = {}
         for name, fmt in (("video", options.video_format()), ("audio", options.audio_format)):
             if name == "audio" and picked["video"][1].get("acodec") != "none":

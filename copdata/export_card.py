@@ -26,10 +26,10 @@ def _sources(ds: Dataset) -> list[dict]:
     """One entry per source item that produced clips: id, split, URL/label, title, clips."""
     items: dict[str, dict] = {}
     for row in ds.rows:
-        meta = row.get("meta") or {}
-        entry = items.setdefault(row.get("source_id", row["id"].rsplit(".", 1)[0]), {
-            "split": row["split"],
-            "source": meta.get("source_url") or meta.get("url") or row.get("source", ""),
+        meta = row.meta
+        entry = items.setdefault(row.source_id, {
+            "split": row.split,
+            "source": meta.get("source_url") or meta.get("url") or row.source,
             "title": meta.get("title") or "",
             "clips": 0,
         })

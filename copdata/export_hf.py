@@ -55,6 +55,7 @@ from .errors import CopDataError, DatasetError
 from .export_card import dataset_card
 from .ids import check_split_name, path_under
 from .notes import read_midi
+from .rows import ClipRow
 
 log = logging.getLogger(__name__)
 AUDIO_FORMATS = ("array", "flac")
@@ -104,18 +105,18 @@ class _Schema:
         self.audio_format = audio_format
 
         rows = ds.rows
-        self.row_cols = [k for k in ROW_COLUMNS if any(k in r for r in rows)]
-        meta_keys = sorted({k for r in rows for k in (r.get("meta") or {})})
-        stats_keys = sorted({k for r in rows for k in (r.get("stats") or {})})
+        self.row_cols = list(ROW_COLUMNS)
+        stats = [r.stats.to_dict() for r in rows]
+        meta_keys = sorted({k for r in rows for k in r.meta})
+        stats_keys = sorted({k for st in stats for k in st})
         taken = set(CORE_COLUMNS) | set(self.row_cols) | {"stats"}
         # meta key -> (column name, dtype, as_json)
         self.meta_cols = {}
         for k in meta_keys:
-            dtype, as_json = _value_type([(r.get("meta") or {}).get(k) for r in rows])
+            dtype, as_json = _value_type([r.meta.get(k) for r in rows])
             self.meta_cols[k] = (f"meta_{k}" if k in taken else k, dtype, as_json)
-        self.stats_cols = {k: _value_type([(r.get("stats") or {}).get(k) for r in rows])
-                           for k in stats_keys}
-        row_types = {k: _value_type([r.get(k) for r in rows]) for k in self.row_cols}
+        self.stats_cols = {k: _value_type([st.get(k) for st in stats]) for k in stats_keys}
+        row_types = {k: _value_type([getattr(r, k) for r in rows]) for k in self.row_cols}
         self.row_types = row_types
         u8, f64, s = Value("uint8"), Value("float64"), Value("string")
         spec = {
@@ -142,7 +143,7 @@ class _Schema:
                            else f.type) for f in schema]
         self.arrow = pa.schema(fields, metadata=schema.metadata)
 
-    def row(self, ds: Dataset, clip_row: dict, split_name: str) -> dict:
+    def row(self, ds: Dataset, clip_row: ClipRow, split_name: str) -> dict:
         """One export row from a clip's files (bytes embedded)."""
         clip = ds._clip(clip_row)
         files = {name: clip.dir / name for name in ("video.mp4", "audio.flac", "notes.mid",
@@ -171,12 +172,12 @@ class _Schema:
             "caption": steps[0]["text"] if steps else "",
         }
         for k in self.row_cols:
-            out[k] = _convert(clip_row.get(k), *self.row_types[k])
-        meta = clip_row.get("meta") or {}
+            out[k] = _convert(getattr(clip_row, k), *self.row_types[k])
+        meta = clip_row.meta
         for k, (name, dtype, as_json) in self.meta_cols.items():
             out[name] = _convert(meta.get(k), dtype, as_json)
         if self.stats_cols:
-            stats = clip_row.get("stats") or {}
+            stats = clip_row.stats.to_dict()
             out["stats"] = {k: _convert(stats.get(k), t, j) for k, (t, j) in self.stats_cols.items()}
         return out
 
@@ -213,14 +214,15 @@ def decode_video(video) -> np.ndarray:
     return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
 
 
-def plan_shards(ds: Dataset, rows: list[dict], max_rows: int, max_bytes: int) -> list[list[dict]]:
+def plan_shards(ds: Dataset, rows: list[ClipRow], max_rows: int,
+                max_bytes: int) -> list[list[ClipRow]]:
     """Consecutive groups of rows with at most ``max_rows`` rows and about
     ``max_bytes`` of media (a single larger clip still gets its own shard)."""
     shards: list[list[dict]] = []
     current: list[dict] = []
     size = 0
     for row in rows:
-        d = ds.root / "clips" / row["id"]
+        d = ds.root / "clips" / row.id
         row_bytes = sum((d / n).stat().st_size for n in ("video.mp4", "audio.flac")
                         if (d / n).is_file())
         if current and (len(current) >= max_rows or size + row_bytes > max_bytes):
@@ -281,7 +283,7 @@ def export_hf(dataset_dir: str | Path, out_dir: str | Path, max_rows_per_shard: 
     schema = _Schema(ds, audio_format)
     by_split: dict[str, list[dict]] = defaultdict(list)
     for row in ds.rows:
-        by_split[hub_split_name(row["split"])].append(row)
+        by_split[hub_split_name(row.split)].append(row)
     plans = {s: plan_shards(ds, rows, max_rows_per_shard, max_shard_bytes)
              for s, rows in by_split.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -373,7 +375,7 @@ def export_main(args) -> int:
                     rows_per_group=args.rows_per_group, push=args.push, private=args.private,
                     token=args.token, overwrite=args.overwrite, progress=not args.quiet,
                     audio_format=args.audio_format)
-    counts = Counter(r["split"] for r in open_dataset(args.dir).rows)
+    counts = Counter(r.split for r in open_dataset(args.dir).rows)
     print(f"exported {sum(counts.values())} clips ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}) "
           f"to {out}" + (f"; pushed to https://huggingface.co/datasets/{args.push}" if args.push else ""))
     return 0

@@ -21,6 +21,7 @@ import numpy as np
 
 from .hashing import file_sha256
 from .media import db_full_scale
+from .rows import ClipRow
 
 HASHED_VIEWS = ("video.mp4", "audio.flac", "notes.mid", "roll.npy", "steps.json")
 TIME_TOLERANCE = 1e-5  # seconds; rows store start/end rounded to 1e-6
@@ -35,7 +36,7 @@ def view_hashes(clip_dir: str | Path) -> dict[str, str]:
 
 def check_hashes(clip) -> list[str]:
     """Files whose content differs from the hash recorded at build time."""
-    recorded = clip.row.get("hashes")
+    recorded = clip.row.extra.get("hashes")
     if recorded is None:
         return []  # reported once for the dataset by :func:`missing_hashes`
     if not isinstance(recorded, dict):
@@ -51,9 +52,9 @@ def check_hashes(clip) -> list[str]:
     return problems
 
 
-def missing_hashes(rows: list[dict]) -> list[str]:
+def missing_hashes(rows: list[ClipRow]) -> list[str]:
     """One line when rows carry no content hashes (a build by an older copdata)."""
-    without = [str(r.get("id")) for r in rows if r.get("hashes") is None]
+    without = [r.id for r in rows if r.extra.get("hashes") is None]
     if not without:
         return []
     return [f"clips.jsonl: {len(without)} of {len(rows)} rows have no content hashes (e.g. "
@@ -74,9 +75,7 @@ def _differs(name: str, recorded, actual) -> str | None:
 
 def check_stats(clip) -> list[str]:
     """The row's ``stats`` recomputed from the clip's files."""
-    stats = clip.row.get("stats")
-    if not isinstance(stats, dict):
-        return ["clips.jsonl row has no stats"]
+    stats = clip.row.stats.to_dict()
     try:
         audio = clip.audio()
         notes = clip.notes()
@@ -110,22 +109,18 @@ def check_stats(clip) -> list[str]:
     return problems
 
 
-def check_spans(rows: list[dict], clip_seconds: float) -> list[str]:
+def check_spans(rows: list[ClipRow], clip_seconds: float) -> list[str]:
     """``start``/``end``/``segment`` of every row, per source."""
     problems = []
     offsets: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for row in rows:
-        cid = str(row.get("id"))
-        start, end, segment = row.get("start"), row.get("end"), row.get("segment")
-        if not all(isinstance(v, (int, float)) for v in (start, end, segment)):
-            problems.append(f"{cid}: start/end/segment missing or not numbers")
-            continue
+        cid, start, end, segment = row.id, row.start, row.end, row.segment
         if start < 0 or abs((end - start) - clip_seconds) > TIME_TOLERANCE:
             problems.append(f"{cid}: span [{start}, {end}] is not {clip_seconds:g} s from t >= 0")
-        if cid.rsplit(".", 1) != [str(row.get("source_id")), f"{int(segment):08d}"]:
-            problems.append(f"{cid}: id does not name source {row.get('source_id')!r} and "
+        if cid.rsplit(".", 1) != [row.source_id, f"{int(segment):08d}"]:
+            problems.append(f"{cid}: id does not name source {row.source_id!r} and "
                             f"segment {segment}")
-        offsets[str(row.get("source_id"))].append((start - segment * clip_seconds, cid))
+        offsets[row.source_id].append((start - segment * clip_seconds, cid))
     for source_id, found in offsets.items():
         base = found[0][0]
         for offset, cid in found[1:]:

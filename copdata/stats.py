@@ -1,7 +1,8 @@
 """``copdata stats``: hours, clips per split, note density, pitches, failures.
 
-Computed from ``clips.jsonl`` (per-view stats written at build time), the MIDI
-views and ``report.json``.
+Computed from the clip rows as a DataFrame (:meth:`copdata.Dataset.to_pandas`:
+per-view stats written at build time), the MIDI views (pitches) and
+``report.json``.
 """
 
 from __future__ import annotations
@@ -15,23 +16,24 @@ from .dataset import open_dataset
 from .notes import note_name
 
 
-def _note_data(ds) -> tuple[list[int], list[float]]:
-    """Every note's pitch, and notes per second of every clip (from the MIDI views)."""
+def _pitches(ds) -> list[int]:
+    """Every note's pitch (from the MIDI views)."""
     pitches: list[int] = []
-    nps: list[float] = []
     for clip in ds.clips():
-        notes = clip.notes()
-        pitches.extend(n.pitch for n in notes)
-        nps.append(len(notes) / ds.clip_seconds)
-    return pitches, nps
+        pitches.extend(n.pitch for n in clip.notes())
+    return pitches
 
 
 def dataset_stats(root: str | Path) -> dict:
+    """The figures ``copdata stats`` prints, from :meth:`Dataset.to_pandas`
+    (clip rows), the MIDI views (pitches) and ``report.json`` (failures)."""
     ds = open_dataset(root)
-    per_split = Counter(r["split"] for r in ds.rows)
-    pitches, nps = _note_data(ds)
+    df = ds.to_pandas()
+    per_split = df.groupby("split").size().to_dict() if len(df) else {}
+    nps = df["stats.notes_per_second"].astype(float) if len(df) else None
+    pitches = _pitches(ds)
     hist = np.bincount(np.asarray(pitches, dtype=np.int64) - 21, minlength=88)[:88] if pitches else np.zeros(88, int)
-    failures = Counter(r.get("error_class", "?") for r in ds.report if r.get("status") != "ok")
+    failures = Counter(r.get("error_class", "?") for r in ds.report if r.get("status") == "failed")
     q = np.percentile(pitches, [5, 50, 95]).astype(int).tolist() if pitches else []
     return {
         "dataset": str(ds.root),
@@ -39,12 +41,12 @@ def dataset_stats(root: str | Path) -> dict:
         "midi_origin": ds.settings.get("midi_origin"),
         "clips": len(ds),
         "hours": round(len(ds) * ds.clip_seconds / 3600, 4),
-        "clips_per_split": dict(sorted(per_split.items())),
+        "clips_per_split": {k: int(v) for k, v in sorted(per_split.items())},
         "hours_per_split": {k: round(v * ds.clip_seconds / 3600, 4) for k, v in sorted(per_split.items())},
         "notes": len(pitches),
-        "notes_per_second": {"mean": round(float(np.mean(nps)), 3) if nps else 0.0,
-                             "min": round(float(np.min(nps)), 3) if nps else 0.0,
-                             "max": round(float(np.max(nps)), 3) if nps else 0.0},
+        "notes_per_second": {"mean": round(float(nps.mean()), 3) if nps is not None else 0.0,
+                             "min": round(float(nps.min()), 3) if nps is not None else 0.0,
+                             "max": round(float(nps.max()), 3) if nps is not None else 0.0},
         "pitch": ({"lowest": note_name(min(pitches)), "highest": note_name(max(pitches)),
                    "p5_median_p95": [note_name(p) for p in q],
                    "octave_histogram": {f"octave {o}": int(hist[max(0, o * 12 - 9):o * 12 + 3].sum())
@@ -83,7 +85,8 @@ def plot_stats(root: str | Path, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     ds = open_dataset(root)
-    pitches, nps = _note_data(ds)
+    pitches = _pitches(ds)
+    nps = ds.to_pandas()["stats.notes_per_second"].astype(float).tolist() if len(ds) else []
     stats = dataset_stats(root)
     fig, axes = plt.subplots(2, 2, figsize=(13, 7), constrained_layout=True)
     ax = axes[0, 0]

@@ -62,7 +62,7 @@ OVERLAP_SAMPLES = OVERLAP_FRAMES * FFT_HOP
 HOP_SAMPLES = WINDOW_SAMPLES - OVERLAP_SAMPLES
 FRAMES_PER_SECOND = MODEL_SAMPLE_RATE // FFT_HOP  # ANNOTATIONS_FPS = 86
 WINDOWS_PER_CALL = 8  # most windows per onnxruntime call (~16 s of audio)
-SILENCE_DBFS = -80.0
+SILENT_PEAK_DBFS = -80.0  # input whose peak is below this is silence
 MODEL_RELPATH = ("saved_models", "icassp_2022", "nmp.onnx")
 INSTALL_HINT = "pip install --no-deps basic-pitch==0.4.0"
 # onnx output names, in the order note, onset, contour (basic_pitch.inference.Model)
@@ -200,10 +200,10 @@ def check_audio(audio: np.ndarray, sample_rate: int, item: str | None = None) ->
         raise MediaError(f"audio has {int(np.sum(~np.isfinite(audio)))} NaN/inf samples; "
                          "fix the decoder or drop this item", item=item)
     peak = float(np.max(np.abs(audio)))
-    if peak <= 10 ** (SILENCE_DBFS / 20):
+    if peak <= 10 ** (SILENT_PEAK_DBFS / 20):
         level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.1f}"
         raise SilentInputError(f"audio peak is {level} dBFS (silence threshold "
-                               f"{SILENCE_DBFS:.0f} dBFS); nothing to transcribe", item=item)
+                               f"{SILENT_PEAK_DBFS:.0f} dBFS); nothing to transcribe", item=item)
     return audio
 
 
@@ -269,6 +269,7 @@ class Transcriber:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = False  # memory returns after each run (bounded peak)
         try:
             self._session = ort.InferenceSession(model_bytes, sess_options=options,
                                                  providers=["CPUExecutionProvider"])
@@ -302,8 +303,9 @@ class Transcriber:
             raise TranscriberError(f"onnxruntime failed on {batch.shape[0]} windows: {exc}",
                                    item=str(self.model_path)) from exc
 
-    def _run_model(self, windows: np.ndarray) -> dict[str, np.ndarray]:
-        """Model outputs of all windows; batches of at most WINDOWS_PER_CALL run
+    def run_windows(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+        """Model outputs (``note``, ``onset``, ``contour``) of float32 windows
+        ``(n, 43844, 1)`` (see :func:`frame_windows`); batches of at most WINDOWS_PER_CALL run
         on the thread pool (onnxruntime releases the GIL)."""
         size = max(1, min(WINDOWS_PER_CALL, math.ceil(windows.shape[0] / self.threads)))
         batches = [windows[i:i + size] for i in range(0, windows.shape[0], size)]
@@ -316,7 +318,7 @@ class Transcriber:
 
     def _posteriors_mono(self, mono: np.ndarray, sample_rate: int) -> dict[str, np.ndarray]:
         audio_22k = to_model_rate(mono, int(sample_rate))
-        raw = self._run_model(frame_windows(audio_22k))
+        raw = self.run_windows(frame_windows(audio_22k))
         return {k: unwrap_windows(v, audio_22k.shape[0]) for k, v in raw.items()}
 
     def posteriors(self, audio: np.ndarray, sample_rate: int, *,
@@ -367,57 +369,26 @@ def get_transcriber(onset_threshold: float = 0.5, frame_threshold: float = 0.3,
         return _CACHE[key]
 
 
-def _decode_audio_pyav(path: Path) -> tuple[np.ndarray, int]:
-    """First audio stream of any file PyAV opens, as mono float32 at its own
-    rate (channels averaged, like librosa's ``to_mono``)."""
-    import av
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise MediaError(f"cannot open ({exc}); check that it is an audio or video file",
-                         item=str(path)) from exc
-    with container:
-        if not container.streams.audio:
-            raise MissingStreamError("no audio stream; cannot transcribe", item=str(path))
-        stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=stream.rate)
-        chunks: list[np.ndarray] = []
-        try:
-            for frame in container.decode(stream):
-                frame.pts = None
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"decoding failed ({exc}); the file may be truncated",
-                             item=str(path)) from exc
-        rate = int(stream.rate)
-    if not chunks:
-        raise TooShortError("audio stream has no samples", item=str(path))
-    return np.concatenate(chunks, axis=1).mean(axis=0).astype(np.float32), rate
-
-
-def read_audio_for_transcription(path: str | Path) -> tuple[np.ndarray, int]:
-    """Mono float32 audio at its native rate: ``copdata.media.read_audio`` when
-    present, else a local PyAV decode."""
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError("file not found", item=str(path))
-    if importlib.util.find_spec("copdata.media") is not None:
-        media = importlib.import_module("copdata.media")
-        if hasattr(media, "read_audio"):
-            audio, rate = media.read_audio(path)
-            return np.asarray(audio, dtype=np.float32), int(rate)
-    return _decode_audio_pyav(path)
-
-
 def transcribe_file(audio_path: str | Path, out_mid: str | Path | None = None,
                     **settings: Any) -> list[Note]:
-    """Decode an audio/video file, transcribe it with :func:`get_transcriber`
-    (``settings`` = its keyword arguments) and write ``out_mid`` when given."""
-    audio, rate = read_audio_for_transcription(audio_path)
-    notes = get_transcriber(**settings).transcribe(audio, rate, item=str(audio_path))
+    """Transcribe an audio/video file with :func:`get_transcriber` (``settings``
+    = its keyword arguments) and write ``out_mid`` when given. The file's
+    first audio stream is decoded at its own rate (mono) and transcribed as a
+    stream (:func:`copdata.transcribe_stream.transcribe_blocks`), so a file of
+    any length takes bounded memory; the notes equal a whole-file pass."""
+    from .audio_stream import iter_audio_blocks
+    from .media import probe
+    from .transcribe_stream import transcribe_blocks
+
+    path = Path(audio_path)
+    if not path.is_file():
+        raise MediaError("file not found", item=str(path))
+    info = probe(path)
+    if not info.has_audio:
+        raise MissingStreamError("no audio stream; cannot transcribe", item=str(path))
+    rate = int(info.sample_rate)
+    notes, _ = transcribe_blocks(get_transcriber(**settings), iter_audio_blocks(path, rate),
+                                 rate, item=str(path))
     if out_mid is not None:
         write_midi(notes, out_mid)
     return notes

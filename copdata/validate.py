@@ -99,7 +99,7 @@ def _check_midi_roll_steps(clip: Clip) -> list[str]:
     except Exception as exc:
         problems.append(f"steps.json does not load: {exc}")
     else:
-        expected = make_steps(notes, clip.seconds, clip.fps, clip.row.get("meta") or {})
+        expected = make_steps(notes, clip.seconds, clip.fps, clip.row.meta)
         if len(steps) < 3 or [s.get("step") for s in steps] != [s["step"] for s in expected]:
             problems.append("steps.json does not walk video -> keys -> notes -> sound")
         elif steps != expected:
@@ -117,7 +117,7 @@ def validate_dataset(root: str | Path, progress: bool = True) -> list[str]:
     problems = [f"dataset.json: missing {k}" for k in REQUIRED_SETTINGS if k not in ds.settings]
     if not (root / "report.json").is_file():
         problems.append("report.json: missing")
-    ids = [r.get("id") for r in ds.rows]
+    ids = [r.id for r in ds.rows]
     seen = set()
     for cid in ids:
         if cid in seen:
@@ -131,10 +131,10 @@ def validate_dataset(root: str | Path, progress: bool = True) -> list[str]:
         kind = "temporary (partial) clip folder" if name.startswith(TMP_PREFIX) else "folder not in clips.jsonl"
         problems.append(f"clips/{name}: {kind}")
     for row in ds.rows:
-        if "split" not in row:
-            problems.append(f"{row.get('id')}: row has no split")
-        elif split_problem(row["split"]):
-            problems.append(f"{row.get('id')}: {split_problem(row['split'])}")
+        if not row.split:
+            problems.append(f"{row.id}: row has an empty split")
+        elif split_problem(row.split):
+            problems.append(f"{row.id}: {split_problem(row.split)}")
     problems.extend(check_spans(ds.rows, ds.clip_seconds))
     problems.extend(missing_hashes(ds.rows))
     for clip in tqdm(list(ds.clips()), desc="validate", unit="clip", disable=not progress):

@@ -67,11 +67,6 @@ class FlowMatching:
         err = (x1_hat.float() - x1.float()) ** 2
         return err.reshape(err.shape[0], -1).mean(dim=1)
 
-    def loss(self, velocity_fn: VelocityFn, x1: torch.Tensor, x0: torch.Tensor,
-             t: torch.Tensor) -> torch.Tensor:
-        """Per-sample loss of ``velocity_fn(x_t, t)``."""
-        return self.per_sample_loss(velocity_fn(self.interpolate(x0, x1, t), t), x0, x1)
-
     @torch.no_grad()
     def sample(self, cond_fn: VelocityFn, x0: torch.Tensor, steps: int,
                uncond_fn: VelocityFn | None = None, cfg: float = 1.0) -> torch.Tensor:

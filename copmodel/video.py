@@ -9,7 +9,6 @@ a projection.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -85,17 +84,6 @@ def clip_feature_dim(spec: str) -> int:
     from transformers import CLIPConfig
 
     return int(CLIPConfig.from_pretrained(_clip_dir(spec), local_files_only=True).projection_dim)
-
-
-def weights_hash(path: Path) -> str:
-    """sha256 of the weight files in a folder (identifies a cache)."""
-    h = hashlib.sha256()
-    for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-        h.update(f.name.encode())
-        h.update(str(f.stat().st_size).encode())
-        with open(f, "rb") as fh:
-            h.update(fh.read(1 << 20))
-    return h.hexdigest()[:16]
 
 
 _CLIP_CACHE: dict[str, tuple] = {}

@@ -86,3 +86,37 @@ def make_video(path: str | Path, seconds: float = 6.0, fps: float = 30, size=(16
             container.mux(packet)
     container.close()
     return path
+
+
+def make_long_video(path: str | Path, seconds: float, fps: int = 10, size=(64, 32),
+                    sample_rate: int = 22050, block_seconds: float = 10.0) -> Path:
+    """A long mp4 (H.264 + AAC mono) written block by block, so making it does
+    not take memory in proportion to its length: frame i is grey at
+    :func:`level` (i); the audio repeats :func:`melody` every block."""
+    path = Path(path)
+    w, h = size
+    block = tone_track(block_seconds, sample_rate, melody(block_seconds, step=0.4))
+    with av.open(str(path), "w") as container:
+        vs = container.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.options = {"preset": "ultrafast"}
+        a_stream = container.add_stream("aac", rate=sample_rate, layout="mono")
+        total = int(round(seconds * sample_rate))
+        frame_index = 0
+        for b0 in range(0, total, len(block)):
+            x = block[: min(len(block), total - b0)]
+            for i in range(0, len(x), 1024):
+                fr = av.AudioFrame.from_ndarray(x[None, i:i + 1024], format="flt", layout="mono")
+                fr.sample_rate = sample_rate
+                fr.pts = b0 + i
+                for packet in a_stream.encode(fr):
+                    container.mux(packet)
+            while frame_index < int(round((b0 + len(x)) / sample_rate * fps)):
+                image = np.full((h, w, 3), level(frame_index), np.uint8)
+                for packet in vs.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    container.mux(packet)
+                frame_index += 1
+        for stream in (vs, a_stream):
+            for packet in stream.encode(None):
+                container.mux(packet)
+    return path

@@ -72,14 +72,34 @@ class Performance:
     which the encoder takes without colour conversion) at the build fps from
     t = 0: frame i shows time ``i / fps``. It yields at least
     ``floor(duration * fps)`` frames and may be called once.
+
+    The audio (float32 mono at ``settings.sample_rate`` from t = 0) is either
+    held in ``audio`` (rendered sources) or streamed by ``audio_stream()``,
+    which yields it in blocks and may be called more than once (recorded
+    sources: the build reads it once to transcribe and once to cut clips, so
+    a long source never sits in memory whole). :meth:`audio_blocks` gives
+    blocks either way.
     """
 
-    audio: np.ndarray  # float32 mono at settings.sample_rate
-    duration: float  # usable seconds (audio and video both present)
+    duration: float  # usable seconds (audio and video both present, as declared)
     frames: Callable[[], Iterator[np.ndarray]]
+    audio: np.ndarray | None = None
+    audio_stream: Callable[[], Iterator[np.ndarray]] | None = None
     notes: list[Note] | None = None  # ground truth; None: the pipeline transcribes
     midi_origin: str = "ground_truth"  # or "transcription"
     meta: dict = field(default_factory=dict)  # merged into every clip row
+
+    def __post_init__(self):
+        if (self.audio is None) == (self.audio_stream is None):
+            raise ValueError("a Performance needs exactly one of audio and audio_stream")
+
+    def audio_blocks(self) -> Iterator[np.ndarray]:
+        """The audio as consecutive float32 blocks (a fresh stream on every call)."""
+        if self.audio is not None:
+            from ..audio_stream import array_blocks
+
+            return array_blocks(self.audio)
+        return self.audio_stream()
 
 
 class Source(ABC):

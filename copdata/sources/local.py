@@ -1,62 +1,40 @@
 """The ``local`` source: video files on disk, audio transcribed to MIDI.
 
 ``--input`` is a folder of videos (every file with a video extension, sorted by
-name) or a CSV with a ``path`` column (relative to the CSV's folder) and optional
-``split``, crop box ``crop_x0, crop_y0, crop_x1, crop_y1`` (source pixels),
-``start`` and ``end`` (seconds). :func:`performance_from_files` is shared with
+name) or a CSV with a ``path`` column (relative to the CSV's folder) and the
+columns every manifest shares (:mod:`copdata.sources.manifest`): ``split``
+(empty: assigned by hash), crop box ``crop_x0, crop_y0, crop_x1, crop_y1``
+(source pixels), ``start`` and ``end`` (seconds), ``max_segments``, ``id``. :func:`performance_from_files` is shared with
 sources that download files first (YouTube).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from dataclasses import replace
 from pathlib import Path
 
+from ..audio_stream import iter_audio_blocks
 from ..errors import ManifestError, MediaError, MissingStreamError
 from ..ids import sanitize_source_id
-from ..media import iter_frames, probe, read_audio
+from ..media import iter_frames, probe
 from .base import (BuildSettings, Performance, Source, SourceItem, assign_splits,
-                   cross_split_problem, read_manifest_text, split_problem)
+                   cross_split_problem)
+from .manifest import CommonFields, RowError, cell, item_meta, parse_common, read_rows
 
+NAME = "local"
+HELP = "video files (a folder or a CSV), audio transcribed"
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts"}
-CROP_COLUMNS = ("crop_x0", "crop_y0", "crop_x1", "crop_y1")
-
-
-def parse_crop(row: dict, label: str) -> tuple[int, int, int, int] | None:
-    values = [str(row.get(c) or "").strip() for c in CROP_COLUMNS]
-    if not any(values):
-        return None
-    try:
-        x0, y0, x1, y1 = (int(float(v)) for v in values)
-    except ValueError:
-        raise ManifestError(f"crop box {values} must be four numbers", item=label) from None
-    if x1 <= x0 or y1 <= y0 or x0 < 0 or y0 < 0:
-        raise ManifestError(f"crop box {values} is empty or negative (need x0<x1, y0<y1)",
-                            item=label)
-    return x0, y0, x1, y1
-
-
-def parse_time(value, name: str, label: str) -> float | None:
-    text = str(value or "").strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise ManifestError(f"{name}={text!r} is not a number of seconds", item=label) from None
-    if seconds < 0:
-        raise ManifestError(f"{name}={text!r} is negative", item=label)
-    return seconds
 
 
 def performance_from_files(video_path: str | Path, audio_path: str | Path | None,
                            item: SourceItem, settings: BuildSettings) -> Performance:
-    """Decode a recorded performance: audio from ``audio_path`` (or the video file),
-    frames from ``video_path`` at the build fps with the item's crop box,
-    both trimmed to ``[item.start, item.end]``. Notes are left to the pipeline."""
+    """A recorded performance: audio streamed from ``audio_path`` (or the video
+    file), frames from ``video_path`` at the build fps with the item's crop
+    box, both trimmed to ``[item.start, item.end]``. Nothing is decoded here
+    but the first audio samples (to fail early on an undecodable stream); the
+    usable duration is the shorter of the declared audio and video lengths.
+    Notes are left to the pipeline."""
     video_path = Path(video_path)
     vinfo = probe(video_path)
     if not vinfo.has_video:
@@ -64,14 +42,24 @@ def performance_from_files(video_path: str | Path, audio_path: str | Path | None
     if audio_path is None and not vinfo.has_audio:
         raise MissingStreamError("the video has no audio stream; the CoP clip needs the "
                                  "performance's sound (give a file with audio)", item=item.label)
+    ainfo = vinfo if audio_path is None else probe(audio_path)
+    if not ainfo.has_audio:
+        raise MissingStreamError("the audio file has no audio stream", item=str(audio_path))
     start = item.start or 0.0
     if item.end is not None and item.end <= start:
         raise ManifestError(f"end {item.end} is not after start {start}", item=item.label)
-    audio, _ = read_audio(audio_path or video_path, settings.sample_rate, start, item.end)
+    audio_file = Path(audio_path or video_path)
+    sample_rate = settings.sample_rate
+
+    def audio_stream():
+        return iter_audio_blocks(audio_file, sample_rate, start, item.end)
+
+    next(audio_stream(), None)  # raises MediaError now if the audio does not decode
+    audio_seconds = (ainfo.audio_duration or ainfo.duration) - start
     video_seconds = (vinfo.video_duration or vinfo.duration) - start
+    duration = min(audio_seconds, video_seconds)
     if item.end is not None:
-        video_seconds = min(video_seconds, item.end - start)
-    duration = min(len(audio) / settings.sample_rate, video_seconds)
+        duration = min(duration, item.end - start)
     if duration <= 0:
         raise MediaError(f"nothing to read after start={start:g} s", item=item.label)
     crop, size = item.crop, settings.frame_size
@@ -83,7 +71,7 @@ def performance_from_files(video_path: str | Path, audio_path: str | Path | None
 
     meta = dict(item.meta)
     meta.setdefault("file", video_path.name)
-    return Performance(audio=audio, duration=duration, frames=frames, notes=None,
+    return Performance(duration=duration, frames=frames, audio_stream=audio_stream, notes=None,
                        midi_origin="transcription", meta=meta)
 
 
@@ -153,45 +141,35 @@ class LocalSource(Source):
         return out
 
     def _csv_items(self, seen: set) -> list[SourceItem]:
-        text = read_manifest_text(self.input_path)
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        if "path" not in fields:
-            raise ManifestError(f"the CSV needs a 'path' column (header: {fields})",
-                                item=str(self.input_path))
-        reader.fieldnames = fields
-        rows = list(reader)
-        if not rows:
-            raise ManifestError("the CSV has a header but no rows; list one video per row",
-                                item=str(self.input_path))
+        _, rows = read_rows(self.input_path, ("path",), no_rows="list one video per row")
         out = []
         first_sid: dict[str, str] = {}  # resolved file -> id of its first row
-        for line, row in enumerate(rows, start=2):
-            raw = (row.get("path") or "").strip()
+        for row in rows:
+            raw = cell(row, "path")
             path = (self.input_path.parent / raw) if raw else self.input_path.parent
-            label = f"{self.input_path.name}:{line}:{raw}"
-            sid = self._unique_id(Path(raw or f"row{line}"), seen, salt=str(line))
-            meta = {"path": str(path), "row": line}
-            problems = []
+            label = f"{row.where}:{raw}"
+            meta = {"path": str(path), "row": row.line}
             try:
-                crop = parse_crop(row, label)
-                start = parse_time(row.get("start"), "start", label)
-                end = parse_time(row.get("end"), "end", label)
-            except ManifestError as exc:
-                crop = start = end = None
-                problems.append(str(exc))
-            if not raw:
-                problems.append(f"{label}: empty 'path'")
-            split = (row.get("split") or "").strip()
-            if split and split_problem(split):
-                problems.append(f"{label}: {split_problem(split)}")
-                split = "invalid"
-            if problems:
-                meta["manifest_error"] = "; ".join(problems)
+                fields = parse_common(row, {"path"})
+                if not raw:
+                    raise RowError("empty 'path'")
+            except RowError as exc:
+                fields = CommonFields()
+                meta["manifest_error"] = f"{row.where}: {exc}"
+            if fields.source_id is not None:
+                sid = fields.source_id
+                if sid in seen:
+                    fields = CommonFields()
+                    meta["manifest_error"] = f"{row.where}: source id {sid!r} repeats an earlier row"
+                    sid = self._unique_id(Path(raw or f"row{row.line}"), seen, salt=str(row.line))
+                seen.add(sid)
+            else:
+                sid = self._unique_id(Path(raw or f"row{row.line}"), seen, salt=str(row.line))
+            meta.update(item_meta(fields))
             key = str(path.resolve()) if raw else sid
             meta["split_key"] = first_sid.setdefault(key, sid)
-            out.append(SourceItem(source_id=sid, label=label, split=split, meta=meta, crop=crop,
-                                  start=start, end=end))
+            out.append(SourceItem(source_id=sid, label=label, split=fields.split or "",
+                                  meta=meta, crop=fields.crop, start=fields.start, end=fields.end))
         # Rows without a split get one from their file's first row, so one file
         # listed twice never lands in both splits by chance.
         keys = sorted({item.meta["split_key"] for item in out if not item.split})
@@ -215,3 +193,16 @@ class LocalSource(Source):
         perf = performance_from_files(item.meta["path"], None, item, settings)
         perf.meta = {k: v for k, v in perf.meta.items() if k not in ("path", "row")}
         return perf
+
+
+def add_cli_arguments(group) -> None:
+    """Options of ``copdata build --source local``."""
+    group.add_argument("--input", default=None,
+                       help="folder of videos, or CSV with a path column and the shared manifest "
+                            "columns (split, crop box, start/end, ...; see manifests/README.md)")
+
+
+def source_from_args(args) -> LocalSource:
+    if not args.input:
+        raise ManifestError("--source local needs --input FOLDER_OR_CSV")
+    return LocalSource(args.input, test_fraction=args.test_fraction, seed=args.seed)

@@ -31,8 +31,10 @@ from ..notes import read_midi, snap_notes
 from ..render.keyboard import DEFAULT_HEIGHT, DEFAULT_WIDTH, KeyboardRenderer
 from ..render.performance import GENERATOR_VERSION, generate_performance
 from ..render.piano import engine_name, render_audio
-from .base import BuildSettings, Performance, Source, SourceItem, assign_splits, split_fraction  # noqa: F401
+from .base import BuildSettings, Performance, Source, SourceItem, assign_splits
 
+NAME = "synth"
+HELP = "rendered MIDI (offline, default)"
 MIDI_SUFFIXES = (".mid", ".midi")
 
 
@@ -140,7 +142,7 @@ class SynthSource(Source):
         meta = dict(meta)
         meta.update({"render_engine": engine_name(self.soundfont),
                      "video": f"keyboard-top-{width}x{height}"})
-        return Performance(audio=audio, duration=duration, frames=frames, notes=notes,
+        return Performance(duration=duration, frames=frames, audio=audio, notes=notes,
                            midi_origin="ground_truth", meta=meta)
 
     def describe(self) -> dict:
@@ -156,3 +158,19 @@ class SynthSource(Source):
             "render_engine": engine_name(self.soundfont),
             "generator_version": GENERATOR_VERSION,
         }
+
+
+def add_cli_arguments(group) -> None:
+    """Options of ``copdata build --source synth``."""
+    group.add_argument("--num-items", type=int, default=8, help="procedural performances to render")
+    group.add_argument("--item-seconds", type=float, default=30.0,
+                       help="length of each performance")
+    group.add_argument("--midi-dir", default=None, help="render these MIDI files instead")
+    group.add_argument("--soundfont", default=None,
+                       help="render audio with FluidSynth and this .sf2")
+
+
+def source_from_args(args) -> SynthSource:
+    return SynthSource(num_items=args.num_items, item_seconds=args.item_seconds, seed=args.seed,
+                       midi_dir=args.midi_dir, soundfont=args.soundfont,
+                       test_fraction=args.test_fraction)

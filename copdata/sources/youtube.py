@@ -4,7 +4,9 @@ Manifest columns (see ``manifests/README.md``); lines starting with ``#`` are
 comments:
 
 * ``youtube_id`` (11 characters) **or** ``url`` (any URL yt-dlp supports,
-  including a plain file URL): exactly one per row;
+  including a plain file URL): exactly one per row; a YouTube playlist or
+  channel URL, or any URL with ``expand`` set to ``1``/``yes``/``true``, is
+  expanded into one item per video (:mod:`copdata.sources.playlist`);
 * ``split`` (default ``train``);
 * optional keyboard crop box ``crop_x0, crop_y0, crop_x1, crop_y1`` in source
   pixels (x1, y1 exclusive), all four or none;
@@ -13,7 +15,9 @@ comments:
   published PianoYT-2h test set); the pipeline reads it from
   ``SourceItem.meta["max_segments"]``;
 * optional ``id``: the source id to use instead of the one derived from the
-  video id or URL.
+  video id or URL (not on playlist rows).
+
+The shared columns follow :mod:`copdata.sources.manifest`.
 
 A malformed row does not stop the build: :meth:`YouTubeSource.items` yields it
 with the problem recorded, and :meth:`YouTubeSource.fetch` raises
@@ -26,22 +30,23 @@ resampling) through :func:`copdata.sources.local.performance_from_files`.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from ..download import DownloadOptions, download_media
-from ..errors import ManifestError
+from ..errors import DownloadError, ManifestError
 from ..ids import path_under, sanitize_source_id
-from .base import BuildSettings, Performance, Source, SourceItem, read_manifest_text, split_problem
+from .base import BuildSettings, Performance, Source, SourceItem
+from .manifest import ManifestRow, RowError, cell, item_meta, parse_common, read_rows
+from .playlist import expand_playlist, wants_expansion
 
+NAME = "youtube"
+HELP = "a manifest of videos fetched with yt-dlp"
 YOUTUBE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
-CROP_COLUMNS = ("crop_x0", "crop_y0", "crop_x1", "crop_y1")
-KNOWN_COLUMNS = {"youtube_id", "url", "split", "start", "end", "max_segments", "id",
-                 *CROP_COLUMNS}
 WATCH_URL = "https://www.youtube.com/watch?v={}"
 _SECRET_KEY_RE = re.compile(r"pass|user|token|cookie|header|auth|key|secret|proxy", re.I)
 
@@ -75,104 +80,70 @@ def source_id_for_url(url: str) -> str:
     return sanitize_source_id(f"{stem[:40]}-{digest}")
 
 
-def _number(row: dict, key: str, cast=float):
-    raw = (row.get(key) or "").strip()
-    if not raw:
-        return None
-    try:
-        return cast(raw)
-    except ValueError:
-        raise ValueError(f"{key}={raw!r} is not a{'n integer' if cast is int else ' number'}")
+OWN_COLUMNS = frozenset({"youtube_id", "url", "expand"})
 
 
-def _parse_row(row: dict) -> dict:
-    """Validated fields of one manifest row; raises ValueError with the reason."""
-    yid = (row.get("youtube_id") or "").strip()
-    url = (row.get("url") or "").strip()
+def _media_fields(row: ManifestRow) -> dict:
+    """The youtube-specific columns of a row; raises :class:`RowError`."""
+    yid, url = cell(row, "youtube_id"), cell(row, "url")
     if bool(yid) == bool(url):
-        raise ValueError("give exactly one of youtube_id and url")
+        raise RowError("give exactly one of youtube_id and url")
     if yid and not YOUTUBE_ID_RE.match(yid):
-        raise ValueError(f"youtube_id {yid!r} is not an 11-character YouTube id "
-                         "(use the url column for other sites)")
+        raise RowError(f"youtube_id {yid!r} is not an 11-character YouTube id "
+                       "(use the url column for other sites)")
     if url and urlsplit(url).scheme not in ("http", "https"):
-        raise ValueError(f"url {url!r} is not an http(s) URL")
-    split = (row.get("split") or "").strip() or "train"
-    if split_problem(split):
-        raise ValueError(split_problem(split))
-    crop_values = [_number(row, k, int) for k in CROP_COLUMNS]
-    crop = None
-    if any(v is not None for v in crop_values):
-        if any(v is None for v in crop_values):
-            raise ValueError("a crop box needs all of crop_x0, crop_y0, crop_x1, crop_y1")
-        x0, y0, x1, y1 = crop_values
-        if min(crop_values) < 0 or x1 <= x0 or y1 <= y0:
-            raise ValueError(f"crop box {tuple(crop_values)} must have 0 <= x0 < x1, "
-                             "0 <= y0 < y1 (source pixels, x1/y1 exclusive)")
-        crop = (x0, y0, x1, y1)
-    start, end = _number(row, "start"), _number(row, "end")
-    if start is not None and start < 0:
-        raise ValueError(f"start={start} is negative")
-    if end is not None and end <= (start or 0.0):
-        raise ValueError(f"end={end} must be after start={start or 0.0}")
-    max_segments = _number(row, "max_segments", int)
-    if max_segments is not None and max_segments < 1:
-        raise ValueError(f"max_segments={max_segments} must be at least 1")
-    explicit = (row.get("id") or "").strip()
-    raw_id = explicit or yid or source_id_for_url(url)
+        raise RowError(f"url {url!r} is not an http(s) URL")
     return {"youtube_id": yid or youtube_id_from_url(url), "url": url or WATCH_URL.format(yid),
-            "split": split, "crop": crop, "start": start, "end": end,
-            "max_segments": max_segments, "source_id": sanitize_source_id(raw_id),
-            "label": yid or url}
+            "derived_id": yid or source_id_for_url(url), "label": yid or url}
 
 
 def read_manifest(path: str | Path) -> list[SourceItem]:
     """Parse a manifest into items, in file order. Rows that are malformed (or
     repeat an earlier id) become items whose ``meta["manifest_error"]`` says why.
-    A missing or header-less file raises :class:`ManifestError`."""
-    path = Path(path)
-    text = read_manifest_text(path)
-    lines = [(n, line) for n, line in enumerate(text.splitlines(keepends=True), start=1)
-             if line.strip() and not line.lstrip().startswith("#")]
-    if not lines:
-        raise ManifestError("manifest is empty; it needs a header row", item=str(path))
-    reader = csv.DictReader([line for _, line in lines])
-    columns = set(reader.fieldnames or [])
-    if not columns & {"youtube_id", "url"}:
-        raise ManifestError(f"header {sorted(columns)} has neither a youtube_id nor a url "
-                            "column; see manifests/README.md", item=str(path))
-    parsed: list[tuple[int, str, dict, dict | str]] = []  # line, where, row, fields | error
+    A missing, unreadable, non-UTF-8 or header-less file raises
+    :class:`ManifestError`. The shared columns follow
+    :mod:`copdata.sources.manifest`; ``split`` defaults to train. A playlist or
+    channel row is one item with ``meta["expand"]``, expanded by
+    :meth:`YouTubeSource.items`."""
+    _, rows = read_rows(path, ("youtube_id", "url"))
+    parsed: list[tuple[ManifestRow, SourceItem | str]] = []  # an item, or the row's error
     seen: set[str] = set()
-    for (line_no, _), row in zip(lines[1:], reader):
-        where = f"{path.name}:{line_no}"
+    for row in rows:
         try:
-            if None in row:
-                raise ValueError(f"row has {len(row[None])} more fields than the header")
-            fields = _parse_row(row)
-            if fields["source_id"] in seen:
-                raise ValueError(f"source id {fields['source_id']!r} repeats an earlier row")
-        except ValueError as exc:
-            parsed.append((line_no, where, row, f"{where}: {exc}"))
+            fields = parse_common(row, OWN_COLUMNS)
+            media = _media_fields(row)
+            if media["url"] and wants_expansion(media["url"], cell(row, "expand")):
+                if fields.source_id:
+                    raise RowError("a playlist row cannot take an id (each video gets its own)")
+                parsed.append((row, SourceItem(
+                    source_id=sanitize_source_id(f"playlist-row{row.line:05d}"),
+                    label=media["label"], split=fields.split or "train", crop=fields.crop,
+                    start=fields.start, end=fields.end,
+                    meta={"expand": True, "playlist_url": media["url"],
+                          "manifest_row": row.line, **item_meta(fields)})))
+                continue
+            source_id = fields.source_id or sanitize_source_id(media["derived_id"])
+            if source_id in seen:
+                raise RowError(f"source id {source_id!r} repeats an earlier row")
+        except RowError as exc:
+            parsed.append((row, f"{row.where}: {exc}"))
             continue
-        seen.add(fields["source_id"])
-        parsed.append((line_no, where, row, fields))
+        seen.add(source_id)
+        meta = {"url": media["url"], "manifest_row": row.line, **item_meta(fields)}
+        if media["youtube_id"]:
+            meta["youtube_id"] = media["youtube_id"]
+        parsed.append((row, SourceItem(source_id=source_id, label=media["label"],
+                                       split=fields.split or "train", meta=meta,
+                                       crop=fields.crop, start=fields.start, end=fields.end)))
+    seen.update(item.source_id for _, item in parsed if isinstance(item, SourceItem))
     items: list[SourceItem] = []
-    for line_no, where, row, fields in parsed:
-        if isinstance(fields, str):  # a malformed row: a failed item with an unused id
-            raw = (row.get("youtube_id") or row.get("url") or "").strip()
-            sid = fallback_id(line_no, raw, seen)
-            items.append(SourceItem(source_id=sid, label=where, split="train",
-                                    meta={"manifest_error": fields, "manifest_row": line_no}))
-            continue
-        extra = {k: v for k, v in row.items()
-                 if k not in KNOWN_COLUMNS and k is not None and v not in (None, "")}
-        meta = {"url": fields["url"], "manifest_row": line_no, **extra}
-        if fields["youtube_id"]:
-            meta["youtube_id"] = fields["youtube_id"]
-        if fields["max_segments"] is not None:
-            meta["max_segments"] = fields["max_segments"]
-        items.append(SourceItem(source_id=fields["source_id"], label=fields["label"],
-                                split=fields["split"], meta=meta, crop=fields["crop"],
-                                start=fields["start"], end=fields["end"]))
+    for row, item in parsed:
+        if isinstance(item, str):  # a malformed row: a failed item with an unused id
+            raw = cell(row, "youtube_id") or cell(row, "url")
+            item = SourceItem(source_id=fallback_id(row.line, raw, seen), label=row.where,
+                              split="train",
+                              meta={"manifest_error": item, "manifest_row": row.line})
+        items.append(item)
     return items
 
 
@@ -222,9 +193,56 @@ class YouTubeSource(Source):
             retries=int(retries), backoff_base=float(backoff_base),
             max_backoff=float(max_backoff), ytdlp_options=dict(ytdlp_options or {}))
         self._items = read_manifest(self.manifest)
+        self._expanded: list[SourceItem] | None = None
 
     def items(self) -> list[SourceItem]:
-        return list(self._items)
+        """The manifest's items with playlist and channel rows expanded into
+        one item per video (listed once, then from the cache; see
+        :mod:`copdata.sources.playlist`). A playlist that cannot be listed is
+        one item that fails with the listing's :class:`DownloadError`; a video
+        whose source id repeats an earlier one fails with :class:`ManifestError`."""
+        if self._expanded is None:
+            out: list[SourceItem] = []
+            seen: set[str] = set()
+            for item in self._items:
+                for entry in self._expand(item):
+                    if entry.source_id in seen and "manifest_error" not in entry.meta:
+                        where = f"{self.manifest.name}:{entry.meta.get('manifest_row')}"
+                        index = entry.meta.get("playlist_index")
+                        entry = replace(entry, source_id=sanitize_source_id(
+                            f"dup-{entry.source_id}-{entry.meta.get('manifest_row')}-{index}"),
+                            meta={"manifest_error": f"{where}: playlist video {index} "
+                                  f"({entry.meta.get('url')}) repeats source id "
+                                  f"{entry.source_id!r} of an earlier row",
+                                  "manifest_row": entry.meta.get("manifest_row")})
+                    seen.add(entry.source_id)
+                    out.append(entry)
+            self._expanded = out
+        return list(self._expanded)
+
+    def _expand(self, item: SourceItem) -> list[SourceItem]:
+        if not item.meta.get("expand"):
+            return [item]
+        url = item.meta["playlist_url"]
+        try:
+            listing = expand_playlist(url, self.cache_dir, self.options, label=item.label)
+        except DownloadError as exc:
+            return [replace(item, meta={"playlist_url": url, "playlist_error": str(exc),
+                                        "error_kind": exc.kind,
+                                        "manifest_row": item.meta.get("manifest_row")})]
+        common = {k: v for k, v in item.meta.items() if k not in ("expand", "playlist_url")}
+        entries = []
+        for index, entry in enumerate(listing["entries"], start=1):
+            meta = {**common, "url": entry["url"], "playlist_id": listing["id"],
+                    "playlist_title": listing.get("title"), "playlist_url": url,
+                    "playlist_index": index}
+            yid = youtube_id_from_url(entry["url"])
+            if yid:
+                meta["youtube_id"] = yid
+            meta = {k: v for k, v in meta.items() if v is not None}
+            entries.append(replace(item, source_id=source_id_for_url(entry["url"]),
+                                   label=entry["url"], meta=meta))
+        return entries
 
     @property
     def transcribes(self) -> bool:
@@ -255,6 +273,8 @@ class YouTubeSource(Source):
         """Download (or reuse the cache), then decode through the local source."""
         if "manifest_error" in item.meta:
             raise ManifestError(item.meta["manifest_error"], item=str(self.manifest))
+        if "playlist_error" in item.meta:
+            raise DownloadError(item.meta["playlist_error"], kind=item.meta["error_kind"])
         from .local import performance_from_files
 
         files = download_media(item.meta["url"], path_under(self.cache_dir, item.source_id),
@@ -292,10 +312,10 @@ def parse_ytdlp_opt(text: str) -> tuple[str, object]:
     return key.strip(), parsed
 
 
-def add_cli_arguments(parser) -> None:
-    """Options of ``copdata build --source youtube`` (argparse)."""
-    g = parser.add_argument_group("youtube source")
-    g.add_argument("--manifest", help="CSV manifest (youtube_id or url, split, crop box, ...)")
+def add_cli_arguments(g) -> None:
+    """Options of ``copdata build --source youtube`` (an argparse group)."""
+    g.add_argument("--manifest", help="CSV manifest (youtube_id or url, split, crop box, ...; "
+                   "playlist and channel URLs expand into their videos; see manifests/README.md)")
     g.add_argument("--cache-dir", help="download cache (default: OUT/downloads)")
     g.add_argument("--height-cap", type=int, default=None, help="max video height to fetch")
     g.add_argument("--cookies", default=None, help="cookies.txt (Netscape format) for yt-dlp")
