@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .models import OutputSource, resolve_model
+from .models import BASELINES, OutputSource, resolve_model
 
 
 def _model_argument(results: dict) -> str | None:
@@ -33,16 +33,20 @@ def _model_argument(results: dict) -> str | None:
 
 
 def source_for_results(results: dict) -> OutputSource:
-    """The output source behind a results file, named as the file's ``model``.
+    """The output source behind a results file (its system name is the file's
+    ``model``, which ``--name`` may have set; the source keeps its own name).
 
-    Folders and checkpoints are found by the absolute path in
-    ``provenance.model.path``; anything else (baselines) by the ``--model``
-    argument of the recorded command, or the model name. Raises
-    :class:`ModelError` when it no longer exists."""
+    Baselines are found by ``provenance.model`` (kind and baseline name),
+    folders and checkpoints by the absolute path in ``provenance.model.path``,
+    anything else by the ``--model`` argument of the recorded command or the
+    model name. Raises :class:`ModelError` when it no longer exists."""
     prov = results.get("provenance", {})
     info = prov.get("model", {}) or {}
     seed = int(prov.get("seed", 0) or 0)
     candidates = []
+    baseline = info.get("baseline", info.get("name"))
+    if info.get("kind") == "baseline" and baseline in BASELINES:
+        candidates.append(f"baseline:{baseline}")
     if info.get("path"):
         candidates.append(str(info["path"]))
     arg = _model_argument(results)
@@ -56,7 +60,6 @@ def source_for_results(results: dict) -> OutputSource:
         except ModelError as exc:
             errors.append(f"{candidate}: {exc}")
             continue
-        source.name = str(results["model"])
         return source
     raise ModelError("cannot re-create this model's outputs (" + "; ".join(errors) + "); keep its "
                      "output folder or checkpoint where `copbench run` found it",
@@ -71,11 +74,17 @@ def clip_output(source: OutputSource, clip) -> np.ndarray:
     return _prepare_audio(audio, sample_rate, clip, {"resampled": 0, "length_fixed": 0})
 
 
-def sources_from_argument(models: str, seed: int = 0) -> list[OutputSource]:
-    """``RESULTS_DIR`` (every results file in it) or a comma-separated list of
-    ``--model`` values (baselines, folders, checkpoints)."""
+def sources_from_argument(models: str, seed: int = 0) -> list[tuple[str, OutputSource]]:
+    """``(system name, source)`` for ``RESULTS_DIR`` (every results file in it,
+    named by its ``model``) or a comma-separated list of ``--model`` values
+    (baselines, folders, checkpoints, named by the source)."""
     path = Path(models)
     if path.is_dir() and any(path.glob("*.json")):
         from .results import read_results
-        return [source_for_results(read_results(f)) for f in sorted(path.glob("*.json"))]
-    return [resolve_model(m.strip(), seed) for m in models.split(",") if m.strip()]
+        out = []
+        for f in sorted(path.glob("*.json")):
+            results = read_results(f)
+            out.append((str(results["model"]), source_for_results(results)))
+        return out
+    sources = [resolve_model(m.strip(), seed) for m in models.split(",") if m.strip()]
+    return [(s.name, s) for s in sources]

@@ -27,6 +27,7 @@ from copdata import open_dataset
 from copdata.errors import CopDataError
 
 from .errors import BenchError
+from .models import Baseline
 from .outputs import clip_output, source_for_results
 from .stats import rng_for
 
@@ -107,13 +108,15 @@ def sample_browser(results: list[dict], out: Path, n_clips: int, seed: int = 0,
     clip_ids = [candidates[i] for i in picked]
     sources = []
     for res in results:
-        if res["model"] == "oracle":
-            continue  # the reference itself, shown first anyway
         try:
-            sources.append((res["model"], source_for_results(res)))
+            source = source_for_results(res)
         except CopDataError as exc:
             log.warning("no samples for %s: %s", res["model"], exc)
             sources.append((res["model"], None))
+            continue
+        if isinstance(source, Baseline) and source.baseline == "oracle":
+            continue  # the reference itself, shown first anyway
+        sources.append((res["model"], source))
     all_clips = sorted(ds.clips(prov.get("split") or "test"), key=lambda c: c.id)
     for _, source in sources:
         if source is not None:

@@ -31,7 +31,8 @@ def results_dir(tmp_path_factory):
     res = json.loads(path.read_text())
     res["metrics"]["si_sdr"]["conventions"] = {"silent_output": 3}
     res["metrics"]["fad_mel"]["flags"] = ["rank_deficient"]
-    res["pairing"]["missing"] = ["gone.00000000"]
+    res["pairing"]["missing"] = ["gone.00000000"]  # as `run --allow-failures` records it
+    res.update(n_missing=1, complete=False)
     path.write_text(json.dumps(res))
     return root / "results"
 

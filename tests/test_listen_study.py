@@ -12,7 +12,7 @@ from copbench.listen import StudyError, build_study, read_key
 from copbench.listen.media import media_tags, normalize_level
 from copbench.run import run_benchmark
 
-NAMES = ("oracle", "resynth", "silence", "noise")
+NAMES = ("oracle", "resynth", "silence", "noise", "ground-truth")
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +29,24 @@ def dataset(tmp_path_factory):
 
 def test_study_folder_is_blind(dataset, tmp_path):
     results = tmp_path / "results"
-    for model in ("resynth", "silence", "oracle"):  # the oracle is the hidden reference already
+    for model in ("resynth", "silence"):
         run_benchmark(model, dataset, metrics=["si_sdr"], out=results, progress=False,
                       command=["copbench", "run", "--model", model])
+    # the oracle is the hidden reference already, whatever its results are named
+    renamed = run_benchmark("baseline:oracle", dataset, metrics=["si_sdr"], out=results,
+                            progress=False, name="ground-truth")
+    assert renamed["model"] == "ground-truth" and renamed["metrics"]["si_sdr"]["mean"] == 100.0
+    # a results name is the system name; the output is re-created from the provenance
+    run_benchmark("baseline:resynth", dataset, metrics=["si_sdr"], out=results, progress=False,
+                  name="resynth-again")
     study = tmp_path / "study"
     assert main(["listen", "--data", str(dataset), "--models", str(results), "--clips", "2",
                  "--raters-seed", "3", "--out", str(study), "--no-progress"]) == 0
     key = read_key(study)
     systems = {s.system: s.role for s in key.stimuli.values()}
-    assert systems == {"oracle": "reference", "resynth": "model", "silence": "model",
-                       "noise": "anchor"}
-    assert len(key.spec["trials"]) == 2 * 4 and len(key.spec["training"]) == 3
+    assert systems == {"oracle": "reference", "resynth": "model", "resynth-again": "model",
+                       "silence": "model", "noise": "anchor"}
+    assert len(key.spec["trials"]) == 2 * 5 and len(key.spec["training"]) == 3
     assert [t["stimulus"] for t in key.spec["trials"]] == sorted(key.test_stimuli())
     files = [p for p in study.rglob("*") if p.is_file()]
     assert {p.name for p in files if "key" in p.name} == {"study-key.json"}

@@ -123,15 +123,17 @@ def read_key(study_dir: str | Path) -> StudyKey:
     return key
 
 
-def _system_names(sources: list[OutputSource], anchor: str | None) -> list[OutputSource]:
-    seen, out = {REFERENCE}, []
-    if anchor:
-        seen.add(anchor)
-    for source in sources:
-        if source.name in seen:
-            continue  # the reference and the anchor are in every study already
-        seen.add(source.name)
-        out.append(source)
+def _models(sources: list[tuple[str, OutputSource]],
+            anchor: str | None) -> list[tuple[str, OutputSource]]:
+    """The models to test: each name once, without the reference and anchor
+    baselines (in every study already, whatever their results are named)."""
+    fixed = {REFERENCE} | ({anchor} if anchor else set())
+    seen, out = set(fixed), []
+    for name, source in sources:
+        if name in seen or (isinstance(source, Baseline) and source.baseline in fixed):
+            continue
+        seen.add(name)
+        out.append((name, source))
     return out
 
 
@@ -169,18 +171,20 @@ def build_study(data: str | Path, models: str, out: str | Path, split: str = "te
     all_clips = sorted(ds.clips(split), key=lambda c: c.id)
     if not all_clips:
         raise StudyError(f"the dataset has no clips in split {split!r}", item=str(data))
-    models_list = _system_names(sources_from_argument(models, seed), anchor)
+    models_list = _models(sources_from_argument(models, seed), anchor)
     if not models_list:
         raise StudyError("no model to test (only the reference/anchor were given)", item=models)
-    reference = Baseline(REFERENCE, seed)
-    systems: list[tuple[OutputSource, str]] = [(reference, "reference")]
-    systems += [(m, "model") for m in models_list]
+    # (system name, source, role)
+    systems: list[tuple[str, OutputSource, str]] = [(REFERENCE, Baseline(REFERENCE, seed),
+                                                     "reference")]
+    systems += [(name, source, "model") for name, source in models_list]
     if anchor:
-        systems.append((Baseline(anchor, seed), "anchor"))
-    for source, _ in systems:
+        systems.append((anchor, Baseline(anchor, seed), "anchor"))
+    for _, source, _ in systems:
         source.prepare(all_clips)
     eligible = [c for c in all_clips
-                if all(s.available_ids() is None or c.id in s.available_ids() for s, _ in systems)]
+                if all(s.available_ids() is None or c.id in s.available_ids()
+                       for _, s, _ in systems)]
     if len(eligible) < clips:
         raise StudyError(f"only {len(eligible)} clips of split {split!r} have outputs from every "
                          f"model; ask for --clips {len(eligible)} or fewer", item=str(data))
@@ -190,27 +194,27 @@ def build_study(data: str | Path, models: str, out: str | Path, split: str = "te
     rest = [c for i, c in enumerate(eligible) if i not in set(picked)]
     training_clip = (rest[int(rng.integers(len(rest)))] if rest else test_clips[0]) if training else None
 
-    jobs: list[tuple[OutputSource, str, object, bool]] = [
-        (s, role, c, False) for c in test_clips for s, role in systems]
+    jobs: list[tuple[tuple, object, bool]] = [
+        (system, c, False) for c in test_clips for system in systems]
     if training_clip is not None:
         trainers = [systems[0], systems[-1] if anchor else systems[0],
                     systems[1 + int(rng.integers(len(models_list)))]]
         unique = list(dict.fromkeys(trainers))
         for i in rng.permutation(len(unique)).tolist():
-            jobs.append((unique[i][0], unique[i][1], training_clip, True))
+            jobs.append((unique[i], training_clip, True))
     out.mkdir(parents=True, exist_ok=True)
     media_dir = out / "media"
     media_dir.mkdir(exist_ok=True)
     stimuli: dict[str, Stimulus] = {}
     digests: dict[str, str] = {}
-    names = [s.name for s, _ in systems]
-    for source, role, clip, is_training in tqdm(jobs, desc="copbench listen", unit="stimulus",
-                                                disable=not progress):
+    names = sorted({n for n, _, _ in systems} | {s.name for _, s, _ in systems})
+    for (name, source, role), clip, is_training in tqdm(jobs, desc="copbench listen",
+                                                        unit="stimulus", disable=not progress):
         stim_id = "s" + secrets.token_hex(6)
         try:
             audio = clip.audio() if role == "reference" else clip_output(source, clip)
         except CopDataError as exc:
-            raise StudyError(f"model {source.name!r} failed on clip {clip.id}: {exc}; a study "
+            raise StudyError(f"model {name!r} failed on clip {clip.id}: {exc}; a study "
                              "needs every system on every clip", item=clip.id) from exc
         path = write_stimulus(clip.dir / "video.mp4", normalize_level(audio, target_dbfs),
                               clip.sample_rate, media_dir / f"{stim_id}.mp4")
@@ -218,7 +222,7 @@ def build_study(data: str | Path, models: str, out: str | Path, split: str = "te
         if leaked:
             raise StudyError(f"media tags name a system ({leaked})", item=str(path))
         digests[stim_id] = hashlib.sha256(path.read_bytes()).hexdigest()
-        stimuli[stim_id] = Stimulus(stim_id, source.name, role, clip.id, is_training)
+        stimuli[stim_id] = Stimulus(stim_id, name, role, clip.id, is_training)
 
     def entry(stim_id: str) -> dict:
         return {"stimulus": stim_id, "media": f"media/{stim_id}.mp4", "sha256": digests[stim_id]}
@@ -243,7 +247,7 @@ def build_study(data: str | Path, models: str, out: str | Path, split: str = "te
                 "training_clip": training_clip.id if training_clip is not None else None,
                 "seed": int(seed), "raters_seed": int(raters_seed), "anchor": anchor,
                 "reference": REFERENCE, "target_dbfs": target_dbfs,
-                "systems": {s.name: {"role": role, "info": s.info()} for s, role in systems},
+                "systems": {n: {"role": role, "info": s.info()} for n, s, role in systems},
                 "dataset_fingerprint": ds.fingerprint()}
     key = StudyKey(spec, study_hash, stimuli, settings, now_iso())
     (out / "index.html").write_text(page, encoding="utf-8")
