@@ -37,7 +37,8 @@ def source_for_results(results: dict) -> OutputSource:
     ``model``, which ``--name`` may have set; the source keeps its own name).
 
     Baselines are found by ``provenance.model`` (kind and baseline name),
-    folders and checkpoints by the absolute path in ``provenance.model.path``,
+    folders and checkpoints by the absolute path in ``provenance.model.path``
+    (``OUTPUT:PATH`` for a checkpoint's ``reconstruct``/``rollsynth`` outputs),
     anything else by the ``--model`` argument of the recorded command or the
     model name. Raises :class:`ModelError` when it no longer exists."""
     prov = results.get("provenance", {})
@@ -47,7 +48,10 @@ def source_for_results(results: dict) -> OutputSource:
     baseline = info.get("baseline", info.get("name"))
     if info.get("kind") == "baseline" and baseline in BASELINES:
         candidates.append(f"baseline:{baseline}")
-    if info.get("path"):
+    output = info.get("output")  # checkpoint outputs other than generation: reconstruct, rollsynth
+    if info.get("path") and output and output != "generate":
+        candidates.append(f"{output}:{info['path']}")
+    elif info.get("path"):
         candidates.append(str(info["path"]))
     arg = _model_argument(results)
     if arg:
