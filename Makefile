@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_DIR ?= demo
 
-.PHONY: install test test-fast parity demo demo-data bench clean
+.PHONY: install test test-fast parity demo demo-data bench clean browser-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,15 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+# Headless Chromium + WebDriver for the browser tests (Debian packages; root or sudo).
+browser-deps:
+	@if command -v chromedriver >/dev/null 2>&1 && { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; then \
+		echo "chromium and chromedriver present"; \
+	else \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; \
+	fi
 
 test: install
 	$(PY) -m pytest -q
@@ -62,6 +71,7 @@ bench: install
 	$(PY) benchmarks/bench_build.py --source youtube
 	$(PY) benchmarks/bench_metrics.py --clips 3 --repeat 2
 	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_mos_sim.py
 
 clean:
 	rm -rf $(VENV) $(PARITY_VENV) $(DEMO_DIR) .pytest_cache

@@ -1,9 +1,11 @@
-"""``copbench`` command line: ``run``, ``leaderboard``, ``compare``, ``weights``.
+"""``copbench`` command line: ``run``, ``leaderboard``, ``compare``, ``weights``,
+``listen``, ``mos``.
 
-A thin layer over :mod:`copbench.run`, :mod:`copbench.leaderboard` and
-:mod:`copbench.compare`. Exit status: 0 ok; 1 the model failed on some clips
-(broken or missing outputs, without ``--allow-failures``); 2 usage or input
-error, printed as one line (the traceback only with ``--debug``).
+A thin layer over :mod:`copbench.run`, :mod:`copbench.leaderboard`,
+:mod:`copbench.compare`, :mod:`copbench.listen` and :mod:`copbench.mos`. Exit
+status: 0 ok; 1 the model failed on some clips (broken or missing outputs, without ``--allow-failures``); 2 usage or input
+error, printed as one line (the traceback only with ``--debug``); ``mos``: 3 when
+results were written but some ratings files were rejected.
 """
 
 from __future__ import annotations
@@ -72,6 +74,52 @@ def _parser() -> argparse.ArgumentParser:
     wf.add_argument("names", nargs="+", help="weights names from `copbench weights list`, or all")
     wf.add_argument("--url", help="fetch this one file from URL instead (a mirror)")
     wf.add_argument("--no-progress", action="store_true")
+    lb.add_argument("--samples", type=int, default=0, metavar="N",
+                    help="html only: a sample browser of N clips (video, audio per model, "
+                         "spectrograms and transcribed rolls); media go to <out stem>_files/ "
+                         "beside --out")
+    lb.add_argument("--seed", type=int, default=0, help="seed of the sample clips' choice")
+    ls = sub.add_parser("listen", help="build a static blind listening study (MOS, ACR 1-5)",
+                        description="Build a static, self-contained listening study: index.html "
+                        "(opens from file:// or any static host), media/ and study-key.json (the "
+                        "only file naming the systems; keep it private).",
+                        epilog="example: copbench listen --data DIR --models results/ --clips 12 "
+                               "--raters-seed 7 --out study/. exit status: 0 ok; 2 usage or "
+                               "input error")
+    ls.add_argument("--data", required=True, help="CoP dataset folder")
+    ls.add_argument("--split", default="test", choices=["test", "train", "all"])
+    ls.add_argument("--models", required=True,
+                    help="a results folder (every model in it) or comma-separated --model values "
+                         "(baselines, output folders, checkpoints)")
+    ls.add_argument("--clips", type=int, default=10, help="clips in the test (default 10)")
+    ls.add_argument("--raters-seed", type=int, default=0,
+                    help="seed of the per-rater trial order (the order is a function of it and "
+                         "the rater id)")
+    ls.add_argument("--seed", type=int, default=0, help="seed of the clip choice and baselines")
+    ls.add_argument("--anchor", default="noise",
+                    help="low anchor: a baseline (noise, silence, shuffle, ...) or none")
+    ls.add_argument("--no-training", action="store_true", help="no training section")
+    ls.add_argument("--post-url", default=None,
+                    help="also POST the ratings JSON there at the end (the server must answer "
+                         "with Access-Control-Allow-Origin)")
+    ls.add_argument("--study-id", default=None, help="default: study-<random hex>")
+    ls.add_argument("--out", required=True, help="new study folder")
+    ls.add_argument("--no-progress", action="store_true")
+    mo = sub.add_parser("mos", help="MOS with 95%% CIs from ratings files of a study",
+                        description="Validate ratings files against the study, screen raters, "
+                        "compute MOS per system with a two-way (raters x clips) bootstrap 95%% CI, "
+                        "and write mos_quality / mos_match into RESULTS_DIR/<system>.json.",
+                        epilog="exit status: 0 ok; 2 usage or input error; 3 written but some "
+                               "ratings files were rejected")
+    mo.add_argument("study_dir")
+    mo.add_argument("ratings", nargs="+", help="ratings JSON files downloaded from the study page")
+    mo.add_argument("--out", required=True, help="results folder to add the MOS to")
+    mo.add_argument("--seed", type=int, default=0)
+    mo.add_argument("--allow-incomplete", action="store_true",
+                    help="keep raters who did not rate every trial")
+    mo.add_argument("--max-reference-below-anchor", type=float, default=0.2,
+                    help="screen a rater whose hidden reference got a lower rating than the "
+                         "anchor in more than this fraction of (clip, question) pairs")
     c = sub.add_parser("compare", help="paired bootstrap of B - A over common clips",
                        epilog=EXIT_STATUS)
     c.add_argument("a")
@@ -113,7 +161,10 @@ def _cmd_run(args) -> int:
 def _cmd_leaderboard(args) -> int:
     from .leaderboard import render_leaderboard
     only = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    text = render_leaderboard(args.results_dir, args.format, only)
+    if args.samples and (args.format != "html" or not args.out):
+        raise SystemExit("--samples needs --format html and --out FILE")
+    text = render_leaderboard(args.results_dir, args.format, only, samples=args.samples,
+                              out=args.out, seed=args.seed)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")
@@ -138,13 +189,36 @@ def _cmd_weights(args) -> int:
     return 0
 
 
+def _cmd_listen(args) -> int:
+    from .listen import build_study
+    key = build_study(args.data, args.models, args.out, split=args.split, clips=args.clips,
+                      raters_seed=args.raters_seed, seed=args.seed, anchor=args.anchor,
+                      post_url=args.post_url, study_id=args.study_id,
+                      training=not args.no_training, progress=not args.no_progress)
+    systems = sorted({s.system for s in key.stimuli.values()})
+    print(f"study {key.study_id} (hash {key.study_hash[:12]}): {len(key.spec['trials'])} trials, "
+          f"{len(key.spec['training'])} training, systems: {', '.join(systems)}")
+    print(f"open {Path(args.out) / 'index.html'}; keep {Path(args.out) / 'study-key.json'} private")
+    return 0
+
+
+def _cmd_mos(args) -> int:
+    from .mos import format_report, run_mos
+    report = run_mos(args.study_dir, args.ratings, args.out, seed=args.seed,
+                     allow_incomplete=args.allow_incomplete,
+                     max_reference_below_anchor=args.max_reference_below_anchor,
+                     command=["copbench"] + sys.argv[1:])
+    sys.stdout.write(format_report(report))
+    return 3 if report["rejected"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from copdata.cli import run_command
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     handler = {"run": _cmd_run, "leaderboard": _cmd_leaderboard, "compare": _cmd_compare,
-               "weights": _cmd_weights}
+               "weights": _cmd_weights, "listen": _cmd_listen, "mos": _cmd_mos}
     return run_command(f"copbench {args.command}", lambda: handler[args.command](args), args)
 
 

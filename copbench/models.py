@@ -136,19 +136,20 @@ class Baseline(OutputSource):
 
     def __init__(self, name: str, seed: int):
         super().__init__(name)
+        self.baseline = name  # what to produce; ``name`` (the results name) may be renamed
         self.seed = int(seed)
         self._clips: dict[str, object] = {}
         self._partner: dict[str, str] = {}
 
     def info(self) -> dict:
-        out = {**super().info(), "seed": self.seed}
-        if self.name == "resynth":
+        out = {**super().info(), "baseline": self.baseline, "seed": self.seed}
+        if self.baseline == "resynth":
             out["renderer"] = "copdata.render.piano.render_notes"
         return out
 
     def prepare(self, clips: list) -> None:
         self._clips = {c.id: c for c in clips}
-        if self.name == "shuffle":
+        if self.baseline == "shuffle":
             ids = sorted(self._clips)
             if len(ids) < 2:
                 raise PairingError("the shuffle baseline needs at least two clips", item="shuffle")
@@ -160,22 +161,22 @@ class Baseline(OutputSource):
 
     def audio(self, clip) -> tuple[np.ndarray, int]:
         sr, n = int(clip.sample_rate), int(clip.num_samples)
-        if self.name == "oracle":
+        if self.baseline == "oracle":
             return clip.audio(), sr
-        if self.name == "silence":
+        if self.baseline == "silence":
             return np.zeros(n, np.float32), sr
-        if self.name == "noise":
+        if self.baseline == "noise":
             ref = clip.audio().astype(np.float64)
             rms = max(float(np.sqrt(np.mean(ref ** 2))) if ref.size else 0.0, 1e-3)
             rng = np.random.default_rng(clip_seed(self.seed, clip.id))
             return (rng.standard_normal(n) * rms).astype(np.float32), sr
-        if self.name == "shuffle":
+        if self.baseline == "shuffle":
             other = self._clips[self._partner[clip.id]]
             return other.audio(), int(other.sample_rate)
-        if self.name == "resynth":
+        if self.baseline == "resynth":
             from copdata.render.piano import render_notes
             return np.asarray(render_notes(clip.notes(), sr, float(clip.seconds)), np.float32), sr
-        raise ModelError(f"unknown baseline; choose one of {BASELINES}", item=self.name)
+        raise ModelError(f"unknown baseline; choose one of {BASELINES}", item=self.baseline)
 
 
 def sattolo(n: int, rng: np.random.Generator) -> np.ndarray:

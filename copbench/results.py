@@ -9,7 +9,10 @@ A results file never silently replaces another model's: writing ``NAME.json``
 over a file whose model (kind and path, or baseline name) differs raises
 :class:`~copbench.errors.ResultsConflictError`; pass ``--name`` to pick another.
 Keys are sorted and floats written by ``json`` (``repr``), so the same inputs
-give byte-identical files apart from ``created``.
+give byte-identical files apart from ``created``. ``copbench mos`` adds the
+listening-test columns ``mos_quality``/``mos_match`` (with ``n_raters``,
+``n_ratings``, ``screened_raters``) to these files, or creates a file with
+only them for a system ``copbench run`` never scored (the reference, the anchor).
 """
 
 from __future__ import annotations

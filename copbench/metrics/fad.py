@@ -84,7 +84,7 @@ class FadMetric(Metric):
         key = cache.cache_key({"kind": "fad_reference", "files": files,
                                "embedder": self.embedder.provenance()})
         hit = cache.load("fad_reference", key)
-        if hit is not None:
+        if hit is not None and {"ids", "lengths", "frames"} <= set(hit):  # else: an older layout
             bounds = np.cumsum(hit["lengths"])[:-1]
             return dict(zip([str(i) for i in hit["ids"]], np.split(hit["frames"], bounds)))
         units = {str(c.id): self.embedder.embed(fit_length(c.audio(), c.num_samples), c.sample_rate)
