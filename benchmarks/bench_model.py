@@ -21,6 +21,7 @@ import time
 
 import torch
 
+from copmodel.audio import build_audio
 from copmodel.model import CoPModel
 from copmodel.presets import SeqLens, get_preset
 
@@ -28,7 +29,7 @@ from copmodel.presets import SeqLens, get_preset
 def random_batch(cfg, lens, b, device):
     n = cfg.net
     return {
-        "mel": torch.randn(b, cfg.audio.n_mels, lens.mel_frames, device=device) - 5,
+        "mel": torch.randn(b, build_audio(cfg.audio).channels, lens.mel_frames, device=device) - 5,
         "frames": torch.randint(0, 256, (b, lens.video_frames, n.frame_height, n.frame_width),
                                 device=device).to(torch.uint8),
         "roll": (torch.rand(b, lens.video_frames, 88, device=device) > 0.95).float(),
@@ -77,7 +78,7 @@ def bench_preset(name, device, batch, train_steps, ode_measured, seconds=10.0, f
 
     model.eval()
     one = {k: v[:1] for k, v in data.items()}
-    noise = torch.randn(1, cfg.audio.n_mels, lens.mel_frames, device=device)
+    noise = torch.randn(1, build_audio(cfg.audio).channels, lens.mel_frames, device=device)
     measured = min(ode_measured, cfg.sample.steps)
     with torch.no_grad(), amp:
         model.generate(one, noise, 2, 1, cfg.sample.cfg)  # warm-up

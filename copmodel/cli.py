@@ -25,9 +25,9 @@ def _train(args) -> int:
         cfg = cfg.override(train={"batch_size": args.batch_size})
     pairs = None
     if args.prefs:
-        import torch
+        from .prefs import load_preferences
 
-        pairs = torch.load(args.prefs, map_location="cpu", weights_only=False)["pairs"]
+        pairs = load_preferences(args.prefs)["pairs"]
     result = train_folder(args.stage, cfg, args.data, args.out, max_steps=args.max_steps,
                           save_every=args.save_every, resume=args.resume, init=args.init,
                           pairs=pairs)
@@ -36,25 +36,12 @@ def _train(args) -> int:
 
 
 def _sample(args) -> int:
-    import copdata
-    from copdata import media
-    from tqdm import tqdm
-
-    from .sample import load_sampler
+    from .sample import load_sampler, sample_split
 
     sampler = load_sampler(args.ckpt, device=args.device)
-    ds = copdata.open_dataset(args.data)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    clips = list(ds.clips(args.split))
-    for clip in tqdm(clips, desc="sample", unit="clip"):
-        audio = sampler.generate(clip, seed=args.seed, steps=args.steps, cfg=args.cfg)
-        media.write_audio(out / f"{clip.id}.wav", audio, clip.sample_rate)
-    info = {**sampler.info(), "seed": args.seed, "split": args.split, "clips": len(clips),
-            "steps": args.steps or sampler.cfg.sample.steps,
-            "cfg": sampler.cfg.sample.cfg if args.cfg is None else args.cfg}
-    (out / "sampler.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-    print(f"wrote {len(clips)} wav files to {out}")
+    info = sample_split(sampler, args.data, args.split, args.out, seed=args.seed,
+                        steps=args.steps, cfg=args.cfg, output=args.output, limit=args.limit)
+    print(f"wrote {info['clips']} wav files to {args.out}")
     return 0
 
 
@@ -99,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cfg", type=float, default=None)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
+    s.add_argument("--output", default="generate", choices=("generate", "reconstruct", "rollsynth"),
+                   help="generate (the model), reconstruct (the reference audio through the "
+                   "audio representation: its ceiling) or rollsynth (predicted roll -> notes -> "
+                   "copdata's piano synth)")
+    s.add_argument("--limit", type=int, default=None, help="at most this many clips")
     s.set_defaults(func=_sample)
 
     r = sub.add_parser("prefs", epilog=EXIT_STATUS, help="preference pairs: K candidates per clip ranked by MIDI F1")

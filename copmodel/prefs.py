@@ -36,6 +36,18 @@ def score_candidates(audios: list[np.ndarray], sample_rate: int, reference_notes
             for a in audios]
 
 
+def load_preferences(path: str | Path) -> dict:
+    """Read a preferences file (weights-only ``torch.load``; see :func:`~copmodel.ckpt.safe_load`)."""
+    from .ckpt import safe_load
+    from .errors import CheckpointError
+
+    prefs = safe_load(path, what="preferences file")
+    if not isinstance(prefs, dict) or not isinstance(prefs.get("pairs"), list):
+        raise CheckpointError("not a copmodel preferences file (copmodel prefs --out)",
+                              item=str(path))
+    return prefs
+
+
 def make_preferences(ckpt: str | Path, data: str | Path, out: str | Path, split: str = "train",
                      candidates: int = 4, steps: int | None = None, cfg: float | None = None,
                      limit: int | None = None, seed: int = 0) -> dict:

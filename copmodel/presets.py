@@ -19,10 +19,13 @@ NUM_KEYS = 88
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """Log-mel representation at an internal sample rate.
+    """The audio representation at an internal sample rate.
 
-    ``representation`` is ``"mel"`` (built-in, vocoded by Griffin-Lim) or
-    ``"encodec:<local dir>"`` (continuous EnCodec latents, transformers weights).
+    ``representation``: ``"stft"`` (built-in default: log-magnitude linear STFT up to
+    ``fmax``, Griffin-Lim), ``"mel"`` (log-mel, NNLS + Griffin-Lim; ``n_mels``,
+    ``fmin``, ``mel_inverse`` apply to it only) or ``"encodec:<local dir>"``
+    (continuous EnCodec latents, transformers weights). Ceilings measured with
+    ``benchmarks/bench_ceiling.py`` are in docs/copmodel.md.
     """
 
     sample_rate: int = 16000
@@ -31,8 +34,10 @@ class AudioConfig:
     n_mels: int = 80
     fmin: float = 27.5
     fmax: float = 8000.0
-    griffin_lim_iters: int = 32
-    representation: str = "mel"
+    griffin_lim_iters: int = 100
+    griffin_lim_momentum: float = 0.99
+    mel_inverse: str = "nnls"  # "nnls" or "pinv" (mel -> linear magnitude before Griffin-Lim)
+    representation: str = "stft"
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,8 @@ def micro() -> Config:
     """Seconds on a CPU: for tests and smoke runs only (learns nothing useful)."""
     return Config(
         name="micro",
-        audio=AudioConfig(n_fft=512, hop=320, n_mels=16, griffin_lim_iters=4),
+        audio=AudioConfig(representation="mel", n_fft=512, hop=320, n_mels=16,
+                          griffin_lim_iters=4),
         net=NetConfig(dim=32, depth=2, heads=2, mlp_ratio=2.0, patch=2, roll_depth=1,
                       frame_height=8, frame_width=48, video_dim=16, video_channels=4,
                       roll_channels=4, text_dim=16, text_vocab=64, text_max_tokens=8,

@@ -1,8 +1,15 @@
-"""Public sampling API (used by ``copmodel sample`` and ``copbench run --model``).
+"""Public sampling API (used by ``copmodel sample``, ``copbench run --model`` and the demo).
 
 ``load_sampler(ckpt_path, device="cpu") -> Sampler``;
 ``Sampler.generate(clip, seed, steps=None, cfg=None)`` returns float32 mono audio
-at ``clip.sample_rate`` with exactly ``clip.num_samples`` samples. ``clip`` is a
+at ``clip.sample_rate`` with exactly ``clip.num_samples`` samples. Two more
+outputs of a checkpoint serve as baselines:
+``Sampler.reconstruct(clip)`` (the clip's own audio encoded and decoded by the
+checkpoint's audio representation: the ceiling of what the generator can
+produce) and ``Sampler.rollsynth(clip)`` (the Roll Predictor's roll -> notes ->
+copdata's piano synth, the Audeo-style chain without the generative model).
+``sample_split(sampler, dataset, split, out, ...)`` writes ``<clip_id>.wav`` for a
+split. ``clip`` is a
 ``copdata`` Clip (``frames()``, ``caption``, ``fps``, ``seconds``...). From stage 2 on
 the roll stream is driven by the Roll Predictor's roll predicted from the clip's
 frames, never by the clip's ground-truth roll. Weights are the checkpoint's EMA.
@@ -78,15 +85,83 @@ class Sampler:
         audio = self.model.audio.decode(features, lens.audio_samples)
         audio = resample(audio, self.model.audio.sample_rate, int(clip.sample_rate),
                          int(clip.num_samples))
-        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-        if peak > 0.99:  # keep the waveform in [-1, 1] for 16-bit writers
-            audio = audio * (0.99 / peak)
-        return audio.astype(np.float32)
+        return _limit(audio)
 
     def generate(self, clip, seed: int, steps: int | None = None,
                  cfg: float | None = None) -> np.ndarray:
         """Audio for ``clip`` (see the module docstring)."""
         return self.vocode(self.generate_features(clip, seed, steps, cfg), clip)
+
+    def reconstruct(self, clip) -> np.ndarray:
+        """The clip's reference audio through the checkpoint's audio representation
+        (encode, decode): float32 at ``clip.sample_rate``, ``clip.num_samples`` samples."""
+        from .audio import round_trip
+
+        audio = round_trip(clip.audio(), int(clip.sample_rate), self.model.audio,
+                           int(clip.num_samples))
+        return _limit(audio)
+
+    def predict_notes(self, clip, velocity: int = 80) -> list:
+        """The Roll Predictor's roll as ``copdata`` notes (stage >= 2)."""
+        from .errors import CheckpointError
+        from .roll_predictor import roll_to_notes
+
+        if self.stage < 2:
+            raise CheckpointError("a stage-1 checkpoint has no trained Roll Predictor; "
+                                  "use a stage-2 or stage-3 checkpoint", item=self.ckpt_path)
+        return roll_to_notes(self.predict_roll(clip), float(clip.fps), velocity=velocity)
+
+    def rollsynth(self, clip) -> np.ndarray:
+        """Predicted roll -> notes -> ``copdata.render.piano.render_notes``."""
+        from copdata.render.piano import render_notes
+
+        audio = render_notes(self.predict_notes(clip), int(clip.sample_rate), float(clip.seconds))
+        return resample(np.asarray(audio, np.float32), int(clip.sample_rate),
+                        int(clip.sample_rate), int(clip.num_samples))
+
+
+def _limit(audio: np.ndarray) -> np.ndarray:
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 0.99:  # keep the waveform in [-1, 1] for 16-bit writers
+        audio = audio * (0.99 / peak)
+    return audio.astype(np.float32)
+
+
+OUTPUTS = ("generate", "reconstruct", "rollsynth")
+
+
+def sample_split(sampler: Sampler, data, split: str, out: str | Path, *, seed: int = 0,
+                 steps: int | None = None, cfg: float | None = None, output: str = "generate",
+                 limit: int | None = None, progress: bool = True) -> dict:
+    """Write ``OUT/<clip_id>.wav`` for every clip of ``split`` and ``OUT/sampler.json``
+    (provenance); returns that provenance. ``data``: a dataset folder or an opened
+    ``copdata`` dataset; ``output``: ``generate`` (seeded by ``seed``), ``reconstruct`` or
+    ``rollsynth``."""
+    import json
+
+    import copdata
+    from copdata import media
+    from tqdm import tqdm
+
+    from .errors import ConfigError
+
+    if output not in OUTPUTS:
+        raise ConfigError(f"unknown output; choose one of {OUTPUTS}", item=output)
+    ds = copdata.open_dataset(data) if isinstance(data, (str, Path)) else data
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    clips = list(ds.clips(split))[:limit]
+    for clip in tqdm(clips, desc=output, unit="clip", disable=not progress):
+        if output == "generate":
+            audio = sampler.generate(clip, seed=seed, steps=steps, cfg=cfg)
+        else:
+            audio = getattr(sampler, output)(clip)
+        media.write_audio(out / f"{clip.id}.wav", audio, clip.sample_rate)
+    info = {**sampler.info(), "output": output, "seed": seed, "split": split,
+            "clips": len(clips), "steps": steps or sampler.cfg.sample.steps,
+            "cfg": sampler.cfg.sample.cfg if cfg is None else cfg}
+    (out / "sampler.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    return info
 
 
 def load_sampler(ckpt_path: str | Path, device: str = "cpu") -> Sampler:
