@@ -23,14 +23,14 @@ def _train(args) -> int:
     cfg = get_preset(args.config)
     if args.batch_size:
         cfg = cfg.override(train={"batch_size": args.batch_size})
-    pairs = None
+    prefs = None
     if args.prefs:
         from .prefs import load_preferences
 
-        pairs = load_preferences(args.prefs)["pairs"]
+        prefs = {**load_preferences(args.prefs), "source": str(args.prefs)}
     result = train_folder(args.stage, cfg, args.data, args.out, max_steps=args.max_steps,
                           save_every=args.save_every, resume=args.resume, init=args.init,
-                          pairs=pairs)
+                          prefs=prefs)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -50,7 +50,7 @@ def _prefs(args) -> int:
 
     result = make_preferences(args.ckpt, args.data, args.out, split=args.split,
                               candidates=args.candidates, steps=args.steps, cfg=args.cfg,
-                              limit=args.limit, seed=args.seed)
+                              limit=args.limit, seed=args.seed, device=args.device)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cfg", type=float, default=None)
     r.add_argument("--limit", type=int, default=None, help="at most this many clips")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default=None,
+                   help="cpu / cuda / cuda:N (default: the accelerator's; under accelerate "
+                   "launch or torchrun each process mines every N-th clip)")
     r.set_defaults(func=_prefs)
     return p
 

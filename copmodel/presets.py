@@ -78,7 +78,18 @@ class TrainConfig:
     max_steps: int = 200
     grad_clip: float = 1.0
     ema_decay: float = 0.99
-    cond_dropout: float = 0.1
+    # classifier-free guidance: all conditions (video, text, roll) dropped together with
+    # cond_dropout_all (trains the null branch guidance uses), plus each one on its own
+    # with cond_dropout
+    cond_dropout_all: float = 0.1
+    cond_dropout: float = 0.05
+    # the roll the audio model is conditioned on in training (sampling uses the same form):
+    # "true" (binary ground truth; sampling thresholds the prediction at roll_threshold),
+    # "predicted" (the Roll Predictor's soft probabilities, as the seed), "scheduled"
+    # (per sample predicted with probability step / roll_schedule_steps in stage 2, always in
+    # stage 3; roll_schedule_steps 0 means the stage's max_steps)
+    roll_condition: str = "scheduled"
+    roll_schedule_steps: int = 0
     logit_normal_mean: float = 0.0
     logit_normal_std: float = 1.0
     roll_loss_weight: float = 1.0
@@ -93,8 +104,14 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SampleConfig:
+    """Euler steps, guidance weight and convention, sway sampling (see flow.py)."""
+
     steps: int = 25
     cfg: float = 2.0
+    # "ours": v_u + cfg * (v_c - v_u), v_u with every condition null;
+    # "seed": v_c + cfg * (v_c - v_u), v_u keeps the roll (video and text null)
+    guidance: str = "ours"
+    sway: float = 0.0  # sway sampling coefficient s (0: uniform t; F5-TTS uses -1)
     roll_threshold: float = 0.4
 
 

@@ -55,14 +55,19 @@ class RollPredictor(nn.Module):
         return self.head(x.flatten(1)).reshape(b, k, NUM_KEYS)
 
     @torch.no_grad()
-    def predict(self, frames: torch.Tensor, threshold: float = 0.5, chunk: int = 256) -> torch.Tensor:
-        """Binary roll ``float (B, T, 88)`` (frames processed in chunks)."""
+    def probabilities(self, frames: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """Key probabilities ``float (B, T, 88)`` (no gradient; frames in chunks)."""
         b, t = frames.shape[:2]
         out = []
         for s in range(0, t, chunk):
             idx = torch.arange(s, min(t, s + chunk), device=frames.device).expand(b, -1)
-            out.append(torch.sigmoid(self(frames, idx)) > threshold)
-        return torch.cat(out, dim=1).float()
+            out.append(torch.sigmoid(self(frames, idx).float()))
+        return torch.cat(out, dim=1)
+
+    @torch.no_grad()
+    def predict(self, frames: torch.Tensor, threshold: float = 0.5, chunk: int = 256) -> torch.Tensor:
+        """Binary roll ``float (B, T, 88)``: :meth:`probabilities` above ``threshold``."""
+        return (self.probabilities(frames, chunk) > threshold).float()
 
 
 def roll_bce(logits: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:

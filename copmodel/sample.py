@@ -45,17 +45,24 @@ class Sampler:
         return {"ckpt": self.ckpt_path, "ckpt_sha256": self.ckpt_hash, "stage": self.stage,
                 "train_step": self.step, "config": self.cfg.to_dict(),
                 "steps": self.cfg.sample.steps, "cfg": self.cfg.sample.cfg,
-                "roll": "predicted" if self.stage >= 2 else "none"}
+                "guidance": self.cfg.sample.guidance, "sway": self.cfg.sample.sway,
+                "roll": (("predicted (thresholded)" if self.cfg.train.roll_condition == "true"
+                          else "predicted (probabilities)") if self.stage >= 2 else "none")}
 
     def _batch(self, clip, lens) -> dict:
         arrays = condition_arrays(clip, self.cfg, lens, roll=np.zeros((lens.video_frames, 88)))
         batch = {k: torch.as_tensor(v)[None].to(self.device) for k, v in arrays.items()}
         if self.stage >= 2:
-            batch["roll"] = self.model.roll_predictor.predict(
-                batch["frames"], self.cfg.sample.roll_threshold)
+            batch["roll"] = self.model.sampling_roll(batch["frames"])
         else:
             del batch["roll"]
         return batch
+
+    @torch.no_grad()
+    def conditions(self, clip) -> dict:
+        """The condition arrays one generation uses (batch of 1): frames, text and,
+        from stage 2, the roll in the form the model was trained on."""
+        return self._batch(clip, seq_lens(self.cfg, clip.seconds, clip.fps))
 
     @torch.no_grad()
     def predict_roll(self, clip) -> np.ndarray:
@@ -68,10 +75,11 @@ class Sampler:
 
     @torch.no_grad()
     def generate_features(self, clip, seed: int, steps: int | None = None,
-                          cfg: float | None = None) -> np.ndarray:
-        """Raw audio features ``(C, M)`` for a clip (deterministic under ``seed``)."""
+                          cfg: float | None = None, batch: dict | None = None) -> np.ndarray:
+        """Raw audio features ``(C, M)`` for a clip (deterministic under ``seed``);
+        ``batch``: :meth:`conditions` of the clip, when already computed."""
         lens = seq_lens(self.cfg, clip.seconds, clip.fps)
-        batch = self._batch(clip, lens)
+        batch = self._batch(clip, lens) if batch is None else batch
         g = torch.Generator().manual_seed(int(seed))
         noise = torch.randn(1, self.model.audio.channels, lens.mel_frames, generator=g)
         feats = self.model.generate(batch, noise.to(self.device), self.stage,

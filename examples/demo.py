@@ -105,16 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"dataset": str(data)}
     for stage, steps in zip((1, 2, 3), args.steps):
         ts = time.time()
-        pairs = None
+        prefs = None
         if stage == 3 and not args.no_dpo and args.pref_clips > 0:
             prefs = make_preferences(run / "stage2" / "last.ckpt", data, run / "prefs.pt",
                                      split="train", candidates=2, limit=args.pref_clips,
                                      seed=args.seed)
             print(f"[demo] preference pairs: {prefs['pairs']} (mean F1 gap {prefs['mean_gap']:.3f})",
                   flush=True)
-            pairs = load_preferences(run / "prefs.pt")["pairs"] or None
             summary["prefs"] = prefs
-        result = train_folder(stage, cfg, data, run, max_steps=steps, pairs=pairs,
+            prefs = load_preferences(run / "prefs.pt")
+            if not prefs["pairs"]:
+                print("[demo] no preference pair (every clip's candidates scored the same): "
+                      "stage 3 trains without DPO", flush=True)
+                prefs = None
+        result = train_folder(stage, cfg, data, run, max_steps=steps, prefs=prefs,
                               progress=sys.stderr.isatty())
         timings[f"stage{stage}"] = time.time() - ts
         print(f"[demo] stage {stage}: {steps} steps in {timings[f'stage{stage}']:.0f} s, "
