@@ -30,7 +30,7 @@ import torch
 from scipy.signal import resample_poly
 from torch import nn
 
-from .errors import ConfigError, WeightsNotFoundError
+from .errors import ConfigError
 from .presets import AudioConfig
 
 log = logging.getLogger(__name__)
@@ -176,11 +176,9 @@ class EncodecLatents(AudioRepresentation):
     def __init__(self, cfg: AudioConfig, path: str):
         from transformers import EncodecModel
 
-        if not Path(path).is_dir():
-            raise WeightsNotFoundError(
-                "EnCodec weights not found; download e.g. facebook/encodec_24khz into this "
-                "folder (config.json + model.safetensors) or use representation='mel'",
-                item=path)
+        from .weights import pretrained_dir
+
+        path = str(pretrained_dir(f"encodec:{path}", "audio.representation", "stft"))
         model = EncodecModel.from_pretrained(path, local_files_only=True).eval()
         hop = int(np.prod(model.config.upsampling_ratios))
         if model.config.sampling_rate != cfg.sample_rate or hop != cfg.hop:

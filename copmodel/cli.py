@@ -12,17 +12,36 @@ EXIT_STATUS = ("exit status: 0 ok; 1 some items failed; 2 usage or input error (
                "stderr; --debug shows the traceback)")
 
 
+def _resolved_config(args):
+    from .presets import load_config
+
+    cfg = load_config(args.config, args.set or [])
+    if getattr(args, "batch_size", None):
+        cfg = cfg.override(train={"batch_size": args.batch_size})
+    return cfg
+
+
+def _config_yaml(cfg) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def _config(args) -> int:
+    print(_config_yaml(_resolved_config(args)), end="")
+    return 0
+
+
 def _train(args) -> int:
-    from .presets import get_preset
     from .train import train_folder
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    cfg = get_preset(args.config)
-    if args.batch_size:
-        cfg = cfg.override(train={"batch_size": args.batch_size})
+    cfg = _resolved_config(args)
+    print(f"# copmodel train --stage {args.stage}: config (saved in the checkpoint)\n"
+          + _config_yaml(cfg), file=sys.stderr, flush=True)
     prefs = None
     if args.prefs:
         from .prefs import load_preferences
@@ -55,6 +74,15 @@ def _prefs(args) -> int:
     return 0
 
 
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="tiny", metavar="PRESET|FILE",
+                   help="a preset (micro, tiny, small, base) or a YAML/JSON file with any of the "
+                   "groups audio, net, train, sample (and 'preset: NAME' to start from)")
+    p.add_argument("--set", action="append", default=[], metavar="GROUP.FIELD=VALUE",
+                   help="override one config field, e.g. --set net.dim=256 --set "
+                   "audio.representation=mel (repeatable; `copmodel config` lists them all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="copmodel", description=__doc__, epilog=EXIT_STATUS)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -63,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", epilog=EXIT_STATUS, help="train one stage (writes RUN/stage<N>/last.ckpt)")
     t.add_argument("--stage", type=int, choices=(1, 2, 3), required=True)
-    t.add_argument("--config", default="tiny", choices=("micro", "tiny", "small", "base"))
+    _config_args(t)
     t.add_argument("--data", required=True, help="dataset folder (copdata build --out)")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--max-steps", type=int, default=None)
@@ -76,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default for stage > 1: RUN/stage<N-1>/last.ckpt)")
     t.add_argument("--prefs", default=None, help="stage 3: preference pairs from copmodel prefs")
     t.set_defaults(func=_train)
+
+    c = sub.add_parser("config", epilog=EXIT_STATUS,
+                       help="print the resolved config (preset or file + --set) as YAML")
+    _config_args(c)
+    c.set_defaults(func=_config)
 
     s = sub.add_parser("sample", epilog=EXIT_STATUS, help="write <clip_id>.wav for every clip of a split")
     s.add_argument("--ckpt", required=True)

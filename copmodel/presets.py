@@ -141,6 +141,20 @@ class Config:
                    train=build(TrainConfig, d.get("train", {})),
                    sample=build(SampleConfig, d.get("sample", {})))
 
+    def with_settings(self, settings: list[str]) -> "Config":
+        """Apply ``group.field=value`` strings (``net.dim=256``, ``train.lr=3e-4``,
+        ``audio.representation=mel``); values are parsed as the field's type."""
+        changes: dict[str, dict] = {}
+        for setting in settings:
+            key, sep, raw = setting.partition("=")
+            group, _, name = key.strip().partition(".")
+            if not sep or group not in GROUPS or name not in GROUP_FIELDS[group]:
+                raise ConfigError(f"--set takes group.field=value with a known field; fields: "
+                                  f"{', '.join(all_keys())}", item=setting)
+            changes.setdefault(group, {})[name] = parse_value(GROUP_FIELDS[group][name], raw.strip(),
+                                                              setting)
+        return self.override(**changes)
+
     def override(self, **groups: dict) -> "Config":
         """``cfg.override(net={"dim": 32}, train={"max_steps": 5})``."""
         out = self
@@ -198,12 +212,67 @@ def micro() -> Config:
 
 
 PRESETS = {"micro": micro, "tiny": tiny, "small": small, "base": base}
+GROUPS = {"audio": AudioConfig, "net": NetConfig, "train": TrainConfig, "sample": SampleConfig}
+GROUP_FIELDS = {g: {f.name: f.type for f in fields(k)} for g, k in GROUPS.items()}
+
+
+def all_keys() -> list[str]:
+    return [f"{g}.{name}" for g, names in GROUP_FIELDS.items() for name in names]
+
+
+def parse_value(type_name, raw: str, setting: str):
+    """A ``--set`` value as the field's type (``int``, ``float``, ``str``)."""
+    kind = type_name if isinstance(type_name, str) else type_name.__name__
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{setting.split('=')[0]} takes a {kind}", item=setting) from None
+    return raw
 
 
 def get_preset(name: str) -> Config:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset; choose one of {sorted(PRESETS)}", item=name)
     return PRESETS[name]()
+
+
+def load_config(spec: str, settings: list[str] | None = None) -> Config:
+    """A preset name, or a YAML/JSON file, then ``settings`` (``group.field=value``).
+
+    A file holds the groups of :meth:`Config.to_dict` (any subset of fields) and
+    optionally ``preset: NAME`` (the starting point, default ``tiny``) and ``name``."""
+    from pathlib import Path
+
+    if spec in PRESETS:
+        cfg = get_preset(spec)
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError(f"--config is neither a preset ({', '.join(PRESETS)}) nor a "
+                              "YAML/JSON file", item=spec)
+        import yaml
+
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"cannot parse config file ({exc})", item=spec) from None
+        if not isinstance(doc, dict):
+            raise ConfigError("a config file holds a mapping of groups", item=spec)
+        unknown = set(doc) - set(GROUPS) - {"preset", "name"}
+        if unknown:
+            raise ConfigError(f"unknown config groups {sorted(unknown)}; use "
+                              f"{sorted(GROUPS)}, preset, name", item=spec)
+        cfg = get_preset(str(doc.get("preset", "tiny")))
+        groups = {g: dict(doc[g]) for g in GROUPS if doc.get(g)}
+        for g, values in groups.items():
+            unknown = set(values) - set(GROUP_FIELDS[g])
+            if unknown:
+                raise ConfigError(f"unknown {g} fields {sorted(unknown)}", item=spec)
+        cfg = replace(cfg.override(**groups), name=str(doc.get("name", path.stem)))
+    return cfg.with_settings(settings or [])
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ConfigError, WeightsNotFoundError
+from .errors import ConfigError
 from .presets import NetConfig
 
 log = logging.getLogger(__name__)
@@ -71,13 +71,9 @@ class FeatureProjection(nn.Module):
 
 
 def _clip_dir(spec: str) -> Path:
-    path = Path(spec.split(":", 1)[1])
-    if not path.is_dir():
-        raise WeightsNotFoundError(
-            "CLIP weights not found; put a transformers CLIP folder (e.g. "
-            "openai/clip-vit-base-patch32: config.json, model.safetensors, preprocessor "
-            "config) here, or use video_encoder='cnn'", item=str(path))
-    return path
+    from .weights import pretrained_dir
+
+    return pretrained_dir(spec, "net.video_encoder", "cnn")
 
 
 def clip_feature_dim(spec: str) -> int:
