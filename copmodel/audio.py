@@ -12,7 +12,7 @@ Built-in (offline):
 Griffin-Lim is librosa's fast Griffin-Lim (``momentum``, default 0.99) with
 ``griffin_lim_iters`` iterations. Pretrained (optional): continuous EnCodec
 latents (encoder output before quantisation) from a local transformers folder,
-or any ``transformers`` audio codec folder with ``encode``/``decode``.
+or DAC latents (``dac:``), see :class:`CodecLatents`.
 
 Both keep per-channel normalisation statistics as buffers, so they travel in
 the model's state dict. Generated audio is resampled to the clip's rate and cut
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -170,23 +169,35 @@ class LogSTFT(_Spectral):
         return resample(griffin_lim(mag, self.cfg), self.sample_rate, self.sample_rate, num_samples)
 
 
-class EncodecLatents(AudioRepresentation):
-    """Continuous EnCodec latents from a local transformers folder (frozen)."""
+CODECS = ("encodec", "dac")
 
-    def __init__(self, cfg: AudioConfig, path: str):
-        from transformers import EncodecModel
+
+class CodecLatents(AudioRepresentation):
+    """Continuous latents of a pretrained codec (encoder output before quantisation,
+    decoded by the codec's decoder), frozen: ``encodec:<where>`` (transformers
+    ``EncodecModel``, e.g. facebook/encodec_24khz) or ``dac:<where>`` (``DacModel``, e.g.
+    descript/dac_16khz). ``<where>`` is found as weights.py says; the audio config's
+    ``sample_rate`` and ``hop`` must match the codec's."""
+
+    def __init__(self, cfg: AudioConfig, kind: str, where: str):
+        from transformers import DacModel, EncodecModel
 
         from .weights import pretrained_dir
 
-        path = str(pretrained_dir(f"encodec:{path}", "audio.representation", "stft"))
-        model = EncodecModel.from_pretrained(path, local_files_only=True).eval()
-        hop = int(np.prod(model.config.upsampling_ratios))
+        path = str(pretrained_dir(f"{kind}:{where}", "audio.representation", "stft"))
+        klass = {"encodec": EncodecModel, "dac": DacModel}[kind]
+        model = klass.from_pretrained(path, local_files_only=True).eval()
+        ratios = (model.config.upsampling_ratios if kind == "encodec"
+                  else model.config.downsampling_ratios)
+        hop = int(np.prod(ratios))
         if model.config.sampling_rate != cfg.sample_rate or hop != cfg.hop:
             raise ConfigError(
                 f"audio config must use sample_rate={model.config.sampling_rate} hop={hop} "
-                "to match the EnCodec weights", item=path)
-        super().__init__(model.config.hidden_size)
-        self.channels, self.sample_rate, self.hop = model.config.hidden_size, cfg.sample_rate, hop
+                f"to match the {kind} weights (--set audio.sample_rate=... --set audio.hop=...)",
+                item=path)
+        channels = int(model.config.hidden_size)
+        super().__init__(channels)
+        self.channels, self.sample_rate, self.hop = channels, cfg.sample_rate, hop
         for p in model.parameters():
             p.requires_grad_(False)
         self._model = [model]  # not a submodule: keeps the frozen weights out of checkpoints
@@ -206,15 +217,16 @@ class EncodecLatents(AudioRepresentation):
 
 
 def build_audio(cfg: AudioConfig) -> AudioRepresentation:
-    """``"mel"`` or ``"encodec:<dir>"``."""
+    """``"stft"``, ``"mel"``, ``"encodec:<where>"`` or ``"dac:<where>"``."""
     if cfg.representation == "mel":
         return LogMel(cfg)
     if cfg.representation == "stft":
         return LogSTFT(cfg)
-    if cfg.representation.startswith("encodec:"):
-        return EncodecLatents(cfg, cfg.representation.split(":", 1)[1])
-    raise ConfigError("unknown audio representation; use 'mel' or 'encodec:<dir>'",
-                      item=cfg.representation)
+    kind, sep, where = cfg.representation.partition(":")
+    if sep and kind in CODECS:
+        return CodecLatents(cfg, kind, where)
+    raise ConfigError("unknown audio representation; use 'stft', 'mel', 'encodec:<dir|repo>' "
+                      "or 'dac:<dir|repo>'", item=cfg.representation)
 
 
 def round_trip(audio: np.ndarray, sample_rate: int, representation: AudioRepresentation,

@@ -183,14 +183,18 @@ def small() -> Config:
 
 
 def base() -> Config:
-    """GPU nodes, days."""
+    """GPU nodes, days. Pretrained encoders (CLIP image, Flan-T5 text) found locally or in
+    the HF cache (copmodel/weights.py); without them use --set net.video_encoder=cnn
+    --set net.text_encoder=builtin."""
     return Config(
         name="base",
         audio=AudioConfig(sample_rate=24000, n_fft=1024, hop=480, n_mels=128, fmax=12000.0),
         net=NetConfig(prediction="velocity", dim=768, depth=12, heads=12, mlp_ratio=4.0, patch=1, roll_depth=6,
                       frame_height=64, frame_width=448, video_dim=512, video_channels=64,
                       roll_channels=64, text_dim=512, text_depth=4, text_vocab=16384,
-                      text_max_tokens=77, contrastive_dim=512),
+                      text_max_tokens=77, contrastive_dim=512,
+                      video_encoder="clip:openai/clip-vit-base-patch32",
+                      text_encoder="t5:google/flan-t5-base"),
         train=TrainConfig(batch_size=64, lr=1e-4, warmup_steps=2000, max_steps=300_000,
                           ema_decay=0.9999),
         sample=SampleConfig(steps=64, cfg=2.0))
