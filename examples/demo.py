@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         if stage == 3 and not args.no_dpo and args.pref_clips > 0:
             prefs = make_preferences(run / "stage2" / "last.ckpt", data, run / "prefs.pt",
                                      split="train", candidates=2, limit=args.pref_clips,
-                                     seed=args.seed)
+                                     seed=args.seed, progress=sys.stderr.isatty())
             print(f"[demo] preference pairs: {prefs['pairs']} (mean F1 gap {prefs['mean_gap']:.3f})",
                   flush=True)
             summary["prefs"] = prefs
