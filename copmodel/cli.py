@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 EXIT_STATUS = ("exit status: 0 ok; 1 some items failed; 2 usage or input error (one line on "
                "stderr; --debug shows the traceback)")
