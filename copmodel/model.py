@@ -99,11 +99,17 @@ class CoPModel(nn.Module):
     def roll_condition(self, batch: dict, use_predicted: torch.Tensor | None = None) -> torch.Tensor:
         """The roll the audio model sees in training: ``batch["roll"]`` (binary ground
         truth) where ``use_predicted`` is False, the Roll Predictor's probabilities
-        (no gradient) where it is True (see ``train.roll_condition``)."""
+        (no gradient; ``batch["roll_predicted"]`` when precomputed, else computed for
+        the rows that use them) where it is True (see ``train.roll_condition``)."""
         roll = batch["roll"]
         if use_predicted is None or not bool(use_predicted.any()):
             return roll
-        soft = self.roll_predictor.probabilities(batch["frames"]).to(roll.dtype)
+        if "roll_predicted" in batch:
+            soft = batch["roll_predicted"].to(roll.dtype)
+        else:
+            soft = torch.zeros_like(roll)
+            soft[use_predicted] = self.roll_predictor.probabilities(
+                batch["frames"][use_predicted]).to(roll.dtype)
         return torch.where(use_predicted[:, None, None], soft, roll)
 
     def sampling_roll(self, frames: torch.Tensor) -> torch.Tensor:

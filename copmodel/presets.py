@@ -85,9 +85,10 @@ class TrainConfig:
     cond_dropout: float = 0.05
     # the roll the audio model is conditioned on in training (sampling uses the same form):
     # "true" (binary ground truth; sampling thresholds the prediction at roll_threshold),
-    # "predicted" (the Roll Predictor's soft probabilities, as the seed), "scheduled"
-    # (per sample predicted with probability step / roll_schedule_steps in stage 2, always in
-    # stage 3; roll_schedule_steps 0 means the stage's max_steps)
+    # "predicted" (the Roll Predictor's soft probabilities in stages 2 and 3, as the seed),
+    # "scheduled" (stage 2: per sample predicted with probability
+    # min(1, step / roll_schedule_steps), 0 = always the ground truth; stage 3: always
+    # predicted); predicted/scheduled sample on the probabilities
     roll_condition: str = "scheduled"
     roll_schedule_steps: int = 0
     logit_normal_mean: float = 0.0

@@ -39,16 +39,17 @@ def sample_generator(seed: int, stage: int, step: int, position: int) -> torch.G
     return torch.Generator().manual_seed(int(state))
 
 
-def predicted_roll_probability(roll_condition: str, stage: int, step: int, max_steps: int) -> float:
+def predicted_roll_probability(roll_condition: str, stage: int, step: int,
+                               schedule_steps: int) -> float:
     """Probability that a sample is conditioned on the predicted roll (``train.roll_condition``)."""
+    if roll_condition not in ("true", "predicted", "scheduled"):
+        raise ConfigError("unknown roll_condition; use true, predicted or scheduled",
+                          item=roll_condition)
     if stage < 2 or roll_condition == "true":
         return 0.0
     if roll_condition == "predicted" or stage == 3:
         return 1.0
-    if roll_condition == "scheduled":
-        return min(1.0, step / max(1, max_steps))
-    raise ConfigError("unknown roll_condition; use true, predicted or scheduled",
-                      item=roll_condition)
+    return min(1.0, step / schedule_steps) if schedule_steps > 0 else 0.0
 
 
 def step_randomness(model, lens, positions: list[int], seed: int, stage: int,

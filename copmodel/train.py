@@ -118,6 +118,7 @@ class Trainer:
         self.init = init
         self.step_count = 0
         self.losses: dict = {}
+        self._predicted: dict[int, torch.Tensor] = {}
         self.restore(resume)
 
     # ------------------------------------------------------------ set-up
@@ -183,10 +184,21 @@ class Trainer:
         positions = list(range(self.rank, tc.batch_size, self.world))
         batch = _to(collate([self.data[idx[p]] for p in positions]), self.acc.device)
         p_pred = predicted_roll_probability(tc.roll_condition, self.stage, step,
-                                            tc.roll_schedule_steps or self.max_steps)
+                                            tc.roll_schedule_steps)
         rand = step_randomness(self.core, self.data.lens, positions, tc.seed, self.stage, step,
                                p_pred)
+        if self.stage == 3 and p_pred > 0:
+            batch["roll_predicted"] = torch.stack([self.predicted_roll(idx[p]) for p in positions])
         return batch, _to(rand, self.acc.device)
+
+    @torch.no_grad()
+    def predicted_roll(self, index: int) -> torch.Tensor:
+        """The frozen (stage 3) Roll Predictor's probabilities for clip ``index``, computed
+        once per clip."""
+        if index not in self._predicted:
+            frames = self.data[index]["frames"][None].to(self.acc.device)
+            self._predicted[index] = self.core.roll_predictor.probabilities(frames)[0]
+        return self._predicted[index]
 
     def dpo_batch(self, step: int) -> tuple[dict, dict, tuple] | tuple[None, None, None]:
         """Preference pairs of ``step`` (with the roll and guidance weight they were

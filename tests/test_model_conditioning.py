@@ -36,6 +36,7 @@ def test_predicted_roll_schedule():
     assert predicted_roll_probability("true", 2, 50, 100) == 0.0
     assert predicted_roll_probability("predicted", 2, 0, 100) == 1.0
     assert predicted_roll_probability("scheduled", 2, 25, 100) == 0.25
+    assert predicted_roll_probability("scheduled", 2, 25, 0) == 0.0  # ground truth in stage 2
     assert predicted_roll_probability("scheduled", 3, 0, 100) == 1.0
     assert predicted_roll_probability("scheduled", 1, 50, 100) == 0.0
     with pytest.raises(ConfigError):
