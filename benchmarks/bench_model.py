@@ -8,8 +8,9 @@ grad clipping) on random 10 s clips at the given batch size (default: the
 preset's batch on GPU, 2 on CPU). Sampling: the preset's Euler steps with CFG
 (two network passes per step) plus the vocoder; to keep CPU runs short the
 network time is measured over ``--ode-steps-measured`` steps and scaled to the
-preset's step count (printed as such). Prints a table and writes JSON with
-``--json``.
+preset's step count (printed as such). Encoders are the built-in ones (the
+pretrained encoders of ``base`` run once per clip at precompute time, not per
+step). Prints a table and writes JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 
 from copmodel.audio import build_audio
 from copmodel.model import CoPModel
-from copmodel.presets import SeqLens, get_preset
+from copmodel.presets import SeqLens, load_config
 
 
 def random_batch(cfg, lens, b, device):
@@ -44,7 +45,8 @@ def sync(device):
 
 
 def bench_preset(name, device, batch, train_steps, ode_measured, seconds=10.0, fps=25.0):
-    cfg = get_preset(name)
+    # built-in encoders: pretrained ones (base) run on features precomputed once per clip
+    cfg = load_config(name, ["net.video_encoder=cnn", "net.text_encoder=builtin"])
     lens = SeqLens.derive(seconds, fps, cfg.audio, cfg.net.patch)
     b = batch or (cfg.train.batch_size if device.type == "cuda" else 2)
     model = CoPModel(cfg).to(device)
