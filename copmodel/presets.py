@@ -277,7 +277,23 @@ def load_config(spec: str, settings: list[str] | None = None) -> Config:
             if unknown:
                 raise ConfigError(f"unknown {g} fields {sorted(unknown)}", item=spec)
         cfg = replace(cfg.override(**groups), name=str(doc.get("name", path.stem)))
-    return cfg.with_settings(settings or [])
+    return check_config(cfg.with_settings(settings or []))
+
+
+CHOICES = {("train", "roll_condition"): ("true", "predicted", "scheduled"),
+           ("sample", "guidance"): ("ours", "seed"),
+           ("audio", "mel_inverse"): ("nnls", "pinv"),
+           ("net", "prediction"): ("data", "velocity")}
+
+
+def check_config(cfg: Config) -> Config:
+    """Fields with a fixed set of values hold one of them; returns ``cfg``."""
+    for (group, name), allowed in CHOICES.items():
+        value = getattr(getattr(cfg, group), name)
+        if value not in allowed:
+            raise ConfigError(f"{group}.{name} must be one of {', '.join(allowed)}",
+                              item=str(value))
+    return cfg
 
 
 @dataclass(frozen=True)

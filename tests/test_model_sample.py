@@ -174,3 +174,31 @@ def test_default_representation_ceiling_is_near_the_ground_truth(synth_dir):
         rt.append(note_scores(ref, transcriber.transcribe(audio, clip.sample_rate))["midi_note_f1"])
     assert np.mean(gt) > 0.5
     assert np.mean(rt) >= np.mean(gt) - 0.1, (gt, rt)
+
+
+def test_train_takes_a_yaml_config_and_set_and_saves_them(synth_dir, tmp_path, capsys):
+    from copmodel.ckpt import load_checkpoint
+    from copmodel.errors import ConfigError
+    from copmodel.presets import load_config
+
+    cfg_file = tmp_path / "exp.yaml"
+    cfg_file.write_text("preset: micro\nname: exp\nnet:\n  dim: 16\ntrain:\n  lr: 0.002\n")
+    run = tmp_path / "run"
+    assert main(["train", "--stage", "1", "--config", str(cfg_file), "--set", "train.seed=7",
+                 "--set", "sample.guidance=seed", "--data", str(synth_dir), "--out", str(run),
+                 "--max-steps", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "dim: 16" in err and "guidance: seed" in err  # printed at start
+    saved = load_checkpoint(run / "stage1" / "last.ckpt")["config"]
+    assert saved["name"] == "exp" and saved["net"]["dim"] == 16 and saved["train"]["lr"] == 0.002
+    assert saved["train"]["seed"] == 7 and saved["sample"]["guidance"] == "seed"
+    assert saved["audio"] == get_preset("micro").to_dict()["audio"]
+    with pytest.raises(ConfigError, match="net.dim"):
+        load_config("micro", ["net.dim=sixteen"])
+    with pytest.raises(ConfigError, match="sample.guidance must be one of"):
+        load_config("micro", ["sample.guidance=theirs"])
+    cfg_file.write_text("net:\n  width: 3\n")
+    with pytest.raises(ConfigError, match="width"):
+        load_config(str(cfg_file))
+    assert main(["train", "--stage", "1", "--config", "micro", "--set", "nope=1", "--data",
+                 str(synth_dir), "--out", str(run)]) == 2
