@@ -126,6 +126,9 @@ class CheckpointOutputs(OutputSource):
                 "copmodel or score a folder of generated <clip_id>.wav files instead",
                 item=str(ckpt)) from exc
         self.sampler = load_sampler(self.ckpt)
+        if output == "rollsynth" and int(getattr(self.sampler, "stage", 0)) < 2:
+            raise ModelError("rollsynth needs a trained Roll Predictor: use a stage-2 or "
+                             "stage-3 checkpoint", item=str(ckpt))
 
     def info(self) -> dict:
         from .cache import file_sha256

@@ -144,6 +144,13 @@ def test_reconstruct_and_rollsynth_baselines_through_copbench(synth_dir, run_dir
                  "--out", str(tmp_path / "rs"), "--output", "reconstruct", "--limit", "1"]) == 0
     assert json.loads((tmp_path / "rs" / "sampler.json").read_text())["output"] == "reconstruct"
     assert len(list((tmp_path / "rs").glob("*.wav"))) == 1
+    from copbench.errors import ModelError
+    from copbench.models import resolve_model
+
+    with pytest.raises(ModelError, match="Roll Predictor"):
+        resolve_model(f"rollsynth:{run_dir / 'stage1' / 'last.ckpt'}")
+    with pytest.raises(ModelError, match="not found"):
+        resolve_model(f"reconstruct:{tmp_path / 'missing.ckpt'}")
 
 
 def test_roll_to_notes_gives_one_note_per_run():
