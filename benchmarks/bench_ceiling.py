@@ -6,7 +6,7 @@
 For every clip of the split, the reference audio goes through one representation
 (``copmodel.audio.round_trip``: encode at the internal rate, decode, resample
 back) and copdata's transcriber; the note F1 against the clip's MIDI is
-copbench's ``midi_note_f1`` (mean over clips, the leaderboard's number).
+``copdata.scoring.note_scores`` (copbench's ``midi_note_f1``) (mean over clips, the leaderboard's number).
 ``ground_truth`` transcribes the reference audio itself. Without ``--data`` a
 demo-sized synthetic dataset is built under /tmp.
 
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import copdata
-    from copbench.metrics.midi import note_scores
+    from copdata.scoring import note_scores
     from copdata.transcribe import get_transcriber
     from copmodel.audio import build_audio, round_trip
     from copmodel.presets import tiny
@@ -75,8 +75,8 @@ def main(argv=None) -> int:
 
     def score(name, make_audio):
         t0 = time.time()
-        f1 = [note_scores(c.notes(), transcriber.transcribe(make_audio(c), c.sample_rate))[
-            "midi_note_f1"] for c in clips]
+        f1 = [note_scores(c.notes(), transcriber.transcribe(make_audio(c), c.sample_rate))["f1"]
+              for c in clips]
         rows[name] = {"midi_note_f1": float(np.mean(f1)), "clips": len(clips),
                       "seconds": round(time.time() - t0, 1)}
         print(f"{name:28s} note F1 {rows[name]['midi_note_f1']:.3f}  ({rows[name]['seconds']} s)",

@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(exist_ok=True)
     # The model is scored through copbench's checkpoint path (the same sampling
     # API as `copmodel sample`), so its results are named after the run: run-stage3.
-    for model in (str(ckpt), f"reconstruct:{ckpt}", f"rollsynth:{ckpt}") + BASELINES:
+    for model in (str(ckpt), f"reconstruct:{ckpt}", f"rollsynth:{ckpt}") + tuple(
+            f"baseline:{name}" for name in BASELINES):
         run_copbench(model, data, results, args.metrics)
     timings["copbench"] = time.time() - ts
     board = leaderboard(results)
