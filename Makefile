@@ -57,7 +57,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 demo: install
-	$(PY) -m copmodel.demo --out $(DEMO_DIR)
+	$(PY) examples/demo.py --out $(DEMO_DIR)
 
 demo-data: install
 	$(VENV)/bin/copdata build --source synth --num-items 6 --item-seconds 20 --clip-seconds 10 --out $(DEMO_DIR)/data --force

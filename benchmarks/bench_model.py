@@ -8,8 +8,9 @@ grad clipping) on random 10 s clips at the given batch size (default: the
 preset's batch on GPU, 2 on CPU). Sampling: the preset's Euler steps with CFG
 (two network passes per step) plus the vocoder; to keep CPU runs short the
 network time is measured over ``--ode-steps-measured`` steps and scaled to the
-preset's step count (printed as such). Prints a table and writes JSON with
-``--json``.
+preset's step count (printed as such). Encoders are the built-in ones (the
+pretrained encoders of ``base`` run once per clip at precompute time, not per
+step). Prints a table and writes JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import time
 
 import torch
 
+from copmodel.audio import build_audio
 from copmodel.model import CoPModel
-from copmodel.presets import SeqLens, get_preset
+from copmodel.presets import SeqLens, load_config
 
 
 def random_batch(cfg, lens, b, device):
     n = cfg.net
     return {
-        "mel": torch.randn(b, cfg.audio.n_mels, lens.mel_frames, device=device) - 5,
+        "mel": torch.randn(b, build_audio(cfg.audio).channels, lens.mel_frames, device=device) - 5,
         "frames": torch.randint(0, 256, (b, lens.video_frames, n.frame_height, n.frame_width),
                                 device=device).to(torch.uint8),
         "roll": (torch.rand(b, lens.video_frames, 88, device=device) > 0.95).float(),
@@ -43,7 +45,8 @@ def sync(device):
 
 
 def bench_preset(name, device, batch, train_steps, ode_measured, seconds=10.0, fps=25.0):
-    cfg = get_preset(name)
+    # built-in encoders: pretrained ones (base) run on features precomputed once per clip
+    cfg = load_config(name, ["net.video_encoder=cnn", "net.text_encoder=builtin"])
     lens = SeqLens.derive(seconds, fps, cfg.audio, cfg.net.patch)
     b = batch or (cfg.train.batch_size if device.type == "cuda" else 2)
     model = CoPModel(cfg).to(device)
@@ -77,7 +80,7 @@ def bench_preset(name, device, batch, train_steps, ode_measured, seconds=10.0, f
 
     model.eval()
     one = {k: v[:1] for k, v in data.items()}
-    noise = torch.randn(1, cfg.audio.n_mels, lens.mel_frames, device=device)
+    noise = torch.randn(1, build_audio(cfg.audio).channels, lens.mel_frames, device=device)
     measured = min(ode_measured, cfg.sample.steps)
     with torch.no_grad(), amp:
         model.generate(one, noise, 2, 1, cfg.sample.cfg)  # warm-up

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# copmodel on a GPU machine: speed of every preset, then a short multi-GPU (or
-# single-GPU) bf16 run of the small preset through stages 1 -> 2 -> 3 on a
-# synthetic dataset, sampling and a resume check. Usage (from the repo root):
+# copmodel on a GPU machine, one script: speed of every preset; 50 bf16 training steps
+# of the small preset on 1 process and on N processes (all GPUs); sampling one 10 s
+# clip, printed as seconds per clip. Usage (from the repo root):
 #   bash benchmarks/gpu_check.sh [OUT_DIR] [STEPS]
-# Needs: the repo's Python environment with a CUDA torch; no network.
+# Needs: the repo's Python environment with a CUDA torch; no network, no weights.
 set -euo pipefail
 OUT=${1:-/tmp/copmodel_gpu_check}
-STEPS=${2:-200}
+STEPS=${2:-50}
 PY=${PYTHON:-python}
 export PYTHONPATH=${PYTHONPATH:-.}
 NGPU=$($PY -c "import torch; print(torch.cuda.device_count())")
@@ -17,24 +17,29 @@ echo "== speed per preset (bf16, preset batch sizes)"
 $PY benchmarks/bench_model.py --device cuda --train-steps 10 --ode-steps-measured 64 \
     --json "$OUT/bench_gpu.json"
 
-echo "== synthetic dataset"
-$PY -m copdata build --source synth --out "$OUT/data" --num-items 16 --item-seconds 40 \
+echo "== synthetic dataset (10 s clips)"
+$PY -m copdata build --source synth --out "$OUT/data" --num-items 8 --item-seconds 40 \
     --clip-seconds 10
 
-LAUNCH=("$PY" -m accelerate.commands.launch --num_processes "$NGPU" --mixed_precision bf16)
-[ "$NGPU" -gt 1 ] && LAUNCH+=(--multi_gpu)
-for STAGE in 1 2 3; do
-  echo "== stage $STAGE ($STEPS steps, $NGPU process(es))"
-  "${LAUNCH[@]}" -m copmodel.cli train --stage "$STAGE" --config small --data "$OUT/data" \
-      --out "$OUT/run" --max-steps "$STEPS" --save-every $((STEPS / 2)) --batch-size 16
+# small with the built-in encoders (no weights on the machine)
+CFG=(--config small --set net.video_encoder=cnn --set net.text_encoder=builtin --batch-size 16)
+for NP in 1 "$NGPU"; do
+  LAUNCH=("$PY" -m accelerate.commands.launch --num_processes "$NP" --mixed_precision bf16)
+  [ "$NP" -gt 1 ] && LAUNCH+=(--multi_gpu)
+  for STAGE in 1 2 3; do
+    echo "== stage $STAGE: $STEPS steps on $NP process(es)"
+    START=$(date +%s.%N)
+    "${LAUNCH[@]}" -m copmodel.cli train --stage "$STAGE" "${CFG[@]}" --data "$OUT/data" \
+        --out "$OUT/run$NP" --max-steps "$STEPS" | tail -3
+    echo "stage $STAGE, $NP process(es): $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $START}") s"
+  done
+  [ "$NGPU" -le 1 ] && break
 done
-echo "== resume: stage 3 continues to $((STEPS + 20))"
-"${LAUNCH[@]}" -m copmodel.cli train --stage 3 --config small --data "$OUT/data" \
-    --out "$OUT/run" --max-steps $((STEPS + 20)) --batch-size 16 --resume
-cat "$OUT/run/stage2/eval.json"
+cat "$OUT/run1/stage2/eval.json"
 
-echo "== sample the test split on GPU"
-/usr/bin/time -v $PY -m copmodel sample --ckpt "$OUT/run/stage3/last.ckpt" --data "$OUT/data" \
-    --split test --out "$OUT/samples" --device cuda 2>&1 | grep -E "wrote|Elapsed|Maximum resident"
-ls "$OUT/samples" | head
+echo "== sample one 10 s clip on GPU"
+START=$(date +%s.%N)
+$PY -m copmodel sample --ckpt "$OUT/run1/stage3/last.ckpt" --data "$OUT/data" --split test \
+    --out "$OUT/samples" --device cuda --limit 1
+echo "seconds per 10 s clip (incl. model load): $(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $START}")"
 echo "gpu_check done: $OUT"

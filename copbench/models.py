@@ -4,6 +4,11 @@
   mixed to mono);
 - a copmodel checkpoint (generated through ``copmodel.sample.load_sampler``,
   imported only when needed);
+- ``reconstruct:CKPT``: the reference audio encoded and decoded by the
+  checkpoint's audio representation (``Sampler.reconstruct``): the ceiling any
+  model with that representation can reach; results named ``reconstruct-<ckpt>``;
+- ``rollsynth:CKPT``: the checkpoint's Roll Predictor roll -> notes -> copdata's
+  piano synth (``Sampler.rollsynth``), the Audeo-style chain; ``rollsynth-<ckpt>``;
 - a baseline: ``oracle`` (the reference audio: the ceiling), ``resynth`` (the
   reference MIDI rendered by ``copdata.render.piano.render_notes``), ``silence``
   (zeros), ``noise`` (seeded Gaussian white noise at the reference clip's RMS,
@@ -98,13 +103,20 @@ def checkpoint_name(ckpt: Path) -> str:
     return sanitize_source_id("-".join(p for p in parts if p))
 
 
+CHECKPOINT_OUTPUTS = ("reconstruct", "rollsynth")  # prefixes: "<output>:CKPT"
+
+
 class CheckpointOutputs(OutputSource):
     kind = "checkpoint"
 
-    def __init__(self, ckpt: str | Path, seed: int):
+    def __init__(self, ckpt: str | Path, seed: int, output: str = "generate"):
         self.ckpt = Path(ckpt)
-        super().__init__(checkpoint_name(self.ckpt))
+        name = checkpoint_name(self.ckpt)
+        super().__init__(name if output == "generate" else f"{output}-{name}")
         self.seed = int(seed)
+        self.output = output
+        if not self.ckpt.is_file():
+            raise ModelError("checkpoint not found", item=str(ckpt))
         try:
             from copmodel.sample import load_sampler
         except ImportError as exc:
@@ -114,10 +126,13 @@ class CheckpointOutputs(OutputSource):
                 "copmodel or score a folder of generated <clip_id>.wav files instead",
                 item=str(ckpt)) from exc
         self.sampler = load_sampler(self.ckpt)
+        if output == "rollsynth" and int(getattr(self.sampler, "stage", 0)) < 2:
+            raise ModelError("rollsynth needs a trained Roll Predictor: use a stage-2 or "
+                             "stage-3 checkpoint", item=str(ckpt))
 
     def info(self) -> dict:
         from .cache import file_sha256
-        out = {**super().info(), "path": str(self.ckpt.resolve())}
+        out = {**super().info(), "path": str(self.ckpt.resolve()), "output": self.output}
         if self.ckpt.is_file():
             out["sha256"] = file_sha256(self.ckpt)
         for key in ("stage", "step", "ckpt_hash"):
@@ -127,7 +142,10 @@ class CheckpointOutputs(OutputSource):
         return out
 
     def audio(self, clip) -> tuple[np.ndarray, int]:
-        audio = self.sampler.generate(clip, seed=clip_seed(self.seed, clip.id))
+        if self.output == "generate":
+            audio = self.sampler.generate(clip, seed=clip_seed(self.seed, clip.id))
+        else:
+            audio = getattr(self.sampler, self.output)(clip)
         return np.asarray(audio, dtype=np.float32).reshape(-1), int(clip.sample_rate)
 
 
@@ -211,10 +229,14 @@ def resolve_model(model: str, seed: int = 0) -> OutputSource:
                              f"{BASELINE_PREFIX}{model} for the baseline or ./{model} for the "
                              "path", item=model)
         return Baseline(model, seed)
+    prefix, sep, rest = model.partition(":")
+    if sep and prefix in CHECKPOINT_OUTPUTS:
+        return CheckpointOutputs(rest, seed, output=prefix)
     path = Path(model)
     if path.is_dir() and any(p.suffix.lower() in AUDIO_SUFFIXES for p in path.iterdir()):
         return FolderOutputs(path)
     if path.exists():
         return CheckpointOutputs(path, seed)
     raise ModelError(f"--model is neither a baseline ({', '.join(BASELINES)}), a folder of "
-                     "<clip_id>.wav/.flac files, nor a checkpoint path", item=model)
+                     "<clip_id>.wav/.flac files, a checkpoint path, nor reconstruct:CKPT / "
+                     "rollsynth:CKPT", item=model)

@@ -1,4 +1,7 @@
-"""Checkpoints: one ``torch.save`` dict per file, written atomically.
+"""Checkpoints: one ``torch.save`` dict per file, written atomically, read back
+with ``torch.load(weights_only=True)`` (tensors, numbers, strings, lists, tuples
+and dicts only: a checkpoint cannot run code when it is loaded; a file that
+tries to raises :class:`CheckpointError` and nothing of it executes).
 
 Keys: ``format``, ``stage``, ``step``, ``config`` (``Config.to_dict()``),
 ``weights`` (model state dict, including audio normalisation stats), ``ema``,
@@ -10,6 +13,7 @@ checkpoint this stage started from, or None).
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 
@@ -24,7 +28,12 @@ FORMAT = "copmodel-ckpt-1"
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+    """Python, numpy, torch (and CUDA) RNG states in weights-only-loadable types
+    (numpy's key array is stored as an int64 tensor)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                       float(gauss)),
              "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -32,11 +41,40 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    random.setstate(_as_tuple(state["python"]))
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos,
+                         has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(value):
+    """Nested lists -> tuples (Python's random state is a tuple of tuples)."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def safe_load(path: str | Path, what: str = "checkpoint"):
+    """``torch.load(path, weights_only=True)`` with every failure as a
+    :class:`CheckpointError` (a file that would run code on unpickling is refused
+    by the weights-only unpickler before anything of it executes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found", item=str(path))
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = [line.strip() for line in str(exc).splitlines()
+                 if "Unsupported" in line or "GLOBAL" in line]
+        reason = found[0].rstrip(".") if found else type(exc).__name__
+        raise CheckpointError(
+            f"refusing to load {what}: it holds objects other than tensors, numbers, strings "
+            f"and containers, which could run code on loading ({reason}); nothing of it was "
+            "executed", item=str(path)) from None
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise CheckpointError(f"cannot read {what} ({type(exc).__name__}: {exc})",
+                              item=str(path)) from None
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
@@ -52,11 +90,7 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise CheckpointError("checkpoint not found; train the stage first "
                               "(copmodel train --stage N ...)", item=str(path))
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for truncated files
-        raise CheckpointError(f"cannot read checkpoint ({type(exc).__name__}: {exc})",
-                              item=str(path)) from exc
+    ckpt = safe_load(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"not a {FORMAT} checkpoint", item=str(path))
     return ckpt

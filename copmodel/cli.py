@@ -6,55 +6,60 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 EXIT_STATUS = ("exit status: 0 ok; 1 some items failed; 2 usage or input error (one line on "
                "stderr; --debug shows the traceback)")
 
 
+def _resolved_config(args):
+    from .presets import load_config
+
+    cfg = load_config(args.config, args.set or [])
+    if getattr(args, "batch_size", None):
+        cfg = cfg.override(train={"batch_size": args.batch_size})
+    return cfg
+
+
+def _config_yaml(cfg) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def _config(args) -> int:
+    print(_config_yaml(_resolved_config(args)), end="")
+    return 0
+
+
 def _train(args) -> int:
-    from .presets import get_preset
     from .train import train_folder
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    cfg = get_preset(args.config)
-    if args.batch_size:
-        cfg = cfg.override(train={"batch_size": args.batch_size})
-    pairs = None
+    cfg = _resolved_config(args)
+    print(f"# copmodel train --stage {args.stage}: config (saved in the checkpoint)\n"
+          + _config_yaml(cfg), file=sys.stderr, flush=True)
+    prefs = None
     if args.prefs:
-        import torch
+        from .prefs import load_preferences
 
-        pairs = torch.load(args.prefs, map_location="cpu", weights_only=False)["pairs"]
+        prefs = {**load_preferences(args.prefs), "source": str(args.prefs)}
     result = train_folder(args.stage, cfg, args.data, args.out, max_steps=args.max_steps,
                           save_every=args.save_every, resume=args.resume, init=args.init,
-                          pairs=pairs)
+                          prefs=prefs)
     print(json.dumps(result, indent=2))
     return 0
 
 
 def _sample(args) -> int:
-    import copdata
-    from copdata import media
-    from tqdm import tqdm
-
-    from .sample import load_sampler
+    from .sample import load_sampler, sample_split
 
     sampler = load_sampler(args.ckpt, device=args.device)
-    ds = copdata.open_dataset(args.data)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    clips = list(ds.clips(args.split))
-    for clip in tqdm(clips, desc="sample", unit="clip"):
-        audio = sampler.generate(clip, seed=args.seed, steps=args.steps, cfg=args.cfg)
-        media.write_audio(out / f"{clip.id}.wav", audio, clip.sample_rate)
-    info = {**sampler.info(), "seed": args.seed, "split": args.split, "clips": len(clips),
-            "steps": args.steps or sampler.cfg.sample.steps,
-            "cfg": sampler.cfg.sample.cfg if args.cfg is None else args.cfg}
-    (out / "sampler.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-    print(f"wrote {len(clips)} wav files to {out}")
+    info = sample_split(sampler, args.data, args.split, args.out, seed=args.seed,
+                        steps=args.steps, cfg=args.cfg, output=args.output, limit=args.limit)
+    print(f"wrote {info['clips']} wav files to {args.out}")
     return 0
 
 
@@ -63,9 +68,18 @@ def _prefs(args) -> int:
 
     result = make_preferences(args.ckpt, args.data, args.out, split=args.split,
                               candidates=args.candidates, steps=args.steps, cfg=args.cfg,
-                              limit=args.limit, seed=args.seed)
+                              limit=args.limit, seed=args.seed, device=args.device)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="tiny", metavar="PRESET|FILE",
+                   help="a preset (micro, tiny, small, base) or a YAML/JSON file with any of the "
+                   "groups audio, net, train, sample (and 'preset: NAME' to start from)")
+    p.add_argument("--set", action="append", default=[], metavar="GROUP.FIELD=VALUE",
+                   help="override one config field, e.g. --set net.dim=256 --set "
+                   "audio.representation=mel (repeatable; `copmodel config` lists them all)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", epilog=EXIT_STATUS, help="train one stage (writes RUN/stage<N>/last.ckpt)")
     t.add_argument("--stage", type=int, choices=(1, 2, 3), required=True)
-    t.add_argument("--config", default="tiny", choices=("micro", "tiny", "small", "base"))
+    _config_args(t)
     t.add_argument("--data", required=True, help="dataset folder (copdata build --out)")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--max-steps", type=int, default=None)
@@ -90,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--prefs", default=None, help="stage 3: preference pairs from copmodel prefs")
     t.set_defaults(func=_train)
 
+    c = sub.add_parser("config", epilog=EXIT_STATUS,
+                       help="print the resolved config (preset or file + --set) as YAML")
+    _config_args(c)
+    c.set_defaults(func=_config)
+
     s = sub.add_parser("sample", epilog=EXIT_STATUS, help="write <clip_id>.wav for every clip of a split")
     s.add_argument("--ckpt", required=True)
     s.add_argument("--data", required=True)
@@ -99,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cfg", type=float, default=None)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
+    s.add_argument("--output", default="generate", choices=("generate", "reconstruct", "rollsynth"),
+                   help="generate (the model), reconstruct (the reference audio through the "
+                   "audio representation: its ceiling) or rollsynth (predicted roll -> notes -> "
+                   "copdata's piano synth)")
+    s.add_argument("--limit", type=int, default=None, help="at most this many clips")
     s.set_defaults(func=_sample)
 
     r = sub.add_parser("prefs", epilog=EXIT_STATUS, help="preference pairs: K candidates per clip ranked by MIDI F1")
@@ -111,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cfg", type=float, default=None)
     r.add_argument("--limit", type=int, default=None, help="at most this many clips")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default=None,
+                   help="cpu / cuda / cuda:N (default: the accelerator's; under accelerate "
+                   "launch or torchrun each process mines every N-th clip)")
     r.set_defaults(func=_prefs)
     return p
 

@@ -10,7 +10,12 @@ Each clip is precomputed once into the arrays the model consumes:
 - ``text`` / ``text_mask``: the caption (first step text) encoded for the text encoder.
 
 With ``cache_dir`` the arrays are stored as ``.npz`` keyed by clip id, clip row and
-the settings they depend on (never inside the dataset folder).
+the settings they depend on (never inside the dataset folder), each written to a
+temporary name and renamed into place (a reader never sees half a file). Under
+several processes only the main process computes missing entries; the others
+wait at a barrier and then read the cache. With a cache, items are read from
+disk when used (nothing of the split is held in memory), so every process holds
+only the clips of its own batch positions.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -84,47 +90,76 @@ def _cache_key(clip, cfg: Config) -> str:
     return f"{clip.id}.{digest[:16]}.npz"
 
 
-class ClipTensors(torch.utils.data.Dataset):
-    """Precomputed clips of one split; items are dicts of tensors plus ``id``."""
+def write_npz_atomic(path: Path, arrays: dict) -> None:
+    """``np.savez`` to a temporary file in the same folder, then rename into place."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
 
-    def __init__(self, items: list[dict], ids: list[str], lens: SeqLens):
-        if not items:
+
+def read_npz(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+class ClipTensors(torch.utils.data.Dataset):
+    """Precomputed clips of one split; items are dicts of tensors. Held in memory
+    (``items``) or read from cache files when used (``paths``)."""
+
+    def __init__(self, items: list[dict] | None, ids: list[str], lens: SeqLens,
+                 paths: list[Path] | None = None):
+        if not ids:
             raise DatasetError("no clips to train on", item="split")
-        self.items, self.ids, self.lens = items, ids, lens
+        self.items, self.ids, self.lens, self.paths = items, ids, lens, paths
 
     @classmethod
     def from_folder(cls, data_dir: str | Path, split: str, cfg: Config, audio_repr,
-                    cache_dir: str | Path | None = None) -> "ClipTensors":
+                    cache_dir: str | Path | None = None, accelerator=None,
+                    progress: bool = True) -> "ClipTensors":
+        """Precompute (or read from ``cache_dir``) every clip of a split. With an
+        ``accelerator`` of several processes, the main process fills the cache and
+        the others wait for it (a cache folder is then required)."""
         ds = copdata.open_dataset(data_dir)
         clips = list(ds.clips(split))
         if not clips:
             raise DatasetError(f"dataset has no clips in split {split!r}; splits present: "
                                f"{sorted({r['split'] for r in ds.rows})}", item=str(data_dir))
         lens = seq_lens(cfg, ds.clip_seconds, ds.fps)
-        cache = Path(cache_dir) if cache_dir else None
-        if cache:
+        ids = [c.id for c in clips]
+        if cache_dir is None:
+            if accelerator is not None and accelerator.num_processes > 1:
+                raise DatasetError("several processes share precomputed data through a cache "
+                                   "folder; pass cache_dir", item=str(data_dir))
+            items = [clip_arrays(c, cfg, lens, audio_repr)
+                     for c in tqdm(clips, desc=f"precompute {split}", unit="clip", leave=False,
+                                   disable=not progress)]
+            return cls(items, ids, lens)
+        cache = Path(cache_dir)
+        paths = [cache / _cache_key(c, cfg) for c in clips]
+        main = accelerator is None or accelerator.is_main_process
+        if main:
             cache.mkdir(parents=True, exist_ok=True)
-        items = []
-        for clip in tqdm(clips, desc=f"precompute {split}", unit="clip", leave=False):
-            path = cache / _cache_key(clip, cfg) if cache else None
-            if path is not None and path.is_file():
-                with np.load(path) as z:
-                    arrays = {k: z[k] for k in z.files}
-            else:
-                arrays = clip_arrays(clip, cfg, lens, audio_repr)
-                if path is not None:
-                    np.savez(path, **arrays)
-            items.append(arrays)
-        return cls(items, [c.id for c in clips], lens)
+            todo = [(c, p) for c, p in zip(clips, paths) if not p.is_file()]
+            for clip, path in tqdm(todo, desc=f"precompute {split}", unit="clip", leave=False,
+                                   disable=not progress):
+                write_npz_atomic(path, clip_arrays(clip, cfg, lens, audio_repr))
+        if accelerator is not None:
+            accelerator.wait_for_everyone()
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise DatasetError(f"{len(missing)} precomputed clips missing from the cache",
+                               item=missing[0])
+        return cls(None, ids, lens, paths)
 
     def stacked_mel(self) -> torch.Tensor:
-        return torch.stack([torch.as_tensor(it["mel"]) for it in self.items])
+        return torch.stack([self[i]["mel"] for i in range(len(self))])
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.ids)
 
     def __getitem__(self, i: int) -> dict:
-        return {k: torch.as_tensor(v) for k, v in self.items[i].items()}
+        arrays = self.items[i] if self.items is not None else read_npz(self.paths[i])
+        return {k: torch.as_tensor(v) for k, v in arrays.items()}
 
 
 def collate(items: list[dict]) -> dict:

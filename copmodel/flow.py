@@ -67,23 +67,44 @@ class FlowMatching:
         err = (x1_hat.float() - x1.float()) ** 2
         return err.reshape(err.shape[0], -1).mean(dim=1)
 
-    @torch.no_grad()
-    def sample(self, cond_fn: VelocityFn, x0: torch.Tensor, steps: int,
-               uncond_fn: VelocityFn | None = None, cfg: float = 1.0) -> torch.Tensor:
-        """Euler integration from noise ``x0`` (t = 0) to data (t = 1).
-
-        With ``uncond_fn`` and ``cfg != 1`` the velocity is guided:
-        ``v_u + cfg * (v_c - v_u)``.
-        """
+    @staticmethod
+    def timesteps(steps: int, sway: float = 0.0, device=None) -> torch.Tensor:
+        """``steps + 1`` times from 0 to 1: uniform ``u``, or with sway sampling
+        (F5-TTS) ``t = u + s * (cos(pi / 2 * u) - 1 + u)``; ``s < 0`` spends more steps
+        near t = 0 (the noise end)."""
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
+        u = torch.linspace(0.0, 1.0, steps + 1, device=device)
+        if sway:
+            u = u + sway * (torch.cos(torch.pi / 2 * u) - 1 + u)
+        return u
+
+    @staticmethod
+    def guide(cond: torch.Tensor, uncond: torch.Tensor, cfg: float,
+              convention: str = "ours") -> torch.Tensor:
+        """Classifier-free guidance of two network outputs. ``ours``:
+        ``u + cfg * (c - u)`` (cfg = 1: no guidance); ``seed`` (the authors' code):
+        ``c + cfg * (c - u)`` (cfg = 0: no guidance), i.e. ours with weight cfg + 1."""
+        if convention == "ours":
+            return uncond + cfg * (cond - uncond)
+        if convention == "seed":
+            return cond + cfg * (cond - uncond)
+        raise ValueError(f"unknown guidance convention {convention!r}; use 'ours' or 'seed'")
+
+    @torch.no_grad()
+    def sample(self, cond_fn: VelocityFn, x0: torch.Tensor, steps: int,
+               uncond_fn: VelocityFn | None = None, cfg: float = 1.0,
+               convention: str = "ours", sway: float = 0.0) -> torch.Tensor:
+        """Euler integration from noise ``x0`` (t = 0) to data (t = 1) over
+        :meth:`timesteps`. With ``uncond_fn`` the velocity is guided (:meth:`guide`)
+        unless the weight means no guidance (1 for ``ours``, 0 for ``seed``)."""
         x = x0
-        ts = torch.linspace(0.0, 1.0, steps + 1, device=x0.device)
+        ts = self.timesteps(steps, sway, x0.device)
+        neutral = 1.0 if convention == "ours" else 0.0
         for i in range(steps):
             t = ts[i].expand(x.shape[0])
             v = cond_fn(x, t)
-            if uncond_fn is not None and cfg != 1.0:
-                vu = uncond_fn(x, t)
-                v = vu + cfg * (v - vu)
+            if uncond_fn is not None and cfg != neutral:
+                v = self.guide(v, uncond_fn(x, t), cfg, convention)
             x = x + (ts[i + 1] - ts[i]) * v
         return x

@@ -5,7 +5,7 @@ stages); the stage decides what is used and trained:
 
 - stage 1: flow loss conditioned on video + text;
 - stage 2: + roll stream (ground-truth roll) and the Roll Predictor's BCE;
-- stage 3: + contrastive InfoNCE (audio hidden states vs. video) and, with
+- stage 3: + contrastive InfoNCE (audio tokens before video enters vs. video) and, with
   preference pairs, DPO against a frozen reference model.
 
 A batch is a dict: ``mel`` raw features ``(B, C, M)``; ``frames`` uint8
@@ -95,6 +95,30 @@ class CoPModel(nn.Module):
             return self.flow.per_sample_data_loss(out, x1)
         return self.flow.per_sample_loss(out, x0, x1)
 
+    # ------------------------------------------------------------ roll condition
+    def roll_condition(self, batch: dict, use_predicted: torch.Tensor | None = None) -> torch.Tensor:
+        """The roll the audio model sees in training: ``batch["roll"]`` (binary ground
+        truth) where ``use_predicted`` is False, the Roll Predictor's probabilities
+        (no gradient; ``batch["roll_predicted"]`` when precomputed, else computed for
+        the rows that use them) where it is True (see ``train.roll_condition``)."""
+        roll = batch["roll"]
+        if use_predicted is None or not bool(use_predicted.any()):
+            return roll
+        if "roll_predicted" in batch:
+            soft = batch["roll_predicted"].to(roll.dtype)
+        else:
+            soft = torch.zeros_like(roll)
+            soft[use_predicted] = self.roll_predictor.probabilities(
+                batch["frames"][use_predicted]).to(roll.dtype)
+        return torch.where(use_predicted[:, None, None], soft, roll)
+
+    def sampling_roll(self, frames: torch.Tensor) -> torch.Tensor:
+        """The roll used at sampling time, in the form the model was trained on: the
+        predictor's probabilities, or (``roll_condition = "true"``) their threshold."""
+        if self.cfg.train.roll_condition == "true":
+            return self.roll_predictor.predict(frames, self.cfg.sample.roll_threshold)
+        return self.roll_predictor.probabilities(frames)
+
     # ------------------------------------------------------------ training
     def forward(self, batch: dict, rand: dict, stage: int, pairs: dict | None = None,
                 pair_rand: dict | None = None, ref_errors: tuple | None = None) -> dict:
@@ -102,16 +126,12 @@ class CoPModel(nn.Module):
         tc = self.cfg.train
         x1 = self.audio.normalize(batch["mel"])
         n_tokens = x1.shape[-1] // self.cfg.net.patch
-        use_roll = stage >= 2
+        roll = self.roll_condition(batch, rand.get("use_predicted_roll")) if stage >= 2 else None
         cond = self.conditions(batch, n_tokens, rand["drop_video"], rand["drop_text"],
-                               rand["drop_roll"], batch["roll"] if use_roll else None)
+                               rand["drop_roll"], roll)
         xt = self.flow.interpolate(rand["noise"], x1, rand["t"])
         out: dict = {}
-        if stage == 3:
-            pred, hidden = self.predict(xt, rand["t"], cond, hidden_at=self.cfg.net.depth // 2)
-            out["contrastive"] = self.contrastive(hidden, cond.video_pooled)
-        else:
-            pred = self.predict(xt, rand["t"], cond)
+        pred = self.predict(xt, rand["t"], cond)
         out["flow"] = self.flow_error(pred, rand["noise"], x1).mean()
         loss = out["flow"]
         if stage == 2:
@@ -121,6 +141,8 @@ class CoPModel(nn.Module):
             out["roll_bce"] = roll_bce(logits, target)
             loss = loss + tc.roll_loss_weight * out["roll_bce"]
         if stage == 3:
+            # audio tokens before any video enters (see losses.py) vs the clip's video
+            out["contrastive"] = self.contrastive(self.dit.audio_tokens(xt), cond.video_pooled)
             loss = loss + tc.contrastive_weight * out["contrastive"]
             if pairs is not None:
                 err_w, err_l = self.pair_errors(pairs, pair_rand)
@@ -129,32 +151,62 @@ class CoPModel(nn.Module):
         out["loss"] = loss
         return out
 
+    def guided_output(self, x: torch.Tensor, t: torch.Tensor, cond: Conditions,
+                      uncond: Conditions | None, cfg: float, convention: str) -> torch.Tensor:
+        """The network output (velocity or data) under classifier-free guidance; guiding
+        data predictions is the same as guiding velocities (v is affine in x1_hat)."""
+        out = self.predict(x, t, cond)
+        if uncond is None:
+            return out
+        return self.flow.guide(out, self.predict(x, t, uncond), cfg, convention)
+
+    def null_conditions(self, batch: dict, n_tokens: int, roll: torch.Tensor | None,
+                        convention: str) -> Conditions:
+        """The unconditional branch: every condition null (``ours``) or video and text
+        null with the roll kept (``seed``)."""
+        b = batch["text"].shape[0]
+        yes = torch.ones(b, dtype=torch.bool, device=batch["text"].device)
+        keep_roll = torch.zeros_like(yes) if convention == "seed" else yes
+        return self.conditions(batch, n_tokens, yes, yes, keep_roll, roll)
+
     def pair_errors(self, pairs: dict, rand: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-pair flow errors of winner ``mel_w`` and loser ``mel_l`` (shared noise, t)."""
+        """Per-pair flow errors of winner ``mel_w`` and loser ``mel_l`` (shared noise, t),
+        under the conditions that generated the pair: ``pairs["roll"]`` (the roll the
+        sampler used), and guidance ``pairs["cfg"]`` (one weight per pair) with the
+        sampling convention of the config."""
         xw = self.audio.normalize(pairs["mel_w"])
         xl = self.audio.normalize(pairs["mel_l"])
         n_tokens = xw.shape[-1] // self.cfg.net.patch
         no = torch.zeros(xw.shape[0], dtype=torch.bool, device=xw.device)
-        cond = self.conditions(pairs, n_tokens, no, no, no, pairs["roll"])
+        roll = pairs.get("roll")
+        cond = self.conditions(pairs, n_tokens, no, no, no, roll)
+        convention = self.cfg.sample.guidance
+        uncond = self.null_conditions(pairs, n_tokens, roll, convention) if "cfg" in pairs else None
+        cfg = pairs["cfg"].reshape(-1, *([1] * (xw.dim() - 1))) if "cfg" in pairs else 1.0
         errs = []
         for x1 in (xw, xl):
-            pred = self.predict(self.flow.interpolate(rand["noise"], x1, rand["t"]), rand["t"], cond)
+            xt = self.flow.interpolate(rand["noise"], x1, rand["t"])
+            pred = self.guided_output(xt, rand["t"], cond, uncond, cfg, convention)
             errs.append(self.flow_error(pred, rand["noise"], x1))
         return errs[0], errs[1]
 
     # ------------------------------------------------------------ sampling
     @torch.no_grad()
     def generate(self, batch: dict, noise: torch.Tensor, stage: int, steps: int,
-                 cfg: float) -> torch.Tensor:
-        """Raw (denormalised) features ``(B, C, M)`` from ``noise`` by Euler + CFG.
-        For stage >= 2 ``batch["roll"]`` must hold the (predicted) roll."""
+                 cfg: float, convention: str | None = None, sway: float | None = None
+                 ) -> torch.Tensor:
+        """Raw (denormalised) features ``(B, C, M)`` from ``noise`` by Euler + CFG
+        (``convention`` and ``sway`` default to the config's). For stage >= 2
+        ``batch["roll"]`` must hold the roll (see :meth:`sampling_roll`)."""
+        convention = self.cfg.sample.guidance if convention is None else convention
+        sway = self.cfg.sample.sway if sway is None else sway
         b = noise.shape[0]
         n_tokens = noise.shape[-1] // self.cfg.net.patch
         no = torch.zeros(b, dtype=torch.bool, device=noise.device)
-        yes = torch.ones(b, dtype=torch.bool, device=noise.device)
         roll = batch["roll"] if stage >= 2 else None
         cond = self.conditions(batch, n_tokens, no, no, no, roll)
-        uncond = self.conditions(batch, n_tokens, yes, yes, yes, roll)
+        uncond = self.null_conditions(batch, n_tokens, roll, convention)
         x = self.flow.sample(lambda x, t: self.velocity(x, t, cond), noise, steps,
-                             uncond_fn=lambda x, t: self.velocity(x, t, uncond), cfg=cfg)
+                             uncond_fn=lambda x, t: self.velocity(x, t, uncond), cfg=cfg,
+                             convention=convention, sway=sway)
         return self.audio.denormalize(x)

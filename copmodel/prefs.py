@@ -1,11 +1,23 @@
 """``copmodel prefs``: preference pairs for stage-3 DPO.
 
 For each clip of a split, sample K candidates (seeds ``seed * 1000 + k``) with a
-checkpoint, vocode them, transcribe them (``copdata.transcribe``) and score each
-with copbench's note-level MIDI F1 against the clip's reference notes. The best
-candidate is the winner, the worst the loser; clips whose candidates all score
-the same give no pair. The file (``torch.save``) holds ``{"pairs": [{clip_id,
-mel_w, mel_l, score_w, score_l}], "info": {...}}`` with raw audio features.
+checkpoint's EMA weights, its guidance weight and convention and the roll its
+Roll Predictor gives (the sampler's conditions), vocode them, transcribe them
+(``copdata.transcribe``) and score each with the note-level MIDI F1
+(``copdata.scoring.note_scores``, what copbench reports as ``midi_note_f1``) against
+the clip's reference notes. The best candidate is the winner, the worst the loser;
+clips whose candidates all score the same give no pair.
+
+The file (``torch.save``, read back weights-only by :func:`load_preferences`)
+holds ``{"pairs": [...], "info": {...}}``. A pair: ``clip_id``, ``mel_w``,
+``mel_l`` (raw audio features), ``roll`` (the roll the sampler used, ``(T, 88)``),
+``cfg`` (the guidance weight), ``score_w``, ``score_l``. ``info``: the checkpoint
+(path and sha256: DPO's reference model is that checkpoint's EMA), data, split,
+candidates, steps, cfg, guidance convention, sway, seed, and ``metric`` (name,
+module, version, settings, transcriber name, version and thresholds).
+
+Mining runs on ``device``; under ``accelerate``/``torchrun`` each process takes
+every W-th clip and the main process merges the shards into one file.
 """
 
 from __future__ import annotations
@@ -25,6 +37,19 @@ log = logging.getLogger(__name__)
 METRIC = "midi_note_f1"
 
 
+def ranking_metric() -> dict:
+    """Name, version and settings of the score that ranks candidates."""
+    import copdata
+    from copdata import scoring
+    from copdata.transcribe import get_transcriber
+
+    return {"name": METRIC, "function": "copdata.scoring.note_scores",
+            "version": f"copdata {copdata.__version__}",
+            "onset_tolerance_s": scoring.ONSET_TOLERANCE,
+            "pitch_tolerance_cents": scoring.PITCH_TOLERANCE_CENTS,
+            "transcriber": get_transcriber().info()}
+
+
 def score_candidates(audios: list[np.ndarray], sample_rate: int, reference_notes) -> list[float]:
     """Note F1 (copbench's ``midi_note_f1``: :func:`copdata.scoring.note_scores`) of
     each candidate's transcription."""
@@ -36,17 +61,26 @@ def score_candidates(audios: list[np.ndarray], sample_rate: int, reference_notes
             for a in audios]
 
 
-def make_preferences(ckpt: str | Path, data: str | Path, out: str | Path, split: str = "train",
-                     candidates: int = 4, steps: int | None = None, cfg: float | None = None,
-                     limit: int | None = None, seed: int = 0) -> dict:
-    """Write preference pairs to ``out``; returns a summary."""
-    if candidates < 2:
-        raise ValueError("need at least 2 candidates per clip")
-    sampler = load_sampler(ckpt)
-    clips = list(copdata.open_dataset(data).clips(split))[:limit]
+def load_preferences(path: str | Path) -> dict:
+    """Read a preferences file (weights-only ``torch.load``; see :func:`~copmodel.ckpt.safe_load`)."""
+    from .ckpt import safe_load
+    from .errors import CheckpointError
+
+    prefs = safe_load(path, what="preferences file")
+    if not isinstance(prefs, dict) or not isinstance(prefs.get("pairs"), list):
+        raise CheckpointError("not a copmodel preferences file (copmodel prefs --out)",
+                              item=str(path))
+    return prefs
+
+
+def mine_pairs(sampler, clips: list, candidates: int, steps: int | None, cfg: float | None,
+               seed: int, progress: bool = True) -> tuple[list[dict], list[float]]:
+    """Pairs (see the module docstring) and the winner-loser score gaps."""
+    weight = sampler.cfg.sample.cfg if cfg is None else float(cfg)
     pairs, gaps = [], []
-    for clip in tqdm(clips, desc="prefs", unit="clip"):
-        feats = [sampler.generate_features(clip, seed * 1000 + k, steps, cfg)
+    for clip in tqdm(clips, desc="prefs", unit="clip", disable=not progress):
+        batch = sampler.conditions(clip)
+        feats = [sampler.generate_features(clip, seed * 1000 + k, steps, weight, batch=batch)
                  for k in range(candidates)]
         audios = [sampler.vocode(f, clip) for f in feats]
         scores = score_candidates(audios, clip.sample_rate, clip.notes())
@@ -54,13 +88,58 @@ def make_preferences(ckpt: str | Path, data: str | Path, out: str | Path, split:
         if scores[best] <= scores[worst]:
             continue
         gaps.append(scores[best] - scores[worst])
+        roll = batch["roll"][0].float().cpu() if "roll" in batch else torch.zeros(0, 88)
         pairs.append({"clip_id": clip.id, "mel_w": torch.from_numpy(feats[best]),
-                      "mel_l": torch.from_numpy(feats[worst]),
+                      "mel_l": torch.from_numpy(feats[worst]), "roll": roll, "cfg": weight,
                       "score_w": float(scores[best]), "score_l": float(scores[worst])})
-    info = {"ckpt": str(ckpt), "ckpt_sha256": sampler.ckpt_hash, "data": str(data),
-            "split": split, "candidates": candidates, "metric": METRIC, "seed": seed,
-            "clips": len(clips), "pairs": len(pairs)}
+    return pairs, gaps
+
+
+def make_preferences(ckpt: str | Path, data: str | Path, out: str | Path, split: str = "train",
+                     candidates: int = 4, steps: int | None = None, cfg: float | None = None,
+                     limit: int | None = None, seed: int = 0, device: str | None = None,
+                     progress: bool = True) -> dict:
+    """Write preference pairs to ``out``; returns a summary. ``device`` defaults to the
+    accelerator's (CUDA when present); several processes split the clips."""
+    from accelerate import PartialState
+
+    from .errors import ConfigError
+
+    if candidates < 2:
+        raise ConfigError("need at least 2 candidates per clip", item=str(candidates))
+    state = PartialState()
+    sampler = load_sampler(ckpt, device=device or str(state.device))
+    clips = list(copdata.open_dataset(data).clips(split))[:limit]
+    mine = clips[state.process_index::state.num_processes]
+    pairs, gaps = mine_pairs(sampler, mine, candidates, steps, cfg, seed,
+                             progress and state.is_main_process)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"pairs": pairs, "info": info}, out)
+    if state.num_processes > 1:
+        from .ckpt import safe_load
+
+        shard = out.with_name(f".{out.name}.rank{state.process_index}")
+        torch.save({"pairs": pairs, "gaps": gaps}, shard)
+        state.wait_for_everyone()
+        if state.is_main_process:
+            pairs, gaps = [], []
+            for r in range(state.num_processes):
+                part = safe_load(out.with_name(f".{out.name}.rank{r}"), "preferences shard")
+                pairs += part["pairs"]
+                gaps += part["gaps"]
+        state.wait_for_everyone()
+        shard.unlink()
+    order = {c.id: i for i, c in enumerate(clips)}
+    pairs.sort(key=lambda p: order[p["clip_id"]])
+    info = {"ckpt": str(ckpt), "ckpt_sha256": sampler.ckpt_hash, "data": str(data),
+            "split": split, "candidates": candidates, "seed": seed,
+            "steps": steps or sampler.cfg.sample.steps,
+            "cfg": sampler.cfg.sample.cfg if cfg is None else float(cfg),
+            "guidance": sampler.cfg.sample.guidance, "sway": sampler.cfg.sample.sway,
+            "roll": sampler.info()["roll"], "metric": ranking_metric(),
+            "clips": len(clips), "pairs": len(pairs), "processes": state.num_processes}
+    if state.is_main_process:
+        tmp = out.with_name(f".{out.name}.tmp")
+        torch.save({"pairs": pairs, "info": info}, tmp)
+        tmp.replace(out)
     return {**info, "mean_gap": float(np.mean(gaps)) if gaps else 0.0, "out": str(out)}

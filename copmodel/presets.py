@@ -19,10 +19,13 @@ NUM_KEYS = 88
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """Log-mel representation at an internal sample rate.
+    """The audio representation at an internal sample rate.
 
-    ``representation`` is ``"mel"`` (built-in, vocoded by Griffin-Lim) or
-    ``"encodec:<local dir>"`` (continuous EnCodec latents, transformers weights).
+    ``representation``: ``"stft"`` (built-in default: log-magnitude linear STFT up to
+    ``fmax``, Griffin-Lim), ``"mel"`` (log-mel, NNLS + Griffin-Lim; ``n_mels``,
+    ``fmin``, ``mel_inverse`` apply to it only) or ``"encodec:<local dir>"``
+    (continuous EnCodec latents, transformers weights). Ceilings measured with
+    ``benchmarks/bench_ceiling.py`` are in docs/copmodel.md.
     """
 
     sample_rate: int = 16000
@@ -31,8 +34,10 @@ class AudioConfig:
     n_mels: int = 80
     fmin: float = 27.5
     fmax: float = 8000.0
-    griffin_lim_iters: int = 32
-    representation: str = "mel"
+    griffin_lim_iters: int = 100
+    griffin_lim_momentum: float = 0.99
+    mel_inverse: str = "nnls"  # "nnls" or "pinv" (mel -> linear magnitude before Griffin-Lim)
+    representation: str = "stft"
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,19 @@ class TrainConfig:
     max_steps: int = 200
     grad_clip: float = 1.0
     ema_decay: float = 0.99
-    cond_dropout: float = 0.1
+    # classifier-free guidance: all conditions (video, text, roll) dropped together with
+    # cond_dropout_all (trains the null branch guidance uses), plus each one on its own
+    # with cond_dropout
+    cond_dropout_all: float = 0.1
+    cond_dropout: float = 0.05
+    # the roll the audio model is conditioned on in training (sampling uses the same form):
+    # "true" (binary ground truth; sampling thresholds the prediction at roll_threshold),
+    # "predicted" (the Roll Predictor's soft probabilities in stages 2 and 3, as the seed),
+    # "scheduled" (stage 2: per sample predicted with probability
+    # min(1, step / roll_schedule_steps), 0 = always the ground truth; stage 3: always
+    # predicted); predicted/scheduled sample on the probabilities
+    roll_condition: str = "scheduled"
+    roll_schedule_steps: int = 0
     logit_normal_mean: float = 0.0
     logit_normal_std: float = 1.0
     roll_loss_weight: float = 1.0
@@ -88,8 +105,14 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SampleConfig:
+    """Euler steps, guidance weight and convention, sway sampling (see flow.py)."""
+
     steps: int = 25
     cfg: float = 2.0
+    # "ours": v_u + cfg * (v_c - v_u), v_u with every condition null;
+    # "seed": v_c + cfg * (v_c - v_u), v_u keeps the roll (video and text null)
+    guidance: str = "ours"
+    sway: float = 0.0  # sway sampling coefficient s (0: uniform t; F5-TTS uses -1)
     roll_threshold: float = 0.4
 
 
@@ -119,6 +142,20 @@ class Config:
                    train=build(TrainConfig, d.get("train", {})),
                    sample=build(SampleConfig, d.get("sample", {})))
 
+    def with_settings(self, settings: list[str]) -> "Config":
+        """Apply ``group.field=value`` strings (``net.dim=256``, ``train.lr=3e-4``,
+        ``audio.representation=mel``); values are parsed as the field's type."""
+        changes: dict[str, dict] = {}
+        for setting in settings:
+            key, sep, raw = setting.partition("=")
+            group, _, name = key.strip().partition(".")
+            if not sep or group not in GROUPS or name not in GROUP_FIELDS[group]:
+                raise ConfigError(f"--set takes group.field=value with a known field; fields: "
+                                  f"{', '.join(all_keys())}", item=setting)
+            changes.setdefault(group, {})[name] = parse_value(GROUP_FIELDS[group][name], raw.strip(),
+                                                              setting)
+        return self.override(**changes)
+
     def override(self, **groups: dict) -> "Config":
         """``cfg.override(net={"dim": 32}, train={"max_steps": 5})``."""
         out = self
@@ -128,8 +165,9 @@ class Config:
 
 
 def tiny() -> Config:
-    """2 CPU cores, minutes: 16 kHz, 80 mels, hop 320 (50 Hz), 2 frames per token."""
-    return Config(name="tiny")
+    """2 CPU cores, minutes: 16 kHz log-STFT (513 bins), hop 320 (50 Hz), 2 frames per
+    token; guidance weight 3 (best demo note F1 of 1, 2, 3, 4, 5 on the demo model)."""
+    return Config(name="tiny", sample=SampleConfig(cfg=3.0))
 
 
 def small() -> Config:
@@ -147,14 +185,18 @@ def small() -> Config:
 
 
 def base() -> Config:
-    """GPU nodes, days."""
+    """GPU nodes, days. Pretrained encoders (CLIP image, Flan-T5 text) found locally or in
+    the HF cache (copmodel/weights.py); without them use --set net.video_encoder=cnn
+    --set net.text_encoder=builtin."""
     return Config(
         name="base",
         audio=AudioConfig(sample_rate=24000, n_fft=1024, hop=480, n_mels=128, fmax=12000.0),
         net=NetConfig(prediction="velocity", dim=768, depth=12, heads=12, mlp_ratio=4.0, patch=1, roll_depth=6,
                       frame_height=64, frame_width=448, video_dim=512, video_channels=64,
                       roll_channels=64, text_dim=512, text_depth=4, text_vocab=16384,
-                      text_max_tokens=77, contrastive_dim=512),
+                      text_max_tokens=77, contrastive_dim=512,
+                      video_encoder="clip:openai/clip-vit-base-patch32",
+                      text_encoder="t5:google/flan-t5-base"),
         train=TrainConfig(batch_size=64, lr=1e-4, warmup_steps=2000, max_steps=300_000,
                           ema_decay=0.9999),
         sample=SampleConfig(steps=64, cfg=2.0))
@@ -164,7 +206,8 @@ def micro() -> Config:
     """Seconds on a CPU: for tests and smoke runs only (learns nothing useful)."""
     return Config(
         name="micro",
-        audio=AudioConfig(n_fft=512, hop=320, n_mels=16, griffin_lim_iters=4),
+        audio=AudioConfig(representation="mel", n_fft=512, hop=320, n_mels=16,
+                          griffin_lim_iters=4),
         net=NetConfig(dim=32, depth=2, heads=2, mlp_ratio=2.0, patch=2, roll_depth=1,
                       frame_height=8, frame_width=48, video_dim=16, video_channels=4,
                       roll_channels=4, text_dim=16, text_vocab=64, text_max_tokens=8,
@@ -175,12 +218,83 @@ def micro() -> Config:
 
 
 PRESETS = {"micro": micro, "tiny": tiny, "small": small, "base": base}
+GROUPS = {"audio": AudioConfig, "net": NetConfig, "train": TrainConfig, "sample": SampleConfig}
+GROUP_FIELDS = {g: {f.name: f.type for f in fields(k)} for g, k in GROUPS.items()}
+
+
+def all_keys() -> list[str]:
+    return [f"{g}.{name}" for g, names in GROUP_FIELDS.items() for name in names]
+
+
+def parse_value(type_name, raw: str, setting: str):
+    """A ``--set`` value as the field's type (``int``, ``float``, ``str``)."""
+    kind = type_name if isinstance(type_name, str) else type_name.__name__
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{setting.split('=')[0]} takes a {kind}", item=setting) from None
+    return raw
 
 
 def get_preset(name: str) -> Config:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset; choose one of {sorted(PRESETS)}", item=name)
     return PRESETS[name]()
+
+
+def load_config(spec: str, settings: list[str] | None = None) -> Config:
+    """A preset name, or a YAML/JSON file, then ``settings`` (``group.field=value``).
+
+    A file holds the groups of :meth:`Config.to_dict` (any subset of fields) and
+    optionally ``preset: NAME`` (the starting point, default ``tiny``) and ``name``."""
+    from pathlib import Path
+
+    if spec in PRESETS:
+        cfg = get_preset(spec)
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError(f"--config is neither a preset ({', '.join(PRESETS)}) nor a "
+                              "YAML/JSON file", item=spec)
+        import yaml
+
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"cannot parse config file ({exc})", item=spec) from None
+        if not isinstance(doc, dict):
+            raise ConfigError("a config file holds a mapping of groups", item=spec)
+        unknown = set(doc) - set(GROUPS) - {"preset", "name"}
+        if unknown:
+            raise ConfigError(f"unknown config groups {sorted(unknown)}; use "
+                              f"{sorted(GROUPS)}, preset, name", item=spec)
+        cfg = get_preset(str(doc.get("preset", "tiny")))
+        groups = {g: dict(doc[g]) for g in GROUPS if doc.get(g)}
+        for g, values in groups.items():
+            unknown = set(values) - set(GROUP_FIELDS[g])
+            if unknown:
+                raise ConfigError(f"unknown {g} fields {sorted(unknown)}", item=spec)
+        cfg = replace(cfg.override(**groups), name=str(doc.get("name", path.stem)))
+    return check_config(cfg.with_settings(settings or []))
+
+
+CHOICES = {("train", "roll_condition"): ("true", "predicted", "scheduled"),
+           ("sample", "guidance"): ("ours", "seed"),
+           ("audio", "mel_inverse"): ("nnls", "pinv"),
+           ("net", "prediction"): ("data", "velocity")}
+
+
+def check_config(cfg: Config) -> Config:
+    """Fields with a fixed set of values hold one of them; returns ``cfg``."""
+    for (group, name), allowed in CHOICES.items():
+        value = getattr(getattr(cfg, group), name)
+        if value not in allowed:
+            raise ConfigError(f"{group}.{name} must be one of {', '.join(allowed)}",
+                              item=str(value))
+    return cfg
 
 
 @dataclass(frozen=True)

@@ -55,14 +55,19 @@ class RollPredictor(nn.Module):
         return self.head(x.flatten(1)).reshape(b, k, NUM_KEYS)
 
     @torch.no_grad()
-    def predict(self, frames: torch.Tensor, threshold: float = 0.5, chunk: int = 256) -> torch.Tensor:
-        """Binary roll ``float (B, T, 88)`` (frames processed in chunks)."""
+    def probabilities(self, frames: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """Key probabilities ``float (B, T, 88)`` (no gradient; frames in chunks)."""
         b, t = frames.shape[:2]
         out = []
         for s in range(0, t, chunk):
             idx = torch.arange(s, min(t, s + chunk), device=frames.device).expand(b, -1)
-            out.append(torch.sigmoid(self(frames, idx)) > threshold)
-        return torch.cat(out, dim=1).float()
+            out.append(torch.sigmoid(self(frames, idx).float()))
+        return torch.cat(out, dim=1)
+
+    @torch.no_grad()
+    def predict(self, frames: torch.Tensor, threshold: float = 0.5, chunk: int = 256) -> torch.Tensor:
+        """Binary roll ``float (B, T, 88)``: :meth:`probabilities` above ``threshold``."""
+        return (self.probabilities(frames, chunk) > threshold).float()
 
 
 def roll_bce(logits: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
@@ -75,3 +80,26 @@ def frame_f1(pred: torch.Tensor, roll: torch.Tensor) -> dict:
     :func:`copdata.scoring.frame_scores`, the definition copbench reports."""
     from copdata.scoring import frame_scores
     return frame_scores(roll.detach().cpu().numpy(), pred.detach().cpu().numpy())
+
+
+def roll_to_notes(roll, fps: float, velocity: int = 80, min_frames: int = 1) -> list:
+    """A binary roll ``(T, 88)`` -> ``copdata`` notes: each run of consecutive on-frames
+    of a key is one note from ``start / fps`` to ``end / fps`` at ``velocity``; runs
+    shorter than ``min_frames`` are dropped."""
+    import numpy as np
+
+    from copdata.notes import PIANO_LOW, Note
+
+    on = np.asarray(roll) > 0
+    padded = np.zeros((on.shape[0] + 2, on.shape[1]), dtype=np.int8)
+    padded[1:-1] = on
+    edges = np.diff(padded, axis=0)
+    notes = []
+    for key in range(on.shape[1]):
+        starts = np.flatnonzero(edges[:, key] == 1)
+        ends = np.flatnonzero(edges[:, key] == -1)
+        for s, e in zip(starts, ends):
+            if e - s >= min_frames:
+                notes.append(Note(start=float(s / fps), end=float(e / fps),
+                                  pitch=PIANO_LOW + key, velocity=int(velocity)))
+    return sorted(notes, key=lambda n: (n.start, n.pitch))

@@ -1,8 +1,15 @@
-"""Public sampling API (used by ``copmodel sample`` and ``copbench run --model``).
+"""Public sampling API (used by ``copmodel sample``, ``copbench run --model`` and the demo).
 
 ``load_sampler(ckpt_path, device="cpu") -> Sampler``;
 ``Sampler.generate(clip, seed, steps=None, cfg=None)`` returns float32 mono audio
-at ``clip.sample_rate`` with exactly ``clip.num_samples`` samples. ``clip`` is a
+at ``clip.sample_rate`` with exactly ``clip.num_samples`` samples. Two more
+outputs of a checkpoint serve as baselines:
+``Sampler.reconstruct(clip)`` (the clip's own audio encoded and decoded by the
+checkpoint's audio representation: the ceiling of what the generator can
+produce) and ``Sampler.rollsynth(clip)`` (the Roll Predictor's roll -> notes ->
+copdata's piano synth, the Audeo-style chain without the generative model).
+``sample_split(sampler, dataset, split, out, ...)`` writes ``<clip_id>.wav`` for a
+split. ``clip`` is a
 ``copdata`` Clip (``frames()``, ``caption``, ``fps``, ``seconds``...). From stage 2 on
 the roll stream is driven by the Roll Predictor's roll predicted from the clip's
 frames, never by the clip's ground-truth roll. Weights are the checkpoint's EMA.
@@ -38,17 +45,24 @@ class Sampler:
         return {"ckpt": self.ckpt_path, "ckpt_sha256": self.ckpt_hash, "stage": self.stage,
                 "train_step": self.step, "config": self.cfg.to_dict(),
                 "steps": self.cfg.sample.steps, "cfg": self.cfg.sample.cfg,
-                "roll": "predicted" if self.stage >= 2 else "none"}
+                "guidance": self.cfg.sample.guidance, "sway": self.cfg.sample.sway,
+                "roll": (("predicted (thresholded)" if self.cfg.train.roll_condition == "true"
+                          else "predicted (probabilities)") if self.stage >= 2 else "none")}
 
     def _batch(self, clip, lens) -> dict:
         arrays = condition_arrays(clip, self.cfg, lens, roll=np.zeros((lens.video_frames, 88)))
         batch = {k: torch.as_tensor(v)[None].to(self.device) for k, v in arrays.items()}
         if self.stage >= 2:
-            batch["roll"] = self.model.roll_predictor.predict(
-                batch["frames"], self.cfg.sample.roll_threshold)
+            batch["roll"] = self.model.sampling_roll(batch["frames"])
         else:
             del batch["roll"]
         return batch
+
+    @torch.no_grad()
+    def conditions(self, clip) -> dict:
+        """The condition arrays one generation uses (batch of 1): frames, text and,
+        from stage 2, the roll in the form the model was trained on."""
+        return self._batch(clip, seq_lens(self.cfg, clip.seconds, clip.fps))
 
     @torch.no_grad()
     def predict_roll(self, clip) -> np.ndarray:
@@ -61,10 +75,11 @@ class Sampler:
 
     @torch.no_grad()
     def generate_features(self, clip, seed: int, steps: int | None = None,
-                          cfg: float | None = None) -> np.ndarray:
-        """Raw audio features ``(C, M)`` for a clip (deterministic under ``seed``)."""
+                          cfg: float | None = None, batch: dict | None = None) -> np.ndarray:
+        """Raw audio features ``(C, M)`` for a clip (deterministic under ``seed``);
+        ``batch``: :meth:`conditions` of the clip, when already computed."""
         lens = seq_lens(self.cfg, clip.seconds, clip.fps)
-        batch = self._batch(clip, lens)
+        batch = self._batch(clip, lens) if batch is None else batch
         g = torch.Generator().manual_seed(int(seed))
         noise = torch.randn(1, self.model.audio.channels, lens.mel_frames, generator=g)
         feats = self.model.generate(batch, noise.to(self.device), self.stage,
@@ -78,15 +93,83 @@ class Sampler:
         audio = self.model.audio.decode(features, lens.audio_samples)
         audio = resample(audio, self.model.audio.sample_rate, int(clip.sample_rate),
                          int(clip.num_samples))
-        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-        if peak > 0.99:  # keep the waveform in [-1, 1] for 16-bit writers
-            audio = audio * (0.99 / peak)
-        return audio.astype(np.float32)
+        return _limit(audio)
 
     def generate(self, clip, seed: int, steps: int | None = None,
                  cfg: float | None = None) -> np.ndarray:
         """Audio for ``clip`` (see the module docstring)."""
         return self.vocode(self.generate_features(clip, seed, steps, cfg), clip)
+
+    def reconstruct(self, clip) -> np.ndarray:
+        """The clip's reference audio through the checkpoint's audio representation
+        (encode, decode): float32 at ``clip.sample_rate``, ``clip.num_samples`` samples."""
+        from .audio import round_trip
+
+        audio = round_trip(clip.audio(), int(clip.sample_rate), self.model.audio,
+                           int(clip.num_samples))
+        return _limit(audio)
+
+    def predict_notes(self, clip, velocity: int = 80) -> list:
+        """The Roll Predictor's roll as ``copdata`` notes (stage >= 2)."""
+        from .errors import CheckpointError
+        from .roll_predictor import roll_to_notes
+
+        if self.stage < 2:
+            raise CheckpointError("a stage-1 checkpoint has no trained Roll Predictor; "
+                                  "use a stage-2 or stage-3 checkpoint", item=self.ckpt_path)
+        return roll_to_notes(self.predict_roll(clip), float(clip.fps), velocity=velocity)
+
+    def rollsynth(self, clip) -> np.ndarray:
+        """Predicted roll -> notes -> ``copdata.render.piano.render_notes``."""
+        from copdata.render.piano import render_notes
+
+        audio = render_notes(self.predict_notes(clip), int(clip.sample_rate), float(clip.seconds))
+        return resample(np.asarray(audio, np.float32), int(clip.sample_rate),
+                        int(clip.sample_rate), int(clip.num_samples))
+
+
+def _limit(audio: np.ndarray) -> np.ndarray:
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 0.99:  # keep the waveform in [-1, 1] for 16-bit writers
+        audio = audio * (0.99 / peak)
+    return audio.astype(np.float32)
+
+
+OUTPUTS = ("generate", "reconstruct", "rollsynth")
+
+
+def sample_split(sampler: Sampler, data, split: str, out: str | Path, *, seed: int = 0,
+                 steps: int | None = None, cfg: float | None = None, output: str = "generate",
+                 limit: int | None = None, progress: bool = True) -> dict:
+    """Write ``OUT/<clip_id>.wav`` for every clip of ``split`` and ``OUT/sampler.json``
+    (provenance); returns that provenance. ``data``: a dataset folder or an opened
+    ``copdata`` dataset; ``output``: ``generate`` (seeded by ``seed``), ``reconstruct`` or
+    ``rollsynth``."""
+    import json
+
+    import copdata
+    from copdata import media
+    from tqdm import tqdm
+
+    from .errors import ConfigError
+
+    if output not in OUTPUTS:
+        raise ConfigError(f"unknown output; choose one of {OUTPUTS}", item=output)
+    ds = copdata.open_dataset(data) if isinstance(data, (str, Path)) else data
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    clips = list(ds.clips(split))[:limit]
+    for clip in tqdm(clips, desc=output, unit="clip", disable=not progress):
+        if output == "generate":
+            audio = sampler.generate(clip, seed=seed, steps=steps, cfg=cfg)
+        else:
+            audio = getattr(sampler, output)(clip)
+        media.write_audio(out / f"{clip.id}.wav", audio, clip.sample_rate)
+    info = {**sampler.info(), "output": output, "seed": seed, "split": split,
+            "clips": len(clips), "steps": steps or sampler.cfg.sample.steps,
+            "cfg": sampler.cfg.sample.cfg if cfg is None else cfg}
+    (out / "sampler.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    return info
 
 
 def load_sampler(ckpt_path: str | Path, device: str = "cpu") -> Sampler:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ConfigError, WeightsNotFoundError
+from .errors import ConfigError
 from .presets import NetConfig
 
 PAD, BOS = 0, 1
@@ -67,12 +67,9 @@ class TextFeatureProjection(nn.Module):
 
 
 def _weights_dir(spec: str) -> Path:
-    path = Path(spec.split(":", 1)[1])
-    if not path.is_dir():
-        raise WeightsNotFoundError(
-            "text encoder weights not found; put a transformers T5 (e.g. google/flan-t5-base) "
-            "or CLIP folder here, or use text_encoder='builtin'", item=str(path))
-    return path
+    from .weights import pretrained_dir
+
+    return pretrained_dir(spec, "net.text_encoder", "builtin")
 
 
 _PRETRAINED: dict[str, tuple] = {}

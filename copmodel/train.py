@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs
@@ -27,6 +25,8 @@ from tqdm import tqdm
 
 from .ckpt import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import ClipTensors, collate
+from .schedule import (EMA, batch_indices, lr_factor, predicted_roll_probability,  # noqa: F401
+                       sample_generator, step_randomness)
 from .errors import CheckpointError, ConfigError
 from .model import CoPModel
 from .presets import Config
@@ -36,60 +36,6 @@ log = logging.getLogger(__name__)
 
 def stage_dir(run: str | Path, stage: int) -> Path:
     return Path(run) / f"stage{stage}"
-
-
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warmup to 1, then cosine decay to 0.1 at ``total``."""
-    if step < warmup:
-        return (step + 1) / max(1, warmup)
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def batch_indices(n_items: int, batch_size: int, seed: int, step: int) -> list[int]:
-    """The global batch of a step: a seeded permutation (cycled when batch > items)."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    perm = torch.randperm(n_items, generator=g).tolist()
-    return [perm[i % n_items] for i in range(batch_size)]
-
-
-def sample_generator(seed: int, stage: int, step: int, position: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, stage, step, position]).generate_state(1)[0]
-    return torch.Generator().manual_seed(int(state))
-
-
-def step_randomness(model: CoPModel, lens, positions: list[int], seed: int, stage: int,
-                    step: int) -> dict:
-    """Noise, t, dropout flags and roll-predictor frames for the given batch positions."""
-    tc = model.cfg.train
-    rows = []
-    for p in positions:
-        g = sample_generator(seed, stage, step, p)
-        noise = torch.randn(model.audio.channels, lens.mel_frames, generator=g)
-        t = model.flow.sample_t(1, generator=g)[0]
-        drops = torch.rand(3, generator=g) < tc.cond_dropout
-        frames = torch.randint(0, lens.video_frames, (tc.roll_frames_per_clip,), generator=g)
-        rows.append({"noise": noise, "t": t, "drop_video": drops[0], "drop_text": drops[1],
-                     "drop_roll": drops[2], "roll_frames": frames})
-    return collate(rows)
-
-
-class EMA:
-    """Exponential moving average of every floating tensor of a state dict;
-    decay ``min(decay, (1 + step) / (10 + step))``."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step))
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.state[k].mul_(d).add_(v.detach(), alpha=1 - d)
-            else:
-                self.state[k].copy_(v)
 
 
 def _to(batch: dict, device) -> dict:
@@ -129,131 +75,228 @@ def write_loss_png(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-def train(stage: int, cfg: Config, data: ClipTensors, out: str | Path, *,
-          max_steps: int | None = None, save_every: int | None = None, resume: bool = False,
-          init: str | Path | None = None, pairs: list[dict] | None = None,
-          log_every: int = 10, progress: bool = True) -> dict:
-    """Train one stage; returns ``{"ckpt", "step", "last_losses"}``.
+LOG_FIELDS = ["step", "lr", "loss", "flow", "roll_bce", "contrastive", "dpo", "grad_norm",
+              "seconds"]
+
+
+class Trainer:
+    """One stage of training: :meth:`restore`, :meth:`batch`, :meth:`dpo_batch`,
+    :meth:`step`, :meth:`save`, :meth:`log`; :meth:`run` loops them.
 
     ``init``: checkpoint to start from (default for stage > 1:
-    ``out/stage<N-1>/last.ckpt``). ``pairs``: preference pairs for stage-3 DPO
-    (dicts with ``index`` into ``data``, ``mel_w`` and ``mel_l``).
+    ``out/stage<N-1>/last.ckpt``). ``prefs``: a preferences file's content
+    (:func:`copmodel.prefs.load_preferences`) whose pairs carry ``index`` into
+    ``data``; DPO's reference is the EMA of the checkpoint that generated them.
     """
-    if stage not in (1, 2, 3):
-        raise ConfigError("stage must be 1, 2 or 3", item=str(stage))
-    tc = cfg.train
-    max_steps = tc.max_steps if max_steps is None else max_steps
-    save_every = tc.save_every if save_every is None else save_every
-    acc = make_accelerator()
-    world, rank = acc.num_processes, acc.process_index
-    if tc.batch_size % world:
-        raise ConfigError(f"batch size {tc.batch_size} must divide by {world} processes",
-                          item=str(tc.batch_size))
-    sdir = stage_dir(out, stage)
-    last = sdir / "last.ckpt"
-    torch.manual_seed(tc.seed)
-    model = CoPModel(cfg)
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(last)
-        model.load_state_dict(ckpt["weights"])
-        init = ckpt.get("init_from")
-    else:
-        if init is None and stage > 1:
-            init = stage_dir(out, stage - 1) / "last.ckpt"
-        if init is not None:
-            model.load_state_dict(load_checkpoint(init)["weights"])
+
+    def __init__(self, stage: int, cfg: Config, data: ClipTensors, out: str | Path, *,
+                 max_steps: int | None = None, save_every: int | None = None,
+                 resume: bool = False, init: str | Path | None = None,
+                 prefs: dict | None = None, log_every: int = 10, progress: bool = True,
+                 accelerator: Accelerator | None = None):
+        if stage not in (1, 2, 3):
+            raise ConfigError("stage must be 1, 2 or 3", item=str(stage))
+        if prefs is not None and stage != 3:
+            raise ConfigError("preference pairs (DPO) belong to stage 3", item=str(stage))
+        if prefs is not None and not prefs["pairs"]:
+            raise ConfigError("DPO was asked for but no preference pair is usable (none in the "
+                              "file, or none of its clips is in the train split); mine pairs on "
+                              "the train split or train stage 3 without --prefs",
+                              item=str(prefs.get("source", "prefs")))
+        self.stage, self.cfg, self.data, self.out = stage, cfg, data, Path(out)
+        tc = cfg.train
+        self.max_steps = tc.max_steps if max_steps is None else max_steps
+        self.save_every = tc.save_every if save_every is None else save_every
+        self.log_every, self.progress, self.prefs = log_every, progress, prefs
+        self.acc = accelerator or make_accelerator()
+        self.world, self.rank = self.acc.num_processes, self.acc.process_index
+        if tc.batch_size % self.world:
+            raise ConfigError(f"batch size {tc.batch_size} must divide by {self.world} processes",
+                              item=str(tc.batch_size))
+        self.sdir = stage_dir(out, stage)
+        self.last = self.sdir / "last.ckpt"
+        self.init = init
+        self.step_count = 0
+        self.losses: dict = {}
+        self._predicted: dict[int, torch.Tensor] = {}
+        self.restore(resume)
+
+    # ------------------------------------------------------------ set-up
+    def restore(self, resume: bool) -> None:
+        """Build the model (fresh, from ``init`` or from ``last.ckpt`` with its optimizer,
+        scheduler, EMA, step and RNG states), the DPO reference, optimizer and EMA."""
+        cfg, tc, stage = self.cfg, self.cfg.train, self.stage
+        torch.manual_seed(tc.seed)
+        model = CoPModel(cfg)
+        ckpt = None
+        if resume:
+            ckpt = load_checkpoint(self.last)
+            model.load_state_dict(ckpt["weights"])
+            self.init = ckpt.get("init_from")
         else:
-            model.audio.fit_stats(data.stacked_mel())
-    ref = None
-    if stage == 3 and pairs:
-        if init is None:
-            raise CheckpointError("DPO needs a reference model: start stage 3 from a checkpoint",
-                                  item=str(out))
-        ref = CoPModel(cfg)
-        ref.load_state_dict(load_checkpoint(init)["weights"])
-        ref.eval().requires_grad_(False)
-    model.set_stage(stage)
-    ema = EMA(model, tc.ema_decay)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, tc.warmup_steps, max_steps))
-    step = 0
-    if ckpt is not None:
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        ema.state = ckpt["ema"]
-        step = int(ckpt["step"])
-        set_rng_state(ckpt["rng"])
-    model, opt = acc.prepare(model, opt)
-    if ref is not None:
-        ref.to(acc.device)
-    core: CoPModel = acc.unwrap_model(model)
+            if self.init is None and stage > 1:
+                self.init = stage_dir(self.out, stage - 1) / "last.ckpt"
+            if self.init is not None:
+                model.load_state_dict(load_checkpoint(self.init)["weights"])
+            else:
+                model.audio.fit_stats(self.data.stacked_mel())
+        self.ref = self._reference() if self.prefs is not None else None
+        model.set_stage(stage)
+        self.ema = EMA(model, tc.ema_decay)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=tc.lr, weight_decay=tc.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: lr_factor(s, tc.warmup_steps, self.max_steps))
+        if ckpt is not None:
+            self.opt.load_state_dict(ckpt["optimizer"])
+            self.sched.load_state_dict(ckpt["scheduler"])
+            self.ema.state = ckpt["ema"]
+            self.step_count = int(ckpt["step"])
+            set_rng_state(ckpt["rng"])
+        self.model, self.opt = self.acc.prepare(model, self.opt)
+        if self.ref is not None:
+            self.ref.to(self.acc.device)
+        self.core: CoPModel = self.acc.unwrap_model(self.model)
 
-    sdir.mkdir(parents=True, exist_ok=True)
-    csv_path = sdir / "log.csv"
-    fields = ["step", "lr", "loss", "flow", "roll_bce", "contrastive", "dpo", "grad_norm", "seconds"]
-    if acc.is_main_process and (not resume or not csv_path.is_file()):
-        with open(csv_path, "w", newline="") as fh:
-            csv.writer(fh).writerow(fields)
+    def _reference(self) -> CoPModel:
+        """The weights that generated the preference pairs: the EMA of ``info.ckpt``,
+        checked against the sha256 recorded when the pairs were made."""
+        from .ckpt import file_hash
 
-    def save() -> None:
-        if acc.is_main_process:
-            save_checkpoint(last, {
-                "stage": stage, "step": step, "config": cfg.to_dict(),
-                "weights": {k: v.detach().cpu() for k, v in core.state_dict().items()},
-                "ema": ema.state, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "rng": rng_state(), "world_size": world, "init_from": None if init is None else str(init),
-                "data": {"fps": data.lens.fps, "seconds": data.lens.seconds},
+        info = self.prefs.get("info", {})
+        path = info.get("ckpt")
+        if not path or not Path(path).is_file():
+            raise CheckpointError("DPO's reference is the checkpoint that generated the "
+                                  "preference pairs, and it is not there; keep it or mine "
+                                  "pairs again", item=str(path))
+        if info.get("ckpt_sha256") and file_hash(path) != info["ckpt_sha256"]:
+            raise CheckpointError("the checkpoint that generated the preference pairs has "
+                                  "changed since (sha256 differs); mine pairs again", item=path)
+        ref = CoPModel(self.cfg)
+        ref.load_state_dict(load_checkpoint(path)["ema"])
+        return ref.eval().requires_grad_(False)
+
+    # ------------------------------------------------------------ one step
+    def batch(self, step: int) -> tuple[dict, dict]:
+        """This process's share of the global batch of ``step`` and its randomness."""
+        tc = self.cfg.train
+        idx = batch_indices(len(self.data), tc.batch_size, tc.seed, step)
+        positions = list(range(self.rank, tc.batch_size, self.world))
+        batch = _to(collate([self.data[idx[p]] for p in positions]), self.acc.device)
+        p_pred = predicted_roll_probability(tc.roll_condition, self.stage, step,
+                                            tc.roll_schedule_steps)
+        rand = step_randomness(self.core, self.data.lens, positions, tc.seed, self.stage, step,
+                               p_pred)
+        if self.stage == 3 and p_pred > 0:
+            batch["roll_predicted"] = torch.stack([self.predicted_roll(idx[p]) for p in positions])
+        return batch, _to(rand, self.acc.device)
+
+    @torch.no_grad()
+    def predicted_roll(self, index: int) -> torch.Tensor:
+        """The frozen (stage 3) Roll Predictor's probabilities for clip ``index``, computed
+        once per clip."""
+        if index not in self._predicted:
+            frames = self.data[index]["frames"][None].to(self.acc.device)
+            self._predicted[index] = self.core.roll_predictor.probabilities(frames)[0]
+        return self._predicted[index]
+
+    def dpo_batch(self, step: int) -> tuple[dict, dict, tuple] | tuple[None, None, None]:
+        """Preference pairs of ``step`` (with the roll and guidance weight they were
+        sampled with), their shared noise and t, and the reference model's errors."""
+        if self.ref is None:
+            return None, None, None
+        tc, pairs = self.cfg.train, self.prefs["pairs"]
+        pidx = batch_indices(len(pairs), tc.batch_size, tc.seed + 1, step)
+        positions = list(range(self.rank, tc.batch_size, self.world))
+        rows = []
+        for q in (pairs[pidx[p]] for p in positions):
+            item = self.data[q["index"]]
+            rows.append({**item, "mel_w": torch.as_tensor(q["mel_w"]).float(),
+                         "mel_l": torch.as_tensor(q["mel_l"]).float(),
+                         "roll": torch.as_tensor(q["roll"]).float(),
+                         "cfg": torch.tensor(float(q["cfg"]))})
+        pair_batch = _to(collate(rows), self.acc.device)
+        pair_rand = _to(step_randomness(self.core, self.data.lens, positions, tc.seed + 1,
+                                        self.stage, step), self.acc.device)
+        with torch.no_grad(), self.acc.autocast():
+            ref_err = self.ref.pair_errors(pair_batch, pair_rand)
+        return pair_batch, pair_rand, ref_err
+
+    def step(self) -> dict:
+        """One optimizer step; returns the losses (floats) and the gradient norm."""
+        step = self.step_count
+        batch, rand = self.batch(step)
+        pair_batch, pair_rand, ref_err = self.dpo_batch(step)
+        with self.acc.autocast():
+            out = self.model(batch, rand, self.stage, pair_batch, pair_rand, ref_err)
+        self.acc.backward(out["loss"])
+        grad_norm = self.acc.clip_grad_norm_(self.params, self.cfg.train.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step_count += 1
+        self.ema.update(self.core, self.step_count)
+        self.losses = {k: float(v.detach()) for k, v in out.items()}
+        return {**self.losses, "grad_norm": float(grad_norm)}
+
+    # ------------------------------------------------------------ output
+    def save(self) -> None:
+        if self.acc.is_main_process:
+            save_checkpoint(self.last, {
+                "stage": self.stage, "step": self.step_count, "config": self.cfg.to_dict(),
+                "weights": {k: v.detach().cpu() for k, v in self.core.state_dict().items()},
+                "ema": self.ema.state, "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "rng": rng_state(),
+                "world_size": self.world,
+                "init_from": None if self.init is None else str(self.init),
+                "prefs": None if self.prefs is None else self.prefs.get("info"),
+                "data": {"fps": self.data.lens.fps, "seconds": self.data.lens.seconds},
             })
-        acc.wait_for_everyone()
+        self.acc.wait_for_everyone()
 
-    model.train()
-    t0 = time.time()
-    losses: dict = {}
-    bar = tqdm(total=max_steps, initial=step, desc=f"stage {stage}", unit="step",
-               disable=not (progress and acc.is_main_process), leave=False)
-    while step < max_steps:
-        idx = batch_indices(len(data), tc.batch_size, tc.seed, step)
-        positions = list(range(rank, tc.batch_size, world))
-        batch = _to(collate([data[idx[p]] for p in positions]), acc.device)
-        rand = _to(step_randomness(core, data.lens, positions, tc.seed, stage, step), acc.device)
-        pair_batch = pair_rand = ref_err = None
-        if ref is not None:
-            pidx = batch_indices(len(pairs), tc.batch_size, tc.seed + 1, step)
-            pb = [pairs[pidx[p]] for p in positions]
-            pair_batch = collate([{**data[q["index"]], "mel_w": torch.as_tensor(q["mel_w"]),
-                                   "mel_l": torch.as_tensor(q["mel_l"])} for q in pb])
-            pair_batch = _to(pair_batch, acc.device)
-            pair_rand = _to(step_randomness(core, data.lens, positions, tc.seed + 1, stage, step),
-                            acc.device)
-            with torch.no_grad(), acc.autocast():
-                ref_err = ref.pair_errors(pair_batch, pair_rand)
-        with acc.autocast():
-            out_losses = model(batch, rand, stage, pair_batch, pair_rand, ref_err)
-        acc.backward(out_losses["loss"])
-        grad_norm = acc.clip_grad_norm_(params, tc.grad_clip)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        ema.update(core, step)
-        losses = {k: float(v.detach()) for k, v in out_losses.items()}
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses['loss']:.3f}")
-        if acc.is_main_process and (step % log_every == 0 or step == max_steps):
-            with open(csv_path, "a", newline="") as fh:
-                csv.writer(fh).writerow([step, sched.get_last_lr()[0]] + [
-                    f"{losses[k]:.6f}" if k in losses else "" for k in fields[2:-2]]
-                    + [f"{float(grad_norm):.4f}", f"{time.time() - t0:.2f}"])
-        if save_every and step % save_every == 0 and step < max_steps:
-            save()
-    bar.close()
-    save()
-    if acc.is_main_process:
-        write_loss_png(csv_path, sdir / "loss.png")
-    return {"ckpt": str(last), "step": step, "processes": world, "last_losses": losses}
+    def log(self, row: dict, t0: float) -> None:
+        """Append a row to ``log.csv`` (main process)."""
+        if not self.acc.is_main_process:
+            return
+        with open(self.sdir / "log.csv", "a", newline="") as fh:
+            csv.writer(fh).writerow(
+                [self.step_count, self.sched.get_last_lr()[0]]
+                + [f"{row[k]:.6f}" if k in row else "" for k in LOG_FIELDS[2:-2]]
+                + [f"{row['grad_norm']:.4f}", f"{time.time() - t0:.2f}"])
+
+    def run(self, resume: bool = False) -> dict:
+        """Train to ``max_steps``; returns ``{"ckpt", "step", "processes", "last_losses"}``."""
+        self.sdir.mkdir(parents=True, exist_ok=True)
+        csv_path = self.sdir / "log.csv"
+        if self.acc.is_main_process and (not resume or not csv_path.is_file()):
+            with open(csv_path, "w", newline="") as fh:
+                csv.writer(fh).writerow(LOG_FIELDS)
+        self.model.train()
+        t0 = time.time()
+        bar = tqdm(total=self.max_steps, initial=self.step_count, desc=f"stage {self.stage}",
+                   unit="step", disable=not (self.progress and self.acc.is_main_process),
+                   leave=False)
+        while self.step_count < self.max_steps:
+            row = self.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.3f}")
+            if self.step_count % self.log_every == 0 or self.step_count == self.max_steps:
+                self.log(row, t0)
+            if (self.save_every and self.step_count % self.save_every == 0
+                    and self.step_count < self.max_steps):
+                self.save()
+        bar.close()
+        self.save()
+        if self.acc.is_main_process:
+            write_loss_png(csv_path, self.sdir / "loss.png")
+        return {"ckpt": str(self.last), "step": self.step_count, "processes": self.world,
+                "last_losses": self.losses}
+
+
+def train(stage: int, cfg: Config, data: ClipTensors, out: str | Path, *,
+          resume: bool = False, **kwargs) -> dict:
+    """Train one stage (see :class:`Trainer`)."""
+    return Trainer(stage, cfg, data, out, resume=resume, **kwargs).run(resume=resume)
 
 
 def evaluate_roll(model: CoPModel, data: ClipTensors, threshold: float = 0.5) -> dict:
@@ -274,29 +317,38 @@ def evaluate_roll(model: CoPModel, data: ClipTensors, threshold: float = 0.5) ->
     return scores
 
 
+def attach_pairs(prefs: dict, data: ClipTensors) -> dict:
+    """Keep the pairs whose clip is in ``data`` and give each its ``index``."""
+    index = {cid: i for i, cid in enumerate(data.ids)}
+    pairs = [{**p, "index": index[p["clip_id"]]} for p in prefs["pairs"] if p["clip_id"] in index]
+    return {**prefs, "pairs": pairs}
+
+
 def train_folder(stage: int, cfg: Config, data_dir: str | Path, out: str | Path,
-                 **kwargs) -> dict:
-    """Precompute the train split of a dataset folder (cached under ``out/cache``) and
-    train one stage; after stage 2 also scores the Roll Predictor on the test split
-    (``out/stage2/eval.json``)."""
+                 prefs: dict | None = None, **kwargs) -> dict:
+    """Precompute the train split of a dataset folder (cached under ``out/cache`` by the
+    main process) and train one stage; after stage 2 also scores the Roll Predictor
+    on the test split (``out/stage2/eval.json``)."""
     import json
 
     from .audio import build_audio
     from .ckpt import load_checkpoint as _load
 
+    acc = kwargs.pop("accelerator", None) or make_accelerator()
+    progress = kwargs.get("progress", True) and acc.is_main_process
     audio_repr = build_audio(cfg.audio)
     cache = Path(out) / "cache"
-    data = ClipTensors.from_folder(data_dir, "train", cfg, audio_repr, cache)
-    if stage == 3 and kwargs.get("pairs") is not None:
-        index = {cid: i for i, cid in enumerate(data.ids)}
-        kwargs["pairs"] = [{**p, "index": index[p["clip_id"]]} for p in kwargs["pairs"]
-                           if p["clip_id"] in index]
-    result = train(stage, cfg, data, out, **kwargs)
-    if stage == 2:
+    data = ClipTensors.from_folder(data_dir, "train", cfg, audio_repr, cache, accelerator=acc,
+                                   progress=progress)
+    if prefs is not None:
+        prefs = attach_pairs(prefs, data)
+    result = train(stage, cfg, data, out, prefs=prefs, accelerator=acc, **kwargs)
+    if stage == 2 and acc.is_main_process:
         import copdata
 
         if copdata.open_dataset(data_dir).ids("test"):
-            test = ClipTensors.from_folder(data_dir, "test", cfg, audio_repr, cache)
+            test = ClipTensors.from_folder(data_dir, "test", cfg, audio_repr, cache,
+                                           progress=progress)
             model = CoPModel(cfg)
             model.load_state_dict(_load(result["ckpt"])["ema"])
             scores = evaluate_roll(model, test, cfg.sample.roll_threshold)

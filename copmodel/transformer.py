@@ -111,7 +111,7 @@ class Conditions:
     global_cond: torch.Tensor  # (B, dim): pooled video + text
     text: torch.Tensor  # (B, L, text_dim)
     text_mask: torch.Tensor  # (B, L) bool
-    video_pooled: torch.Tensor  # (B, video_dim), for the contrastive loss
+    video_pooled: torch.Tensor  # (B, video_dim): the clip's video (never nulled), for InfoNCE
     roll: torch.Tensor | None = None  # (B, N, 88) aligned roll, or None (no roll stream)
 
 
@@ -149,10 +149,15 @@ class AudioDiT(nn.Module):
         return x.reshape(b, n, self.channels, self.patch).permute(0, 2, 1, 3).reshape(
             b, self.channels, n * self.patch)
 
+    def audio_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, M)`` -> ``(B, N, dim)``: the input projection, before any condition."""
+        return self.in_proj(self.patchify(x))
+
     def prepare(self, video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
                 n_tokens: int, drop_video: torch.Tensor, drop_text: torch.Tensor) -> Conditions:
         """Video ``(B, T, video_dim)``, text ``(B, L, text_dim)``; ``drop_*`` bool ``(B,)``
         replace a condition by its learned null embedding."""
+        video_clip = video.mean(1)  # the clip's own video, for the contrastive loss
         dv = drop_video[:, None, None]
         video = torch.where(dv, self.null_video.to(video.dtype).expand_as(video), video)
         dt = drop_text[:, None, None]
@@ -166,13 +171,13 @@ class AudioDiT(nn.Module):
         video_pooled = video.mean(1)
         video_tokens = self.video_proj(align_to_tokens(video, n_tokens))
         global_cond = self.global_proj(torch.cat([video_pooled, text_pooled], dim=-1))
-        return Conditions(video_tokens, global_cond, text, text_mask, video_pooled)
+        return Conditions(video_tokens, global_cond, text, text_mask, video_clip)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: Conditions,
                 extra: list[torch.Tensor] | None = None, hidden_at: int | None = None):
         """Velocity ``(B, C, M)``. ``extra[i]`` ``(B, N, dim)`` is added before block i.
         With ``hidden_at`` also returns the tokens after that block."""
-        h = self.in_proj(self.patchify(x)) + cond.video_tokens
+        h = self.audio_tokens(x) + cond.video_tokens
         h = h + sinusoidal(torch.arange(h.shape[1], device=h.device), self.dim).to(h.dtype)
         c = self.t_embed(t) + cond.global_cond
         hidden = None

@@ -2,9 +2,15 @@
 
 Built-in: a small CNN over grayscale frames resized to ``(frame_height,
 frame_width)`` that trains from scratch. Pretrained: a CLIP image encoder
-(transformers) loaded from a local folder; its per-frame embeddings are computed
-once per clip (:func:`clip_image_features`) and cached, and the model learns only
-a projection.
+(transformers) loaded from a local folder or the HF cache (see weights.py); its
+per-frame embeddings are computed once per clip (:func:`clip_image_features`) and
+cached, and the model learns only a projection.
+
+CLIP sees the whole keyboard: a wide strip (e.g. 1840x200) is cut into
+``ceil(W / H)`` square tiles left to right (the last one zero-padded on the
+right), each tile is embedded (CLIP's centre crop of a square is the whole
+square) and a frame's feature is the mean of its tiles' embeddings. A tall frame
+is tiled top to bottom the same way. Nothing of the frame is cropped away.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ConfigError, WeightsNotFoundError
+from .errors import ConfigError
 from .presets import NetConfig
 
 log = logging.getLogger(__name__)
@@ -71,27 +77,36 @@ class FeatureProjection(nn.Module):
 
 
 def _clip_dir(spec: str) -> Path:
-    path = Path(spec.split(":", 1)[1])
-    if not path.is_dir():
-        raise WeightsNotFoundError(
-            "CLIP weights not found; put a transformers CLIP folder (e.g. "
-            "openai/clip-vit-base-patch32: config.json, model.safetensors, preprocessor "
-            "config) here, or use video_encoder='cnn'", item=str(path))
-    return path
+    from .weights import pretrained_dir
+
+    return pretrained_dir(spec, "net.video_encoder", "cnn")
 
 
 def clip_feature_dim(spec: str) -> int:
-    from transformers import CLIPConfig
+    from transformers import CLIPVisionConfig
 
-    return int(CLIPConfig.from_pretrained(_clip_dir(spec), local_files_only=True).projection_dim)
+    # the dimension CLIPVisionModelWithProjection outputs (clip_image_features)
+    return int(CLIPVisionConfig.from_pretrained(_clip_dir(spec), local_files_only=True).projection_dim)
 
 
 _CLIP_CACHE: dict[str, tuple] = {}
 
 
+def square_tiles(frame: np.ndarray) -> list[np.ndarray]:
+    """``(H, W, 3)`` -> square tiles covering the whole frame (the last zero-padded)."""
+    h, w = frame.shape[:2]
+    if w >= h:
+        n = -(-w // h)
+        padded = np.zeros((h, n * h, 3), dtype=frame.dtype)
+        padded[:, :w] = frame
+        return [padded[:, i * h:(i + 1) * h] for i in range(n)]
+    return [t.transpose(1, 0, 2) for t in square_tiles(frame.transpose(1, 0, 2))]
+
+
 @torch.no_grad()
 def clip_image_features(frames: np.ndarray, spec: str, batch: int = 32) -> np.ndarray:
-    """Per-frame CLIP image embeddings ``float32 (T, projection_dim)``."""
+    """Per-frame CLIP image embeddings ``float32 (T, projection_dim)``: the mean over the
+    frame's square tiles (see the module docstring)."""
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
     path = _clip_dir(spec)
@@ -100,11 +115,19 @@ def clip_image_features(frames: np.ndarray, spec: str, batch: int = 32) -> np.nd
             CLIPImageProcessor.from_pretrained(path, local_files_only=True),
             CLIPVisionModelWithProjection.from_pretrained(path, local_files_only=True).eval())
     processor, model = _CLIP_CACHE[spec]
-    out = []
-    for i in range(0, len(frames), batch):
-        inputs = processor(images=list(frames[i:i + batch]), return_tensors="pt")
-        out.append(model(**inputs).image_embeds.float().numpy())
-    return np.concatenate(out).astype(np.float32)
+    tiles, owner = [], []
+    for f, frame in enumerate(np.asarray(frames)):
+        for tile in square_tiles(frame):
+            tiles.append(np.ascontiguousarray(tile))
+            owner.append(f)
+    embeds = []
+    for i in range(0, len(tiles), batch):
+        inputs = processor(images=tiles[i:i + batch], return_tensors="pt")
+        embeds.append(model(**inputs).image_embeds.float().numpy())
+    per_tile = np.concatenate(embeds)
+    owner = np.asarray(owner)
+    out = np.stack([per_tile[owner == f].mean(axis=0) for f in range(len(frames))])
+    return out.astype(np.float32)
 
 
 def build_video_encoder(cfg: NetConfig) -> nn.Module:

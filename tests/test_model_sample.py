@@ -76,7 +76,8 @@ def test_cli_sample_writes_exact_length_wavs(synth_dir, run_dir, tmp_path):
 def test_sampler_is_seeded_and_uses_the_predicted_roll(synth_dir, run_dir, tmp_path):
     sampler = load_sampler(run_dir / "stage2" / "last.ckpt")
     info = sampler.info()
-    assert info["stage"] == 2 and info["roll"] == "predicted" and len(info["ckpt_sha256"]) == 64
+    assert info["stage"] == 2 and info["roll"] == "predicted (probabilities)"
+    assert len(info["ckpt_sha256"]) == 64
     clip = next(copdata.open_dataset(synth_dir).clips("test"))
     a = sampler.generate(clip, seed=1, steps=2)
     b = sampler.generate(clip, seed=1, steps=2)
@@ -119,3 +120,92 @@ def test_copbench_scores_a_checkpoint_through_the_sampling_api(synth_dir, run_di
     again = run_benchmark(str(ckpt), synth_dir, "test", metrics=["si_sdr"], progress=False)
     first = {k: v["si_sdr"] for k, v in results["per_clip"].items()}
     assert {k: v["si_sdr"] for k, v in again["per_clip"].items()} == first  # seeded sampling
+
+
+def test_reconstruct_and_rollsynth_baselines_through_copbench(synth_dir, run_dir, tmp_path):
+    from copbench.run import run_benchmark
+    from copdata.render.piano import render_notes
+
+    ckpt = run_dir / "stage2" / "last.ckpt"
+    ds = copdata.open_dataset(synth_dir)
+    clip = next(ds.clips("test"))
+    sampler = load_sampler(ckpt)
+    for output in ("reconstruct", "rollsynth"):
+        results = run_benchmark(f"{output}:{ckpt}", synth_dir, "test", metrics=["si_sdr"],
+                                out=tmp_path, progress=False)
+        assert output in results["model"] and (tmp_path / f"{results['model']}.json").is_file()
+        assert sorted(results["per_clip"]) == sorted(ds.ids("test"))
+    notes = sampler.predict_notes(clip)
+    expected = render_notes(notes, clip.sample_rate, clip.seconds)[: clip.num_samples]
+    got = sampler.rollsynth(clip)
+    assert got.shape == (clip.num_samples,)
+    assert np.allclose(got[: len(expected)], expected, rtol=1e-5, atol=1e-7)
+    assert main(["sample", "--ckpt", str(ckpt), "--data", str(synth_dir), "--split", "test",
+                 "--out", str(tmp_path / "rs"), "--output", "reconstruct", "--limit", "1"]) == 0
+    assert json.loads((tmp_path / "rs" / "sampler.json").read_text())["output"] == "reconstruct"
+    assert len(list((tmp_path / "rs").glob("*.wav"))) == 1
+    from copbench.errors import ModelError
+    from copbench.models import resolve_model
+
+    with pytest.raises(ModelError, match="Roll Predictor"):
+        resolve_model(f"rollsynth:{run_dir / 'stage1' / 'last.ckpt'}")
+    with pytest.raises(ModelError, match="not found"):
+        resolve_model(f"reconstruct:{tmp_path / 'missing.ckpt'}")
+
+
+def test_roll_to_notes_gives_one_note_per_run():
+    from copmodel.roll_predictor import roll_to_notes
+
+    roll = np.zeros((10, 88), np.uint8)
+    roll[2:5, 39] = 1  # C4 (MIDI 60), frames 2-4
+    roll[6:7, 39] = 1
+    roll[0:10, 0] = 1
+    notes = roll_to_notes(roll, fps=25.0)
+    assert [(n.pitch, n.start, n.end) for n in notes] == [
+        (21, 0.0, 0.4), (60, 0.08, 0.2), (60, 0.24, 0.28)]
+
+
+def test_default_representation_ceiling_is_near_the_ground_truth(synth_dir):
+    """The tiny preset's audio representation, round-tripped, keeps the notes."""
+    from copdata.scoring import note_scores
+    from copdata.transcribe import get_transcriber
+    from copmodel.audio import build_audio, round_trip
+
+    rep = build_audio(get_preset("tiny").audio)
+    transcriber = get_transcriber()
+    gt, rt = [], []
+    for clip in copdata.open_dataset(synth_dir).clips():
+        ref = clip.notes()
+        gt.append(note_scores(ref, transcriber.transcribe(clip.audio(), clip.sample_rate))["f1"])
+        audio = round_trip(clip.audio(), clip.sample_rate, rep, clip.num_samples)
+        rt.append(note_scores(ref, transcriber.transcribe(audio, clip.sample_rate))["f1"])
+    assert np.mean(gt) > 0.5
+    assert np.mean(rt) >= np.mean(gt) - 0.1, (gt, rt)
+
+
+def test_train_takes_a_yaml_config_and_set_and_saves_them(synth_dir, tmp_path, capsys):
+    from copmodel.ckpt import load_checkpoint
+    from copmodel.errors import ConfigError
+    from copmodel.presets import load_config
+
+    cfg_file = tmp_path / "exp.yaml"
+    cfg_file.write_text("preset: micro\nname: exp\nnet:\n  dim: 16\ntrain:\n  lr: 0.002\n")
+    run = tmp_path / "run"
+    assert main(["train", "--stage", "1", "--config", str(cfg_file), "--set", "train.seed=7",
+                 "--set", "sample.guidance=seed", "--data", str(synth_dir), "--out", str(run),
+                 "--max-steps", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "dim: 16" in err and "guidance: seed" in err  # printed at start
+    saved = load_checkpoint(run / "stage1" / "last.ckpt")["config"]
+    assert saved["name"] == "exp" and saved["net"]["dim"] == 16 and saved["train"]["lr"] == 0.002
+    assert saved["train"]["seed"] == 7 and saved["sample"]["guidance"] == "seed"
+    assert saved["audio"] == get_preset("micro").to_dict()["audio"]
+    with pytest.raises(ConfigError, match="net.dim"):
+        load_config("micro", ["net.dim=sixteen"])
+    with pytest.raises(ConfigError, match="sample.guidance must be one of"):
+        load_config("micro", ["sample.guidance=theirs"])
+    cfg_file.write_text("net:\n  width: 3\n")
+    with pytest.raises(ConfigError, match="width"):
+        load_config(str(cfg_file))
+    assert main(["train", "--stage", "1", "--config", "micro", "--set", "nope=1", "--data",
+                 str(synth_dir), "--out", str(run)]) == 2

@@ -70,7 +70,8 @@ def test_training_lowers_the_loss_and_logs(tmp_path):
 
 
 def test_stages_chain_and_resume_restores_step_optimizer_rng(tmp_path):
-    cfg = get_preset("micro")
+    # the roll schedule is fixed in steps, so a 2-step run resumed to 4 equals a 4-step run
+    cfg = get_preset("micro").override(train={"roll_schedule_steps": 3})
     data = make_tensors(cfg)
     train(1, cfg, data, tmp_path / "a", max_steps=2, progress=False)
     train(1, cfg, data, tmp_path / "b", max_steps=2, progress=False)
@@ -152,3 +153,64 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
     moved = [k for k, v in a["weights"].items()
              if k.startswith(("extra.", "roll_predictor.")) and not torch.equal(start[k], v)]
     assert len(moved) > 10
+    # stage 3: the contrastive loss gathers the global batch, so 2 processes match 1
+    init3 = str(tmp_path / "one" / "stage2" / "last.ckpt")
+    one3 = subprocess.run([sys.executable, str(script), "3", str(tmp_path / "one3"), init3],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert one3.returncode == 0, one3.stderr[-2000:]
+    two3 = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+                           str(script), "3", str(tmp_path / "two3"), init3], env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert two3.returncode == 0, two3.stderr[-3000:]
+    a3 = load_checkpoint(tmp_path / "one3" / "stage3" / "last.ckpt")["weights"]
+    b3 = load_checkpoint(tmp_path / "two3" / "stage3" / "last.ckpt")["weights"]
+    for k, v in a3.items():
+        assert torch.allclose(v.float(), b3[k].float(), atol=2e-5, rtol=1e-4), k
+    assert not torch.equal(a3["contrastive.log_temp"], load_checkpoint(init3)["weights"]["contrastive.log_temp"])
+
+
+CACHE_SCRIPT = """
+import hashlib, json, sys
+from copmodel.audio import build_audio
+from copmodel.data import ClipTensors
+from copmodel.presets import get_preset
+from copmodel.train import make_accelerator
+cfg = get_preset("micro")
+acc = make_accelerator()
+data = ClipTensors.from_folder(sys.argv[1], "train", cfg, build_audio(cfg.audio), sys.argv[2],
+                               accelerator=acc, progress=False)
+digest = hashlib.sha256(b"".join(data[i]["mel"].numpy().tobytes() for i in range(len(data))))
+print(json.dumps({{"rank": acc.process_index, "world": acc.num_processes, "clips": len(data),
+                  "in_memory": data.items is not None, "mel": digest.hexdigest()}}))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_atomically_written_cache(tmp_path):
+    from copdata.build import build_dataset
+    from copdata.sources.base import BuildSettings
+    from copdata.sources.synth import SynthSource
+
+    data = tmp_path / "data"
+    build_dataset(SynthSource(num_items=2, item_seconds=3.0, seed=2), data,
+                  BuildSettings(clip_seconds=1.0), workers=1, progress=False)
+    script = tmp_path / "cache.py"
+    script.write_text(CACHE_SCRIPT.format())
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+                           str(script), str(data), str(cache)], env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    rows = sorted((json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")),
+                  key=lambda r: r["rank"])
+    assert [r["rank"] for r in rows] == [0, 1] and all(r["world"] == 2 for r in rows)
+    assert rows[0]["mel"] == rows[1]["mel"] and rows[0]["clips"] == rows[1]["clips"] > 0
+    assert not any(r["in_memory"] for r in rows)  # read from the cache when used
+    files = sorted(p.name for p in cache.iterdir())
+    assert len(files) == rows[0]["clips"] and all(f.endswith(".npz") for f in files)
+    assert not any(f.startswith(".") for f in files)  # no temporary file left behind

@@ -1,14 +1,20 @@
-"""The offline demo loop: ``python -m copmodel.demo --out demo``.
+"""The offline demo loop: ``python examples/demo.py --out demo`` (``make demo``).
+
+It drives all three packages (copdata builds, copmodel trains and samples,
+copbench scores), so it lives above them, outside the packages.
 
 1. build a small synthetic dataset (``copdata.build.build_dataset`` with the
    ``synth`` source): keyboard video + piano audio + MIDI + rolls;
 2. train the tiny preset through stages 1 -> 2 -> 3 (stage 3: contrastive loss,
    plus DPO on preference pairs from ``copmodel prefs`` unless ``--no-dpo``);
-3. sample the test split (``OUT/copmodel-tiny/<clip_id>.wav``, the Roll
-   Predictor's roll driving stage 2/3);
-4. score the model and the ``oracle``, ``resynth``, ``shuffle``, ``silence``
-   baselines with copbench (``OUT/results/*.json``), write ``OUT/leaderboard.md``
-   and print it, with the Roll Predictor's frame F1 on the test video.
+3. sample the test split (``copmodel.sample.sample_split``:
+   ``OUT/copmodel-tiny/<clip_id>.wav``, the Roll Predictor's roll driving stage 2/3);
+4. score with copbench (``OUT/results/*.json``): the model (``run-stage3``), the
+   reconstruction ceiling of its audio representation (``reconstruct:CKPT``), the
+   Audeo-style chain (``rollsynth:CKPT``: predicted roll -> notes -> piano synth)
+   and the ``oracle``, ``resynth``, ``shuffle``, ``silence`` baselines; write
+   ``OUT/leaderboard.md`` / ``.html`` and print it, with the Roll Predictor's
+   frame F1 on the test video.
 
 Everything runs offline on CPU; the defaults aim at <= 10 minutes on 2 cores.
 """
@@ -61,7 +67,7 @@ def leaderboard(results: Path, metrics: list[str] | None = None, fmt: str = "md"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m copmodel.demo", description=__doc__,
+    p = argparse.ArgumentParser(prog="python examples/demo.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="demo")
     p.add_argument("--items", type=int, default=6, help="synthetic performances")
@@ -80,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from .presets import tiny
-    from .prefs import make_preferences
-    from .train import train_folder
+    from copmodel.prefs import load_preferences, make_preferences
+    from copmodel.presets import tiny
+    from copmodel.sample import load_sampler, sample_split
+    from copmodel.train import train_folder
 
     torch.manual_seed(args.seed)
     if args.threads:
@@ -98,16 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"dataset": str(data)}
     for stage, steps in zip((1, 2, 3), args.steps):
         ts = time.time()
-        pairs = None
+        prefs = None
         if stage == 3 and not args.no_dpo and args.pref_clips > 0:
             prefs = make_preferences(run / "stage2" / "last.ckpt", data, run / "prefs.pt",
                                      split="train", candidates=2, limit=args.pref_clips,
-                                     seed=args.seed)
+                                     seed=args.seed, progress=sys.stderr.isatty())
             print(f"[demo] preference pairs: {prefs['pairs']} (mean F1 gap {prefs['mean_gap']:.3f})",
                   flush=True)
-            pairs = torch.load(run / "prefs.pt", weights_only=False)["pairs"] or None
             summary["prefs"] = prefs
-        result = train_folder(stage, cfg, data, run, max_steps=steps, pairs=pairs,
+            prefs = load_preferences(run / "prefs.pt")
+            if not prefs["pairs"]:
+                print("[demo] no preference pair (every clip's candidates scored the same): "
+                      "stage 3 trains without DPO", flush=True)
+                prefs = None
+        result = train_folder(stage, cfg, data, run, max_steps=steps, prefs=prefs,
                               progress=sys.stderr.isatty())
         timings[f"stage{stage}"] = time.time() - ts
         print(f"[demo] stage {stage}: {steps} steps in {timings[f'stage{stage}']:.0f} s, "
@@ -121,11 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
 
     ts = time.time()
-    from .cli import main as cli_main
-
-    samples = out / "copmodel-tiny"
-    cli_main(["sample", "--ckpt", str(run / "stage3" / "last.ckpt"), "--data", str(data),
-              "--split", "test", "--out", str(samples), "--seed", str(args.seed)])
+    ckpt = run / "stage3" / "last.ckpt"
+    sample_split(load_sampler(ckpt), data, "test", out / "copmodel-tiny", seed=args.seed,
+                 progress=False)
     timings["sample"] = time.time() - ts
 
     ts = time.time()
@@ -133,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(exist_ok=True)
     # The model is scored through copbench's checkpoint path (the same sampling
     # API as `copmodel sample`), so its results are named after the run: run-stage3.
-    for model in (str(run / "stage3" / "last.ckpt"),) + BASELINES:
+    for model in (str(ckpt), f"reconstruct:{ckpt}", f"rollsynth:{ckpt}") + tuple(
+            f"baseline:{name}" for name in BASELINES):
         run_copbench(model, data, results, args.metrics)
     timings["copbench"] = time.time() - ts
     board = leaderboard(results)
