@@ -88,20 +88,20 @@ def test_clip_row_round_trips_unknown_keys_and_to_pandas(tmp_path):
     raw = [json.loads(line) for line in lines]
     for row in raw:  # what a QA stage or a later version may add
         assert ClipRow.from_dict(row).to_dict() == row
-    raw[0]["qa"] = {"piano_score": 0.93, "keyboard_score": 0.5}
+    raw[0]["future"] = {"score": 0.93, "label": "kept"}
     raw[0]["hashes"] = {"audio.flac": "ab" * 32}
     raw[0]["stats"]["loudness_lufs"] = -23.0
     typed = ClipRow.from_dict(raw[0])
-    assert typed.extra["qa"]["piano_score"] == 0.93 and typed.stats.extra == {"loudness_lufs": -23.0}
+    assert typed.extra["future"]["score"] == 0.93 and typed.stats.extra == {"loudness_lufs": -23.0}
     assert typed.to_dict() == raw[0]
-    assert typed["split"] == raw[0]["split"] and typed.get("qa") == raw[0]["qa"]
+    assert typed["split"] == raw[0]["split"] and typed.get("future") == raw[0]["future"]
     (out / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in raw))
     ds = open_dataset(out)
     assert all(isinstance(r, ClipRow) for r in ds.rows)
     df = ds.to_pandas()
     assert list(df["id"]) == [r["id"] for r in raw]
     assert list(df["stats.notes"]) == [r["stats"]["notes"] for r in raw]
-    assert df.loc[0, "qa.piano_score"] == 0.93 and df["qa.piano_score"].isna().sum() == len(raw) - 1
+    assert df.loc[0, "future.score"] == 0.93 and df["future.score"].isna().sum() == len(raw) - 1
     assert set(df["split"]) == {r["split"] for r in raw}
     with pytest.raises(KeyError, match="split"):
         ClipRow.from_dict({"id": "a.00000000"})
