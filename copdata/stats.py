@@ -24,21 +24,22 @@ def _pitches(ds) -> list[int]:
     return pitches
 
 
-def _qa_stats(ds) -> dict:
-    """Quantiles of the clips' QA signals, claims made, clips rejected by QA."""
-    rows = [r.get("qa") for r in ds.rows if isinstance(r.get("qa"), dict)]
-    out: dict = {"clips_with_qa": len(rows),
-                 "clips_rejected": sum(1 for r in ds.report if r.get("status") == "rejected")}
-    if not rows:
+def _qa_stats(df, report: list[dict]) -> dict:
+    """Quantiles of the clips' QA signals (the ``qa.*`` columns of
+    :meth:`Dataset.to_pandas`), claims made, clips rejected by QA."""
+    out: dict = {"clips_with_qa": int(df["qa.piano_score"].notna().sum()) if "qa.piano_score" in df else 0,
+                 "clips_rejected": sum(1 for r in report if r.get("status") == "rejected")}
+    if not out["clips_with_qa"]:
         return out
     for name in ("piano_score", "keyboard_score", "av_offset_s", "silence_ratio", "loudness_lufs"):
-        vals = [r[name] for r in rows if isinstance(r.get(name), (int, float))]
-        if vals:
+        column = f"qa.{name}"
+        vals = df[column].dropna().astype(float) if column in df else []
+        if len(vals):
             q = np.percentile(vals, [5, 50, 95])
             out[name] = {"p5": round(float(q[0]), 3), "median": round(float(q[1]), 3),
                          "p95": round(float(q[2]), 3)}
-    out["claims_solo_piano"] = sum(1 for r in rows if (r.get("claims") or {}).get("solo_piano"))
-    out["claims_keyboard"] = sum(1 for r in rows if (r.get("claims") or {}).get("keyboard"))
+    for claim, column in (("claims_solo_piano", "qa.claims.solo_piano"), ("claims_keyboard", "qa.claims.keyboard")):
+        out[claim] = int((df[column] == True).sum()) if column in df else 0  # noqa: E712 (NaN-safe)
     return out
 
 
@@ -70,7 +71,7 @@ def dataset_stats(root: str | Path) -> dict:
                    "p5_median_p95": [note_name(p) for p in q],
                    "octave_histogram": {f"octave {o}": int(hist[max(0, o * 12 - 9):o * 12 + 3].sum())
                                         for o in range(0, 9)}} if pitches else {}),
-        "qa": _qa_stats(ds),
+        "qa": _qa_stats(df, ds.report),
         "items": len(items),
         "items_failed": sum(failures.values()),
         "failures_by_class": dict(sorted(failures.items())),

@@ -1,6 +1,6 @@
 """``copdata qa DIR``: the quality signals of a built dataset, clip by clip.
 
-Reads ``clips.jsonl`` (kept clips, each with its ``qa`` object),
+Reads the kept clips' ``qa`` objects through :meth:`copdata.Dataset.to_pandas`,
 ``report.json`` (clips rejected by the ``--qa-*`` thresholds) and the
 thresholds in ``dataset.json``'s ``qa`` block. :func:`qa_summary` returns the
 table and the counts; :func:`format_qa` prints them; :func:`plot_qa` draws the
@@ -9,6 +9,7 @@ signals' histograms with the thresholds.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,25 @@ def _quantiles(values: list) -> dict:
             "median": round(float(q[1]), 4), "p95": round(float(q[2]), 4)}
 
 
+def _kept_clips(ds) -> list[dict]:
+    """The kept clips' signals, from :meth:`copdata.Dataset.to_pandas`
+    (columns ``qa.<signal>``; a clip without a qa object has none)."""
+    df = ds.to_pandas()
+
+    def value(record: dict, key: str):
+        v = record.get(f"qa.{key}")
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    out = []
+    for record in df.to_dict("records"):
+        claims = None
+        if value(record, "claims.keyboard") is not None:
+            claims = {name: bool(value(record, f"claims.{name}")) for name in ("keyboard", "solo_piano")}
+        out.append({"id": record["id"], "split": record.get("split"), "status": "kept",
+                    **{k: value(record, k) for k in SIGNALS}, "claims": claims, "reasons": []})
+    return out
+
+
 def qa_summary(root: str | Path) -> dict:
     """Per-clip signals (kept and rejected), per-signal quantiles, and how many
     clips fall below each threshold (claim thresholds for kept clips)."""
@@ -37,11 +57,7 @@ def qa_summary(root: str | Path) -> dict:
     build = ds.settings.get("build") or {}
     claim_piano, claim_keyboard = claim_thresholds(build.get("qa_min_piano"),
                                                    build.get("qa_min_keyboard"))
-    clips = []
-    for row in ds.rows:
-        qa = row.get("qa") or {}
-        clips.append({"id": row["id"], "split": row.get("split"), "status": "kept",
-                      **{k: qa.get(k) for k in SIGNALS}, "claims": qa.get("claims"), "reasons": []})
+    clips = _kept_clips(ds)
     for r in ds.report:
         if r.get("status") == "rejected":
             qa = r.get("qa") or {}
