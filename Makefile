@@ -69,6 +69,7 @@ bench: install
 	$(PY) benchmarks/bench_build.py --source synth
 	$(PY) benchmarks/bench_build.py --source local
 	$(PY) benchmarks/bench_build.py --source youtube
+	$(PY) benchmarks/bench_qa.py
 	$(PY) benchmarks/bench_metrics.py --clips 3 --repeat 2
 	$(PY) benchmarks/bench_model.py
 	$(PY) benchmarks/bench_mos_sim.py

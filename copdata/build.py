@@ -40,10 +40,11 @@ from .audio_stream import AudioCursor
 from .dataset import (SCHEMA_VERSION, ClipWriter, check_ours_to_delete, derive_views,
                       remove_partial_clips, write_json_atomic)
 from .errors import (BuildLockedError, CopDataError, DatasetError, ManifestError,
-                     SilentInputError, TooShortError)
+                     QualityRejectedError, SilentInputError, TooShortError)
 from .ids import check_split_name, clip_id, sanitize_source_id
 from .integrity import view_hashes
-from .notes import Note, segment_notes
+from .notes import Note
+from .qa.stage import ClipObserver, audio_margin, clip_qa, qa_info
 from .rows import ClipRow, ClipStats
 from .sources.base import BuildSettings, Performance, Source, SourceItem
 from .workers import init_worker
@@ -61,6 +62,7 @@ class BuildSummary:
     failed: int = 0
     skipped: int = 0  # finished by an earlier run
     not_queued: int = 0  # left out once --target-hours was reached
+    rejected: int = 0  # clips that failed the QA thresholds (rows in report.json)
     clips: int = 0
     accepted_seconds: float = 0.0  # seconds of clips that count toward --target-hours
     seconds: float = 0.0  # audio seconds in clips
@@ -76,6 +78,7 @@ class BuildSummary:
         return (f"{self.ok}/{self.items} items ok, {self.failed} failed"
                 + (f" ({fails})" if fails else "")
                 + f"; {self.clips} clips, {self.seconds / 3600:.3f} h"
+                + (f", {self.rejected} clips rejected by QA" if self.rejected else "")
                 + (f"; {self.skipped} items resumed from an earlier run" if self.skipped else "")
                 + (f"; {self.not_queued} items not queued (target hours reached: "
                    f"{self.accepted_seconds / 3600:.3f} h accepted)" if self.not_queued else "")
@@ -177,7 +180,7 @@ def plan_clips(duration: float, item: SourceItem, settings: BuildSettings) -> li
     return spans
 
 
-def _fill_clip(frames: Iterator[np.ndarray], count: int, encoder) -> tuple[int, tuple]:
+def _fill_clip(frames: Iterator[np.ndarray], count: int, encoder, observer=None) -> tuple[int, tuple]:
     shape = ()
     written = 0
     for _ in range(count):
@@ -188,6 +191,8 @@ def _fill_clip(frames: Iterator[np.ndarray], count: int, encoder) -> tuple[int, 
         shape = (rgb.height, rgb.width, 3) if hasattr(rgb, "height") else rgb.shape
         if encoder is not None:
             encoder.write(rgb)
+        if observer is not None:
+            observer(rgb)
         written += 1
     return written, shape
 
@@ -196,9 +201,13 @@ class ClipCutter:
     """Stage 3: write the clips of one item, in order, from its frame stream.
 
     :meth:`write` cuts one span: it skips frames up to the span, encodes the
-    span's frames, writes audio, MIDI, roll and steps, and renames the clip
-    into place. It returns the clip's :class:`ClipRow`, or None when the video
-    or audio ended inside the span (``warning`` then says so).
+    span's frames (the QA stage's :class:`~copdata.qa.stage.ClipObserver` sees
+    them as they go), runs the QA stage (:func:`copdata.qa.stage.clip_qa` on
+    the span's audio with a margin for offset correction), writes audio, MIDI,
+    roll and steps, and renames the clip into place. It returns the clip's
+    :class:`ClipRow`; None when the QA thresholds reject the clip (appended to
+    ``rejected``) or when the video or audio ended inside the span (``ended``
+    is then set and ``warning`` says so).
     """
 
     def __init__(self, item: SourceItem, notes: ItemNotes, settings: BuildSettings, out_dir: str):
@@ -207,7 +216,14 @@ class ClipCutter:
         self.audio = AudioCursor(notes.performance.audio_blocks())
         self.cursor = 0  # frames consumed
         self.written: list[Path] = []
+        self.rejected: list[dict] = []
         self.warning: str | None = None
+        self.ended = False
+
+    def _end(self, warning: str | None = None) -> None:
+        self.ended = True
+        if warning:
+            self.warning = warning
 
     def write(self, span: ClipSpan) -> ClipRow | None:
         settings, perf = self.settings, self.notes.performance
@@ -215,42 +231,54 @@ class ClipCutter:
         skipped, _ = _fill_clip(self.frames, span.first_frame - self.cursor, None)
         self.cursor += skipped
         if self.cursor < span.first_frame:
+            self._end()
             return None
-        audio = self.audio.take(span.first_sample, S)
-        if len(audio) < S:
-            self.warning = (f"audio ended at {self.audio.samples_read / settings.sample_rate:.3f}"
-                            f" s, inside clip {span.segment}")
+        margin = audio_margin(settings)  # spans move forward, so does the window
+        w0 = max(span.first_sample - margin, 0)
+        window = self.audio.take(w0, span.first_sample - w0 + S + margin)
+        if len(window) < span.first_sample - w0 + S:
+            self._end(f"audio ended at {self.audio.samples_read / settings.sample_rate:.3f}"
+                      f" s, inside clip {span.segment}")
             return None
         cid = clip_id(self.item.source_id, span.segment)
         meta = clip_meta(perf.meta, span.t0, span.t1)
-        views = derive_views(segment_notes(self.notes.notes, span.t0, span.t1),
-                             settings.clip_seconds, settings.fps, F, meta)
+        observer = ClipObserver(F)
         writer = ClipWriter(self.out_dir, cid)
         try:
-            if writer.final.exists():  # finished by an interrupted earlier run
-                n, shape = _fill_clip(self.frames, F, None)
+            resumed = writer.final.exists()  # finished by an interrupted earlier run
+            if resumed:
+                n, shape = _fill_clip(self.frames, F, None, observer)
             else:
                 with writer.video_encoder(settings.fps, settings.video_preset,
                                           settings.video_crf) as enc:
-                    n, shape = _fill_clip(self.frames, F, enc)
-                if n == F:
-                    writer.write_views(audio, settings.sample_rate, views)
-                    writer.commit()
-                    self.written.append(writer.final)
+                    n, shape = _fill_clip(self.frames, F, enc, observer)
+            self.cursor += n
+            if n < F:
+                self._end(f"video ended at {self.cursor / settings.fps:.2f} s, before the "
+                          f"{perf.duration:.2f} s the container declares")
+                return None
+            checked = clip_qa(observer, window, w0, self.notes.notes, span.t0, settings)
+            if checked.reasons:
+                self.rejected.append({"clip_id": cid, "segment": span.segment, "qa": checked.qa,
+                                      "reasons": checked.reasons})
+                return None
+            views = derive_views(checked.notes, settings.clip_seconds, settings.fps, F, meta,
+                                 checked.qa["claims"])
+            if not resumed:
+                writer.write_views(checked.audio, settings.sample_rate, views)
+                writer.commit()
+                self.written.append(writer.final)
         finally:
             writer.abort()
-        self.cursor += n
-        if n < F:
-            self.warning = (f"video ended at {self.cursor / settings.fps:.2f} s, before the "
-                            f"{perf.duration:.2f} s the container declares")
-            return None
         offset = self.item.start or 0.0
         return ClipRow(
             id=cid, split=self.item.split, source_id=self.item.source_id, source=self.item.label,
             segment=span.segment, start=round(offset + span.t0, 6),
             end=round(offset + span.t1, 6), midi_origin=self.notes.midi_origin, meta=meta,
-            stats=ClipStats.measure(views.notes, views.roll, audio, shape, settings.clip_seconds),
-            extra={"hashes": view_hashes(writer.final)})  # checked by copdata validate
+            stats=ClipStats.measure(views.notes, views.roll, checked.audio, shape,
+                                    settings.clip_seconds),
+            extra={"hashes": view_hashes(writer.final),  # checked by copdata validate
+                   "qa": checked.qa})
 
 
 def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_dir: str) -> dict:
@@ -276,11 +304,18 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
         clip_rows: list[ClipRow] = []
         for span in spans:
             clip = cutter.write(span)
-            if clip is None:
+            if cutter.ended:
                 break
-            clip_rows.append(clip)
+            if clip is not None:  # None: rejected by the QA stage (cutter.rejected)
+                clip_rows.append(clip)
         if cutter.warning:
             row["warning"] = cutter.warning
+        if cutter.rejected:
+            row["rejected"] = cutter.rejected
+        if not clip_rows and cutter.rejected:
+            raise QualityRejectedError(f"all {len(cutter.rejected)} clips failed the QA thresholds "
+                                       f"(first: {'; '.join(cutter.rejected[0]['reasons'])})",
+                                       item=item.label)
         if not clip_rows:
             raise TooShortError("no complete clip could be cut (the video stream is shorter "
                                 "than one clip)", item=item.label)
@@ -298,6 +333,15 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
             shutil.rmtree(path, ignore_errors=True)
     row["wall_seconds"] = round(time.perf_counter() - started, 3)
     return row
+
+
+def rejected_rows(state: dict) -> list[dict]:
+    """``report.json`` rows (status ``rejected``) for an item's clips that failed
+    the QA thresholds, with the reasons and the measured signals."""
+    return [{"source_id": state["source_id"], "source": state.get("source"),
+             "clip_id": r["clip_id"], "segment": r["segment"], "status": "rejected",
+             "error_class": "QualityRejected", "message": "; ".join(r["reasons"]), "qa": r["qa"]}
+            for r in state.get("rejected", [])]
 
 
 # ------------------------------------------------------------------ executors
@@ -434,6 +478,7 @@ def dataset_settings(source: Source, settings: BuildSettings) -> dict:
                  "frame": "frame i covers [i/fps, (i+1)/fps); a note overlapping it is on; "
                           "value = max velocity"},
         "build": {k: v for k, v in asdict(settings).items()},
+        "qa": qa_info(settings),
         "copdata_version": __version__,
     }
     if source.transcribes:
@@ -567,13 +612,16 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
                                     f"({accepted / 3600:.3f} h accepted) before this item was "
                                     "queued; rerun with a larger target to continue"}
             clip_rows.extend(state.get("rows", []))
-            report.append({k: v for k, v in state.items() if k != "rows"})
+            report.append({k: v for k, v in state.items() if k not in ("rows", "rejected")})
+            report.extend(rejected_rows(state))
         write_json_atomic(out / "clips.jsonl", clip_rows, lines=True)
         write_json_atomic(out / "report.json", report)
     summary.wall_seconds = time.perf_counter() - started
     summary.accepted_seconds = accepted
     for r in report:
-        if r["status"] == "ok":
+        if r["status"] == "rejected":
+            summary.rejected += 1
+        elif r["status"] == "ok":
             summary.ok += 1
             summary.clips += r["clips"]
             summary.seconds += r["seconds"]

@@ -34,6 +34,21 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
                    choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
                    help="x264 preset of video.mp4: faster builds vs smaller files (default superfast)")
     g.add_argument("--video-crf", type=int, default=20, help="x264 CRF of video.mp4 (default 20)")
+    q = p.add_argument_group("quality (QA) thresholds; off by default, always recorded in dataset.json")
+    q.add_argument("--qa-min-piano", type=float, default=None, metavar="S",
+                   help="reject clips whose piano_score is below S (0..1; solo piano scores "
+                        "about 0.6-0.9, speech and noise about 0); default: keep all")
+    q.add_argument("--qa-min-keyboard", type=float, default=None, metavar="S",
+                   help="reject clips whose keyboard_score is below S (0..1); default: keep all")
+    q.add_argument("--qa-max-offset", type=float, default=None, metavar="SEC",
+                   help="reject clips whose confidently measured audio/video offset exceeds "
+                        "SEC seconds; default: keep all")
+    q.add_argument("--qa-correct-offset", action="store_true",
+                   help="shift each clip's audio (and notes) by its measured offset before "
+                        "cutting it")
+    q.add_argument("--auto-crop", action="store_true",
+                   help="local/youtube: find the keyboard box automatically for rows without "
+                        "a crop box (recorded in the clip rows)")
     t = p.add_argument_group("transcription (recorded sources)")
     t.add_argument("--onset-threshold", type=float, default=0.5)
     t.add_argument("--frame-threshold", type=float, default=0.3)
@@ -54,7 +69,10 @@ def _settings(args):
                          seed=args.seed, frame_size=size, onset_threshold=args.onset_threshold,
                          frame_threshold=args.frame_threshold, min_note_ms=args.min_note_ms,
                          max_clips_per_item=args.max_clips_per_item,
-                         video_preset=args.video_preset, video_crf=args.video_crf)
+                         video_preset=args.video_preset, video_crf=args.video_crf,
+                         qa_min_piano=args.qa_min_piano, qa_min_keyboard=args.qa_min_keyboard,
+                         qa_max_offset=args.qa_max_offset, qa_correct_offset=args.qa_correct_offset,
+                         auto_crop=args.auto_crop)
 
 
 def cmd_build(args) -> int:
@@ -94,6 +112,40 @@ def cmd_stats(args) -> int:
     if args.plot:
         print(f"wrote {plot_stats(args.dir, args.plot)}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def cmd_qa(args) -> int:
+    from .qa.summary import format_qa, plot_qa, qa_summary
+
+    summary = qa_summary(args.dir)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(format_qa(summary, table=not args.no_table))
+    if args.plot:
+        print(f"wrote {plot_qa(summary, args.plot)}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def cmd_detect_keyboard(args) -> int:
+    from .qa.detect import detect_keyboard_in_video, draw_box
+
+    if args.frames < 1:
+        raise CopDataError(f"--frames must be at least 1, got {args.frames}")
+    found, frames = detect_keyboard_in_video(args.video, frames=args.frames)
+    if args.json:
+        print(json.dumps(found.to_dict()))
+    elif found.box is None:
+        print(f"{args.video}: no keyboard found")
+    else:
+        x0, y0, x1, y1 = found.box
+        print(f"{args.video}: keyboard box x0={x0} y0={y0} x1={x1} y1={y1} (source pixels, x1/y1 "
+              f"exclusive), confidence {found.confidence:.3f}, {found.black_keys} black keys seen")
+    if args.out:
+        out = draw_box(frames[len(frames) // 2], found.box, args.out,
+                       f"confidence {found.confidence:.3f}")
+        print(f"wrote {out}", file=sys.stderr if args.json else sys.stdout)
+    return 0 if found.box is not None else 1
 
 
 def cmd_show(args) -> int:
@@ -175,6 +227,28 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--plot", default=None, metavar="PNG",
                     help="also draw pitches, note density, hours per split and failures")
     st.set_defaults(func=cmd_stats)
+
+    qa = sub.add_parser("qa", epilog=EXIT_STATUS, help="quality signals per clip and clips below each threshold",
+                        description="Table of the QA signals of every clip (kept and rejected), "
+                                    "how many clips fall below each threshold, and the signals' "
+                                    "quantiles. Definitions: docs/qa.md.")
+    qa.add_argument("dir")
+    qa.add_argument("--json", action="store_true", help="print JSON")
+    qa.add_argument("--no-table", action="store_true", help="only the counts and quantiles")
+    qa.add_argument("--plot", default=None, metavar="PNG", help="also draw the signals' histograms")
+    qa.set_defaults(func=cmd_qa)
+
+    dk = sub.add_parser("detect-keyboard", help="find the keyboard box in a video",
+                        description="Print the box of a top-down piano keyboard in VIDEO (source "
+                                    "pixels, x1/y1 exclusive like the manifests' crop boxes). "
+                                    "Exit status 1 when no keyboard is found.",
+                        epilog=EXIT_STATUS)
+    dk.add_argument("video")
+    dk.add_argument("--frames", type=int, default=7, help="frames sampled over the video (default 7)")
+    dk.add_argument("--json", action="store_true",
+                    help='print one line {"box": [x0, y0, x1, y1], "confidence": c}')
+    dk.add_argument("--out", default=None, metavar="PNG", help="also save a frame with the box drawn")
+    dk.set_defaults(func=cmd_detect_keyboard)
 
     sh = sub.add_parser("show", epilog=EXIT_STATUS, help="picture of one clip: frames, spectrogram, roll, steps")
     sh.add_argument("dir")

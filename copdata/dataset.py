@@ -72,7 +72,7 @@ class ClipViews:
 
 
 def derive_views(notes: Sequence[Note], clip_seconds: float, fps: float, num_frames: int,
-                 meta: dict | None = None) -> ClipViews:
+                 meta: dict | None = None, claims: dict | None = None) -> ClipViews:
     """MIDI bytes, then the notes as read back from them, then roll and steps.
 
     Deriving from the read-back notes makes the roll and steps equal to what
@@ -81,7 +81,7 @@ def derive_views(notes: Sequence[Note], clip_seconds: float, fps: float, num_fra
     data = midi_bytes(notes)
     back = read_midi(data)
     roll = render_roll(back, num_frames, fps)
-    return ClipViews(back, data, roll, make_steps(back, clip_seconds, fps, meta))
+    return ClipViews(back, data, roll, make_steps(back, clip_seconds, fps, meta, claims))
 
 
 class ClipWriter:

@@ -35,6 +35,10 @@ class TooShortError(CopDataError):
     """An item is shorter than one clip."""
 
 
+class QualityRejectedError(CopDataError):
+    """Every clip of an item failed the build's QA thresholds (``--qa-min-*``)."""
+
+
 class SilentInputError(CopDataError):
     """An item's audio is digital silence, so no notes can be transcribed."""
 

@@ -24,6 +24,25 @@ def _pitches(ds) -> list[int]:
     return pitches
 
 
+def _qa_stats(df, report: list[dict]) -> dict:
+    """Quantiles of the clips' QA signals (the ``qa.*`` columns of
+    :meth:`Dataset.to_pandas`), claims made, clips rejected by QA."""
+    out: dict = {"clips_with_qa": int(df["qa.piano_score"].notna().sum()) if "qa.piano_score" in df else 0,
+                 "clips_rejected": sum(1 for r in report if r.get("status") == "rejected")}
+    if not out["clips_with_qa"]:
+        return out
+    for name in ("piano_score", "keyboard_score", "av_offset_s", "silence_ratio", "loudness_lufs"):
+        column = f"qa.{name}"
+        vals = df[column].dropna().astype(float) if column in df else []
+        if len(vals):
+            q = np.percentile(vals, [5, 50, 95])
+            out[name] = {"p5": round(float(q[0]), 3), "median": round(float(q[1]), 3),
+                         "p95": round(float(q[2]), 3)}
+    for claim, column in (("claims_solo_piano", "qa.claims.solo_piano"), ("claims_keyboard", "qa.claims.keyboard")):
+        out[claim] = int((df[column] == True).sum()) if column in df else 0  # noqa: E712 (NaN-safe)
+    return out
+
+
 def dataset_stats(root: str | Path) -> dict:
     """The figures ``copdata stats`` prints, from :meth:`Dataset.to_pandas`
     (clip rows), the MIDI views (pitches) and ``report.json`` (failures)."""
@@ -33,7 +52,8 @@ def dataset_stats(root: str | Path) -> dict:
     nps = df["stats.notes_per_second"].astype(float) if len(df) else None
     pitches = _pitches(ds)
     hist = np.bincount(np.asarray(pitches, dtype=np.int64) - 21, minlength=88)[:88] if pitches else np.zeros(88, int)
-    failures = Counter(r.get("error_class", "?") for r in ds.report if r.get("status") == "failed")
+    items = [r for r in ds.report if r.get("status") != "rejected"]  # rejected: QA'd clips
+    failures = Counter(r.get("error_class", "?") for r in items if r.get("status") == "failed")
     q = np.percentile(pitches, [5, 50, 95]).astype(int).tolist() if pitches else []
     return {
         "dataset": str(ds.root),
@@ -51,7 +71,8 @@ def dataset_stats(root: str | Path) -> dict:
                    "p5_median_p95": [note_name(p) for p in q],
                    "octave_histogram": {f"octave {o}": int(hist[max(0, o * 12 - 9):o * 12 + 3].sum())
                                         for o in range(0, 9)}} if pitches else {}),
-        "items": len(ds.report),
+        "qa": _qa_stats(df, ds.report),
+        "items": len(items),
         "items_failed": sum(failures.values()),
         "failures_by_class": dict(sorted(failures.items())),
     }
@@ -70,6 +91,15 @@ def format_stats(stats: dict) -> str:
         total = max(sum(p["octave_histogram"].values()), 1)
         for name, count in p["octave_histogram"].items():
             lines.append(f"  {name:9s} {'#' * int(round(40 * count / total)):40s} {count}")
+    qa = stats.get("qa") or {}
+    if qa.get("clips_with_qa"):
+        lines.append(f"qa        {qa['clips_with_qa']} clips with signals, {qa['clips_rejected']} rejected; "
+                     f"steps claim solo piano in {qa['claims_solo_piano']}, a keyboard view in "
+                     f"{qa['claims_keyboard']} (details: copdata qa DIR)")
+        for name in ("piano_score", "keyboard_score", "av_offset_s", "silence_ratio", "loudness_lufs"):
+            if name in qa:
+                q = qa[name]
+                lines.append(f"  {name:15s} 5% {q['p5']:8.3f}  median {q['median']:8.3f}  95% {q['p95']:8.3f}")
     lines.append(f"items     {stats['items']}, failed {stats['items_failed']}")
     for cls, n in stats["failures_by_class"].items():
         lines.append(f"  {cls}: {n}")

@@ -45,7 +45,7 @@ def _dynamics(mean_velocity: float) -> str:
 
 
 def make_steps(notes: Sequence[Note], clip_seconds: float, fps: float,
-               meta: dict | None = None) -> list[dict]:
+               meta: dict | None = None, claims: dict | None = None) -> list[dict]:
     """Build the ordered steps ``[{"step": name, "text": ...}, ...]``.
 
     Every number stated is computed here from ``notes``: the clip length and
@@ -53,10 +53,19 @@ def make_steps(notes: Sequence[Note], clip_seconds: float, fps: float,
     names), notes below / from middle C (C4), velocity range, and the largest
     number of simultaneous notes. Source metadata contributes words only (title,
     performer, style), never numbers about the notes.
+
+    ``claims`` (the clip row's ``qa["claims"]``) says what the QA stage
+    confirmed: the video step says "a top-down view of a piano keyboard" only
+    when ``claims["keyboard"]`` and the sound step says "solo piano" only when
+    ``claims["solo_piano"]``; otherwise the wording is neutral ("the
+    performance", "the notes heard"). ``claims=None`` (datasets built
+    before QA) keeps both statements.
     """
     meta = meta or {}
     notes = sorted(notes)
-    what = "a top-down view of a piano keyboard"
+    keyboard = claims is None or bool(claims.get("keyboard"))
+    solo = claims is None or bool(claims.get("solo_piano"))
+    what = "a top-down view of a piano keyboard" if keyboard else "the performance"
     title = meta.get("title")
     by = meta.get("uploader") or meta.get("performer")
     style = meta.get("style")
@@ -70,7 +79,7 @@ def make_steps(notes: Sequence[Note], clip_seconds: float, fps: float,
         steps += [
             {"step": "keys", "text": "No keys are pressed during the clip."},
             {"step": "notes", "text": "The clip contains 0 notes, so it has no pitch range."},
-            {"step": "sound", "text": "The piano is silent."},
+            {"step": "sound", "text": "The piano is silent." if solo else "No notes are heard."},
         ]
         return steps
     pitches = np.array([n.pitch for n in notes])
@@ -94,7 +103,8 @@ def make_steps(notes: Sequence[Note], clip_seconds: float, fps: float,
         f"{note_name(lo)} to {note_name(hi)} and velocities from {int(vels.min())} to "
         f"{int(vels.max())}; at most {_count(max_polyphony(notes), 'note')} sounding at once.")})
     steps.append({"step": "sound", "text": (
-        f"The result is solo piano, {_dynamics(float(vels.mean()))} on average, spanning "
+        ("The result is solo piano, " if solo else "The notes heard are ")
+        + f"{_dynamics(float(vels.mean()))} on average, spanning "
         f"{note_name(lo)} to {note_name(hi)}.")})
     return steps
 

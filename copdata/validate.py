@@ -5,7 +5,11 @@ Checks per clip: all five files present; ``video.mp4`` decodes to exactly
 exactly ``round(seconds*sr)`` samples; ``notes.mid`` has one piano track
 (program 0), no pitch bends, every note inside ``[0, seconds]``; ``roll.npy`` is
 ``uint8 (T, 88)`` and equals the roll rendered from the MIDI; ``steps.json``
-equals the steps recomputed from the MIDI (so every number it states is true).
+equals the steps recomputed from the MIDI (so every number it states is true)
+and states "a top-down view of a piano keyboard" / "solo piano" only when the
+row's ``qa.claims`` say so, and those claims follow from the row's
+``keyboard_score`` / ``piano_score`` and the claim thresholds in
+``dataset.json``'s ``qa`` block.
 Integrity (:mod:`copdata.integrity`): each view file's sha256 equals the hash
 recorded in ``clips.jsonl`` at build time (so an edited file, or audio swapped
 between two clips, is found), the row's stats equal those recomputed from the
@@ -67,13 +71,36 @@ def _check_audio(clip: Clip) -> list[str]:
     return problems
 
 
+def _check_claims(clip: Clip, qa_settings: dict | None) -> list[str]:
+    """The row's QA claims follow from its scores and the dataset's thresholds."""
+    qa = clip.row.get("qa")
+    if qa is None:
+        return [] if not qa_settings else ["row has no qa object although the build ran QA"]
+    if not qa_settings:
+        return ["row has a qa object but dataset.json has no qa block"]
+    claims = qa.get("claims") or {}
+    problems = []
+    for name, score, key in (("keyboard", "keyboard_score", "claim_keyboard"),
+                             ("solo_piano", "piano_score", "claim_piano")):
+        value = qa.get(score)
+        if not isinstance(value, (int, float)):
+            problems.append(f"qa.{score} is missing or not a number")
+            continue
+        expected = value >= qa_settings[key]
+        if bool(claims.get(name)) != bool(expected):
+            problems.append(f"qa.claims.{name}={claims.get(name)} but {score}={value} and the "
+                            f"claim threshold is {qa_settings[key]}")
+    return problems
+
+
 def _check_midi_roll_steps(clip: Clip) -> list[str]:
     problems = []
     try:
         pm = pretty_midi.PrettyMIDI(str(clip.dir / "notes.mid"))
     except Exception as exc:
         return [f"notes.mid does not parse: {exc}"]
-    if len(pm.instruments) != 1:
+    # pretty_midi drops an empty track when reading: a clip without notes has none
+    if len(pm.instruments) != 1 and not (len(pm.instruments) == 0 and not clip.row.get("stats", {}).get("notes")):
         problems.append(f"MIDI has {len(pm.instruments)} tracks, expected one piano track")
     for inst in pm.instruments:
         if inst.program != 0 or inst.is_drum:
@@ -99,7 +126,9 @@ def _check_midi_roll_steps(clip: Clip) -> list[str]:
     except Exception as exc:
         problems.append(f"steps.json does not load: {exc}")
     else:
-        expected = make_steps(notes, clip.seconds, clip.fps, clip.row.meta)
+        qa = clip.row.get("qa")
+        expected = make_steps(notes, clip.seconds, clip.fps, clip.row.meta,
+                              qa.get("claims") if isinstance(qa, dict) else None)
         if len(steps) < 3 or [s.get("step") for s in steps] != [s["step"] for s in expected]:
             problems.append("steps.json does not walk video -> keys -> notes -> sound")
         elif steps != expected:
@@ -147,4 +176,5 @@ def validate_dataset(root: str | Path, progress: bool = True) -> list[str]:
         for check in (_check_video, _check_audio, _check_midi_roll_steps, check_hashes,
                       check_stats):
             problems.extend(f"{clip.id}: {p}" for p in check(clip))
+        problems.extend(f"{clip.id}: {p}" for p in _check_claims(clip, ds.settings.get("qa")))
     return problems

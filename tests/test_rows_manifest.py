@@ -102,6 +102,7 @@ def test_clip_row_round_trips_unknown_keys_and_to_pandas(tmp_path):
     assert list(df["id"]) == [r["id"] for r in raw]
     assert list(df["stats.notes"]) == [r["stats"]["notes"] for r in raw]
     assert df.loc[0, "future.score"] == 0.93 and df["future.score"].isna().sum() == len(raw) - 1
+    assert df["qa.piano_score"].notna().all()  # the build's QA stage wrote every row's qa
     assert set(df["split"]) == {r["split"] for r in raw}
     with pytest.raises(KeyError, match="split"):
         ClipRow.from_dict({"id": "a.00000000"})

@@ -41,6 +41,12 @@ class BuildSettings:
     # H.264 encoding of video.mp4: x264 preset (speed vs size) and CRF (quality).
     video_preset: str = "superfast"
     video_crf: int = 20
+    # Quality thresholds (copdata.qa.stage; None: not applied) and actions.
+    qa_min_piano: float | None = None
+    qa_min_keyboard: float | None = None
+    qa_max_offset: float | None = None  # seconds
+    qa_correct_offset: bool = False  # shift audio by the measured offset before cutting
+    auto_crop: bool = False  # local/youtube: detect the keyboard box when a row has none
 
     @property
     def frames_per_clip(self) -> int:

@@ -34,7 +34,10 @@ def performance_from_files(video_path: str | Path, audio_path: str | Path | None
     box, both trimmed to ``[item.start, item.end]``. Nothing is decoded here
     but the first audio samples (to fail early on an undecodable stream); the
     usable duration is the shorter of the declared audio and video lengths.
-    Notes are left to the pipeline."""
+    Notes are left to the pipeline. With ``settings.auto_crop`` and no crop
+    box, the keyboard box is detected
+    (:func:`copdata.qa.detect.detect_keyboard_in_video`) and recorded in
+    ``meta["auto_crop"]`` (``{"box": ..., "confidence": ...}``)."""
     video_path = Path(video_path)
     vinfo = probe(video_path)
     if not vinfo.has_video:
@@ -64,12 +67,18 @@ def performance_from_files(video_path: str | Path, audio_path: str | Path | None
         raise MediaError(f"nothing to read after start={start:g} s", item=item.label)
     crop, size = item.crop, settings.frame_size
     end = start + duration
+    meta = dict(item.meta)
+    if crop is None and settings.auto_crop:
+        from ..qa.detect import detect_keyboard_in_video
+
+        found, _ = detect_keyboard_in_video(video_path, start=start, end=end)
+        meta["auto_crop"] = found.to_dict()  # box None: no keyboard found, frames kept whole
+        crop = found.box
 
     def frames():
         return iter_frames(video_path, settings.fps, start=start, end=end, crop=crop, size=size,
                            rgb=False)
 
-    meta = dict(item.meta)
     meta.setdefault("file", video_path.name)
     return Performance(duration=duration, frames=frames, audio_stream=audio_stream, notes=None,
                        midi_origin="transcription", meta=meta)

@@ -1,0 +1,217 @@
+"""The build's QA stage: quality signals of one clip, and the thresholds' verdict.
+
+The build calls :class:`ClipObserver` with every frame it encodes for a clip
+(so frames are seen once, in bounded memory), then :func:`clip_qa` once per
+clip. The result is the clip row's ``qa`` object:
+
+``piano_score``, ``piano_explained``, ``piano_chance``, ``piano_percussive``
+    :func:`copdata.qa.audio.piano_evidence` of the clip's audio and notes.
+``keyboard_score``, ``keyboard_box``
+    :func:`copdata.qa.keyboard.detect_keyboard` on :data:`DETECT_FRAMES` frames
+    spread over the clip (box in the clip's frame pixels, or None).
+``av_offset_s``, ``av_offset_confidence``
+    :func:`copdata.qa.offset.estimate_offset` of the motion in the keyboard box
+    (the whole frame when no keyboard is found) against the item's notes
+    around the clip; positive when the audio is late.
+``av_offset_applied_s``
+    the shift applied to the audio (and notes) with ``--qa-correct-offset``.
+``silence_ratio``, ``loudness_lufs``
+    :mod:`copdata.qa.audio`.
+``claims``
+    ``{"keyboard": bool, "solo_piano": bool}``: what ``steps.json`` may state
+    (see :func:`claims`).
+``passed``
+    whether the clip meets the build's thresholds (kept clips: always true).
+
+:func:`failures` lists the reasons a clip fails the build's thresholds; such a
+clip is not written and becomes a ``rejected`` row in ``report.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..notes import Note, segment_notes
+from . import audio as qa_audio
+from . import keyboard as qa_keyboard
+from . import offset as qa_offset
+
+DETECT_FRAMES = 5
+# What steps.json states when no --qa-min-* threshold is given
+CLAIM_PIANO = 0.5
+CLAIM_KEYBOARD = 0.5
+# An offset measured with less confidence is not acted on (no rejection, no shift)
+MIN_OFFSET_CONFIDENCE = 0.05
+QA_VERSION = 1
+
+
+def qa_info(settings) -> dict:
+    """The QA block of ``dataset.json``: version, thresholds in force, claims."""
+    return {
+        "version": QA_VERSION,
+        "min_piano": settings.qa_min_piano,
+        "min_keyboard": settings.qa_min_keyboard,
+        "max_offset_s": settings.qa_max_offset,
+        "correct_offset": settings.qa_correct_offset,
+        "claim_piano": claim_thresholds(settings.qa_min_piano, settings.qa_min_keyboard)[0],
+        "claim_keyboard": claim_thresholds(settings.qa_min_piano, settings.qa_min_keyboard)[1],
+        "min_offset_confidence": MIN_OFFSET_CONFIDENCE,
+        "offset_search_s": qa_offset.DEFAULT_MAX_OFFSET_S,
+        "silence_dbfs": qa_audio.QA_SILENCE_DBFS,
+    }
+
+
+def claim_thresholds(min_piano: float | None, min_keyboard: float | None) -> tuple[float, float]:
+    """Scores at or above which steps say "solo piano" / "a top-down view of a
+    piano keyboard": the build's ``--qa-min-*`` thresholds when given, else
+    :data:`CLAIM_PIANO` and :data:`CLAIM_KEYBOARD`."""
+    return (CLAIM_PIANO if min_piano is None else float(min_piano),
+            CLAIM_KEYBOARD if min_keyboard is None else float(min_keyboard))
+
+
+def claims(qa: dict, claim_piano: float, claim_keyboard: float) -> dict:
+    return {"keyboard": bool(qa.get("keyboard_score", 0.0) >= claim_keyboard),
+            "solo_piano": bool(qa.get("piano_score", 0.0) >= claim_piano)}
+
+
+class ClipObserver:
+    """Sees a clip's frames as they are encoded: keeps shrunk grey copies for
+    the motion signal and :data:`DETECT_FRAMES` full frames for the detector."""
+
+    def __init__(self, num_frames: int):
+        self.num_frames = int(num_frames)
+        self.detect_at = set(np.linspace(0, max(self.num_frames - 1, 0), DETECT_FRAMES).round().astype(int).tolist())
+        self.small: list[np.ndarray] = []
+        self.detect: list[np.ndarray] = []
+        self.seen = 0
+
+    def __call__(self, frame) -> None:
+        factor = qa_offset.MOTION_DOWNSCALE
+        if hasattr(frame, "reformat"):  # an av.VideoFrame: let swscale shrink it
+            if self.seen in self.detect_at:
+                self.detect.append(frame.to_ndarray(format="rgb24"))
+            small = frame.reformat(width=max(frame.width // factor, 1),
+                                   height=max(frame.height // factor, 1), format="gray",
+                                   interpolation="AREA").to_ndarray()
+        else:
+            rgb = np.asarray(frame)
+            if self.seen in self.detect_at:
+                self.detect.append(rgb)
+            small = np.round(qa_offset.shrink_grey(rgb)).astype(np.uint8)
+        self.small.append(small)
+        self.seen += 1
+
+
+def _motion_in_box(small: Sequence[np.ndarray], box, bands: int) -> np.ndarray:
+    factor = qa_offset.MOTION_DOWNSCALE
+    if box is not None:
+        x0, y0, x1, y1 = (int(v // factor) for v in box)
+        x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+        small = [s[y0:y1, x0:x1] for s in small]
+    return qa_offset.motion_signal(small, bands)
+
+
+def measure_video(observer: ClipObserver, fps: float, item_notes: Sequence, t0: float) -> dict:
+    """Keyboard score and box, and the audio/video offset of one clip whose
+    frame 0 shows item time ``t0`` (``item_notes`` in item time)."""
+    keyboard = qa_keyboard.detect_keyboard(observer.detect) if observer.detect else \
+        qa_keyboard.KeyboardBox(None, 0.0)
+    motion = _motion_in_box(observer.small, keyboard.box, qa_offset.DEFAULT_BANDS)
+    max_lag = int(math.ceil(qa_offset.DEFAULT_MAX_OFFSET_S * fps))
+    onsets = qa_offset.note_onset_signal(item_notes, fps, int(round(t0 * fps)) - max_lag,
+                                         motion.shape[0] + 2 * max_lag, qa_offset.DEFAULT_BANDS)
+    offset, confidence = qa_offset.estimate_offset(motion, onsets, fps) if motion.shape[0] >= 4 \
+        else (0.0, 0.0)
+    return {"keyboard_score": keyboard.confidence,
+            "keyboard_box": list(keyboard.box) if keyboard.box else None,
+            "av_offset_s": offset, "av_offset_confidence": confidence}
+
+
+def measure_audio(audio: np.ndarray, sample_rate: int, clip_notes: Sequence) -> dict:
+    """Piano score (with its parts), silence ratio and loudness of a clip."""
+    evidence = qa_audio.piano_evidence(audio, sample_rate, clip_notes)
+    return {"piano_score": evidence["piano_score"], "piano_explained": evidence["explained"],
+            "piano_chance": evidence["chance"], "piano_percussive": evidence["percussive"],
+            "silence_ratio": round(qa_audio.silence_ratio(audio, sample_rate), 4),
+            "loudness_lufs": qa_audio.loudness_lufs(audio, sample_rate)}
+
+
+@dataclass
+class ClipQA:
+    """The QA stage's outcome for one clip: its ``qa`` object, the audio and
+    notes to write (cut after any offset correction; None when the cut is
+    impossible) and the reasons it fails the thresholds (empty: it passes)."""
+
+    qa: dict
+    audio: np.ndarray | None
+    notes: list[Note]
+    reasons: list[str]
+
+
+def audio_margin(settings) -> int:
+    """Samples of audio the QA stage needs on each side of a clip: the offset
+    search range (an offset correction moves the cut by at most that)."""
+    return int(math.ceil(qa_offset.DEFAULT_MAX_OFFSET_S * settings.sample_rate))
+
+
+def clip_qa(observer: ClipObserver, audio_window: np.ndarray, window_start: int,
+            item_notes: Sequence[Note], t0: float, settings) -> ClipQA:
+    """The build's QA stage for the clip ``[t0, t0 + clip_seconds)`` of an item.
+
+    ``audio_window`` is the item's audio from sample ``window_start`` on,
+    covering the clip and up to :func:`audio_margin` samples on each side (so
+    a streaming build needs only a bounded window). Measures the picture
+    (keyboard, offset), applies ``--qa-correct-offset`` (the audio and notes
+    are cut ``av_offset_s`` later when the audio is late), measures the audio
+    that will be written, and judges the thresholds."""
+    sr, fps, seconds = settings.sample_rate, settings.fps, settings.clip_seconds
+    qa = measure_video(observer, fps, item_notes, t0)
+    a0 = int(round((t0 + offset_to_apply(qa, settings)) * sr))
+    shift = round(a0 / sr - t0, 4)
+    qa["av_offset_applied_s"] = shift
+    n = settings.samples_per_clip
+    first = a0 - window_start
+    if first < 0 or first + n > len(audio_window):
+        qa["claims"] = {"keyboard": False, "solo_piano": False}
+        qa["passed"] = False
+        return ClipQA(qa, None, [], [f"cannot shift the audio by {shift:+.3f} s: the clip would "
+                                     "need audio outside the item"])
+    audio = audio_window[first:first + n]
+    notes = segment_notes(item_notes, t0 + shift, t0 + shift + seconds)
+    qa.update(measure_audio(audio, sr, notes))
+    piano_at, keyboard_at = claim_thresholds(settings.qa_min_piano, settings.qa_min_keyboard)
+    qa["claims"] = claims(qa, piano_at, keyboard_at)
+    reasons = failures(qa, settings)
+    qa["passed"] = not reasons
+    return ClipQA(qa, audio, notes, reasons)
+
+
+def offset_to_apply(qa: dict, settings) -> float:
+    """The audio shift ``--qa-correct-offset`` applies: the measured offset when
+    its confidence reaches :data:`MIN_OFFSET_CONFIDENCE` and it is at least half
+    a video frame (smaller offsets are within the measurement's precision),
+    else 0."""
+    if not settings.qa_correct_offset or qa["av_offset_confidence"] < MIN_OFFSET_CONFIDENCE \
+            or abs(qa["av_offset_s"]) < 0.5 / settings.fps:
+        return 0.0
+    return float(qa["av_offset_s"])
+
+
+def failures(qa: dict, settings) -> list[str]:
+    """Why a clip fails the build's thresholds (empty: it passes)."""
+    out = []
+    if settings.qa_min_piano is not None and qa["piano_score"] < settings.qa_min_piano:
+        out.append(f"piano_score {qa['piano_score']:.3f} < --qa-min-piano {settings.qa_min_piano:g}")
+    if settings.qa_min_keyboard is not None and qa["keyboard_score"] < settings.qa_min_keyboard:
+        out.append(f"keyboard_score {qa['keyboard_score']:.3f} < --qa-min-keyboard "
+                   f"{settings.qa_min_keyboard:g}")
+    if settings.qa_max_offset is not None and qa["av_offset_confidence"] >= MIN_OFFSET_CONFIDENCE:
+        residual = qa["av_offset_s"] - qa.get("av_offset_applied_s", 0.0)
+        if abs(residual) > settings.qa_max_offset:
+            out.append(f"av_offset_s {residual:+.3f} beyond --qa-max-offset {settings.qa_max_offset:g}"
+                       + (" after correction" if qa.get("av_offset_applied_s") else ""))
+    return out

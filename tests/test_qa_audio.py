@@ -1,0 +1,79 @@
+"""piano_score, silence_ratio and loudness on audio the tests make."""
+
+import numpy as np
+import pytest
+
+from copdata.notes import Note
+from copdata.qa import synthetic
+from copdata.qa.audio import loudness_lufs, piano_evidence, piano_score, silence_ratio
+from copdata.render.performance import generate_performance
+from copdata.render.piano import render_notes
+
+SR = 22050
+SECONDS = 6.0
+
+
+@pytest.fixture(scope="module")
+def transcriber():
+    from copdata.transcribe import get_transcriber
+
+    return get_transcriber()
+
+
+@pytest.fixture(scope="module")
+def piano():
+    notes, _ = generate_performance(3, SECONDS)
+    return render_notes(notes, SR, SECONDS), notes
+
+
+def test_solo_piano_scores_high_with_its_notes_and_its_transcription(piano, transcriber):
+    audio, notes = piano
+    assert piano_score(audio, SR, notes) > 0.6
+    assert piano_score(audio, SR, transcriber.transcribe(audio, SR)) > 0.6
+
+
+@pytest.mark.parametrize("make", [
+    lambda: synthetic.speech_like(SECONDS, SR, seed=1),
+    lambda: synthetic.noise(SECONDS, SR, "white", seed=2),
+    lambda: synthetic.noise(SECONDS, SR, "rustle", seed=3),
+    lambda: synthetic.drums(SECONDS, SR, seed=4),
+], ids=["speech", "white-noise", "rustle", "drums"])
+def test_non_piano_scores_low(make, transcriber):
+    audio = make()
+    assert piano_score(audio, SR, transcriber.transcribe(audio, SR)) < 0.3
+
+
+def test_speech_over_piano_lowers_the_score(piano, transcriber):
+    audio, _ = piano
+    solo = piano_score(audio, SR, transcriber.transcribe(audio, SR))
+    mixed = synthetic.mix(audio, synthetic.speech_like(SECONDS, SR, seed=5), 0.0)
+    assert piano_score(mixed, SR, transcriber.transcribe(mixed, SR)) < solo - 0.15
+
+
+def test_detuned_notes_explain_nothing(piano):
+    audio, notes = piano
+    wrong = [Note(n.start, n.end, n.pitch + 1 if n.pitch < 108 else n.pitch - 1, n.velocity)
+             for n in notes]
+    evidence = piano_evidence(audio, SR, wrong)
+    assert evidence["piano_score"] < 0.2
+    assert piano_score(audio, SR, []) == 0.0
+
+
+def test_silence_ratio_counts_quiet_blocks():
+    sr = 20000  # 50 ms blocks of 1000 samples
+    audio = np.concatenate([np.zeros(sr), 0.1 * np.ones(sr, np.float32), 1e-4 * np.ones(2 * sr)])
+    assert silence_ratio(audio, sr) == pytest.approx(0.75, rel=1e-9)
+
+
+def test_loudness_of_a_sine_matches_bs1770():
+    t = np.arange(4 * 48000) / 48000
+    sine = 0.1 * np.sin(2 * np.pi * 997 * t)  # -20 dBFS peak: -23.0 LUFS (mono)
+    assert loudness_lufs(sine, 48000) == pytest.approx(-23.0, abs=0.1)
+    assert loudness_lufs(np.zeros(48000), 48000) is None
+
+
+def test_bad_audio_is_a_clear_error():
+    with pytest.raises(ValueError, match="mono"):
+        silence_ratio(np.zeros((2, 100, 3)), SR)
+    with pytest.raises(ValueError, match="NaN"):
+        piano_score(np.array([0.0, np.nan]), SR, [])

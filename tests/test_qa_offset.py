@@ -1,0 +1,57 @@
+"""Audio/video offset on rendered keyboard videos with injected offsets."""
+
+import numpy as np
+import pytest
+
+from copdata.notes import Note
+from copdata.qa.offset import av_offset, estimate_offset, key_band, motion_signal
+from copdata.render.keyboard import KeyboardRenderer
+from copdata.render.performance import generate_performance
+
+FPS = 25.0
+
+
+@pytest.fixture(scope="module")
+def performance():
+    notes, _ = generate_performance(1, 14.0)
+    frames = list(KeyboardRenderer(520, 80).frames(notes, FPS, int(14 * FPS)))
+    return notes, frames
+
+
+def late(notes, seconds):
+    """The notes of audio that is ``seconds`` late."""
+    return [Note(n.start + seconds, n.end + seconds, n.pitch, n.velocity) for n in notes]
+
+
+@pytest.mark.parametrize("offset", [-0.5, -0.31, -0.1, 0.0, 0.04, 0.22, 0.5])
+def test_injected_offset_is_found_within_one_frame(performance, offset):
+    notes, frames = performance
+    clip = frames[50:300]  # source seconds 2..12
+    measured, confidence = av_offset(clip, late(notes, offset), FPS, t0=2.0)
+    assert abs(measured - offset) <= 1.0 / FPS, (measured, offset)
+    assert confidence > 0.05
+
+
+def test_in_sync_clip_is_within_one_frame_of_zero():
+    notes, _ = generate_performance(4, 12.0)
+    frames = KeyboardRenderer(520, 80).frames(notes, FPS, 250)
+    measured, _ = av_offset(frames, notes, FPS)
+    assert abs(measured) <= 1.0 / FPS
+
+
+def test_still_picture_has_no_confident_offset(performance):
+    notes, frames = performance
+    still = [frames[0]] * 250
+    assert av_offset(still, notes, FPS) == (0.0, 0.0)
+
+
+def test_key_bands_run_left_to_right():
+    assert key_band(21, 8) == 0 and key_band(108, 8) == 7
+    bands = [key_band(p, 8) for p in range(21, 109)]
+    assert bands == sorted(bands)
+
+
+def test_estimate_offset_checks_shapes():
+    motion = motion_signal([np.zeros((8, 8, 3), np.uint8)] * 10)
+    with pytest.raises(ValueError, match="rows"):
+        estimate_offset(motion, np.zeros((10, 1)), FPS)

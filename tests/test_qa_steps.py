@@ -1,0 +1,32 @@
+"""steps.json states a keyboard view and solo piano only when QA claims them."""
+
+from copdata.notes import Note
+from copdata.qa.stage import claim_thresholds, claims
+from copdata.steps import make_steps
+
+NOTES = [Note(0.0, 0.5, 60, 80), Note(0.5, 1.0, 48, 70)]
+
+
+def _text(steps):
+    return " ".join(s["text"] for s in steps)
+
+
+def test_claims_choose_the_wording():
+    both = _text(make_steps(NOTES, 10.0, 25.0, {}, {"keyboard": True, "solo_piano": True}))
+    assert "top-down view of a piano keyboard" in both and "solo piano" in both
+    neither = make_steps(NOTES, 10.0, 25.0, {}, {"keyboard": False, "solo_piano": False})
+    assert "keyboard" not in neither[0]["text"] and "solo piano" not in _text(neither)
+    assert neither[0]["text"].startswith("The video shows the performance for 10 s")
+    assert neither[-1]["text"].startswith("The notes heard are")
+    silent = make_steps([], 10.0, 25.0, {}, {"keyboard": True, "solo_piano": False})
+    assert "piano is silent" not in _text(silent)
+    # datasets built before QA keep their wording
+    assert make_steps(NOTES, 10.0, 25.0, {}) == make_steps(NOTES, 10.0, 25.0, {},
+                                                           {"keyboard": True, "solo_piano": True})
+
+
+def test_claim_thresholds_follow_the_build_options():
+    assert claim_thresholds(None, None) == (0.5, 0.5)
+    assert claim_thresholds(0.7, 0.2) == (0.7, 0.2)
+    assert claims({"piano_score": 0.69, "keyboard_score": 0.2}, 0.7, 0.2) == \
+        {"keyboard": True, "solo_piano": False}
