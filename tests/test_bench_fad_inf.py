@@ -86,3 +86,13 @@ def test_rank_deficient_route_equals_the_eigenvalue_route():
     ref = frechet_from_stats(*gaussian_stats(a), *gaussian_stats(b), n_samples=10)
     assert res.flags == ["rank_deficient"]
     assert res.value == pytest.approx(ref.value_eig, rel=1e-6)
+
+
+def test_interval_at_n_never_goes_below_zero_and_holds_its_value():
+    # Same distribution on both sides, few clips: value +- 1.96 sd would reach far below 0.
+    rng = np.random.default_rng(3)
+    a = {f"c{i}": rng.standard_normal((20, 4)) for i in range(8)}
+    b = {f"c{i}": rng.standard_normal((20, 4)) for i in range(8)}
+    res = fad_inf_units(a, b, seed=0)
+    lo, hi = res.ci95_at_n
+    assert lo >= 0.0 and lo <= res.value_at_n <= hi

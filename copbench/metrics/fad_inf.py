@@ -151,7 +151,10 @@ def _fad_inf_units(units_a: dict, units_b: dict, seed: int, steps: int, min_frac
         flags.append("inf_fit_degenerate")
     return FadInfResult(
         value=value, ci95=(value - Z95 * sd_inf, value + Z95 * sd_inf),
-        value_at_n=full.value, ci95_at_n=(full.value - Z95 * sd_n, full.value + Z95 * sd_n),
+        # FD at a finite N is a distance (>= 0): the lower end stops at 0, or at the value
+        # itself when rounding made that slightly negative, so the interval holds its value.
+        value_at_n=full.value,
+        ci95_at_n=(min(full.value, max(0.0, full.value - Z95 * sd_n)), full.value + Z95 * sd_n),
         slope=slope, r2=r2, points=points, flags=sorted(set(flags)),
         n_units={"a": int(a.ids.size), "b": int(b.ids.size)},
         n_frames={"a": int(a.frames.shape[0]), "b": int(b.frames.shape[0])})
