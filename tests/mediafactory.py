@@ -120,3 +120,15 @@ def make_long_video(path: str | Path, seconds: float, fps: int = 10, size=(64, 3
             for packet in stream.encode(None):
                 container.mux(packet)
     return path
+
+
+def build_synth_dataset(out, num_items: int, item_seconds: float, clip_seconds: float,
+                        frame_size=(320, 64), seed: int = 0, test_fraction: float = 0.5):
+    """A small synthetic CoP dataset at ``out`` (the fixture many test files share)."""
+    from copdata.build import build_dataset
+    from copdata.sources.base import BuildSettings
+    from copdata.sources.synth import SynthSource
+    build_dataset(SynthSource(num_items=num_items, item_seconds=item_seconds, seed=seed,
+                              test_fraction=test_fraction, frame_size=frame_size),
+                  Path(out), BuildSettings(clip_seconds=clip_seconds), progress=False)
+    return Path(out)

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from mediafactory import build_synth_dataset
 import soundfile
 
 from copbench.cli import main
@@ -15,14 +16,8 @@ from copbench.run import run_benchmark
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from copdata.build import build_dataset
-    from copdata.sources.base import BuildSettings
-    from copdata.sources.synth import SynthSource
-    out = tmp_path_factory.mktemp("ds") / "tiny"
-    build_dataset(SynthSource(num_items=4, item_seconds=2.0, seed=0, test_fraction=0.5,
-                              frame_size=(224, 32)), out, BuildSettings(clip_seconds=1.0),
-                  progress=False)
-    return out
+    return build_synth_dataset(tmp_path_factory.mktemp("ds") / "tiny", 4, 2.0, 1.0,
+                               frame_size=(224, 32))
 
 
 @pytest.fixture(autouse=True)

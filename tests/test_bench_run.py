@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from mediafactory import build_synth_dataset
 
 from copbench.cli import main
 from copbench.compare import compare_files
@@ -17,14 +18,7 @@ FAST = ["si_sdr", "fad_mel"]
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from copdata.build import build_dataset
-    from copdata.sources.base import BuildSettings
-    from copdata.sources.synth import SynthSource
-    out = tmp_path_factory.mktemp("ds") / "tiny"
-    build_dataset(SynthSource(num_items=4, item_seconds=4.0, seed=0, test_fraction=0.5,
-                              frame_size=(320, 64)), out, BuildSettings(clip_seconds=2.0),
-                  progress=False)
-    return out
+    return build_synth_dataset(tmp_path_factory.mktemp("ds") / "tiny", 4, 4.0, 2.0)
 
 
 @pytest.fixture(autouse=True)

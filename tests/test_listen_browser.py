@@ -7,6 +7,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from mediafactory import build_synth_dataset
 
 from browser import chrome, requested_urls
 from copbench.cli import main
@@ -19,14 +20,7 @@ MATCH = {"oracle": 5, "resynth": 3, "silence": 1, "noise": 1}
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from copdata.build import build_dataset
-    from copdata.sources.base import BuildSettings
-    from copdata.sources.synth import SynthSource
-    out = tmp_path_factory.mktemp("ds") / "tiny"
-    build_dataset(SynthSource(num_items=3, item_seconds=3.0, seed=0, test_fraction=0.5,
-                              frame_size=(320, 64)), out, BuildSettings(clip_seconds=1.0),
-                  progress=False)
-    return out
+    return build_synth_dataset(tmp_path_factory.mktemp("ds") / "tiny", 3, 3.0, 1.0)
 
 
 class _Collector(BaseHTTPRequestHandler):

@@ -6,6 +6,7 @@ import re
 import av
 import numpy as np
 import pytest
+from mediafactory import build_synth_dataset
 
 from copbench.cli import main
 from copbench.listen import StudyError, build_study, read_key
@@ -17,14 +18,7 @@ NAMES = ("oracle", "resynth", "silence", "noise", "ground-truth")
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from copdata.build import build_dataset
-    from copdata.sources.base import BuildSettings
-    from copdata.sources.synth import SynthSource
-    out = tmp_path_factory.mktemp("ds") / "tiny"
-    build_dataset(SynthSource(num_items=3, item_seconds=3.0, seed=0, test_fraction=0.5,
-                              frame_size=(320, 64)), out, BuildSettings(clip_seconds=1.0),
-                  progress=False)
-    return out
+    return build_synth_dataset(tmp_path_factory.mktemp("ds") / "tiny", 3, 3.0, 1.0)
 
 
 def test_study_folder_is_blind(dataset, tmp_path):
