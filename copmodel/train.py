@@ -137,7 +137,9 @@ class Trainer:
             if self.init is None and stage > 1:
                 self.init = stage_dir(self.out, stage - 1) / "last.ckpt"
             if self.init is not None:
-                model.load_state_dict(load_checkpoint(self.init)["weights"])
+                # the previous stage's EMA: the weights its samples (and DPO's preference
+                # pairs) come from, so DPO's policy starts equal to its reference
+                model.load_state_dict(load_checkpoint(self.init)["ema"])
             else:
                 model.audio.fit_stats(self.data.stacked_mel())
         self.ref = self._reference() if self.prefs is not None else None

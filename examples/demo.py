@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pref-clips", type=int, default=4)
     p.add_argument("--metrics", nargs="*", default=None, help="copbench metrics (default: its own)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="GROUP.FIELD=VALUE",
+                   help="override a field of the tiny config (repeatable; see `copmodel config`)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (1 avoids spin-waiting on a shared machine)")
     args = p.parse_args(argv)
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from copmodel.prefs import load_preferences, make_preferences
-    from copmodel.presets import tiny
+    from copmodel.presets import check_config, tiny
     from copmodel.sample import load_sampler, sample_split
     from copmodel.train import train_folder
 
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     data = build_data(out, args.items, args.item_seconds, args.clip_seconds, args.seed)
     timings["data"] = time.time() - t0
-    cfg = tiny().override(train={"seed": args.seed})
+    cfg = check_config(tiny().override(train={"seed": args.seed}).with_settings(args.settings))
     run = out / "run"
     summary: dict = {"dataset": str(data)}
     for stage, steps in zip((1, 2, 3), args.steps):

@@ -4,6 +4,7 @@ the video-free contrastive loss and DPO's consistency checks."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -147,3 +148,33 @@ def test_dpo_scores_pairs_with_their_roll_and_guidance():
         assert not torch.allclose(a[0], b[0])
     neutral = model.pair_errors({**pairs, "cfg": torch.ones(2)}, rand)  # ours: w = 1 is no guidance
     assert torch.allclose(plain[0], neutral[0], rtol=1e-5)
+
+
+def test_dpo_policy_starts_equal_to_its_reference(tmp_path):
+    """Stage 3 starts from stage 2's EMA, the weights that mined the pairs, so the DPO
+    loss of the first step is log 2; from the raw weights it was far from it (and
+    saturated to 0 within a few steps in the demo)."""
+    from copmodel.ckpt import file_hash, load_checkpoint
+    from copmodel.losses import dpo_flow_loss
+    from copmodel.train import attach_pairs, train
+
+    cfg = get_preset("micro").override(train={"lr": 3e-3, "warmup_steps": 1, "ema_decay": 0.9,
+                                              "dpo_beta": 5000.0})
+    data = make_tensors(cfg)
+    train(1, cfg, data, tmp_path, max_steps=3, progress=False)
+    ck2 = Path(train(2, cfg, data, tmp_path, max_steps=8, progress=False)["ckpt"])
+    saved = load_checkpoint(ck2)
+    assert any(not torch.equal(saved["weights"][k], saved["ema"][k]) for k in saved["ema"])
+    item = data[0]
+    pairs = [{"clip_id": data.ids[0], "mel_w": item["mel"], "mel_l": item["mel"].flip(-1),
+              "roll": item["roll"], "cfg": 2.0}]
+    prefs = attach_pairs({"pairs": pairs, "info": {"ckpt": str(ck2),
+                                                   "ckpt_sha256": file_hash(ck2)}}, data)
+    trainer = Trainer(3, cfg, data, tmp_path, prefs=prefs, progress=False)
+    for k, v in trainer.core.state_dict().items():
+        assert torch.equal(v, saved["ema"][k]), k
+    pair_batch, pair_rand, ref_err = trainer.dpo_batch(0)
+    with torch.no_grad():
+        err = trainer.core.pair_errors(pair_batch, pair_rand)
+    loss = dpo_flow_loss(*err, *ref_err, beta=cfg.train.dpo_beta)
+    assert float(loss) == pytest.approx(math.log(2), rel=1e-4)

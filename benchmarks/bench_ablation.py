@@ -1,0 +1,139 @@
+"""What each modelling choice changes in the demo: one demo run per variant.
+
+    PYTHONPATH=. python benchmarks/bench_ablation.py --out ABL [--variants NAME ...]
+        [--jobs 2] [--seeds 0 1 2 3 4] [--demo-args "--steps 50 700 60"]
+
+Every variant is ``examples/demo.py`` (same synthetic data, same seed, same step
+counts) with a few ``--set`` overrides or demo flags (see VARIANTS); ``default`` is
+the demo as shipped. After each run the stage-2 and stage-3 checkpoints generate
+the test split once per sampling seed, and each clip's audio is transcribed and
+scored with ``copdata.scoring.note_scores`` (copbench's ``midi_note_f1``). The
+table gives the mean over clips and seeds (the leaderboard's number averages over
+clips for one seed; with 4 test clips one seed moves it by several hundredths, so
+the ablation averages over ``--seeds``), the spread of the per-seed means, and the
+run's wall time. Runs are independent processes with one torch thread each, so
+``--jobs 2`` uses both cores of a 2-core machine.
+
+Writes ``OUT/<variant>/`` (the demo's outputs), ``OUT/ablation.json`` and
+``OUT/ablation.md``; a finished variant is not run again (delete its folder to
+redo it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> (issue item, what it changes, extra demo arguments)
+VARIANTS: dict[str, tuple[str, str, list[str]]] = {
+    "default": ("", "the demo as shipped", []),
+    "mel80_gl32": ("1", "previous audio representation: log-mel 80, pinv, Griffin-Lim 32",
+                   ["--set", "audio.representation=mel", "--set", "audio.mel_inverse=pinv",
+                    "--set", "audio.griffin_lim_iters=32"]),
+    "roll_true": ("2", "train on the true binary roll, sample on the thresholded prediction",
+                  ["--set", "train.roll_condition=true"]),
+    "roll_predicted": ("2", "train stages 2 and 3 on the predicted soft roll (the seed)",
+                       ["--set", "train.roll_condition=predicted"]),
+    "dropout_independent": ("3", "each condition dropped on its own with p=0.1, no joint drop",
+                            ["--set", "train.cond_dropout_all=0", "--set",
+                             "train.cond_dropout=0.1"]),
+    "guidance_seed": ("3", "the seed's guidance convention (roll kept in the null pass), w=2",
+                      ["--set", "sample.guidance=seed", "--set", "sample.cfg=2"]),
+    "no_contrastive": ("4", "stage 3 without the InfoNCE term",
+                       ["--set", "train.contrastive_weight=0"]),
+    "no_dpo": ("5", "stage 3 without preference pairs", ["--no-dpo"]),
+}
+
+
+def score_checkpoint(ckpt: Path, data: Path, seeds: list[int], split: str = "test") -> dict:
+    """Note F1 of a checkpoint's generations: per seed the mean over clips."""
+    import copdata
+    from copmodel.prefs import score_candidates
+    from copmodel.sample import load_sampler
+
+    sampler = load_sampler(ckpt)
+    clips = list(copdata.open_dataset(data).clips(split))
+    per_seed = []
+    for seed in seeds:
+        f1 = [score_candidates([sampler.generate(c, seed=seed)], c.sample_rate, c.notes())[0]
+              for c in clips]
+        per_seed.append(float(np.mean(f1)))
+    return {"note_f1": float(np.mean(per_seed)), "per_seed": per_seed,
+            "seed_spread": float(np.std(per_seed)), "clips": len(clips)}
+
+
+def run_variant(name: str, out: Path, demo_args: list[str]) -> dict:
+    folder = out / name
+    done = folder / "summary.json"
+    if not done.is_file():
+        cmd = [sys.executable, str(ROOT / "examples" / "demo.py"), "--out", str(folder),
+               *demo_args, *VARIANTS[name][2]]
+        t0 = time.time()
+        with open(out / f"{name}.log", "w") as log:
+            rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        if rc != 0:
+            return {"variant": name, "error": f"demo exited {rc}; see {out / (name + '.log')}",
+                    "seconds": time.time() - t0}
+    return {"variant": name, **json.loads(done.read_text())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="ablation")
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
+    p.add_argument("--demo-args", default="", help="extra arguments for every demo run")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    demo_args = shlex.split(args.demo_args)
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        runs = list(pool.map(lambda n: run_variant(n, out, demo_args), args.variants))
+    rows = []
+    for run in runs:
+        name = run["variant"]
+        row = {"variant": name, "item": VARIANTS[name][0], "change": VARIANTS[name][1]}
+        if "error" in run:
+            row["error"] = run["error"]
+        else:
+            row["demo_seconds"] = run["seconds"]["total"]
+            data = Path(run["dataset"])
+            for stage in (2, 3):
+                ckpt = out / name / "run" / f"stage{stage}" / "last.ckpt"
+                row[f"stage{stage}"] = score_checkpoint(ckpt, data, args.seeds)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    (out / "ablation.json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = [f"note F1 on the demo test split, mean over clips and sampling seeds {args.seeds} "
+             "(± std of the per-seed means)", "",
+             "| variant | item | change | stage 2 | stage 3 | demo s |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['variant']} | {r['item']} | {r['change']} | {r['error']} | | |")
+            continue
+        cells = [f"{r[f'stage{s}']['note_f1']:.3f} ± {r[f'stage{s}']['seed_spread']:.3f}"
+                 for s in (2, 3)]
+        lines.append(f"| {r['variant']} | {r['item']} | {r['change']} | {cells[0]} | {cells[1]} "
+                     f"| {r['demo_seconds']:.0f} |")
+    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
