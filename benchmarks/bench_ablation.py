@@ -3,9 +3,10 @@
     PYTHONPATH=. python benchmarks/bench_ablation.py --out ABL [--variants NAME ...]
         [--jobs 2] [--seeds 0 1 2 3 4] [--demo-args "--steps 50 700 60"]
 
-Every variant is ``examples/demo.py`` (same synthetic data, same seed, same step
-counts) with a few ``--set`` overrides or demo flags (see VARIANTS); ``default`` is
-the demo as shipped. After each run the stage-2 and stage-3 checkpoints generate
+Every trained variant is ``examples/demo.py`` (same synthetic data, same seed, same
+step counts) with a few ``--set`` overrides or demo flags (VARIANTS); ``default`` is
+the demo as shipped. Sampling variants (SAMPLING: guidance convention, sway) sample
+the ``default`` run's checkpoints with other settings. After each run the stage-2 and stage-3 checkpoints generate
 the test split once per sampling seed, and each clip's audio is transcribed and
 scored with ``copdata.scoring.note_scores`` (copbench's ``midi_note_f1``). The
 table gives the mean over clips and seeds (the leaderboard's number averages over
@@ -27,7 +28,8 @@ import shlex
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -47,21 +49,41 @@ VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     "dropout_independent": ("3", "each condition dropped on its own with p=0.1, no joint drop",
                             ["--set", "train.cond_dropout_all=0", "--set",
                              "train.cond_dropout=0.1"]),
-    "guidance_seed": ("3", "the seed's guidance convention (roll kept in the null pass), w=2",
-                      ["--set", "sample.guidance=seed", "--set", "sample.cfg=2"]),
     "no_contrastive": ("4", "stage 3 without the InfoNCE term",
                        ["--set", "train.contrastive_weight=0"]),
     "no_dpo": ("5", "stage 3 without preference pairs", ["--no-dpo"]),
+    "stage3_full_lr": ("", "stage 3 at the full LR (train.stage3_lr_scale=1)",
+                       ["--set", "train.stage3_lr_scale=1"]),
+}
+
+# sampling-only variants: the ``default`` run's checkpoints sampled with other settings
+SAMPLING: dict[str, tuple[str, str, dict]] = {
+    "guidance_seed_w1": ("3", "the seed's guidance convention (roll kept in the null pass), "
+                         "w=1 (= ours w=2)", {"guidance": "seed", "cfg": 1.0}),
+    "guidance_seed_w2": ("3", "the seed's guidance convention, w=2", {"guidance": "seed",
+                                                                      "cfg": 2.0}),
+    "no_guidance": ("3", "no guidance (ours, w=1)", {"cfg": 1.0}),
+    "sway_-1": ("3", "sway sampling s=-1 (F5-TTS)", {"sway": -1.0}),
 }
 
 
-def score_checkpoint(ckpt: Path, data: Path, seeds: list[int], split: str = "test") -> dict:
-    """Note F1 of a checkpoint's generations: per seed the mean over clips."""
+def score_checkpoint(ckpt: Path, data: Path, seeds: list[int], split: str = "test",
+                     sample: dict | None = None) -> dict:
+    """Note F1 of a checkpoint's generations: per seed the mean over clips; ``sample``
+    overrides fields of the checkpoint's sampling config."""
+    from dataclasses import replace
+
     import copdata
     from copmodel.prefs import score_candidates
     from copmodel.sample import load_sampler
 
+    import torch
+
+    torch.set_num_threads(1)
     sampler = load_sampler(ckpt)
+    if sample:
+        sampler.cfg = replace(sampler.cfg, sample=replace(sampler.cfg.sample, **sample))
+        sampler.model.cfg = sampler.cfg
     clips = list(copdata.open_dataset(data).clips(split))
     per_seed = []
     for seed in seeds:
@@ -91,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="ablation")
-    p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS) + list(SAMPLING),
+                   choices=list(VARIANTS) + list(SAMPLING))
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     p.add_argument("--demo-args", default="", help="extra arguments for every demo run")
@@ -102,22 +125,33 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     demo_args = shlex.split(args.demo_args)
+    trained = [n for n in args.variants if n in VARIANTS]
+    if any(n in SAMPLING for n in args.variants) and "default" not in trained:
+        trained.insert(0, "default")
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        runs = list(pool.map(lambda n: run_variant(n, out, demo_args), args.variants))
-    rows = []
-    for run in runs:
-        name = run["variant"]
-        row = {"variant": name, "item": VARIANTS[name][0], "change": VARIANTS[name][1]}
-        if "error" in run:
-            row["error"] = run["error"]
-        else:
-            row["demo_seconds"] = run["seconds"]["total"]
-            data = Path(run["dataset"])
+        runs = {r["variant"]: r for r in pool.map(lambda n: run_variant(n, out, demo_args),
+                                                  trained)}
+    rows, jobs = [], {}
+    with ProcessPoolExecutor(max(1, args.jobs), mp_context=get_context("spawn")) as pool:
+        for name in args.variants:
+            item, change, sample = ((VARIANTS[name][:2] + (None,)) if name in VARIANTS
+                                    else SAMPLING[name])
+            run = runs["default" if name in SAMPLING else name]
+            row = {"variant": name, "item": item, "change": change}
+            if "error" in run:
+                row["error"] = run["error"]
+            else:
+                row["demo_seconds"] = run["seconds"]["total"] if name in VARIANTS else None
+                for stage in (2, 3):
+                    ckpt = out / run["variant"] / "run" / f"stage{stage}" / "last.ckpt"
+                    jobs[name, stage] = pool.submit(score_checkpoint, ckpt, Path(run["dataset"]),
+                                                    args.seeds, "test", sample)
+            rows.append(row)
+        for row in rows:
             for stage in (2, 3):
-                ckpt = out / name / "run" / f"stage{stage}" / "last.ckpt"
-                row[f"stage{stage}"] = score_checkpoint(ckpt, data, args.seeds)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+                if (row["variant"], stage) in jobs:
+                    row[f"stage{stage}"] = jobs[row["variant"], stage].result()
+            print(json.dumps(row), flush=True)
     (out / "ablation.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [f"note F1 on the demo test split, mean over clips and sampling seeds {args.seeds} "
              "(± std of the per-seed means)", "",
@@ -128,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         cells = [f"{r[f'stage{s}']['note_f1']:.3f} ± {r[f'stage{s}']['seed_spread']:.3f}"
                  for s in (2, 3)]
+        secs = "" if r["demo_seconds"] is None else f"{r['demo_seconds']:.0f}"
         lines.append(f"| {r['variant']} | {r['item']} | {r['change']} | {cells[0]} | {cells[1]} "
-                     f"| {r['demo_seconds']:.0f} |")
+                     f"| {secs} |")
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

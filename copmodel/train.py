@@ -146,7 +146,8 @@ class Trainer:
         model.set_stage(stage)
         self.ema = EMA(model, tc.ema_decay)
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=tc.lr, weight_decay=tc.weight_decay)
+        lr = tc.lr * (tc.stage3_lr_scale if stage == 3 else 1.0)
+        self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=tc.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: lr_factor(s, tc.warmup_steps, self.max_steps))
         if ckpt is not None:

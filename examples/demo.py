@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--items", type=int, default=6, help="synthetic performances")
     p.add_argument("--item-seconds", type=float, default=20.0)
     p.add_argument("--clip-seconds", type=float, default=5.0)
-    p.add_argument("--steps", type=int, nargs=3, default=(150, 600, 60), metavar=("S1", "S2", "S3"),
+    p.add_argument("--steps", type=int, nargs=3, default=(50, 700, 60), metavar=("S1", "S2", "S3"),
                    help="training steps of stages 1, 2, 3")
     p.add_argument("--no-dpo", action="store_true", help="stage 3 without preference pairs")
     p.add_argument("--pref-clips", type=int, default=4)

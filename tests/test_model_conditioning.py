@@ -171,6 +171,8 @@ def test_dpo_policy_starts_equal_to_its_reference(tmp_path):
     prefs = attach_pairs({"pairs": pairs, "info": {"ckpt": str(ck2),
                                                    "ckpt_sha256": file_hash(ck2)}}, data)
     trainer = Trainer(3, cfg, data, tmp_path, prefs=prefs, progress=False)
+    # stage 3 fine-tunes at train.lr * train.stage3_lr_scale
+    assert trainer.opt.param_groups[0]["initial_lr"] == pytest.approx(3e-3 * 0.2)
     for k, v in trainer.core.state_dict().items():
         assert torch.equal(v, saved["ema"][k]), k
     pair_batch, pair_rand, ref_err = trainer.dpo_batch(0)
