@@ -172,6 +172,7 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
 
 CACHE_SCRIPT = """
 import hashlib, json, sys
+from pathlib import Path
 from copmodel.audio import build_audio
 from copmodel.data import ClipTensors
 from copmodel.presets import get_preset
@@ -181,8 +182,11 @@ acc = make_accelerator()
 data = ClipTensors.from_folder(sys.argv[1], "train", cfg, build_audio(cfg.audio), sys.argv[2],
                                accelerator=acc, progress=False)
 digest = hashlib.sha256(b"".join(data[i]["mel"].numpy().tobytes() for i in range(len(data))))
-print(json.dumps({{"rank": acc.process_index, "world": acc.num_processes, "clips": len(data),
-                  "in_memory": data.items is not None, "mel": digest.hexdigest()}}))
+# one file per rank: two processes printing to one pipe can interleave their lines
+out = Path(sys.argv[3]) / f"rank{{acc.process_index}}.json"
+out.write_text(json.dumps({{"rank": acc.process_index, "world": acc.num_processes,
+                           "clips": len(data), "in_memory": data.items is not None,
+                           "mel": digest.hexdigest()}}))
 """
 
 
@@ -201,13 +205,12 @@ def test_two_processes_share_one_atomically_written_cache(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                           str(script), str(data), str(cache)], env=env, capture_output=True,
-                          text=True, timeout=180)
+                           str(script), str(data), str(cache), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
 
-    rows = sorted((json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")),
-                  key=lambda r: r["rank"])
+    rows = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["rank"] for r in rows] == [0, 1] and all(r["world"] == 2 for r in rows)
     assert rows[0]["mel"] == rows[1]["mel"] and rows[0]["clips"] == rows[1]["clips"] > 0
     assert not any(r["in_memory"] for r in rows)  # read from the cache when used
