@@ -122,6 +122,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _torchrun_two(script, env, *args: str) -> subprocess.CompletedProcess:
+    """``script args`` on 2 CPU processes under torchrun (accelerate then runs DDP over gloo)."""
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+                           str(script), *args], env=env, capture_output=True, text=True,
+                          timeout=180)
+
+
 @pytest.mark.slow
 def test_two_process_gloo_run_matches_one_process(tmp_path):
     script = tmp_path / "ddp_train.py"
@@ -136,10 +144,7 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
     assert one.returncode == 0, one.stderr[-2000:]
     # torchrun sets RANK/WORLD_SIZE/MASTER_*; accelerate then runs DDP over gloo on CPU
     # (``accelerate launch --cpu`` alone starts one process unless MPI is used)
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                          str(script), "2", str(tmp_path / "two"), init], env=env,
-                         capture_output=True, text=True, timeout=180)
+    two = _torchrun_two(script, env, "2", str(tmp_path / "two"), init)
     assert two.returncode == 0, two.stderr[-3000:]
     a = load_checkpoint(tmp_path / "one" / "stage2" / "last.ckpt")
     b = load_checkpoint(tmp_path / "two" / "stage2" / "last.ckpt")
@@ -158,10 +163,7 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
     one3 = subprocess.run([sys.executable, str(script), "3", str(tmp_path / "one3"), init3],
                           env=env, capture_output=True, text=True, timeout=120)
     assert one3.returncode == 0, one3.stderr[-2000:]
-    two3 = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                           str(script), "3", str(tmp_path / "two3"), init3], env=env,
-                          capture_output=True, text=True, timeout=180)
+    two3 = _torchrun_two(script, env, "3", str(tmp_path / "two3"), init3)
     assert two3.returncode == 0, two3.stderr[-3000:]
     a3 = load_checkpoint(tmp_path / "one3" / "stage3" / "last.ckpt")["weights"]
     b3 = load_checkpoint(tmp_path / "two3" / "stage3" / "last.ckpt")["weights"]
@@ -203,10 +205,7 @@ def test_two_processes_share_one_atomically_written_cache(tmp_path):
     script.write_text(CACHE_SCRIPT.format())
     cache = tmp_path / "cache"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                           str(script), str(data), str(cache), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=180)
+    proc = _torchrun_two(script, env, str(data), str(cache), str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
 
