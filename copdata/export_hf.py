@@ -53,8 +53,9 @@ from . import open_dataset
 from .dataset import Dataset
 from .errors import CopDataError, DatasetError
 from .export_card import dataset_card
-from .ids import check_split_name, path_under
+from .ids import check_split_name, is_valid_clip_id, path_under
 from .notes import read_midi
+from .publish import flac_samples, publishable_views
 from .rows import ClipRow
 
 log = logging.getLogger(__name__)
@@ -146,25 +147,21 @@ class _Schema:
     def row(self, ds: Dataset, clip_row: ClipRow, split_name: str) -> dict:
         """One export row from a clip's files (bytes embedded)."""
         clip = ds._clip(clip_row)
-        files = {name: clip.dir / name for name in ("video.mp4", "audio.flac", "notes.mid",
-                                                     "roll.npy", "steps.json")}
-        missing = [n for n, p in files.items() if not p.is_file()]
-        if missing:
-            raise DatasetError(f"clip {clip.id} lacks {missing}; run `copdata validate`",
-                               item=str(clip.dir))
-        notes = read_midi(files["notes.mid"])
-        roll = np.load(files["roll.npy"], allow_pickle=False)
+        views = publishable_views(ds.root, clip_row)  # regular files, hashes checked
+        notes = read_midi(views["notes.mid"])
+        roll = np.load(io.BytesIO(views["roll.npy"]), allow_pickle=False)
         if roll.dtype != np.uint8 or roll.ndim != 2 or roll.shape[1] != 88:
             raise DatasetError(f"roll.npy is {roll.dtype} {roll.shape}, not uint8 (T, 88)",
-                               item=str(files["roll.npy"]))
-        steps = clip.steps()
+                               item=f"{clip.id}/roll.npy")
+        steps = json.loads(views["steps.json"].decode("utf-8"))
         out = {
             "id": clip.id, "split": split_name,
-            "audio": ({"array": clip.audio(), "sampling_rate": int(ds.sample_rate)}
+            "audio": ({"array": flac_samples(views["audio.flac"], clip.id),
+                       "sampling_rate": int(ds.sample_rate)}
                       if self.audio_format == "array" else
-                      {"bytes": files["audio.flac"].read_bytes(), "path": f"{clip.id}.flac",
+                      {"bytes": views["audio.flac"], "path": f"{clip.id}.flac",
                        "sampling_rate": int(ds.sample_rate)}),
-            "video": {"bytes": files["video.mp4"].read_bytes(), "path": f"{clip.id}.mp4"},
+            "video": {"bytes": views["video.mp4"], "path": f"{clip.id}.mp4"},
             "roll": roll.tolist(),
             "notes": {"pitch": [n.pitch for n in notes], "start": [n.start for n in notes],
                       "end": [n.end for n in notes], "velocity": [n.velocity for n in notes]},
@@ -222,9 +219,9 @@ def plan_shards(ds: Dataset, rows: list[ClipRow], max_rows: int,
     current: list[dict] = []
     size = 0
     for row in rows:
-        d = ds.root / "clips" / row.id
-        row_bytes = sum((d / n).stat().st_size for n in ("video.mp4", "audio.flac")
-                        if (d / n).is_file())
+        d = ds.root / "clips" / row.id  # a bad id is refused when the row is read
+        row_bytes = sum(os.lstat(d / n).st_size for n in ("video.mp4", "audio.flac")
+                        if is_valid_clip_id(row.id) and (d / n).is_file())
         if current and (len(current) >= max_rows or size + row_bytes > max_bytes):
             shards.append(current)
             current, size = [], 0
