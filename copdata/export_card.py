@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from .dataset import Dataset
+from .escape import code_fence, md_text
 from .stats import dataset_stats
 
 PROJECT_LICENSE = "apache-2.0"
@@ -35,6 +36,13 @@ def _sources(ds: Dataset) -> list[dict]:
         })
         entry["clips"] += 1
     return [{"source_id": k, **v} for k, v in items.items()]
+
+
+def _json_block(value) -> list[str]:
+    """A fenced JSON block whose text (remote titles, URLs) cannot close it."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    fence = code_fence(text)
+    return [fence + "json", text, fence]
 
 
 def _front_matter(ds: Dataset, features, shard_files: dict[str, list[str]], recorded: bool,
@@ -87,7 +95,7 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
     audio_array = "array" in features["audio"]
     fps, sr, secs = ds.fps, ds.sample_rate, ds.clip_seconds
     lines = [_front_matter(ds, features, shard_files, recorded, split_counts, Path(out_dir)),
-             f"# {source.get('name', 'CoP')} piano performances in five views", "",
+             f"# {md_text(source.get('name', 'CoP'))} piano performances in five views", "",
              "Each row is one clip of a piano performance with five time-aligned views "
              "(video, audio, MIDI notes, an 88-key piano roll and text steps that walk the "
              "chain video -> keys -> notes -> sound), made with `copdata` for Chain-of-Perform "
@@ -123,9 +131,8 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
              "exactly.", ""]
     transcriber = s.get("transcriber")
     if transcriber:
-        lines += ["## Transcriber", "", "```json", json.dumps(transcriber, indent=2,
-                                                                sort_keys=True), "```", ""]
-    lines += ["## Source", "", "```json", json.dumps(source, indent=2, sort_keys=True), "```",
+        lines += ["## Transcriber", "", *_json_block(transcriber), ""]
+    lines += ["## Source", "", *_json_block(source),
               "", "## Statistics", "",
               f"- clips: {stats['clips']} ({stats['hours']:.3f} h); per split: "
               + ", ".join(f"{k}: {v}" for k, v in stats["clips_per_split"].items()),
@@ -135,13 +142,13 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
     if stats["pitch"]:
         lines.append(f"- pitch range: {stats['pitch']['lowest']} .. {stats['pitch']['highest']}")
     lines.append(f"- source items: {stats['items']}, failed at build time: "
-                 f"{stats['items_failed']} {stats['failures_by_class'] or ''}".rstrip())
+                 f"{stats['items_failed']} {md_text(stats['failures_by_class'] or '')}".rstrip())
     lines += ["", "## Sources and ids", "",
               "| source_id | split | clips | source | title |", "|---|---|---|---|---|"]
     srcs = _sources(ds)
     for e in srcs[:MAX_SOURCE_ROWS]:
         cells = [e["source_id"], e["split"], str(e["clips"]), str(e["source"]), e["title"]]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("| " + " | ".join(md_text(c) for c in cells) + " |")
     if len(srcs) > MAX_SOURCE_ROWS:
         lines.append(f"\n... and {len(srcs) - MAX_SOURCE_ROWS} more (see the `source_id` and "
                      "`source` columns).")
