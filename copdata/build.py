@@ -518,6 +518,19 @@ def _check_ids(items: list[SourceItem]) -> None:
         seen.add(item.source_id)
 
 
+def check_settings(settings: BuildSettings) -> None:
+    """Refuse clip settings outside :data:`copdata.options.LIMITS` before any
+    work (the CLI refuses them when parsing; this guards the Python API)."""
+    import math
+
+    from .options import LIMITS
+    for name, (lo, hi) in LIMITS.items():
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or not lo <= value <= hi:
+            raise DatasetError(f"{name} = {value!r} is out of range: must be in [{lo:g}, {hi:g}]")
+
+
 def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings | None = None,
                   workers: int = 1, executor: str = "local", ray_address: str | None = None,
                   force: bool = False, progress: bool = True,
@@ -531,6 +544,7 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
     target continues with them).
     """
     settings = settings or BuildSettings()
+    check_settings(settings)
     if target_hours is not None and not target_hours > 0:
         raise DatasetError(f"target hours must be positive, got {target_hours}")
     out = Path(out_dir)

@@ -29,6 +29,7 @@ from .errors import MediaError, MissingStreamError
 log = logging.getLogger(__name__)
 RESAMPLER_NAME = "libswresample (PyAV AudioResampler)"
 _AV_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError, RuntimeError)
+MIN_VIDEO_SIDE = 8  # pixels: smaller frames cannot show a keyboard (and 1x1 cannot be H.264)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,14 @@ def _stream_duration(stream, container) -> float:
 
 def probe(path: str | Path) -> MediaInfo:
     """Streams and durations of a media file; raises :class:`MediaError`."""
+    try:
+        return _probe(path)
+    except _AV_ERRORS as exc:  # e.g. a stream whose codec parameters are unreadable
+        raise MediaError(f"cannot read the streams ({type(exc).__name__}: {exc}); the file is "
+                         "corrupt or not a media file", item=str(path)) from exc
+
+
+def _probe(path: str | Path) -> MediaInfo:
     with _open(path) as container:
         v = container.streams.video[0] if container.streams.video else None
         a = container.streams.audio[0] if container.streams.audio else None
@@ -180,6 +189,10 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
         else:
             x0 = y0 = 0
             cw, ch = src_w, src_h
+        if min(cw, ch) < MIN_VIDEO_SIDE:
+            raise MediaError(f"the video{' crop' if crop is not None else ''} is {cw}x{ch} pixels; "
+                             f"a keyboard needs at least {MIN_VIDEO_SIDE}x{MIN_VIDEO_SIDE}",
+                             item=str(path))
         out_w, out_h = even_size(*(size if size is not None else (cw, ch)))
         graph = None
         if size is not None or crop is not None or not rgb:
@@ -195,9 +208,13 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
                     chain.append(graph.add("scale", f"{out_w}:{out_h}:flags=area"))
             chain.append(graph.add("format", "rgb24" if rgb else "yuv420p"))
             chain.append(graph.add("buffersink"))
-            for a, b in zip(chain, chain[1:]):
-                a.link_to(b)
-            graph.configure()
+            try:
+                for a, b in zip(chain, chain[1:]):
+                    a.link_to(b)
+                graph.configure()
+            except _AV_ERRORS as exc:
+                raise MediaError(f"cannot set up the {cw}x{ch} -> {out_w}x{out_h} frame filter "
+                                 f"({type(exc).__name__}: {exc})", item=str(path)) from exc
 
         def convert(frame) -> np.ndarray:
             if graph is None:
