@@ -42,7 +42,7 @@ from .dataset import (SCHEMA_VERSION, ClipWriter, check_ours_to_delete, derive_v
 from .errors import (BuildLockedError, CopDataError, DatasetError, ManifestError,
                      QualityRejectedError, SilentInputError, TooShortError)
 from .ids import check_split_name, clip_id, sanitize_source_id
-from .integrity import view_hashes
+from .integrity import cross_split_duplicates, view_hashes
 from .notes import Note
 from .qa.stage import ClipObserver, audio_margin, clip_qa, qa_info
 from .rows import ClipRow, ClipStats
@@ -68,6 +68,7 @@ class BuildSummary:
     seconds: float = 0.0  # audio seconds in clips
     wall_seconds: float = 0.0
     failures_by_class: dict = field(default_factory=dict)
+    duplicates: list = field(default_factory=list)  # clips byte-identical across splits
 
     @property
     def realtime_factor(self) -> float:
@@ -82,6 +83,8 @@ class BuildSummary:
                 + (f"; {self.skipped} items resumed from an earlier run" if self.skipped else "")
                 + (f"; {self.not_queued} items not queued (target hours reached: "
                    f"{self.accepted_seconds / 3600:.3f} h accepted)" if self.not_queued else "")
+                + (f"; {len(self.duplicates)} clips byte-identical to a clip of another split "
+                   f"(leakage; e.g. {self.duplicates[0]})" if self.duplicates else "")
                 + f"; {self.wall_seconds:.1f} s wall, {self.realtime_factor:.1f}x realtime")
 
 
@@ -630,6 +633,7 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
             report.extend(rejected_rows(state))
         write_json_atomic(out / "clips.jsonl", clip_rows, lines=True)
         write_json_atomic(out / "report.json", report)
+    summary.duplicates = cross_split_duplicates(clip_rows)
     summary.wall_seconds = time.perf_counter() - started
     summary.accepted_seconds = accepted
     for r in report:

@@ -85,10 +85,11 @@ def cmd_build(args) -> int:
                             executor=args.executor, ray_address=args.ray_address,
                             force=args.force, progress=not args.quiet,
                             target_hours=args.target_hours)
-    args.exit_status = 0 if summary.failed == 0 else 1
+    ok = summary.failed == 0 and not summary.duplicates
+    args.exit_status = 0 if ok else 1
     print(summary.line())
     print(f"dataset: {args.out}  (report: {Path(args.out) / 'report.json'})")
-    return 0 if summary.failed == 0 else 1
+    return 0 if ok else 1
 
 
 def cmd_validate(args) -> int:

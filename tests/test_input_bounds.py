@@ -50,3 +50,22 @@ def test_a_one_pixel_video_is_a_media_failure(tmp_path):
                  "--out", str(tmp_path / "D"), "--clip-seconds", "1"]) == 1
     (row,) = json.loads((tmp_path / "D" / "report.json").read_text())
     assert row["error_class"] == "MediaError" and "1x1 pixels" in row["message"]
+
+
+def test_byte_identical_copies_in_train_and_test_are_reported(tmp_path, capsys):
+    import shutil
+
+    from mediafactory import make_video
+
+    from copdata.validate import validate_dataset
+    (tmp_path / "in").mkdir()
+    make_video(tmp_path / "in" / "take.mp4", seconds=2.2, fps=25, size=(64, 32))
+    shutil.copyfile(tmp_path / "in" / "take.mp4", tmp_path / "in" / "copy.mp4")
+    (tmp_path / "list.csv").write_text(f"path,split\n{tmp_path}/in/take.mp4,train\n"
+                                       f"{tmp_path}/in/copy.mp4,test\n", encoding="utf-8")
+    code = main(["build", "--source", "local", "--input", str(tmp_path / "list.csv"),
+                 "--out", str(tmp_path / "D"), "--clip-seconds", "1"])
+    assert code == 1 and "byte-identical to a clip of another split" in capsys.readouterr().out
+    problems = validate_dataset(tmp_path / "D", progress=False)
+    leaks = [p for p in problems if "leakage" in p]
+    assert len(leaks) == 2 and not [p for p in problems if "leakage" not in p]  # 2 clips
