@@ -83,3 +83,18 @@ def test_dataset_card_escapes_remote_titles(dataset, tmp_path):
     table = [line for line in card.splitlines() if line.startswith("| ")]
     assert len(table) == 1 + 2  # header + one row per source item
     assert all(line.replace("\\|", "").count("|") == 6 for line in table)
+
+
+@pytest.mark.parametrize("mean", ['"3.5"', "Infinity", "NaN", "true"])
+def test_a_results_file_with_a_bad_mean_is_named(results, tmp_path, mean):
+    from copbench.errors import BenchError
+    folder = tmp_path / "results"
+    shutil.copytree(results, folder)
+    victim = sorted(folder.glob("*.json"))[0]
+    text = victim.read_text()
+    data = json.loads(text)
+    data["metrics"]["si_sdr"]["mean"] = "__MEAN__"
+    victim.write_text(json.dumps(data).replace('"__MEAN__"', mean))
+    with pytest.raises(BenchError, match="not a finite number") as err:
+        render_leaderboard(folder, "md")
+    assert victim.name in str(err.value)
