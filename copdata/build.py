@@ -553,6 +553,9 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise DatasetError("--out is a file, not a folder", item=str(out))
+    if force and out.is_dir():
+        check_ours_to_delete(out, STATE_DIR)  # before the lock file: a refused folder keeps
+        # exactly what it held (checked again under the lock below)
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / ".lock").touch()

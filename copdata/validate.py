@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .dataset import TMP_PREFIX, VIEW_FILES, Clip, open_dataset
 from .errors import CopDataError
-from .ids import is_valid_clip_id
+from .ids import MAX_CLIP_ID, is_valid_clip_id
 from .integrity import (check_hashes, check_spans, check_stats, cross_split_duplicates,
                         missing_hashes)
 from .sources.base import split_problem
@@ -155,7 +155,8 @@ def validate_dataset(root: str | Path, progress: bool = True) -> list[str]:
             problems.append(f"clips.jsonl: duplicate id {cid}")
         seen.add(cid)
         if not isinstance(cid, str) or not is_valid_clip_id(cid):
-            problems.append(f"clips.jsonl: unsafe clip id {cid!r}")
+            problems.append(f"clips.jsonl: unsafe clip id {cid!r:.100} (ids are <source>.<8 digits>, "
+                            f"at most {MAX_CLIP_ID} characters)")
     clips_dir = root / "clips"
     on_disk = {p.name for p in clips_dir.iterdir()} if clips_dir.is_dir() else set()
     for name in sorted(on_disk - seen):

@@ -69,3 +69,19 @@ def test_byte_identical_copies_in_train_and_test_are_reported(tmp_path, capsys):
     problems = validate_dataset(tmp_path / "D", progress=False)
     leaks = [p for p in problems if "leakage" in p]
     assert len(leaks) == 2 and not [p for p in problems if "leakage" not in p]  # 2 clips
+
+
+def test_matplotlib_cache_lives_in_the_toolkits_cache(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME",
+                                                           "XDG_CONFIG_HOME")}
+    env.update(HOME=str(tmp_path / "home"), COPBENCH_CACHE=str(tmp_path / "cache"))
+    code = ("import copdata, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
+            "plt.figure(); print(matplotlib.get_cachedir())")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(tmp_path / "cache" / "matplotlib")
+    assert not (tmp_path / "home" / ".cache" / "matplotlib").exists()

@@ -136,3 +136,13 @@ def test_listening_study_refuses_a_model_named_like_the_anchor(dataset, tmp_path
         soundfile.write(folder / f"{row['id']}.wav", np.zeros(22050, np.float32), 22050)
     with pytest.raises(StudyError, match="name of the study's anchor"):
         build_study(root, str(folder), tmp_path / "study", clips=1, progress=False)
+
+
+def test_validate_lists_a_300_character_clip_id(dataset, capsys):
+    from copdata.cli import main
+    root, _ = dataset
+    rows = _rows(root)
+    rows[0]["id"] = "a" * 291 + ".00000000"
+    (root / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["validate", str(root), "--quiet"]) == 1
+    assert "unsafe clip id 'aaaa" in capsys.readouterr().out
