@@ -85,3 +85,25 @@ def test_matplotlib_cache_lives_in_the_toolkits_cache(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(tmp_path / "cache" / "matplotlib")
     assert not (tmp_path / "home" / ".cache" / "matplotlib").exists()
+
+
+def test_a_bit_flipped_sample_table_is_a_media_failure(tmp_path):
+    """One flipped bit in the video track's 'stbl' box leaves PyAV without a codec
+    context (None): a typed MediaError (a download's `content`), not InternalError."""
+    from mediafactory import make_video
+
+    from copdata.media import probe
+    (tmp_path / "in").mkdir()
+    video = make_video(tmp_path / "base.mp4", seconds=2.2, fps=25, size=(64, 32))
+    data = video.read_bytes()
+    assert data.count(b"stbl") == 2  # the video track's comes first
+    flipped = tmp_path / "in" / "flipped.mp4"
+    flipped.write_bytes(data.replace(b"stbl", bytes([ord("s") ^ 0x40]) + b"tbl", 1))
+    with pytest.raises(MediaError, match="codec cannot be read"):
+        probe(flipped)
+    with pytest.raises(MediaError, match="not playable|codec cannot be read"):
+        verify_media(flipped, need_video=True, need_audio=True)
+    assert main(["build", "--source", "local", "--input", str(tmp_path / "in"),
+                 "--out", str(tmp_path / "D"), "--clip-seconds", "1"]) == 1
+    (row,) = json.loads((tmp_path / "D" / "report.json").read_text())
+    assert row["error_class"] == "MediaError", row
