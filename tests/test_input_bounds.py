@@ -107,3 +107,37 @@ def test_a_bit_flipped_sample_table_is_a_media_failure(tmp_path):
                  "--out", str(tmp_path / "D"), "--clip-seconds", "1"]) == 1
     (row,) = json.loads((tmp_path / "D" / "report.json").read_text())
     assert row["error_class"] == "MediaError", row
+
+
+def test_keyboard_frames_of_a_file_whose_header_claims_ten_hours(tmp_path):
+    """An MKV of 3 s whose Segment Duration says 10 h: frames are sampled over what
+    decodes, not 'no frame could be decoded' (oracle: the frames' grey levels are
+    the encoded frame indices, spread over the 3 s)."""
+    import struct
+
+    import av
+    import numpy as np
+
+    from copdata.qa.detect import sample_frames
+    path = tmp_path / "ten.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.options = {"qp": "0"}
+        for i in range(75):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 64, 3), i * 3, np.uint8), "rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x44\x89")  # EBML id of the Segment Info's Duration (a float)
+    size = data[at + 2] & 0x7F
+    data[at + 3:at + 3 + size] = struct.pack(">d" if size == 8 else ">f", 36000e3)
+    path.write_bytes(bytes(data))
+    with av.open(str(path)) as container:
+        assert container.duration / 1e6 == pytest.approx(36000)
+    frames = sample_frames(path, 7)
+    levels = [int(round(f.mean())) for f in frames]
+    assert len(frames) == 7 and levels == sorted(levels) and levels[-1] - levels[0] > 100
