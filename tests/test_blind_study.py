@@ -4,7 +4,6 @@ byte comparison, the file system's own sizes and times, and ratings files
 worked by hand."""
 
 import json
-import os
 import re
 
 import pytest
