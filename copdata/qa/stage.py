@@ -6,9 +6,12 @@ clip. The result is the clip row's ``qa`` object:
 
 ``piano_score``, ``piano_explained``, ``piano_chance``, ``piano_percussive``
     :func:`copdata.qa.audio.piano_evidence` of the clip's audio and notes.
-``keyboard_score``, ``keyboard_box``
-    :func:`copdata.qa.keyboard.detect_keyboard` on :data:`DETECT_FRAMES` frames
-    spread over the clip (box in the clip's frame pixels, or None).
+``keyboard_score``, ``keyboard_box``, ``keyboard_flipped``, ``keyboard_keys``
+    :func:`copdata.qa.orient.detect_keyboard_view` on :data:`DETECT_FRAMES`
+    frames spread over the clip, upright or seen from the far side (no tilt
+    search: ``--auto-crop`` has turned a tilted keyboard upright): box in the
+    clip's frame pixels (or None), whether it is seen from the far side, and
+    the keys visible (black and white).
 ``av_offset_s``, ``av_offset_confidence``
     :func:`copdata.qa.offset.estimate_offset` of the motion in the keyboard box
     (the whole frame when no keyboard is found) against the item's notes
@@ -37,8 +40,8 @@ import numpy as np
 
 from ..notes import Note, segment_notes
 from . import audio as qa_audio
-from . import keyboard as qa_keyboard
 from . import offset as qa_offset
+from . import orient as qa_orient
 
 DETECT_FRAMES = 5
 # What steps.json states when no --qa-min-* threshold is given
@@ -46,7 +49,7 @@ CLAIM_PIANO = 0.5
 CLAIM_KEYBOARD = 0.5
 # An offset measured with less confidence is not acted on (no rejection, no shift)
 MIN_OFFSET_CONFIDENCE = 0.05
-QA_VERSION = 1
+QA_VERSION = 2
 
 
 def qa_info(settings) -> dict:
@@ -59,6 +62,7 @@ def qa_info(settings) -> dict:
         "correct_offset": settings.qa_correct_offset,
         "claim_piano": claim_thresholds(settings.qa_min_piano, settings.qa_min_keyboard)[0],
         "claim_keyboard": claim_thresholds(settings.qa_min_piano, settings.qa_min_keyboard)[1],
+        "claim_keyboard_keys": qa_orient.MIN_CLAIM_KEYS,
         "min_offset_confidence": MIN_OFFSET_CONFIDENCE,
         "offset_search_s": qa_offset.DEFAULT_MAX_OFFSET_S,
         "silence_dbfs": qa_audio.QA_SILENCE_DBFS,
@@ -74,7 +78,12 @@ def claim_thresholds(min_piano: float | None, min_keyboard: float | None) -> tup
 
 
 def claims(qa: dict, claim_piano: float, claim_keyboard: float) -> dict:
-    return {"keyboard": bool(qa.get("keyboard_score", 0.0) >= claim_keyboard),
+    """What steps may state: a keyboard view needs ``keyboard_score`` at the
+    threshold and at least :data:`copdata.qa.orient.MIN_CLAIM_KEYS` visible
+    keys (a partial keyboard is no "top-down view of a piano keyboard")."""
+    keys = qa.get("keyboard_keys")
+    whole_enough = keys is None or keys >= qa_orient.MIN_CLAIM_KEYS
+    return {"keyboard": bool(qa.get("keyboard_score", 0.0) >= claim_keyboard and whole_enough),
             "solo_piano": bool(qa.get("piano_score", 0.0) >= claim_piano)}
 
 
@@ -118,8 +127,8 @@ def _motion_in_box(small: Sequence[np.ndarray], box, bands: int) -> np.ndarray:
 def measure_video(observer: ClipObserver, fps: float, item_notes: Sequence, t0: float) -> dict:
     """Keyboard score and box, and the audio/video offset of one clip whose
     frame 0 shows item time ``t0`` (``item_notes`` in item time)."""
-    keyboard = qa_keyboard.detect_keyboard(observer.detect) if observer.detect else \
-        qa_keyboard.KeyboardBox(None, 0.0)
+    keyboard = qa_orient.detect_keyboard_view(observer.detect, tilts=[0.0]) if observer.detect \
+        else qa_orient.KeyboardView(None, 0.0)
     motion = _motion_in_box(observer.small, keyboard.box, qa_offset.DEFAULT_BANDS)
     max_lag = int(math.ceil(qa_offset.DEFAULT_MAX_OFFSET_S * fps))
     onsets = qa_offset.note_onset_signal(item_notes, fps, int(round(t0 * fps)) - max_lag,
@@ -128,6 +137,7 @@ def measure_video(observer: ClipObserver, fps: float, item_notes: Sequence, t0: 
         else (0.0, 0.0)
     return {"keyboard_score": keyboard.confidence,
             "keyboard_box": list(keyboard.box) if keyboard.box else None,
+            "keyboard_flipped": keyboard.flipped, "keyboard_keys": keyboard.keys_visible,
             "av_offset_s": offset, "av_offset_confidence": confidence}
 
 
