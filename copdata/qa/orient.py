@@ -354,7 +354,9 @@ def _view_result(found: KeyboardBox, tilt: float, flipped: bool, work_shape, sca
     quad = pts / scale
     whole = all(found.ends_found)
     mirrored = False
-    if whole and found.black_keys == 36:
+    # both ends in the frame, about 52 white keys apart (black keys may be under hands)
+    whole88 = whole and abs((x1 - x0) / found.white_key_width - 52) <= 1.5
+    if whole88:
         # a whole 88-key keyboard: its first black key (A#0) is about one white
         # key from its end, its last (A#7) about two; the other way round, the
         # picture is mirrored (the keys run right to left)
@@ -365,7 +367,7 @@ def _view_result(found: KeyboardBox, tilt: float, flipped: bool, work_shape, sca
         found = KeyboardBox(found.box, found.confidence, found.black_keys, found.white_key_width,
                             tuple(x0 + x1 - c for c in reversed(found.centres)), found.ends_found)
     keys, lo_name, hi_name, lo_key, hi_key, checked = _key_range(found, (x0, x1), whole)
-    direction_from = "ends" if whole and found.black_keys == 36 else "view"
+    direction_from = "ends" if whole88 else "view"
     src_m, _, _ = view_matrix(src_size[0], src_size[1], rotation)
     sq = (src_m[:, :2] @ (quad - 0.5).T).T + src_m[:, 2] + 0.5
     strip = (int(math.floor(sq[:, 0].min() + 1e-6)), int(math.floor(sq[:, 1].min() + 1e-6)),
