@@ -49,7 +49,7 @@ and two after its last (B7, C8); the other way round the picture is
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -102,7 +102,6 @@ class KeyboardView:
     partial: bool = True
     direction_from: str = "view"
     mirrored: bool = False
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def rotation_deg(self) -> float:
