@@ -257,7 +257,8 @@ class ClipCutter:
                 self._end(f"video ended at {self.cursor / settings.fps:.2f} s, before the "
                           f"{perf.duration:.2f} s the container declares")
                 return None
-            checked = clip_qa(observer, window, w0, self.notes.notes, span.t0, settings)
+            checked = clip_qa(observer, window, w0, self.notes.notes, span.t0, settings,
+                              recorded=self.notes.midi_origin == "transcription")
             if checked.reasons:
                 self.rejected.append({"clip_id": cid, "segment": span.segment, "qa": checked.qa,
                                       "reasons": checked.reasons})
@@ -478,7 +479,7 @@ def dataset_settings(source: Source, settings: BuildSettings) -> dict:
                  "frame": "frame i covers [i/fps, (i+1)/fps); a note overlapping it is on; "
                           "value = max velocity"},
         "build": {k: v for k, v in asdict(settings).items()},
-        "qa": qa_info(settings),
+        "qa": qa_info(settings, recorded=source.transcribes),
         "copdata_version": __version__,
     }
     if source.transcribes:
