@@ -150,6 +150,40 @@ def measure_video(observer: ClipObserver, fps: float, item_notes: Sequence, t0: 
             "av_offset_s": offset, "av_offset_confidence": confidence}
 
 
+def measure_source_offset(frames, first_frames: Sequence[int], frames_per_clip: int, fps: float,
+                          item_notes: Sequence) -> dict:
+    """The item's one audio-to-video offset (:func:`copdata.qa.offset.source_offset`)
+    from the clips starting at ``first_frames`` of ``frames`` (a fresh
+    iterator over the item's frames: a second decoding pass, made only for
+    ``--qa-correct-offset``). Each clip's curve is measured as
+    :func:`measure_video` measures it; the notes counted are those starting
+    inside the clips."""
+    max_lag = int(math.ceil(qa_offset.DEFAULT_MAX_OFFSET_S * fps))
+    frames = iter(frames)
+    position, curves = 0, []
+    for first in first_frames:
+        observer = ClipObserver(frames_per_clip)
+        try:
+            while position < first:
+                next(frames)
+                position += 1
+            for _ in range(frames_per_clip):
+                observer(next(frames))
+                position += 1
+        except StopIteration:
+            break
+        box = qa_orient.detect_keyboard_view(observer.detect, tilts=[0.0]).box
+        motion = _motion_in_box(observer.small, box, qa_offset.DEFAULT_BANDS)
+        if float(motion.mean()) < qa_offset.MIN_MOTION:
+            continue
+        onsets = qa_offset.note_onset_signal(item_notes, fps, first - max_lag,
+                                             frames_per_clip + 2 * max_lag, qa_offset.DEFAULT_BANDS)
+        curves.append(qa_offset.offset_curve(motion, onsets, max_lag))
+    spans = [(f / fps, (f + frames_per_clip) / fps) for f in first_frames]
+    notes = sum(1 for n in item_notes if any(a <= n.start < b for a, b in spans))
+    return qa_offset.source_offset(curves, fps, notes)
+
+
 def measure_audio(audio: np.ndarray, sample_rate: int, clip_notes: Sequence) -> dict:
     """Piano score (with its parts), silence ratio and loudness of a clip."""
     evidence = qa_audio.piano_evidence(audio, sample_rate, clip_notes)
@@ -178,17 +212,21 @@ def audio_margin(settings) -> int:
 
 
 def clip_qa(observer: ClipObserver, audio_window: np.ndarray, window_start: int,
-            item_notes: Sequence[Note], t0: float, settings, recorded: bool = False) -> ClipQA:
+            item_notes: Sequence[Note], t0: float, settings, recorded: bool = False,
+            source_offset: dict | None = None) -> ClipQA:
     """The build's QA stage for the clip ``[t0, t0 + clip_seconds)`` of an item.
 
     ``audio_window`` is the item's audio from sample ``window_start`` on,
     covering the clip and up to :func:`audio_margin` samples on each side (so
     a streaming build needs only a bounded window). Measures the picture
     (keyboard, offset), applies ``--qa-correct-offset`` (the audio and notes
-    are cut ``av_offset_s`` later when the audio is late), measures the audio
-    that will be written, and judges the thresholds."""
+    are cut the item's ``source_offset`` later when that is confident; it is
+    recorded as ``av_offset_source``), measures the audio that will be
+    written, and judges the thresholds."""
     sr, fps, seconds = settings.sample_rate, settings.fps, settings.clip_seconds
     qa = measure_video(observer, fps, item_notes, t0)
+    if source_offset is not None:
+        qa["av_offset_source"] = source_offset
     a0 = int(round((t0 + offset_to_apply(qa, settings)) * sr))
     shift = round(a0 / sr - t0, 4)
     qa["av_offset_applied_s"] = shift
@@ -210,14 +248,16 @@ def clip_qa(observer: ClipObserver, audio_window: np.ndarray, window_start: int,
 
 
 def offset_to_apply(qa: dict, settings) -> float:
-    """The audio shift ``--qa-correct-offset`` applies: the measured offset when
-    its confidence reaches :data:`MIN_OFFSET_CONFIDENCE` and it is at least half
-    a video frame (smaller offsets are within the measurement's precision),
-    else 0."""
-    if not settings.qa_correct_offset or qa["av_offset_confidence"] < MIN_OFFSET_CONFIDENCE \
-            or abs(qa["av_offset_s"]) < 0.5 / settings.fps:
+    """The audio shift ``--qa-correct-offset`` applies: the item's one offset
+    (``qa["av_offset_source"]``, :func:`measure_source_offset`) when it is
+    confident and at least half a video frame (smaller offsets are within the
+    measurement's precision), else 0. A clip's own estimate is never acted on:
+    on real video it is confidently wrong too often (docs/qa.md)."""
+    source = qa.get("av_offset_source")
+    if not settings.qa_correct_offset or not source or not source.get("confident") \
+            or abs(source["offset_s"]) < 0.5 / settings.fps:
         return 0.0
-    return float(qa["av_offset_s"])
+    return float(source["offset_s"])
 
 
 def failures(qa: dict, settings) -> list[str]:
