@@ -15,7 +15,8 @@ Sources:
   so each run includes the downloads.
 
 For each worker count a fresh output folder is built (``executor="local"``) and
-the script prints items/s, the realtime factor (seconds of output clips per wall
+the script prints (one worker, built in this process) how much the QA stage
+adds to the build's wall time, then items/s, the realtime factor (seconds of output clips per wall
 second) and the scaling ratio of the 2-worker run to the 1-worker run
 (``rtf(2) / rtf(1)``; 2.0 is perfect scaling). Wall time includes starting the
 worker processes and loading the transcriber in each of them.
@@ -196,6 +197,57 @@ def memory_benchmark(minutes: list[float], clip_seconds: float, as_json: bool,
         shutil.rmtree(work, ignore_errors=True)
 
 
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _QATimer:
+    """Times the QA stage of an in-process (one-worker) build: the frame
+    observer (shrinking frames for the motion signal, keeping the detector's
+    frames) and :func:`copdata.qa.stage.clip_qa` (keyboard, offset, piano
+    score, loudness)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def __enter__(self):
+        import copdata.build as build_module
+        from copdata.qa.stage import ClipObserver
+
+        self._saved = (build_module.clip_qa, ClipObserver.__call__)
+        clip_qa, observe = self._saved
+        timer = self
+
+        def timed_clip_qa(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return clip_qa(*a, **kw)
+            finally:
+                timer.seconds += time.perf_counter() - t
+
+        def timed_observe(observer, frame):
+            t = time.perf_counter()
+            try:
+                return observe(observer, frame)
+            finally:
+                timer.seconds += time.perf_counter() - t
+
+        build_module.clip_qa = timed_clip_qa
+        ClipObserver.__call__ = timed_observe
+        return self
+
+    def __exit__(self, *exc):
+        import copdata.build as build_module
+        from copdata.qa.stage import ClipObserver
+
+        build_module.clip_qa, ClipObserver.__call__ = self._saved
+        return False
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -281,12 +333,19 @@ def main(argv=None) -> int:
         if args.source == "youtube":
             httpd = serve(work / "videos")
         results = []
+        qa_timer = _QATimer()
         for workers in counts:
             source = make_source(args.source, work, args, f"w{workers}", httpd)
             out = work / f"out-w{workers}"
             started = time.perf_counter()
-            summary = build_dataset(source, out, settings, workers=workers, progress=False)
+            qa_timer.seconds = 0.0
+            with qa_timer if workers <= 1 else _nothing():
+                summary = build_dataset(source, out, settings, workers=workers, progress=False)
             wall = time.perf_counter() - started
+            if workers <= 1:
+                qa_share = qa_timer.seconds / max(wall - qa_timer.seconds, 1e-9)
+                print(f"one worker: the QA stage took {qa_timer.seconds:.1f} s of {wall:.1f} s wall: "
+                      f"it adds {qa_share:.0%} to the build's time without it")
             if summary.failed:
                 report = json.loads((out / "report.json").read_text())
                 print("failures:", [r.get("message") for r in report if r["status"] != "ok"],

@@ -25,7 +25,7 @@ from copdata.render.piano import render_notes  # noqa: E402
 
 
 def make_media(folder: Path) -> None:
-    sr, fps, secs = 44100, 25.0, 21.0
+    sr, fps, secs = 44100, 25.0, 31.0  # 3 clips: enough for a confident source offset
     size, box = (640, 360), (40, 200, 600, 280)
     notes, _ = generate_performance(1, secs)
     piano = render_notes(notes, sr, secs)

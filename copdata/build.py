@@ -44,7 +44,7 @@ from .errors import (BuildLockedError, CopDataError, DatasetError, ManifestError
 from .ids import check_split_name, clip_id, sanitize_source_id
 from .integrity import cross_split_duplicates, view_hashes
 from .notes import Note
-from .qa.stage import ClipObserver, audio_margin, clip_qa, qa_info
+from .qa.stage import ClipObserver, audio_margin, clip_qa, measure_source_offset, qa_info
 from .rows import ClipRow, ClipStats
 from .sources.base import BuildSettings, Performance, Source, SourceItem
 from .workers import init_worker
@@ -213,8 +213,10 @@ class ClipCutter:
     is then set and ``warning`` says so).
     """
 
-    def __init__(self, item: SourceItem, notes: ItemNotes, settings: BuildSettings, out_dir: str):
+    def __init__(self, item: SourceItem, notes: ItemNotes, settings: BuildSettings, out_dir: str,
+                 source_offset: dict | None = None):
         self.item, self.notes, self.settings, self.out_dir = item, notes, settings, out_dir
+        self.source_offset = source_offset  # the item's one offset (--qa-correct-offset)
         self.frames = notes.performance.frames()
         self.audio = AudioCursor(notes.performance.audio_blocks())
         self.cursor = 0  # frames consumed
@@ -260,7 +262,9 @@ class ClipCutter:
                 self._end(f"video ended at {self.cursor / settings.fps:.2f} s, before the "
                           f"{perf.duration:.2f} s the container declares")
                 return None
-            checked = clip_qa(observer, window, w0, self.notes.notes, span.t0, settings)
+            checked = clip_qa(observer, window, w0, self.notes.notes, span.t0, settings,
+                              recorded=self.notes.midi_origin == "transcription",
+                              source_offset=self.source_offset)
             if checked.reasons:
                 self.rejected.append({"clip_id": cid, "segment": span.segment, "qa": checked.qa,
                                       "reasons": checked.reasons})
@@ -303,7 +307,13 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
             raise ManifestError(str(exc), item=item.label) from None
         notes = item_notes(source, item, settings, spool_dir=Path(out_dir) / STATE_DIR)
         spans = plan_clips(notes.performance.duration, item, settings)
-        cutter = ClipCutter(item, notes, settings, out_dir)
+        source_offset = None
+        if settings.qa_correct_offset and spans:  # one offset per item, from all its clips
+            source_offset = measure_source_offset(notes.performance.frames(),
+                                                  [s.first_frame for s in spans],
+                                                  settings.frames_per_clip, settings.fps, notes.notes)
+            row["av_offset_source"] = source_offset
+        cutter = ClipCutter(item, notes, settings, out_dir, source_offset)
         clip_rows: list[ClipRow] = []
         for span in spans:
             clip = cutter.write(span)
@@ -481,7 +491,7 @@ def dataset_settings(source: Source, settings: BuildSettings) -> dict:
                  "frame": "frame i covers [i/fps, (i+1)/fps); a note overlapping it is on; "
                           "value = max velocity"},
         "build": {k: v for k, v in asdict(settings).items()},
-        "qa": qa_info(settings),
+        "qa": qa_info(settings, recorded=source.transcribes),
         "copdata_version": __version__,
     }
     if source.transcribes:

@@ -141,11 +141,15 @@ def cmd_detect_keyboard(args) -> int:
         print(f"{args.video}: no keyboard found")
     else:
         x0, y0, x1, y1 = found.box
+        side = "far side (low keys on the right)" if found.flipped else "player's side"
+        keys = (f"keys {found.lowest_key}-{found.highest_key}" if not found.partial else
+                f"partial: {found.keys_visible} keys, {found.lowest_name} to {found.highest_name}")
         print(f"{args.video}: keyboard box x0={x0} y0={y0} x1={x1} y1={y1} (source pixels, x1/y1 "
-              f"exclusive), confidence {found.confidence:.3f}, {found.black_keys} black keys seen")
+              f"exclusive), confidence {found.confidence:.3f}, {found.black_keys} black keys seen, "
+              f"tilt {found.angle_deg:+.1f} deg, seen from the {side}, {keys}")
     if args.out:
         out = draw_box(frames[len(frames) // 2], found.box, args.out,
-                       f"confidence {found.confidence:.3f}")
+                       f"confidence {found.confidence:.3f}", quad=found.quad)
         print(f"wrote {out}", file=sys.stderr if args.json else sys.stdout)
     return 0 if found.box is not None else 1
 
@@ -242,13 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     dk = sub.add_parser("detect-keyboard", help="find the keyboard box in a video",
                         description="Print the box of a top-down piano keyboard in VIDEO (source "
-                                    "pixels, x1/y1 exclusive like the manifests' crop boxes). "
+                                    "pixels, x1/y1 exclusive like the manifests' crop boxes), "
+                                    "seen from either long side and tilted up to 20 degrees: "
+                                    "its tilt, side, corners and visible key range. "
                                     "Exit status 1 when no keyboard is found.",
                         epilog=EXIT_STATUS)
     dk.add_argument("video")
     dk.add_argument("--frames", type=number(int, 1, 1000), default=7, help="frames sampled over the video (default 7)")
     dk.add_argument("--json", action="store_true",
-                    help='print one line {"box": [x0, y0, x1, y1], "confidence": c}')
+                    help='print one line {"box": [x0, y0, x1, y1], "confidence": c, "angle_deg": a, '
+                         '"flipped": f, "strip_box", "quad", "keys_visible", "lowest", "highest", '
+                         '"lowest_key", "highest_key", "partial", "direction_from"} (docs/qa.md)')
     dk.add_argument("--out", default=None, metavar="PNG", help="also save a frame with the box drawn")
     dk.set_defaults(func=cmd_detect_keyboard)
 

@@ -155,6 +155,25 @@ def read_audio(path: str | Path, sample_rate: int | None = None, start: float = 
     return np.ascontiguousarray(audio[lo:hi]), rate
 
 
+def _iter_warped(path, fps, start, end, warp, size, rgb):
+    import cv2
+
+    matrix, (warp_w, warp_h) = warp
+    out_w, out_h = even_size(*(size if size is not None else (warp_w, warp_h)))
+    last_src = last_out = None
+    for frame in iter_frames(path, fps, start=start, end=end):
+        if frame is not last_src:  # a held frame is the same array: warp it once
+            strip = cv2.warpAffine(frame, matrix, (warp_w, warp_h), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            if (out_w, out_h) != (warp_w, warp_h):
+                strip = (cv2.resize(strip, (out_w, out_h), interpolation=cv2.INTER_AREA)
+                         if size is not None else np.ascontiguousarray(strip[:out_h, :out_w]))
+            last_src = frame
+            last_out = strip if rgb else \
+                av.VideoFrame.from_ndarray(strip, format="rgb24").reformat(format="yuv420p")
+        yield last_out
+
+
 def even_size(width: int, height: int) -> tuple[int, int]:
     """Round a frame size down to even numbers (H.264 yuv420p needs them)."""
     return max(2, width - width % 2), max(2, height - height % 2)
@@ -163,7 +182,8 @@ def even_size(width: int, height: int) -> tuple[int, int]:
 def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | None = None,
                 crop: tuple[int, int, int, int] | None = None,
                 size: tuple[int, int] | None = None,
-                rgb: bool = True) -> Iterator[np.ndarray] | Iterator[av.VideoFrame]:
+                rgb: bool = True, warp: tuple[np.ndarray, tuple[int, int]] | None = None
+                ) -> Iterator[np.ndarray] | Iterator[av.VideoFrame]:
     """Yield RGB uint8 frames on the constant grid ``start + i/fps``.
 
     Frame i is the source frame on screen at that time (sample-and-hold), which
@@ -173,7 +193,14 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
     rounded down to even sizes. ``rgb=False`` yields ``av.VideoFrame`` in
     yuv420p instead of arrays (what :class:`VideoEncoder` takes without any
     colour conversion); a held frame is then the same object yielded again.
+    ``warp = (matrix, (width, height))`` replaces ``crop``: every frame is
+    mapped by the 2x3 affine ``matrix`` (source pixels to output pixels) onto
+    an output of that size (a tilted or far-side keyboard turned upright, see
+    :func:`copdata.qa.orient.strip_matrix`), then resized to ``size``.
     """
+    if warp is not None:
+        yield from _iter_warped(path, fps, start, end, warp, size, rgb)
+        return
     container = _open(path)
     try:
         if not container.streams.video:

@@ -89,6 +89,9 @@ def _check_claims(clip: Clip, qa_settings: dict | None) -> list[str]:
             problems.append(f"qa.{score} is missing or not a number")
             continue
         expected = value >= qa_settings[key]
+        min_keys = qa_settings.get("claim_keyboard_keys")
+        if name == "keyboard" and min_keys is not None and qa.get("keyboard_keys") is not None:
+            expected = expected and qa["keyboard_keys"] >= min_keys  # a partial keyboard
         if bool(claims.get(name)) != bool(expected):
             problems.append(f"qa.claims.{name}={claims.get(name)} but {score}={value} and the "
                             f"claim threshold is {qa_settings[key]}")

@@ -54,7 +54,8 @@ def test_detect_keyboard_cli(tmp_path, capsys):
                  "--out", str(tmp_path / "box.png")]) == 0
     line = capsys.readouterr().out.strip().splitlines()[0]
     found = json.loads(line)
-    assert set(found) == {"box", "confidence"}
+    assert {"box", "confidence", "angle_deg", "flipped", "quad", "keys_visible", "partial"} <= set(found)
+    assert found["flipped"] is False and abs(found["angle_deg"]) < 1.0
     assert iou(found["box"], box) >= 0.9
     assert (tmp_path / "box.png").stat().st_size > 0
     blank = tmp_path / "blank.mp4"

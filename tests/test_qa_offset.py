@@ -55,3 +55,28 @@ def test_estimate_offset_checks_shapes():
     motion = motion_signal([np.zeros((8, 8, 3), np.uint8)] * 10)
     with pytest.raises(ValueError, match="rows"):
         estimate_offset(motion, np.zeros((10, 1)), FPS)
+
+
+def _curve(peak_frame: float, max_lag: int = 25, width: float = 1.5, rng=None):
+    lags = np.arange(-max_lag, max_lag + 1)
+    curve = 0.6 * np.exp(-0.5 * ((lags - peak_frame) / width) ** 2)
+    return curve + (0.02 * rng.standard_normal(len(lags)) if rng is not None else 0.0)
+
+
+def test_source_offset_is_confident_only_when_its_clips_agree():
+    """Oracle: curves peaking at a known lag. Agreeing clips give that lag,
+    confidently; clips peaking at different lags, too few clips or too few
+    notes are never confident, whatever their mean says."""
+    from copdata.qa.offset import source_offset
+
+    rng = np.random.default_rng(0)
+    agree = source_offset([_curve(7.3, rng=rng) for _ in range(5)], 25.0, notes=200)
+    assert agree["confident"] and abs(agree["offset_s"] - 7.3 / 25.0) < 0.5 / 25.0
+    assert agree["half_width_s"] <= 1 / 25.0 and agree["agree"] == 1.0
+    scattered = source_offset([_curve(p, rng=rng) for p in (-12, 3, 7, 15, -4)], 25.0, notes=200)
+    assert not scattered["confident"]
+    assert not source_offset([_curve(7.3, rng=rng) for _ in range(2)], 25.0, notes=200)["confident"]
+    assert not source_offset([_curve(7.3, rng=rng) for _ in range(5)], 25.0, notes=10)["confident"]
+    # two peaks of about the same height (a steady beat): no clearly lower second peak
+    double = [_curve(-5, rng=rng) + _curve(8) for _ in range(5)]
+    assert not source_offset(double, 25.0, notes=200)["confident"]

@@ -27,6 +27,8 @@ def test_claims_choose_the_wording():
 
 def test_claim_thresholds_follow_the_build_options():
     assert claim_thresholds(None, None) == (0.5, 0.5)
+    assert claim_thresholds(None, None, recorded=True)[0] > 0.5  # chosen on real recordings
+    assert claim_thresholds(0.6, None, recorded=True) == (0.6, 0.5)  # an explicit option wins
     assert claim_thresholds(0.7, 0.2) == (0.7, 0.2)
     assert claims({"piano_score": 0.69, "keyboard_score": 0.2}, 0.7, 0.2) == \
         {"keyboard": True, "solo_piano": False}

@@ -3,9 +3,10 @@
 :func:`sample_frames` decodes ``count`` frames spread evenly over
 ``[start, end)`` of a video (one seek per frame, so a long video costs no more
 than a short one); :func:`detect_keyboard_in_video` runs
-:func:`copdata.qa.keyboard.detect_keyboard` on them (their median removes
-moving hands). The box is in source pixels, ``x1``/``y1`` exclusive, like the
-manifests' crop boxes.
+:func:`copdata.qa.orient.detect_keyboard_view` on them (their median removes
+moving hands): the keyboard from either long side, tilted up to 20 degrees.
+The box is in source pixels, ``x1``/``y1`` exclusive, like the manifests' crop
+boxes; a tilted or far-side keyboard also has its angle, side and strip.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import av
 import numpy as np
 
 from ..errors import MediaError, MissingStreamError
-from .keyboard import KeyboardBox, detect_keyboard
+from .orient import KeyboardView, detect_keyboard_view
 
 DEFAULT_FRAMES = 7
 
@@ -87,19 +88,23 @@ def _frames_from_start(path, count: int, start: float, end: float | None,
 
 
 def detect_keyboard_in_video(path: str | Path, frames: int = DEFAULT_FRAMES, start: float = 0.0,
-                             end: float | None = None) -> tuple[KeyboardBox, list[np.ndarray]]:
-    """The keyboard box of a video and the frames it was found on."""
+                             end: float | None = None) -> tuple[KeyboardView, list[np.ndarray]]:
+    """The keyboard of a video (its view) and the frames it was found on."""
     sampled = sample_frames(path, frames, start, end)
-    return detect_keyboard(sampled), sampled
+    return detect_keyboard_view(sampled), sampled
 
 
-def draw_box(frame: np.ndarray, box, out: str | Path, label: str = "") -> Path:
-    """Save ``frame`` as a PNG with ``box`` drawn (red, 3 px) and ``label``."""
+def draw_box(frame: np.ndarray, box, out: str | Path, label: str = "", quad=None) -> Path:
+    """Save ``frame`` as a PNG with ``box`` (or the tilted ``quad``) drawn (red,
+    3 px) and ``label``."""
     from PIL import Image, ImageDraw
 
     image = Image.fromarray(np.asarray(frame, dtype=np.uint8))
     draw = ImageDraw.Draw(image)
-    if box is not None:
+    if quad:
+        points = [tuple(p) for p in quad]
+        draw.line(points + points[:1], fill=(255, 0, 0), width=3)
+    elif box is not None:
         x0, y0, x1, y1 = box
         draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=(255, 0, 0), width=3)
     if label:

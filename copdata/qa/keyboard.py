@@ -78,6 +78,10 @@ class KeyboardBox:
     confidence: float
     black_keys: int = 0
     white_key_width: float = 0.0
+    # x of the black keys' centres (left to right) and whether the box's left /
+    # right edge is the keyboard's own end (else a default width or the frame edge)
+    centres: tuple[float, ...] = ()
+    ends_found: tuple[bool, bool] = (False, False)
 
     def to_dict(self) -> dict:
         return {"box": list(self.box) if self.box else None, "confidence": self.confidence}
@@ -320,8 +324,9 @@ def _box_from_keys(grey, dark, yb0, yb1, centres, white_w) -> KeyboardBox:
     col_bright = white_rows.mean(axis=0)
     white_fill = float(np.mean(col_bright[xs0:xs1] > 0.5))
 
-    def edge(start: float, direction: int, default: float) -> float:
-        """Pixel boundary of the keyboard beyond the outermost black key centre."""
+    def edge(start: float, direction: int, default: float) -> tuple[float, bool]:
+        """Pixel boundary of the keyboard beyond the outermost black key centre,
+        and whether it is the keyboard's end (not the default width)."""
         need = max(int(round(0.3 * white_w)), 2)
         run = run_start = 0
         for step in range(1, int(2.5 * white_w) + need + 2):
@@ -334,15 +339,19 @@ def _box_from_keys(grey, dark, yb0, yb1, centres, white_w) -> KeyboardBox:
             run += 1
             if run >= need:
                 if 0.5 * white_w <= run_start <= 2.5 * white_w:
-                    return int(round(start)) + direction * run_start + (1 if direction < 0 else 0)
+                    # an end inside the frame, not the frame's (or a fill's) edge
+                    at = int(round(start)) + direction * run_start
+                    inside = 0 <= at < w and grey[yb1:y1, at].mean() > 8.0
+                    return at + (1 if direction < 0 else 0), inside
                 break
-        return start + direction * default * white_w
+        return start + direction * default * white_w, False
 
-    left = edge(first, -1, 1.15)
-    right = edge(last, 1, 1.85)
+    left, left_found = edge(first, -1, 1.15)
+    right, right_found = edge(last, 1, 1.85)
     box = (int(max(round(left), 0)), int(yb0), int(min(round(right), w)), int(y1))
     confidence = pattern * min(1.0, len(centres) / FULL_PIANO_KEYS) * white_fill
-    return KeyboardBox(box, round(float(confidence), 4), len(centres), round(white_w, 3))
+    return KeyboardBox(box, round(float(confidence), 4), len(centres), round(white_w, 3),
+                       tuple(round(float(c), 2) for c in centres), (left_found, right_found))
 
 
 def keyboard_score(frames: Sequence[np.ndarray] | np.ndarray) -> float:

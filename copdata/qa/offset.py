@@ -38,6 +38,12 @@ DEFAULT_MAX_OFFSET_S = 1.0
 DEFAULT_BANDS = 8
 RELEASE_WEIGHT = 0.5
 MIN_MOTION = 0.02  # grey levels per frame, mean over the clip
+# A source's offset (source_offset) is confident only with all of these
+SOURCE_BOOTSTRAP = 200
+SOURCE_MAX_SECOND_PEAK = 0.8
+SOURCE_MIN_AGREE = 0.5
+SOURCE_MIN_CLIPS = 3
+SOURCE_MIN_NOTES = 30
 
 
 def shrink_grey(frame: np.ndarray, factor: int = MOTION_DOWNSCALE) -> np.ndarray:
@@ -145,15 +151,10 @@ def estimate_offset(motion: np.ndarray, onsets: np.ndarray, fps: float,
                          f"got {onsets.shape}")
     if float(motion.mean()) < MIN_MOTION:  # a still picture: nothing to align
         return 0.0, 0.0
-    v, a = _normalise(motion), _normalise(onsets)
-    if not v.any() or not a.any():
+    corr = offset_curve(motion, onsets, max_lag)
+    if corr is None:
         return 0.0, 0.0
     lags = np.arange(-max_lag, max_lag + 1)
-    corr = np.empty(len(lags))
-    for k, lag in enumerate(lags):
-        window = a[max_lag + lag: max_lag + lag + n]
-        denom = np.sqrt(np.sum(v ** 2) * np.sum(window ** 2))
-        corr[k] = float(np.sum(v * window) / denom) if denom > 0 else 0.0
     best = int(np.argmax(corr))
     shift = 0.0
     if 0 < best < len(corr) - 1:
@@ -165,6 +166,79 @@ def estimate_offset(motion: np.ndarray, onsets: np.ndarray, fps: float,
     runner_up = float(corr[far].max()) if far.any() else 0.0
     confidence = float(np.clip(corr[best] - max(runner_up, 0.0), 0.0, 1.0))
     return round((lags[best] + shift) / fps, 4), round(confidence, 4)
+
+
+def offset_curve(motion: np.ndarray, onsets: np.ndarray, max_lag: int) -> np.ndarray | None:
+    """The normalised cross-correlation of motion and onsets at lags
+    ``-max_lag..max_lag`` frames (see :func:`estimate_offset`), or None when a
+    signal is flat."""
+    motion = np.asarray(motion, float).reshape(len(motion), -1)
+    onsets = np.asarray(onsets, float).reshape(len(onsets), -1)
+    n = motion.shape[0]
+    v, a = _normalise(motion), _normalise(onsets)
+    if not v.any() or not a.any():
+        return None
+    corr = np.empty(2 * max_lag + 1)
+    for k, lag in enumerate(range(-max_lag, max_lag + 1)):
+        window = a[max_lag + lag: max_lag + lag + n]
+        denom = np.sqrt(np.sum(v ** 2) * np.sum(window ** 2))
+        corr[k] = float(np.sum(v * window) / denom) if denom > 0 else 0.0
+    return corr
+
+
+def _peak(corr: np.ndarray) -> tuple[float, int]:
+    """Sub-frame position of the curve's maximum (parabola) and its index."""
+    best = int(np.argmax(corr))
+    shift = 0.0
+    if 0 < best < len(corr) - 1:
+        left, mid, right = corr[best - 1], corr[best], corr[best + 1]
+        curvature = left - 2 * mid + right
+        if curvature < 0:
+            shift = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
+    return best + shift, best
+
+
+def source_offset(curves: Sequence[np.ndarray], fps: float, notes: int,
+                  boot: int = SOURCE_BOOTSTRAP, seed: int = 0) -> dict:
+    """One audio-to-video offset for a whole source from its clips' curves
+    (:func:`offset_curve`, same lag range, ``max_lag = (len - 1) / 2``).
+
+    The curves are averaged (every note of the source counts) and the peak
+    refined by a parabola: ``offset_s``. ``half_width_s``: half the width of
+    the 95 % bootstrap interval of that peak (clips drawn with replacement,
+    :data:`SOURCE_BOOTSTRAP` draws). ``second_peak``: the best correlation more
+    than :data:`CONFIDENCE_EXCLUSION_FRAMES` frames from the peak, over the
+    peak's. ``agree``: share of clips whose own peak is within one frame of the
+    source's. ``confident`` when half_width <= one frame, second_peak <=
+    :data:`SOURCE_MAX_SECOND_PEAK`, agree >= :data:`SOURCE_MIN_AGREE`, at least
+    :data:`SOURCE_MIN_CLIPS` clips and :data:`SOURCE_MIN_NOTES` notes: only
+    then may a build shift the source's audio (one shift per source)."""
+    curves = [np.asarray(c, float) for c in curves if c is not None]
+    out = {"offset_s": 0.0, "half_width_s": None, "second_peak": None, "agree": 0.0,
+           "clips": len(curves), "notes": int(notes), "confident": False}
+    if not curves:
+        return out
+    stack = np.stack(curves)
+    max_lag = (stack.shape[1] - 1) // 2
+    pooled = stack.mean(axis=0)
+    pos, best = _peak(pooled)
+    lags = np.arange(-max_lag, max_lag + 1)
+    far = np.abs(lags - lags[best]) > CONFIDENCE_EXCLUSION_FRAMES
+    top = float(pooled[best])
+    second = float(pooled[far].max()) / top if far.any() and top > 0 else 1.0
+    rng = np.random.default_rng(seed)
+    draws = [_peak(stack[rng.integers(0, len(stack), len(stack))].mean(axis=0))[0]
+             for _ in range(boot)]
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    half = (hi - lo) / 2 / fps
+    own = np.array([_peak(c)[0] for c in stack])
+    agree = float(np.mean(np.abs(own - pos) <= 1.0))
+    out.update({"offset_s": round((pos - max_lag) / fps, 4), "half_width_s": round(float(half), 4),
+                "second_peak": round(second, 4), "agree": round(agree, 4)})
+    out["confident"] = bool(half <= 1.0 / fps and second <= SOURCE_MAX_SECOND_PEAK
+                            and agree >= SOURCE_MIN_AGREE and len(curves) >= SOURCE_MIN_CLIPS
+                            and notes >= SOURCE_MIN_NOTES and top > 0)
+    return out
 
 
 def av_offset(frames: Iterable[np.ndarray], notes: Sequence, fps: float, t0: float = 0.0,

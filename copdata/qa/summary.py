@@ -56,7 +56,10 @@ def qa_summary(root: str | Path) -> dict:
     settings = ds.settings.get("qa") or {}
     build = ds.settings.get("build") or {}
     claim_piano, claim_keyboard = claim_thresholds(build.get("qa_min_piano"),
-                                                   build.get("qa_min_keyboard"))
+                                                   build.get("qa_min_keyboard"),
+                                                   ds.settings.get("midi_origin") == "transcription")
+    claim_piano = settings.get("claim_piano", claim_piano)  # what the build used
+    claim_keyboard = settings.get("claim_keyboard", claim_keyboard)
     clips = _kept_clips(ds)
     for r in ds.report:
         if r.get("status") == "rejected":

@@ -36,8 +36,11 @@ def performance_from_files(video_path: str | Path, audio_path: str | Path | None
     usable duration is the shorter of the declared audio and video lengths.
     Notes are left to the pipeline. With ``settings.auto_crop`` and no crop
     box, the keyboard box is detected
-    (:func:`copdata.qa.detect.detect_keyboard_in_video`) and recorded in
-    ``meta["auto_crop"]`` (``{"box": ..., "confidence": ...}``)."""
+    (:func:`copdata.qa.detect.detect_keyboard_in_video`, from either long
+    side, tilted up to 20 degrees) and recorded in ``meta["auto_crop"]``
+    (``{"box": ..., "confidence": ..., "angle_deg": ..., "flipped": ...}``); a
+    tilted or far-side keyboard is turned upright with its low keys on the left
+    (:func:`copdata.qa.orient.strip_matrix`)."""
     video_path = Path(video_path)
     vinfo = probe(video_path)
     if not vinfo.has_video:
@@ -68,16 +71,23 @@ def performance_from_files(video_path: str | Path, audio_path: str | Path | None
     crop, size = item.crop, settings.frame_size
     end = start + duration
     meta = dict(item.meta)
+    warp = None
     if crop is None and settings.auto_crop:
         from ..qa.detect import detect_keyboard_in_video
 
         found, _ = detect_keyboard_in_video(video_path, start=start, end=end)
         meta["auto_crop"] = found.to_dict()  # box None: no keyboard found, frames kept whole
         crop = found.box
+        if found.box is not None and not found.upright:
+            from ..qa.orient import strip_matrix
+
+            matrix, strip_w, strip_h = strip_matrix(found.frame_size, found.rotation_deg,
+                                                    found.strip_box, found.mirrored)
+            warp = (matrix, (strip_w, strip_h))
 
     def frames():
         return iter_frames(video_path, settings.fps, start=start, end=end, crop=crop, size=size,
-                           rgb=False)
+                           rgb=False, warp=warp)
 
     meta.setdefault("file", video_path.name)
     return Performance(duration=duration, frames=frames, audio_stream=audio_stream, notes=None,
