@@ -153,7 +153,8 @@ def _cmd_run(args) -> int:
     for cid, err in sorted(res["errors"].items()):
         print(f"  error {cid}: {err}")
     for name, m in sorted(res["metrics"].items()):
-        print(f"  {name:28s} {m['mean']:10.4f}  [{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}]  n={m['n']}")
+        ci = f"[{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}]" if m.get("ci95") else "(no interval)"
+        print(f"  {name:28s} {m['mean']:10.4f}  {ci}  n={m['n']}")
     print(f"wrote {res['path']}")
     return 0
 
