@@ -1,5 +1,7 @@
 """End-to-end `copbench run` / leaderboard / compare on a tiny synth dataset."""
 
+import csv
+import io
 import json
 
 import numpy as np
@@ -49,6 +51,7 @@ def test_oracle_default_metrics(dataset, tmp_path):
     assert prov["seed"] == 0 and prov["command"] == ["t"] and prov["packages"]["numpy"]
     saved = json.loads((tmp_path / "res" / "oracle.json").read_text())
     assert saved["metrics"] == m
+    assert saved["track"] == "unspecified"  # a baseline's track is whatever the user declares
 
 
 def test_same_inputs_identical_json(dataset, tmp_path):
@@ -121,8 +124,14 @@ def test_cli_leaderboard_and_compare(dataset, tmp_path, capsys):
     only = render_leaderboard(res_dir, "md", ["si_sdr"]).splitlines()[0]
     assert only == "| model | n | si_sdr ↑ |"
     csv_text = render_leaderboard(res_dir, "csv")
-    header, oracle_row = csv_text.splitlines()[:2]
-    assert header.startswith("model,n,fad_mel") and "fad_mel;fad_mel_inf;si_sdr" in oracle_row
+    header = csv_text.splitlines()[0]
+    oracle_row = next(r for r in csv.DictReader(io.StringIO(csv_text)) if r["model"] == "oracle")
+    assert header.startswith("model,n,fad_mel") and "si_sdr" in oracle_row["best"].split(";")
+    # 12 frames: fadtk's FAD-inf draws 500 down to 12 with replacement and extrapolates; a
+    # flagged value (few_frames, rank_deficient) is never marked best, a negative one shows <0
+    assert "fad_mel_inf:" in oracle_row["flags"] and "fad_mel_inf" not in oracle_row["best"]
+    if float(oracle_row["fad_mel_inf"]) < 0:
+        assert "<0" in next(line for line in md.splitlines() if line.startswith("| oracle |"))
     html_path = tmp_path / "lb.html"
     assert main(["leaderboard", str(res_dir), "--format", "html", "--out", str(html_path)]) == 0
     page = html_path.read_text()
