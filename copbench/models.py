@@ -81,14 +81,20 @@ class FolderOutputs(OutputSource):
         return set(self.files)
 
     def audio(self, clip) -> tuple[np.ndarray, int]:
-        import soundfile
+        """The output as the references were made: decoded, downmixed to mono and
+        resampled to the dataset's rate in one step by libswresample
+        (:func:`copdata.media.read_audio`, the route every reference clip's audio
+        took at build time: stereo is ``0.707 (L + R)``, not the channel mean), so
+        both sides of every comparison went through the same downmix and resampler."""
+        from copdata.errors import MediaError
+        from copdata.media import read_audio
         path = self.files[clip.id]
         try:
-            data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
-        except (RuntimeError, soundfile.LibsndfileError) as exc:
+            data, sr = read_audio(path, sample_rate=int(clip.sample_rate))
+        except MediaError as exc:
             raise OutputAudioError(f"cannot read output audio ({exc}); re-export it as "
                                    "16/24-bit WAV or FLAC", item=str(path)) from exc
-        return data.mean(axis=1), int(sr)
+        return data, int(sr)
 
 
 def checkpoint_name(ckpt: Path) -> str:

@@ -1,7 +1,10 @@
 """``copbench run``: score one model on one dataset split.
 
-Pipeline: model -> output audio per clip id -> strict pairing -> resample to
-the dataset rate (librosa ``soxr_hq``, when the rates differ) -> length rule
+Pipeline: model -> output audio per clip id -> strict pairing -> mono at the
+dataset rate the way the references were made (a folder's files: decoded,
+downmixed and resampled in one step by libswresample, as ``copdata`` built
+the reference audio; a checkpoint's output is already mono at that rate; a
+rate still different is resampled with librosa ``soxr_hq``) -> length rule
 (trim or zero-pad the end to the reference length) -> every metric -> results
 JSON with a 95% bootstrap CI on every mean and full provenance.
 
@@ -40,7 +43,8 @@ from .results import (SCHEMA_VERSION, check_results_name, now_iso, package_versi
 from .stats import summarize
 
 log = logging.getLogger(__name__)
-RESAMPLER = "librosa.resample soxr_hq"
+RESAMPLER = ("folders: libswresample (copdata.media.read_audio) to the dataset rate and mono, "
+             "as the references; embedders: librosa soxr_hq on both sides")
 LENGTH_RULE = "trim or zero-pad the end of the output to the reference length"
 
 

@@ -80,7 +80,8 @@ def test_folder_pairing_resampling_and_length(dataset, tmp_path):
     assert res["pairing"]["paired"] == 2 and res["complete"] is False
     assert res["pairing"]["missing"] == ids[2:]
     assert res["pairing"]["extra"] == ["not-a-clip.00000000"]
-    assert res["provenance"]["audio_fixes"] == {"resampled": 1, "length_fixed": 1}
+    # the 22050 Hz file was resampled in the decoder (libswresample, as the references)
+    assert res["provenance"]["audio_fixes"] == {"resampled": 0, "length_fixed": 1}
     assert res["per_clip"][ids[1]]["si_sdr"] > 40  # 16-bit FLAC round trip
     assert 5 < res["per_clip"][ids[0]]["si_sdr"] < 40  # resampled, last 0.1 s zero-padded
     assert res["model"] == "gen"
@@ -211,3 +212,37 @@ def test_missing_outputs_are_flagged_not_rescored(dataset, tmp_path):
     assert "missing_clips" in fad["flags"]
     assert fad["n_clips"] == {"output": len(clips) - 1, "reference": len(clips)}
     shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_stereo_outputs_are_downmixed_and_resampled_as_the_references(dataset, tmp_path, rate):
+    """Outputs as a 44.1 / 48 kHz stereo WAV holding the reference at -3 dB in each
+    channel: copdata builds references with libswresample (stereo -> 0.707 (L + R)), so the
+    output must come back as the reference itself, resampled once. Planted bug it catches:
+    the old channel mean (0.707 x the reference) or a second resampling pass."""
+    import librosa
+    import soundfile
+    from copdata import open_dataset
+    from copbench.models import FolderOutputs
+    clips = sorted(open_dataset(dataset).clips("test"), key=lambda c: c.id)
+    folder = tmp_path / f"out{rate}"
+    folder.mkdir()
+    for clip in clips:
+        ref = clip.audio()
+        mono = ref if rate == clip.sample_rate else librosa.resample(
+            ref, orig_sr=clip.sample_rate, target_sr=rate, res_type="soxr_vhq")
+        soundfile.write(folder / f"{clip.id}.wav", np.stack([mono, mono], 1) / np.sqrt(2), rate,
+                        subtype="FLOAT")
+    source = FolderOutputs(folder)
+    clip = clips[0]
+    audio, sr = source.audio(clip)
+    ref = clip.audio()
+    assert sr == clip.sample_rate and abs(len(audio) - len(ref)) <= 2
+    n = min(len(audio), len(ref))
+    gain = float(audio[:n] @ ref[:n] / (ref[:n] @ ref[:n]))
+    assert gain == pytest.approx(1.0, abs=0.01)  # the channel mean would give 0.707
+    if rate == clip.sample_rate:
+        assert np.abs(audio[:n] - ref[:n]).max() < 1e-5
+    res = run_benchmark(str(folder), dataset, metrics=["si_sdr"], progress=False)
+    assert res["provenance"]["audio_fixes"]["resampled"] == 0  # once, in the decoder
+    assert res["metrics"]["si_sdr"]["mean"] > (60 if rate == clip.sample_rate else 25)
