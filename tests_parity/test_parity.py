@@ -1,4 +1,6 @@
-"""copbench's embedders and Fréchet distance against the reference packages.
+"""copbench's embedders and Fréchet distance against the reference packages
+(CLAP: test_parity_clap.py; FAD-inf: test_parity_fad_inf.py; mutation checks of
+each front-end parameter: test_parity_teeth.py).
 
 Each test builds the reference model class with random weights, saves them
 in the reference's own file layout, loads that file through copbench's real
@@ -64,7 +66,8 @@ def test_vggish_matches_torchvggish(tmp_path):
     assert ours.shape == without.shape == (3, 128)
     diff = max(np.abs(ours - without).max(), np.abs(ours_relu - with_relu).max())
     _report("vggish (no final ReLU) / vggish_relu vs torchvggish 0.2", diff, np.abs(without).max())
-    assert diff <= TOL
+    # relative to the output's scale (~0.02): an absolute 1e-4 let a wrong log offset pass
+    assert diff <= 1e-5 * np.abs(without).max()
 
 
 def _panns_reference(seed, logit_gain=1.0):
@@ -205,9 +208,9 @@ def test_frechet_distance_matches_frechet_audio_distance():
 
 
 def test_laion_clap_music_speech_full_size_layout_loads(tmp_path):
-    """No laion-clap package can be installed here: the checkpoint layout is reproduced
-    from laion-clap's source (tests/laion_layout.py) at the real size of the
-    music_speech HTSAT-base checkpoint, and must load strictly through copbench."""
+    """The music_speech checkpoint's full HTSAT-base size (tests/laion_layout.py, written
+    from laion-clap's source) loads strictly through copbench; the numerical comparison
+    with laion-clap's own modules is in test_parity_clap.py (HTSAT-tiny)."""
     from laion_layout import laion_clap_state
     from copbench.embedders.clap import MUSIC_SPEECH_CONFIG
     text = MUSIC_SPEECH_CONFIG["text_config"]
