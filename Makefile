@@ -35,10 +35,12 @@ test: install
 # packages, in a separate virtual environment (never the project's). The reference
 # packages go in without their dependencies: their torchaudio / torchvision /
 # laion_clap / encodec requirements do not load beside the CPU torch build; the
-# suite shims the one torchaudio transform wav2clip uses (see docs/copbench.md).
+# suite shims the one torchaudio transform wav2clip uses and stubs the training-only
+# imports of laion_clap and fadtk (see tests_parity/conftest.py, docs/copbench.md).
 PARITY_VENV := .venv-parity
 PARITY_PY := $(PARITY_VENV)/bin/python
-PARITY_REFS := torchvggish==0.2 panns-inference==0.1.1 wav2clip==0.1.0 frechet-audio-distance==0.3.4
+PARITY_REFS := torchvggish==0.2 panns-inference==0.1.1 wav2clip==0.1.0 frechet-audio-distance==0.3.4 \
+	laion-clap==1.1.7 fadtk==1.1.0 hypy-utils==1.0.29
 
 $(PARITY_VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(PARITY_VENV)

@@ -51,6 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="results", help="results folder (default: results)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--per-clip-fad", action="store_true", help="also store FAD per clip")
+    r.add_argument("--track", choices=["v2a", "tv2a"], default=None,
+                   help="what the model was given: v2a = video only (a neutral prompt), tv2a = "
+                        "video and the clip's caption. Passed to a checkpoint's sampler "
+                        "(default tv2a there); for a folder of wavs, declare how they were "
+                        "made (default: not declared). Recorded as the results' 'track'; the "
+                        "leaderboard ranks models within a track only")
+    r.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="device a checkpoint generates on (default cpu)")
+    r.add_argument("--clap-text", default="caption", metavar="caption|sound-step|PROMPT",
+                   help="the text clap_score compares with: the clip's caption (default, as "
+                        "av-benchmark), its 'sound' step, or this fixed prompt")
     r.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="local weights for a pretrained embedder (vggish, vggish_relu, panns, "
                         "panns_windowed, clap (a .pt file or a transformers repo folder), "
@@ -62,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--format", default="md", choices=["md", "csv", "html"])
     lb.add_argument("--out", help="write to this file instead of stdout")
     lb.add_argument("--metrics", default=None,
-                    help="comma-separated columns to show, in this order (default: all)")
+                    help="comma-separated columns to show, in this order, or 'all' (default: "
+                         "the paper's columns: fad_*, fad_*_inf, clip_score, av_align, si_sdr, "
+                         "midi_note_precision/recall/f1, mos_*)")
     w = sub.add_parser("weights", help="list or fetch the pretrained embedders' weights",
                        description="list: each embedder's weights file, source, sha256 and "
                                    "whether it is present. fetch NAME|all: download it (Hugging "
@@ -146,7 +159,8 @@ def _cmd_run(args) -> int:
     res = run_benchmark(args.model, args.data, split=args.split, metrics=metrics, out=args.out,
                         seed=args.seed, per_clip_fad=args.per_clip_fad,
                         progress=not args.no_progress, command=["copbench"] + sys.argv[1:],
-                        allow_failures=args.allow_failures, name=args.name)
+                        allow_failures=args.allow_failures, name=args.name, track=args.track,
+                        device=args.device, clap_text=args.clap_text)
     pairing = res["pairing"]
     scored = pairing["paired"] - res["n_failed"]
     print(f"model {res['model']}: {scored} of {res['n_expected']} clips scored; "
@@ -159,7 +173,8 @@ def _cmd_run(args) -> int:
     for cid, err in sorted(res["errors"].items()):
         print(f"  error {cid}: {err}")
     for name, m in sorted(res["metrics"].items()):
-        print(f"  {name:28s} {m['mean']:10.4f}  [{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}]  n={m['n']}")
+        ci = f"[{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}]" if m.get("ci95") else "(no interval)"
+        print(f"  {name:28s} {m['mean']:10.4f}  {ci}  n={m['n']}")
     print(f"wrote {res['path']}")
     return 0
 

@@ -53,3 +53,7 @@ class ResultsConflictError(BenchError):
 
 class UnsafeWeightsError(BenchError):
     """A weights file would need code execution (arbitrary pickled objects) to load."""
+
+
+class UnsupportedWeightsError(BenchError):
+    """A weights file is readable but holds a model variant copbench does not run."""

@@ -33,7 +33,24 @@ GROUPS = ("listening", "quality", "alignment", "midi", "other")
 CORE_KEYS = {"mean", "ci95", "n", "higher_is_better", "flags", "per_clip"}
 RESULT_COLUMNS = ["model", "metric", "group", "higher_is_better", "mean", "ci_low", "ci_high",
                   "n", "flags", "conventions", "n_conventions", "extra", "n_paired", "n_failed",
-                  "n_missing", "n_extra", "complete", "provenance", "path"]
+                  "n_missing", "n_extra", "complete", "provenance", "path", "track"]
+UNSPECIFIED_TRACK = "unspecified"
+# The paper's table (arXiv 2503.22200): FAD, CLIP, AV-Align, SI-SDR, MIDI P/R/F1, MOS, and FAD-inf.
+PAPER_COLUMNS = ("si_sdr", "clip_score", "av_align", "midi_note_precision", "midi_note_recall",
+                 "midi_note_f1")
+
+
+def is_paper_column(metric: str) -> bool:
+    """A column of the paper's table (the leaderboard's default): ``fad_<e>``,
+    ``fad_<e>_inf``, CLIP score, AV-Align, SI-SDR, MIDI note P/R/F1 and ``mos_*``."""
+    if metric.startswith("fad_"):
+        return not metric.endswith("_clip_fd")
+    return metric in PAPER_COLUMNS or metric.startswith("mos_")
+
+
+def is_distance(metric: str) -> bool:
+    """Columns that are distances or divergences (never shown below 0)."""
+    return metric.startswith(("fad_", "fd_", "kl_"))
 
 
 def metric_group(metric: str) -> str:
@@ -101,7 +118,8 @@ def results_frame(results: list[dict]) -> pd.DataFrame:
         model_cols = {"n_paired": int(pairing.get("paired", 0) or 0), "n_failed": failed,
                       "n_missing": missing, "n_extra": len(pairing.get("extra", []) or []),
                       "complete": res.get("complete", True) is not False and (failed, missing) == (0, 0),
-                      "provenance": provenance_line(res), "path": res.get("path")}
+                      "provenance": provenance_line(res), "path": res.get("path"),
+                      "track": str(res.get("track") or UNSPECIFIED_TRACK)}
         for metric, entry in sorted(res["metrics"].items()):
             ci = entry.get("ci95") or [None, None]
             conventions = _conventions(entry)
@@ -137,13 +155,35 @@ def load_per_clip(results_dir: str | Path) -> pd.DataFrame:
     return per_clip_frame(read_results_dir(results_dir))
 
 
+def rankable(row) -> bool:
+    """May this entry be marked best? Not when flagged (rank-deficient, too few
+    clips, ...), when any value was set by a convention (empty-set rules) rather
+    than measured, or when a distance came out below zero."""
+    if row.flags or row.n_conventions:
+        return False
+    return not (is_distance(row.metric) and row.mean < 0)
+
+
 def best_models(frame: pd.DataFrame) -> dict[str, set[str]]:
     """Metric -> complete models holding the best mean by the metric's direction
-    (ties all); a model with failed or missing clips is never best."""
+    (ties all), among :func:`rankable` entries; a model with failed or missing
+    clips is never best. Tracks are never ranked against each other: pass one
+    track's rows (:func:`tracks`); a frame holding several raises."""
+    if frame["track"].nunique() > 1:
+        raise ValueError("best_models ranks within one track; split the frame by track first")
     out = {}
     complete = frame[frame["complete"].astype(bool)].dropna(subset=["mean"])
+    complete = complete.loc[pd.Series([rankable(r) for r in complete.itertuples(index=False)],
+                                      index=complete.index, dtype=bool)]
     for metric, rows in complete.groupby("metric", sort=True):
         higher = bool(rows["higher_is_better"].iloc[0])
         target = rows["mean"].max() if higher else rows["mean"].min()
         out[metric] = set(rows.loc[rows["mean"] == target, "model"])
     return out
+
+
+def tracks(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``(track, rows)`` per track in the frame (v2a, tv2a, then others by name)."""
+    order = {"v2a": 0, "tv2a": 1}
+    names = sorted(frame["track"].unique(), key=lambda t: (order.get(t, 2), t))
+    return [(t, frame[frame["track"] == t]) for t in names]

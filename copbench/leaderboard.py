@@ -1,9 +1,15 @@
 """``copbench leaderboard RESULTS_DIR --format md|csv|html [--samples N]``.
 
-Rendered from the :func:`copbench.frame.load_results` DataFrame: one row per
-model, one column per metric, ``mean [lo, hi]`` (95% CI). The best mean per
-column (by the metric's direction, over complete models) is marked: bold with
-``*`` in Markdown, a ``best`` column in CSV, highlighted in HTML. A metric
+Rendered from the :func:`copbench.frame.load_results` DataFrame: one table per
+track (``v2a``, ``tv2a``, or not declared; models are never ranked across
+tracks; CSV: a ``track`` column first, when any result declares a track), one row per model, one column per metric,
+``mean [lo, hi]`` (95% CI). Default columns: the paper's (FAD and FAD-inf per
+embedder, CLIP score, AV-Align, SI-SDR, MIDI note P/R/F1, MOS); ``--metrics
+all`` (md/csv) or one click (html, "more metrics") shows the others. The best
+mean per column (by the metric's direction, over complete models, among values
+that carry no flag and no convention-set value, and no distance below zero) is
+marked: bold with ``*`` in Markdown, a ``best`` column in CSV, highlighted in
+HTML. A distance below zero (an extrapolation) is shown as ``<0``. A metric
 entry's flags show as ``⚑`` and its convention counts as ``c=K``; the notes
 under the table spell them out, with N of each side for set-level metrics.
 A model with failed or missing clips is marked ``†`` with its counts in the
@@ -29,7 +35,14 @@ import pandas as pd
 
 from copdata.escape import csv_cell, md_text
 
-from .frame import GROUPS, best_models, read_results_dir, results_frame
+from .frame import (GROUPS, UNSPECIFIED_TRACK, best_models, is_distance, is_paper_column,
+                    read_results_dir, results_frame, tracks)
+
+TRACK_TITLES = {"v2a": "Track v2a: video only (neutral prompt)",
+                "tv2a": "Track tv2a: video and the clip's caption",
+                UNSPECIFIED_TRACK: "Track not declared"}
+ALL = "all"
+
 
 GROUP_TITLES = {"listening": "Listening test (MOS, ACR 1-5)", "quality": "Audio quality",
                 "alignment": "Audio-video alignment", "midi": "MIDI (transcribed output vs reference)",
@@ -37,8 +50,23 @@ GROUP_TITLES = {"listening": "Listening test (MOS, ACR 1-5)", "quality": "Audio 
 
 
 def _columns(frame: pd.DataFrame, only: list[str] | None = None) -> list[str]:
+    """``only`` in its order; ``None``: the paper's columns (all when none is
+    present); ``["all"]``: every column."""
     cols = sorted(frame["metric"].unique())
-    return cols if not only else [c for c in only if c in cols]
+    if only == [ALL]:
+        return cols
+    if only:
+        return [c for c in only if c in cols]
+    paper = [c for c in cols if is_paper_column(c)]
+    return paper or cols
+
+
+def _value_text(entry, fmt: str = ".4g") -> str:
+    """The mean as shown: a distance below zero (an extrapolation such as FAD-inf)
+    is shown as ``<0``, never as a negative distance."""
+    if is_distance(entry.metric) and entry.mean < 0:
+        return "<0"
+    return format(entry.mean, fmt)
 
 
 def _models(frame: pd.DataFrame) -> list[str]:
@@ -73,7 +101,7 @@ def _direction(frame: pd.DataFrame, metric: str) -> str:
 def _cell(entry) -> str:
     if entry is None or pd.isna(entry.mean):
         return "-"
-    text = f"{entry.mean:.4g}"
+    text = _value_text(entry)
     if entry.ci_low is not None and not pd.isna(entry.ci_low):
         text += f" [{entry.ci_low:.4g}, {entry.ci_high:.4g}]"
     return text
@@ -122,6 +150,13 @@ def _csv_row(cells: list) -> list:
     return [csv_cell(c) for c in cells]
 
 
+def _notes_by_model(notes: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    grouped: dict[str, list[str]] = {}
+    for model, text in notes:
+        grouped.setdefault(model, []).append(text)
+    return list(grouped.items())
+
+
 def to_markdown(frame: pd.DataFrame, only: list[str] | None = None) -> str:
     cols, best, entries, info = _columns(frame, only), best_models(frame), _entries(frame), _model_info(frame)
     out = ["| model | n | " + " | ".join(f"{_md(c)} {_direction(frame, c)}" for c in cols) + " |",
@@ -135,14 +170,16 @@ def to_markdown(frame: pd.DataFrame, only: list[str] | None = None) -> str:
             cells.append(text + _marks(entry))
         out.append(f"| {_md(_model_label(model, info))} | {_md(info[model]['n_text'])} | "
                    + " | ".join(cells) + " |")
-    out += ["", "`*` best in column. Mean [95% CI]. ⚑ flags, c=K values set by a convention "
-            "rather than measured (see the notes)."]
+    out += ["", "`*` best in column (among unflagged values measured without conventions). "
+            "Mean [95% CI]. ⚑ flags, c=K values set by a convention rather than measured (see "
+            "the notes); `<0` an extrapolated distance below zero."]
     if any(i["incomplete"] for i in info.values()):
         out += ["", INCOMPLETE_NOTE]
     notes = _notes(frame, cols)
     if notes:
-        out += ["", "Notes (flags, N, values set by conventions):", ""]
-        out += [f"- {_md(model)} / {_md(text)}" for model, text in notes]
+        out += ["", "Notes (flags, N, values set by conventions), per model:", ""]
+        out += [f"- {_md(model)}: " + "; ".join(_md(t) for t in texts)
+                for model, texts in _notes_by_model(notes)]
     out += ["", "Provenance:", ""]
     out += [f"- {_md(m)}: {_md(info[m]['provenance'])}" for m in _models(frame)]
     return "\n".join(out) + "\n"
@@ -250,7 +287,7 @@ def _short(metric: str, group: str) -> str:
 def _html_cell(entry) -> str:
     if entry is None or pd.isna(entry.mean):
         return "-"
-    text = html.escape(f"{entry.mean:.4g}")
+    text = html.escape(_value_text(entry))
     if entry.ci_low is not None and not pd.isna(entry.ci_low):
         text += f'<br><small>[{entry.ci_low:.3g}, {entry.ci_high:.3g}]</small>'
     return text
@@ -282,28 +319,54 @@ def _table(frame: pd.DataFrame, cols: list[str], best: dict, entries: dict, info
             "</table>")
 
 
-def to_html(frame: pd.DataFrame, only: list[str] | None = None, samples_html: str = "") -> str:
-    cols, best, entries, info = _columns(frame, only), best_models(frame), _entries(frame), _model_info(frame)
+def _html_track(frame: pd.DataFrame, only: list[str] | None) -> str:
+    """The tables, plots and notes of one track's rows: the chosen columns (default:
+    the paper's), the others behind one click (``<details>``)."""
+    best, entries, info = best_models(frame), _entries(frame), _model_info(frame)
+    shown = _columns(frame, only)
+    hidden = [c for c in _columns(frame, [ALL]) if c not in shown] if only is None else []
     groups = frame.drop_duplicates("metric").set_index("metric")["group"].to_dict()
-    sections = []
-    for group in GROUPS:
-        in_group = [c for c in cols if groups.get(c) == group]
-        if not in_group:
-            continue
-        charts = "".join(_svg_chart(c, frame, best.get(c, set())) for c in in_group)
-        sections.append(f'<div class="group"><h2>{html.escape(GROUP_TITLES[group])}</h2>'
-                        + _table(frame, in_group, best, entries, info, group)
-                        + f'<details class="charts"><summary>plots</summary>{charts}</details>'
-                        "</div>")
-    notes = "".join(f"<li>{html.escape(f'{m} / {t}')}</li>" for m, t in _notes(frame, cols))
+
+    def sections(cols):
+        out = []
+        for group in GROUPS:
+            in_group = [c for c in cols if groups.get(c) == group]
+            if not in_group:
+                continue
+            charts = "".join(_svg_chart(c, frame, best.get(c, set())) for c in in_group)
+            out.append(f'<div class="group"><h2>{html.escape(GROUP_TITLES[group])}</h2>'
+                       + _table(frame, in_group, best, entries, info, group)
+                       + f'<details class="charts"><summary>plots</summary>{charts}</details>'
+                       "</div>")
+        return "".join(out)
+    body = '<div class="groups">' + sections(shown) + "</div>"
+    if hidden:
+        body += (f'<details class="more"><summary>{len(hidden)} more metrics</summary>'
+                 f'<div class="groups">{sections(hidden)}</div></details>')
+    notes = "".join(f"<li>{html.escape(model)}: {html.escape('; '.join(texts))}</li>"
+                    for model, texts in _notes_by_model(_notes(frame, shown + hidden)))
     if any(i["incomplete"] for i in info.values()):
         notes += f"<li>{html.escape(INCOMPLETE_NOTE)}</li>"
+    return body + (f'<ul class="notes">{notes}</ul>' if notes else "")
+
+
+def to_html(frame: pd.DataFrame, only: list[str] | None = None, samples_html: str = "") -> str:
+    parts = []
+    per_track = tracks(frame)
+    for track, rows in per_track:
+        title = TRACK_TITLES.get(track, f"Track {track}")
+        heading = f"<h1 class=\"track\">{html.escape(title)}</h1>" if len(per_track) > 1 else ""
+        parts.append(heading + _html_track(rows, only))
+    subtitle = ("" if len(per_track) > 1 else
+                f"<p>{html.escape(TRACK_TITLES.get(per_track[0][0], per_track[0][0]))}</p>")
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>copbench leaderboard"
             f"</title><style>{_STYLE}</style></head><body><h1>copbench leaderboard</h1>"
-            "<p>Mean [95% CI]; highlighted = best in column; ⚑ flags, c=K conventions, "
-            "† missing or failed clips; click a header to sort, a row for its notes and provenance.</p>"
-            + '<div class="groups">' + "".join(sections) + "</div>"
-            + (f'<ul class="notes">{notes}</ul>' if notes else "")
+            + subtitle +
+            "<p>Mean [95% CI]; highlighted = best in column among unflagged values measured "
+            "without conventions, ranked within a track only; ⚑ flags, c=K conventions, "
+            "† missing or failed clips, &lt;0 an extrapolated distance below zero; click a "
+            "header to sort, a row for its notes and provenance.</p>"
+            + "".join(parts)
             + samples_html
             + f"<script>{_SCRIPT}</script></body></html>\n")
 
@@ -311,8 +374,10 @@ def to_html(frame: pd.DataFrame, only: list[str] | None = None, samples_html: st
 def render_leaderboard(results_dir: str | Path, fmt: str = "md",
                        metrics: list[str] | None = None, samples: int = 0,
                        out: str | Path | None = None, seed: int = 0) -> str:
-    """The leaderboard of every results file in ``results_dir``; ``metrics``
-    picks and orders the columns (default: all, sorted). ``samples`` > 0 (HTML
+    """The leaderboard of every results file in ``results_dir``, one table per
+    track (models are never ranked across tracks); ``metrics`` picks and orders
+    the columns (default: the paper's columns; ``["all"]``: every column; HTML
+    keeps the others one click away). ``samples`` > 0 (HTML
     only, needs ``out``) adds a sample browser whose media go beside ``out``."""
     results = read_results_dir(results_dir)
     frame = results_frame(results)
@@ -326,4 +391,19 @@ def render_leaderboard(results_dir: str | Path, fmt: str = "md",
                                  item=str(results_dir))
             samples_html = sample_browser(results, Path(out), samples, seed=seed)
         return to_html(frame, metrics, samples_html)
-    return {"md": to_markdown, "csv": to_csv}[fmt](frame, metrics)
+    per_track = tracks(frame)
+    if [t for t, _ in per_track] == [UNSPECIFIED_TRACK]:  # no track declared: one plain table
+        return {"md": to_markdown, "csv": to_csv}[fmt](frame, metrics)
+    if fmt == "csv":  # one table, a track column first; ranked within each track
+        fields, records = ["track"], []
+        for track, rows in per_track:
+            parsed = list(csv.DictReader(io.StringIO(to_csv(rows, metrics))))
+            records += [{"track": csv_cell(track), **r} for r in parsed]
+            fields += [f for f in (parsed[0] if parsed else {}) if f not in fields]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fields, restval="", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return buf.getvalue()
+    return "\n".join(f"## {_md(TRACK_TITLES.get(track, 'Track ' + track))}\n\n" + to_markdown(rows, metrics)
+                     for track, rows in per_track)

@@ -81,14 +81,20 @@ class FolderOutputs(OutputSource):
         return set(self.files)
 
     def audio(self, clip) -> tuple[np.ndarray, int]:
-        import soundfile
+        """The output as the references were made: decoded, downmixed to mono and
+        resampled to the dataset's rate in one step by libswresample
+        (:func:`copdata.media.read_audio`, the route every reference clip's audio
+        took at build time: stereo is ``0.707 (L + R)``, not the channel mean), so
+        both sides of every comparison went through the same downmix and resampler."""
+        from copdata.errors import MediaError
+        from copdata.media import read_audio
         path = self.files[clip.id]
         try:
-            data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
-        except (RuntimeError, soundfile.LibsndfileError) as exc:
+            data, sr = read_audio(path, sample_rate=int(clip.sample_rate))
+        except MediaError as exc:
             raise OutputAudioError(f"cannot read output audio ({exc}); re-export it as "
                                    "16/24-bit WAV or FLAC", item=str(path)) from exc
-        return data.mean(axis=1), int(sr)
+        return data, int(sr)
 
 
 def checkpoint_name(ckpt: Path) -> str:
@@ -109,7 +115,8 @@ CHECKPOINT_OUTPUTS = ("reconstruct", "rollsynth")  # prefixes: "<output>:CKPT"
 class CheckpointOutputs(OutputSource):
     kind = "checkpoint"
 
-    def __init__(self, ckpt: str | Path, seed: int, output: str = "generate"):
+    def __init__(self, ckpt: str | Path, seed: int, output: str = "generate",
+                 track: str | None = None, device: str = "cpu"):
         self.ckpt = Path(ckpt)
         name = checkpoint_name(self.ckpt)
         super().__init__(name if output == "generate" else f"{output}-{name}")
@@ -125,14 +132,19 @@ class CheckpointOutputs(OutputSource):
                 f"(copmodel.sample.load_sampler), which cannot be imported ({exc}); install "
                 "copmodel or score a folder of generated <clip_id>.wav files instead",
                 item=str(ckpt)) from exc
-        self.sampler = load_sampler(self.ckpt)
+        # generated audio follows the track (default tv2a: video and caption); the
+        # reconstruct / rollsynth references take no text
+        self.track = (track or "tv2a") if output == "generate" else track
+        self.device = device
+        self.sampler = load_sampler(self.ckpt, device=device)
         if output == "rollsynth" and int(getattr(self.sampler, "stage", 0)) < 2:
             raise ModelError("rollsynth needs a trained Roll Predictor: use a stage-2 or "
                              "stage-3 checkpoint", item=str(ckpt))
 
     def info(self) -> dict:
         from .cache import file_sha256
-        out = {**super().info(), "path": str(self.ckpt.resolve()), "output": self.output}
+        out = {**super().info(), "path": str(self.ckpt.resolve()), "output": self.output,
+               "track": self.track, "device": self.device}
         if self.ckpt.is_file():
             out["sha256"] = file_sha256(self.ckpt)
         for key in ("stage", "step", "ckpt_hash"):
@@ -143,7 +155,8 @@ class CheckpointOutputs(OutputSource):
 
     def audio(self, clip) -> tuple[np.ndarray, int]:
         if self.output == "generate":
-            audio = self.sampler.generate(clip, seed=clip_seed(self.seed, clip.id))
+            audio = self.sampler.generate(clip, seed=clip_seed(self.seed, clip.id),
+                                          track=self.track)
         else:
             audio = getattr(self.sampler, self.output)(clip)
         return np.asarray(audio, dtype=np.float32).reshape(-1), int(clip.sample_rate)
@@ -209,7 +222,11 @@ def sattolo(n: int, rng: np.random.Generator) -> np.ndarray:
 BASELINE_PREFIX = "baseline:"
 
 
-def resolve_model(model: str, seed: int = 0) -> OutputSource:
+TRACKS = ("v2a", "tv2a")  # copmodel.sample: Sampler.generate(clip, seed=..., track=...)
+
+
+def resolve_model(model: str, seed: int = 0, track: str | None = None,
+                  device: str = "cpu") -> OutputSource:
     """Turn a ``--model`` argument into an output source.
 
     ``baseline:NAME`` is always the baseline; a bare baseline name (``oracle``)
@@ -231,12 +248,12 @@ def resolve_model(model: str, seed: int = 0) -> OutputSource:
         return Baseline(model, seed)
     prefix, sep, rest = model.partition(":")
     if sep and prefix in CHECKPOINT_OUTPUTS:
-        return CheckpointOutputs(rest, seed, output=prefix)
+        return CheckpointOutputs(rest, seed, output=prefix, track=track, device=device)
     path = Path(model)
     if path.is_dir() and any(p.suffix.lower() in AUDIO_SUFFIXES for p in path.iterdir()):
         return FolderOutputs(path)
     if path.exists():
-        return CheckpointOutputs(path, seed)
+        return CheckpointOutputs(path, seed, track=track, device=device)
     raise ModelError(f"--model is neither a baseline ({', '.join(BASELINES)}), a folder of "
                      "<clip_id>.wav/.flac files, a checkpoint path, nor reconstruct:CKPT / "
                      "rollsynth:CKPT", item=model)

@@ -1,7 +1,10 @@
 """``copbench run``: score one model on one dataset split.
 
-Pipeline: model -> output audio per clip id -> strict pairing -> resample to
-the dataset rate (librosa ``soxr_hq``, when the rates differ) -> length rule
+Pipeline: model -> output audio per clip id -> strict pairing -> mono at the
+dataset rate the way the references were made (a folder's files: decoded,
+downmixed and resampled in one step by libswresample, as ``copdata`` built
+the reference audio; a checkpoint's output is already mono at that rate; a
+rate still different is resampled with librosa ``soxr_hq``) -> length rule
 (trim or zero-pad the end to the reference length) -> every metric -> results
 JSON with a 95% bootstrap CI on every mean and full provenance.
 
@@ -32,14 +35,16 @@ from . import __version__
 from .metrics import DEFAULT_METRICS, ScoreItem, build_metrics, fit_length
 from .errors import IncompleteOutputsError, MetricError
 from .metrics import ALL_METRICS
-from .models import resolve_model
+from .models import TRACKS, resolve_model
+from .frame import UNSPECIFIED_TRACK
 from .pairing import pair_ids
 from .results import (SCHEMA_VERSION, check_results_name, now_iso, package_versions,
                       results_path, write_results)
 from .stats import summarize
 
 log = logging.getLogger(__name__)
-RESAMPLER = "librosa.resample soxr_hq"
+RESAMPLER = ("folders: libswresample (copdata.media.read_audio) to the dataset rate and mono, "
+             "as the references; embedders: librosa soxr_hq on both sides")
 LENGTH_RULE = "trim or zero-pad the end of the output to the reference length"
 
 
@@ -59,14 +64,21 @@ def _prepare_audio(audio: np.ndarray, sr: int, clip, counts: dict) -> np.ndarray
 def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEFAULT_METRICS,
                   out: str | Path | None = None, seed: int = 0, per_clip_fad: bool = False,
                   progress: bool = True, command: list[str] | None = None,
-                  allow_failures: bool = False, name: str | None = None) -> dict:
+                  allow_failures: bool = False, name: str | None = None,
+                  track: str | None = None, device: str = "cpu",
+                  clap_text: str = "caption") -> dict:
     """Score ``model`` on ``data``/``split`` with ``metrics``; writes
     ``out/<model name>.json`` when ``out`` is given and returns the results.
 
     ``name`` overrides the results name (default: the baseline's name, the
     output folder's name, or the checkpoint's run and stage). A failed or
     missing clip raises :class:`IncompleteOutputsError` unless
-    ``allow_failures`` (see the module docstring).
+    ``allow_failures`` (see the module docstring). ``track`` (``v2a`` | ``tv2a``)
+    is what the model was given: passed to a checkpoint's sampler (default
+    ``tv2a``), declared by the user for a folder or baseline (default
+    ``"unspecified"``); written as the results' top-level ``track``.
+    ``device``: where a checkpoint generates. ``clap_text``: see
+    :mod:`copbench.metrics.clap_score`.
     """
     metrics = list(dict.fromkeys(metrics))
     if not metrics:
@@ -76,7 +88,10 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
     clips = sorted(ds.clips(split), key=lambda c: c.id)
     if not clips:
         raise CopDataError(f"the dataset has no clips in split {split!r}", item=str(data))
-    source = resolve_model(model, seed)
+    if track not in (None,) + TRACKS:
+        raise MetricError(f"unknown track; choose one of {', '.join(TRACKS)}", item=str(track))
+    source = resolve_model(model, seed, track=track, device=device)
+    track = getattr(source, "track", None) or track or UNSPECIFIED_TRACK
     if name is not None:
         source.name = check_results_name(name)
     if out is not None:  # refuse a bad --out before the scoring, not after
@@ -84,7 +99,7 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
     source.prepare(clips)
     pairing = pair_ids([c.id for c in clips], source.available_ids())
     by_id = {c.id: c for c in clips}
-    scorers = build_metrics(metrics, per_clip_fad=per_clip_fad)
+    scorers = build_metrics(metrics, per_clip_fad=per_clip_fad, clap_text=clap_text)
     for metric in scorers:
         metric.bind_split(clips)  # FAD: reference statistics from every clip of the split
     per_clip: dict[str, dict] = {}
@@ -139,6 +154,7 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
     results = {
         "schema": SCHEMA_VERSION,
         "model": source.name,
+        "track": track,
         "metrics": summary,
         "per_clip": per_clip,
         "pairing": pairing.to_json(),

@@ -96,9 +96,19 @@ class Sampler:
         return _limit(audio)
 
     def generate(self, clip, seed: int, steps: int | None = None,
-                 cfg: float | None = None) -> np.ndarray:
-        """Audio for ``clip`` (see the module docstring)."""
-        return self.vocode(self.generate_features(clip, seed, steps, cfg), clip)
+                 cfg: float | None = None, track: str = "tv2a") -> np.ndarray:
+        """Audio for ``clip`` (see the module docstring). ``track``: ``tv2a`` conditions
+        on the video and the clip's caption, ``v2a`` on the video and :data:`NEUTRAL_PROMPT`."""
+        if track not in TRACKS:
+            raise ValueError(f"track must be one of {TRACKS}, got {track!r}")
+        batch = None
+        if track == "v2a":
+            from .text import encode_caption
+            batch = self.conditions(clip)
+            text, mask = encode_caption(NEUTRAL_PROMPT, self.cfg.net)
+            batch["text"] = torch.as_tensor(text)[None].to(self.device)
+            batch["text_mask"] = torch.as_tensor(mask)[None].to(self.device)
+        return self.vocode(self.generate_features(clip, seed, steps, cfg, batch=batch), clip)
 
     def reconstruct(self, clip) -> np.ndarray:
         """The clip's reference audio through the checkpoint's audio representation
@@ -170,6 +180,10 @@ def sample_split(sampler: Sampler, data, split: str, out: str | Path, *, seed: i
             "cfg": sampler.cfg.sample.cfg if cfg is None else cfg}
     (out / "sampler.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     return info
+
+
+TRACKS = ("v2a", "tv2a")
+NEUTRAL_PROMPT = "piano music"  # the v2a track's text: says nothing the video does not
 
 
 def load_sampler(ckpt_path: str | Path, device: str = "cpu") -> Sampler:

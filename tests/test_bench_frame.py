@@ -59,7 +59,9 @@ def test_load_results_frame(results_dir):
     assert frame.set_index(["model", "metric"]).loc[("oracle", "fad_mel"), "flags"] == \
         tuple(sorted(oracle["fad_mel"].get("flags", [])))
     assert frame.set_index(["model", "metric"]).loc[("oracle", "si_sdr"), "flags"] == ()
-    assert (frame["ci_low"] <= frame["mean"] + 1e-9).all()
+    with_ci = frame.dropna(subset=["ci_low"])  # fadtk's FAD-inf has no interval
+    assert (with_ci["ci_low"] <= with_ci["mean"] + 1e-9).all()
+    assert set(frame["track"]) == {"unspecified"}
     per_clip = copbench.load_per_clip(results_dir)
     assert set(per_clip.columns) == {"model", "clip", "metric", "group", "value"}
     assert len(per_clip[per_clip.metric == "si_sdr"]) == len(MODELS) * 3
@@ -69,8 +71,9 @@ def test_load_results_frame(results_dir):
 def test_leaderboards_show_flags_conventions_and_incomplete(results_dir):
     md = render_leaderboard(results_dir, "md")
     assert "| silence † | 3 (0 failed, 1 missing) |" in md and "c=3" in md and "⚑" in md
-    assert "silence / fad_mel: flags rank_deficient" in md and "never marked best" in md
-    assert "silence / si_sdr: conventions silent_output 3/3" in md
+    silence_notes = next(line for line in md.splitlines() if line.startswith("- silence: "))
+    assert "fad_mel: flags rank_deficient" in silence_notes and "never marked best" in md
+    assert "si_sdr: conventions silent_output 3/3" in silence_notes  # one line per model
     frame = copbench.load_results(results_dir)
     assert not frame.set_index("model").loc["silence", "complete"].any()
     csv_text = render_leaderboard(results_dir, "csv")
@@ -118,3 +121,64 @@ def test_sample_browser_in_chromium(results_dir, tmp_path):
         assert len(tables) == 1 and tables[0].size["width"] < 1100  # fits a laptop screen
     finally:
         driver.quit()
+
+
+def _edit(folder, name, **changes):
+    path = folder / f"{name}.json"
+    res = json.loads(path.read_text())
+    for key, value in changes.items():
+        if key == "metrics":
+            for metric, entry in value.items():
+                res["metrics"].setdefault(metric, {"n": 3, "higher_is_better": True}).update(entry)
+        else:
+            res[key] = value
+    path.write_text(json.dumps(res))
+
+
+def test_leaderboard_never_flatters_and_ranks_within_tracks(results_dir, tmp_path):
+    import csv
+    import io
+    import shutil
+    from copbench.frame import best_models, tracks
+    board = tmp_path / "board"
+    shutil.copytree(results_dir, board)
+    # oracle: a flagged best value; noise: a convention-set best value; both must lose the
+    # mark to the honest runner-up. A negative FAD-inf is shown as <0, never best.
+    _edit(board, "oracle", metrics={"midi_note_f1": {"mean": 0.9, "ci95": [0.8, 1.0],
+                                                     "flags": ["too_few_clips"]},
+                                    "fad_mel_inf": {"mean": -39.68, "flags": ["negative"]},
+                                    "kl_panns": {"mean": 0.5, "ci95": [0.4, 0.6],
+                                                 "higher_is_better": False}})
+    _edit(board, "noise", metrics={"midi_note_f1": {"mean": 1.0, "ci95": [1.0, 1.0],
+                                                    "conventions": {"zero_division": 3}},
+                                   "kl_panns": {"mean": 0.7, "ci95": [0.6, 0.8],
+                                                "higher_is_better": False}},
+          complete=True)
+    shutil.copy(board / "noise.json", board / "noise2.json")
+    _edit(board, "noise2", model="noise2",
+          metrics={"midi_note_f1": {"mean": 0.5, "ci95": [0.4, 0.6], "conventions": {}}})
+    frame = copbench.load_results(board)
+    best = best_models(frame)
+    assert best["midi_note_f1"] == {"noise2"}
+    assert "oracle" not in best.get("fad_mel_inf", set())
+    md = render_leaderboard(board, "md")
+    oracle_row = next(line for line in md.splitlines() if line.startswith("| oracle |"))
+    assert "<0" in oracle_row and "-39.68" not in md
+    assert "kl_panns" not in md.splitlines()[0]  # not a paper column: behind --metrics all
+    assert "kl_panns" in render_leaderboard(board, "md", ["all"]).splitlines()[0]
+    # tracks: the same scores declared on two tracks are never ranked together
+    _edit(board, "noise2", track="tv2a")
+    _edit(board, "oracle", track="v2a")
+    _edit(board, "noise", track="v2a")
+    frame = copbench.load_results(board)
+    with pytest.raises(ValueError, match="one track"):
+        best_models(frame)
+    per = dict(tracks(frame))
+    assert best_models(per["tv2a"])["midi_note_f1"] == {"noise2"}  # alone in its track
+    assert "midi_note_f1" not in best_models(per["v2a"])  # flagged / convention only
+    md = render_leaderboard(board, "md")
+    assert md.index("## Track v2a") < md.index("## Track tv2a") < md.index("| noise2 |")
+    rows = list(csv.DictReader(io.StringIO(render_leaderboard(board, "csv"))))
+    assert {(r["track"], r["model"]) for r in rows} >= {("v2a", "oracle"), ("tv2a", "noise2")}
+    page = render_leaderboard(board, "html")
+    assert page.count('<h1 class="track">') == 3 and "more metrics</summary>" in page

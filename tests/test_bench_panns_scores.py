@@ -32,14 +32,29 @@ def test_inception_score_split_and_shuffle_as_torch_fidelity():
     assert std == pytest.approx(np.std(scores), rel=1e-9)
 
 
-def test_kl_matches_torch_kl_div_formulation():
+def av_benchmark_compute_kl(paired, gt):
+    """hkchengrex/av-benchmark ``av_bench/metrics/kl.py`` ``compute_kl`` (commit 050a5cd),
+    the formula restated: KL(gt || generated) through torch ``kl_div`` with ``log_target``."""
+    F = torch.nn.functional
+    n = len(paired)
+    return {"kl_softmax": float(F.kl_div(F.log_softmax(paired, dim=1), F.log_softmax(gt, dim=1),
+                                         reduction="sum", log_target=True) / n),
+            "kl_sigmoid": float(F.kl_div(F.logsigmoid(paired), F.logsigmoid(gt), reduction="sum",
+                                         log_target=True) / n)}
+
+
+@pytest.mark.parametrize("scale", [2.0, 20.0])
+def test_kl_is_av_benchmarks_and_audioldm_keeps_its_name(scale):
+    from copbench.metrics.panns_scores import kl_softmax_audioldm
     rng = np.random.default_rng(1)
-    out, ref = rng.standard_normal((6, 527)) * 2, rng.standard_normal((6, 527)) * 2
+    out, ref = rng.standard_normal((6, 527)) * scale, rng.standard_normal((6, 527)) * scale
     t_out, t_ref = torch.from_numpy(out), torch.from_numpy(ref)
-    want = torch.nn.functional.kl_div((t_out.softmax(dim=1) + 1e-6).log(), t_ref.softmax(dim=1),
-                                      reduction="sum") / 6
-    assert kl_softmax(out, ref).mean() == pytest.approx(float(want), rel=1e-9)
-    want_sig = torch.nn.functional.kl_div((t_out.sigmoid() + 1e-6).log(), t_ref.sigmoid(),
+    want = av_benchmark_compute_kl(t_out, t_ref)
+    assert kl_softmax(out, ref).mean() == pytest.approx(want["kl_softmax"], rel=1e-9)
+    assert kl_sigmoid(out, ref).mean() == pytest.approx(want["kl_sigmoid"], rel=1e-9)
+    audioldm = torch.nn.functional.kl_div((t_out.softmax(dim=1) + 1e-6).log(), t_ref.softmax(dim=1),
                                           reduction="sum") / 6
-    assert kl_sigmoid(out, ref).mean() == pytest.approx(float(want_sig), rel=1e-9)
-    assert kl_softmax(ref, ref) == pytest.approx(np.zeros(6), abs=1e-3)  # only the 1e-6 floor
+    assert kl_softmax_audioldm(out, ref).mean() == pytest.approx(float(audioldm), rel=1e-9)
+    assert kl_softmax(ref, ref) == pytest.approx(np.zeros(6), abs=1e-12)  # no epsilon floor
+    if scale == 20.0:  # large KL: the epsilon caps log p_out, the two definitions part
+        assert kl_softmax(out, ref).mean() > 1.05 * float(audioldm)

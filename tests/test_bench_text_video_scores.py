@@ -117,7 +117,17 @@ def test_clap_score_from_hf_cache(tmp_path, clip):
     audio = metric.embedder.embed(clip.audio(), clip.sample_rate)
     assert audio.shape == (1, 16)
     expected = 100 * text @ (audio.mean(0) / np.linalg.norm(audio.mean(0)))
-    assert a == pytest.approx(expected, rel=1e-5)  # float32 embeddings
+    # default --clap-text caption: the clip's caption, as av-benchmark scores
+    caption = metric.text_embedding(clip.caption)
+    pooled = audio.mean(0) / np.linalg.norm(audio.mean(0))
+    assert a == pytest.approx(100 * caption @ pooled, rel=1e-5)  # float32 embeddings
+    assert metric.settings()["text"] == "caption" and a != pytest.approx(expected)
+    sound_metric = build_metric("clap_score", clap_text="sound-step")
+    assert sound_metric.score(item)["clap_score"] == pytest.approx(expected, rel=1e-5)
+    prompt = build_metric("clap_score", clap_text="solo piano")
+    assert prompt.settings()["text_source"] == "a fixed prompt"
+    want = 100 * metric.text_embedding("solo piano") @ pooled
+    assert prompt.score(item)["clap_score"] == pytest.approx(want, rel=1e-5)
     # FAD with the CLAP embedder goes through the same loader
     fad = build_metric("fad_clap")
     assert fad.embedder.weights_info["sha256"] == metric.embedder.weights_info["sha256"]
@@ -173,6 +183,30 @@ def test_clip_tiles_cover_the_whole_keyboard_strip(tmp_path):
     assert square.shape == (1, 3, 32, 32)
     frames = emb.embed_frames([strip, strip[:, ::-1]])
     assert frames.shape == (2, 512) and np.allclose(np.linalg.norm(frames, axis=1), 1)
+
+
+def test_clip_tiles_are_clips_own_preprocessing(tmp_path):
+    """Oracle: transformers' CLIPImageProcessor (PIL bicubic resize of the shorter side,
+    centre crop, rescale, normalise) on frames of real pixels (noise: resizing without
+    antialiasing would alias it). A square frame is one tile equal to its pixels; a wide
+    frame whose tiles are an odd number has its middle tile equal to CLIP's centre crop."""
+    import cv2
+    from transformers import CLIPImageProcessor
+    from copbench.embedders.clip_image import ClipImageEmbedder
+    set_override("clip", make_tiny_clip(tmp_path / "clip"))
+    emb = ClipImageEmbedder().load()
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    rng = np.random.default_rng(0)
+    square = rng.integers(0, 256, (97, 97, 3), dtype=np.uint8)
+    wide = rng.integers(0, 256, (40, 96, 3), dtype=np.uint8)  # -> 76x32: tiles at 0, 22, 44
+    for frame, tile in ((square, 0), (wide, 1)):
+        want = processor(images=frame, return_tensors="np")["pixel_values"][0]
+        got = emb.tiles(frame)[tile]
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-5
+    # teeth: the pre-2.0 OpenCV bicubic (no antialiasing) is not CLIP's preprocessing
+    old = cv2.resize(square, (32, 32), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+    old = ((old - np.asarray(emb.mean, np.float32)) / np.asarray(emb.std, np.float32)).transpose(2, 0, 1)
+    assert np.abs(old - emb.tiles(square)[0]).max() > 0.1
 
 
 def test_laion_clap_layout_maps_onto_transformers_clap(tmp_path):

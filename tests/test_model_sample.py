@@ -120,6 +120,12 @@ def test_copbench_scores_a_checkpoint_through_the_sampling_api(synth_dir, run_di
     again = run_benchmark(str(ckpt), synth_dir, "test", metrics=["si_sdr"], progress=False)
     first = {k: v["si_sdr"] for k, v in results["per_clip"].items()}
     assert {k: v["si_sdr"] for k, v in again["per_clip"].items()} == first  # seeded sampling
+    # the track reaches the sampler (v2a: a neutral prompt, so other audio) and is recorded
+    assert results["track"] == "tv2a" and results["provenance"]["model"]["track"] == "tv2a"
+    v2a = run_benchmark(str(ckpt), synth_dir, "test", metrics=["si_sdr"], progress=False,
+                        track="v2a")
+    assert v2a["track"] == "v2a"
+    assert {k: v["si_sdr"] for k, v in v2a["per_clip"].items()} != first
 
 
 def test_reconstruct_and_rollsynth_baselines_through_copbench(synth_dir, run_dir, tmp_path):

@@ -13,7 +13,15 @@ else (transformers' availability checks) ever sees them:
   registered buffer, centred reflect-padded ``torch.stft``, ``|X|^2``).
 - ``laion_clap`` and ``encodec``: ``frechet_audio_distance`` imports them at
   module level for its CLAP and EnCodec embedders, which the suite does not
-  use; empty modules let its Fréchet function import.
+  use; empty modules let its Fréchet function import (only for that package:
+  the real ``laion_clap`` is installed for the CLAP parity test).
+- For the real ``laion_clap`` (:data:`LAION_STUBS`): ``torchvision``,
+  ``h5py``, ``ftfy``, ``braceexpand``, ``webdataset`` and ``wget`` are imported
+  at module level by its training / image-transform / download code, which
+  the suite never runs; placeholder modules let ``clap_module`` import. The
+  HTSAT audio branch, RoBERTa text branch and projections run as shipped.
+- ``fadtk`` imports ``torchaudio`` at module level (for its file loader, not
+  used by ``score_inf`` on ``.npy`` embeddings): the torchaudio shim covers it.
 """
 
 import importlib
@@ -50,20 +58,36 @@ class _Spectrogram(torch.nn.Module):
         return spec.abs().pow(self.power)
 
 
-def _shims() -> dict:
+class _Placeholder(types.ModuleType):
+    """A module whose every public attribute is a fresh empty class (never called)."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return type(name, (), {})
+
+
+LAION_STUBS = ("torchvision", "torchvision.ops", "torchvision.ops.misc", "torchvision.transforms",
+               "torchvision.datasets", "h5py", "ftfy", "braceexpand", "webdataset", "wget")
+
+
+def _shims(module: str) -> dict:
     torchaudio = types.ModuleType("torchaudio")
     torchaudio.transforms = types.ModuleType("torchaudio.transforms")
     torchaudio.transforms.Spectrogram = _Spectrogram
     out = {"torchaudio": torchaudio, "torchaudio.transforms": torchaudio.transforms}
-    for name in ("laion_clap", "encodec"):
-        out[name] = types.ModuleType(name)
-        out[name].EncodecModel = None
+    if module.startswith("frechet_audio_distance"):
+        for name in ("laion_clap", "encodec"):
+            out[name] = types.ModuleType(name)
+            out[name].EncodecModel = None
+    if module.startswith("laion_clap"):
+        out.update({name: _Placeholder(name) for name in LAION_STUBS})
     return out
 
 
 def reference_import(module: str):
     """Import a reference package with the shims in place, then remove them."""
-    added = {k: v for k, v in _shims().items() if k not in sys.modules}
+    added = {k: v for k, v in _shims(module).items() if k not in sys.modules}
     sys.modules.update(added)
     try:
         return importlib.import_module(module)

@@ -96,8 +96,9 @@ class Embedder:
         if not path.is_file():
             raise WeightsMissingError(f"expected a weights file, found {path}", item=str(path))
         self.weights_info = verify(path, self.SPEC)
+        state = self.convert_state(read_state_dict(path))  # may read the file's shapes first
         model = self.build_model()
-        model.load_state_dict(self.convert_state(read_state_dict(path)), strict=True)
+        model.load_state_dict(state, strict=True)
         self.model = model.eval()
         return self
 

@@ -26,12 +26,27 @@ Also loadable: a transformers-format repo folder (``config.json``,
 ``$COPBENCH_WEIGHTS/laion--larger_clap_music_and_speech`` or the Hugging Face
 cache; it is used when the ``.pt`` file is absent.
 
+Checkpoints: the HTSAT audio branch's size is read from the file (HTSAT-base,
+``patch_embed`` width 128, depths 2/2/12/2, as the music_speech file; HTSAT-tiny,
+width 96, depths 2/2/6/2, as ``630k-audioset-best.pt`` / ``630k-best.pt``). Fused
+checkpoints (``*-fusion-*``, ``enable_fusion=True``: keys ``fusion_model`` /
+``mel_conv2d``) are refused with :class:`~copbench.errors.UnsupportedWeightsError`.
+
+Front end = LAION-CLAP's HTSAT configs (``model_configs/HTSAT-*.json``):
+48 kHz, 1024-point Hann STFT, hop 480, 64 Slaney mel bands from ``fmin`` 50 Hz
+to ``fmax`` 14 kHz, ``10 log10(max(mel, 1e-10))``. When the file holds its
+own mel matrix (``audio_branch.logmel_extractor.melW``) that matrix is used,
+so the front end is the checkpoint's. (Before version 3.0 the mel bands
+started at 0 Hz: cosine 0.87 against laion-clap's own HTSAT on the same
+weights.)
+
 Audio: resampled to 48 kHz and cut into non-overlapping 10 s windows (the
 last, partial window kept when at least 5 s long; padded by the feature
 extractor's ``repeatpad``, as laion-clap pads). No window exceeds the
 maximum length, so no random crop ever happens. One 512-d projection per
-window, L2-normalised. Text: tokenised with padding, truncated to the text
-encoder's window, one L2-normalised embedding.
+window, L2-normalised. Text: as laion-clap's ``CLAP_Module.tokenizer``,
+padded and truncated to 77 tokens (``padding="max_length"``), one
+L2-normalised embedding.
 """
 
 from __future__ import annotations
@@ -41,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import WeightsMissingError
+from ..errors import UnsupportedWeightsError, WeightsMissingError
 from .base import Embedder, windows
 from .weights import WeightsSpec, locate, verify
 
@@ -59,6 +74,13 @@ HF_SPEC = WeightsSpec(name="clap", filename="model.safetensors",
                       source=f"https://huggingface.co/{HF_REPO}", hf_repo=HF_REPO)
 SAMPLE_RATE = 48000
 WINDOW_SECONDS = 10.0
+FMIN, FMAX = 50.0, 14000.0  # laion_clap/clap_module/model_configs/HTSAT-{tiny,base}.json
+TEXT_LENGTH = 77  # laion_clap hook.py CLAP_Module.tokenizer: padding="max_length", max_length=77
+MEL_KEY = "audio_branch.logmel_extractor.melW"
+FUSION_MARKERS = ("fusion_model", "mel_conv2d")
+SUPPORTED = ("music_speech_audioset_epoch_15_esc_89.98.pt (HTSAT-base)",
+             "630k-audioset-best.pt / 630k-best.pt (HTSAT-tiny)",
+             "a transformers ClapModel folder (laion/larger_clap_music_and_speech)")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 # HTSAT-base + RoBERTa-base, as laion-clap's HTSAT-base / roberta configuration.
@@ -106,6 +128,55 @@ def laion_to_hf(state: dict) -> dict:
     return out
 
 
+def audio_config_from_state(state: dict) -> dict:
+    """HTSAT size of a laion-clap state dict (``module.`` prefix optional): the
+    ``audio_config`` of :data:`MUSIC_SPEECH_CONFIG` with the file's patch width and
+    depths. Fused checkpoints are refused."""
+    keys = [k[len("module."):] if k.startswith("module.") else k for k in state]
+    fused = sorted({m for k in keys for m in FUSION_MARKERS if m in k})
+    if fused:
+        raise UnsupportedWeightsError(
+            f"a fused LAION-CLAP checkpoint (enable_fusion=True; keys {fused}) is not supported: "
+            f"copbench scores each 10 s window without fusion; supported: {'; '.join(SUPPORTED)}",
+            item="clap")
+    proj = state.get("audio_branch.patch_embed.proj.weight",
+                     state.get("module.audio_branch.patch_embed.proj.weight"))
+    if proj is None:
+        raise UnsupportedWeightsError(
+            f"not an HTSAT LAION-CLAP checkpoint (no audio_branch.patch_embed); supported: "
+            f"{'; '.join(SUPPORTED)}", item="clap")
+    depths = []
+    block = re.compile(r"^audio_branch\.layers\.(\d+)\.blocks\.(\d+)\.")
+    for key in keys:
+        found = block.match(key)
+        if found:
+            layer, index = int(found[1]), int(found[2])
+            depths += [0] * (layer + 1 - len(depths))
+            depths[layer] = max(depths[layer], index + 1)
+    width = int(proj.shape[0])
+    config = dict(MUSIC_SPEECH_CONFIG["audio_config"])
+    config.update(patch_embeds_hidden_size=width, hidden_size=width * 2 ** (len(depths) - 1),
+                  depths=depths)
+    return config
+
+
+def text_config_from_state(state: dict) -> dict:
+    """RoBERTa size of a laion-clap state dict: :data:`MUSIC_SPEECH_CONFIG`'s
+    ``text_config`` with the file's layer count, vocabulary and positions."""
+    config = dict(MUSIC_SPEECH_CONFIG["text_config"])
+    layer = re.compile(r"^(?:module\.)?text_branch\.encoder\.layer\.(\d+)\.")
+    layers = {int(m[1]) for m in map(layer.match, state) if m}
+    if layers:
+        config["num_hidden_layers"] = max(layers) + 1
+    for key, field in (("word_embeddings", "vocab_size"),
+                       ("position_embeddings", "max_position_embeddings")):
+        weight = state.get(f"text_branch.embeddings.{key}.weight",
+                           state.get(f"module.text_branch.embeddings.{key}.weight"))
+        if weight is not None:
+            config[field] = int(weight.shape[0])
+    return config
+
+
 def _features(out):
     """transformers >= 5 returns a model output whose ``pooler_output`` holds the
     projected features; older versions return the tensor."""
@@ -148,7 +219,7 @@ def load_hf_model(spec_name: str, repo: str, model_cls, config_cls, folder: Path
 
 class ClapEmbedder(Embedder):
     NAME = "clap"
-    VERSION = "2.0"
+    VERSION = "3.0"  # 3.0: fmin 50 / fmax 14000 (laion-clap's HTSAT configs), text at 77 tokens
     SAMPLE_RATE = SAMPLE_RATE
     SPEC = SPEC
 
@@ -156,18 +227,30 @@ class ClapEmbedder(Embedder):
         self.folder = None  # the tokenizer / preprocessor folder
         self._tokenizer = None
         self.extractor = None
+        self.audio_config = dict(MUSIC_SPEECH_CONFIG["audio_config"])
+        self.text_config = dict(MUSIC_SPEECH_CONFIG["text_config"])
+        self.file_mel = None  # the checkpoint's own mel matrix (n_fft/2+1, mel bins), if any
 
     def settings(self) -> dict:
-        return {"weights": "LAION-CLAP music_speech (HTSAT-base)", "window_seconds": WINDOW_SECONDS,
-                "padding": "repeatpad", "normalised": True}
+        size = "HTSAT-tiny" if self.audio_config["patch_embeds_hidden_size"] == 96 else "HTSAT-base"
+        return {"weights": f"LAION-CLAP ({size})", "window_seconds": WINDOW_SECONDS,
+                "padding": "repeatpad", "normalised": True, "fmin": FMIN, "fmax": FMAX,
+                "n_fft": 1024, "hop": 480, "mel_bins": 64,
+                "mel_matrix": "checkpoint" if self.file_mel is not None else "computed",
+                "text_tokens": TEXT_LENGTH}
 
     def build_model(self):
         from transformers import ClapConfig, ClapModel
-        return ClapModel(ClapConfig(**MUSIC_SPEECH_CONFIG))
+        return ClapModel(ClapConfig(**{**MUSIC_SPEECH_CONFIG, "audio_config": self.audio_config,
+                                       "text_config": self.text_config}))
 
     def convert_state(self, state: dict) -> dict:
+        self.audio_config = audio_config_from_state(state)
+        self.text_config = text_config_from_state(state)
+        mel = state.get(MEL_KEY, state.get("module." + MEL_KEY))
+        self.file_mel = None if mel is None else mel.double().numpy()
         mapped = laion_to_hf(state)
-        text = MUSIC_SPEECH_CONFIG["text_config"]
+        text = self.text_config
         import torch
         # deterministic buffers transformers keeps and laion-clap's file may lack
         mapped.setdefault("text_model.embeddings.position_ids",
@@ -191,10 +274,20 @@ class ClapEmbedder(Embedder):
         if self.extractor is None:
             from transformers import ClapFeatureExtractor
             if self.folder is not None and (self.folder / "preprocessor_config.json").is_file():
-                self.extractor = ClapFeatureExtractor.from_pretrained(str(self.folder),
-                                                                      local_files_only=True)
+                # the HTSAT front end whatever the folder's config says
+                config, _ = ClapFeatureExtractor.get_feature_extractor_dict(
+                    str(self.folder), local_files_only=True)
+                self.extractor = ClapFeatureExtractor(**{**config, "frequency_min": FMIN,
+                                                         "frequency_max": FMAX})
             else:
-                self.extractor = ClapFeatureExtractor()
+                self.extractor = ClapFeatureExtractor(frequency_min=FMIN, frequency_max=FMAX)
+            if self.file_mel is not None:
+                if self.file_mel.shape != self.extractor.mel_filters_slaney.shape:
+                    raise UnsupportedWeightsError(
+                        f"the checkpoint's mel matrix has shape {self.file_mel.shape}, expected "
+                        f"{self.extractor.mel_filters_slaney.shape} (1024-point STFT, 64 bands)",
+                        item="clap")
+                self.extractor.mel_filters_slaney = self.file_mel
         return self.extractor
 
     def tokenizer(self):
@@ -221,16 +314,19 @@ class ClapEmbedder(Embedder):
         feats = self._extractor()(pieces, sampling_rate=SAMPLE_RATE, padding="repeatpad",
                                   truncation="fusion" if fused else "rand_trunc",
                                   return_tensors="pt")
+        dtype = next(self.model.parameters()).dtype  # float64 in the parity suite
+        feats = {k: v.to(dtype) if v.is_floating_point() else v for k, v in feats.items()}
         with torch.inference_mode():
             out = _features(self.model.get_audio_features(**feats))
         return torch.nn.functional.normalize(out, dim=-1).double().numpy()
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
         import torch
-        # RoBERTa positions start after the padding index: the window is max positions - 2.
-        limit = int(self.model.config.text_config.max_position_embeddings) - 2
-        tokens = self.tokenizer()(texts, padding=True, truncation=True, max_length=limit,
-                                  return_tensors="pt")
+        # as laion-clap's CLAP_Module.tokenizer (a text encoder with fewer positions, as
+        # the unit tests' tiny one, stops at its own window: RoBERTa's positions - 2)
+        positions = int(self.model.config.text_config.max_position_embeddings) - 2
+        tokens = self.tokenizer()(texts, padding="max_length", truncation=True,
+                                  max_length=min(TEXT_LENGTH, positions), return_tensors="pt")
         with torch.inference_mode():
             out = _features(self.model.get_text_features(**tokens))
         return torch.nn.functional.normalize(out, dim=-1).double().numpy()

@@ -7,21 +7,24 @@ the model is built from its ``CLIPConfig`` and the verified file loaded.
 
 Whole-frame coverage: CLIP sees square images, and a centre crop of a wide
 keyboard strip (e.g. 1840x200) would keep ~11% of it. Instead the frame's
-shorter side is resized to the model's image size (bicubic, OpenCV), and the
-longer side is covered by ``ceil(long / size)`` square tiles evenly spaced
-from the first edge to the last (neighbours overlap when the length is not a
-multiple of the size): every pixel is seen. Each tile is scaled to [0, 1]
-and normalised with the mean/std of ``preprocessor_config.json`` (CLIP's
-defaults when absent); the frame's embedding is the normalised mean of its
-tiles' L2-normalised projections (float64). A square frame is one tile, i.e.
-CLIP's own preprocessing.
+shorter side is resized to the model's image size as CLIP's own preprocessing
+resizes (PIL bicubic, which antialiases when shrinking; longer side
+``int(size * long / short)``, as torchvision's ``Resize`` and transformers'
+``CLIPImageProcessor``), and the longer side is covered by
+``ceil(long / size)`` square tiles evenly spaced from the first edge to the
+last (neighbours overlap when the length is not a multiple of the size):
+every pixel is seen. Each tile is scaled to [0, 1] and normalised with the
+mean/std of ``preprocessor_config.json`` (CLIP's defaults when absent), as
+CLIP does; the frame's embedding is the normalised mean of its tiles'
+L2-normalised projections (float64). A square frame is one tile, equal to
+``CLIPImageProcessor``'s pixels (tested). Before version 2.0 the resize was
+OpenCV bicubic without antialiasing.
 """
 
 from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 
 from .clap import _features, load_hf_model
@@ -33,7 +36,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 class ClipImageEmbedder:
     NAME = "clip"
-    VERSION = "1.0"
+    VERSION = "2.0"  # 2.0: PIL bicubic (antialiased), as CLIP
 
     def __init__(self):
         self.model = None
@@ -54,16 +57,20 @@ class ClipImageEmbedder:
 
     def provenance(self) -> dict:
         return {"name": self.NAME, "version": self.VERSION, "repo": REPO,
-                "settings": {"resize": "shorter side, bicubic (OpenCV)",
+                "settings": {"resize": "shorter side, PIL bicubic (antialiased), as CLIP",
                              "coverage": "square tiles along the longer side, mean of tiles"},
                 "weights": self.weights_info}
 
     def tiles(self, rgb: np.ndarray) -> np.ndarray:
         """``(n_tiles, 3, size, size)`` normalised float32 tiles covering the frame."""
+        from PIL import Image
         h, w = rgb.shape[:2]
-        scale = self.size / min(h, w)
-        nh, nw = max(self.size, round(h * scale)), max(self.size, round(w * scale))
-        img = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255.0
+        if h <= w:
+            nh, nw = self.size, max(self.size, int(self.size * w / h))
+        else:
+            nh, nw = max(self.size, int(self.size * h / w)), self.size
+        pil = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).convert("RGB")
+        img = np.asarray(pil.resize((nw, nh), Image.BICUBIC), dtype=np.float32) * np.float32(1 / 255)
         img = (img - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         long = max(nh, nw)
         count = int(np.ceil(long / self.size))

@@ -113,6 +113,7 @@ class PannsEmbedder(Embedder):
         import torch
         from .base import to_rate
         batch = torch.from_numpy(self._batches(to_rate(audio, sample_rate, SAMPLE_RATE)))
+        batch = batch.to(next(self.model.parameters()).dtype)  # float64 in the parity suite
         with torch.inference_mode():
             embedding, logits = self.model(batch)
         return embedding.double().numpy(), logits.double().numpy()

@@ -17,7 +17,7 @@ ALL_METRICS = DEFAULT_METRICS + ("fad_vggish", "fad_vggish_relu", "fad_panns", "
                                   "fad_clap", "is_panns", "kl_panns", "clap_score", "clip_score")
 
 
-def build_metric(name: str, per_clip_fad: bool = False) -> Metric:
+def build_metric(name: str, per_clip_fad: bool = False, clap_text: str = "caption") -> Metric:
     if name == "si_sdr":
         from .si_sdr import SiSdr
         return SiSdr()
@@ -38,15 +38,15 @@ def build_metric(name: str, per_clip_fad: bool = False) -> Metric:
         return KlPanns()
     if name == "clap_score":
         from .clap_score import ClapScore
-        return ClapScore()
+        return ClapScore(text=clap_text)
     if name == "clip_score":
         from .clip_score import ClipScore
         return ClipScore()
     raise MetricError(f"unknown metric; choose from {', '.join(ALL_METRICS)}", item=name)
 
 
-def build_metrics(names, per_clip_fad: bool = False) -> list[Metric]:
-    return [build_metric(n, per_clip_fad) for n in names]
+def build_metrics(names, per_clip_fad: bool = False, clap_text: str = "caption") -> list[Metric]:
+    return [build_metric(n, per_clip_fad, clap_text) for n in names]
 
 
 __all__ = ["Metric", "ScoreItem", "fit_length", "frechet_distance", "frechet_distance_inf",

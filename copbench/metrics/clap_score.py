@@ -1,11 +1,18 @@
 """``clap_score``: text-audio agreement, ``100 * cos(text, audio)`` in CLAP space.
 
-The text says what the audio should sound like: the ``sound`` step of the
-clip's ``steps.json`` (e.g. "The result is solo piano, mezzo-forte on average,
-spanning C3 to G5."), else a ``caption`` column of the clip's row in
-``clips.jsonl``, or a fixed ``prompt`` when given; never the video
-description (a clip with none of these is an error). The audio embedding is
-the normalised mean of the L2-normalised CLAP embeddings of the output's
+Which text is compared is chosen explicitly (``copbench run --clap-text``) and
+recorded in the settings:
+
+- ``caption`` (default, as av-benchmark scores against the dataset's caption):
+  the clip's caption, the text a ``tv2a`` model is given (``Clip.caption``: the
+  first step of ``steps.json``);
+- ``sound-step``: what the clip should sound like, the ``sound`` step of
+  ``steps.json`` (e.g. "The result is solo piano, mezzo-forte on average,
+  spanning C3 to G5."), else a ``caption`` column of the clip's row;
+- any other string: that fixed prompt for every clip.
+
+A clip without the chosen text is an error. The audio embedding is the
+normalised mean of the L2-normalised CLAP embeddings of the output's
 non-overlapping 10 s windows (:mod:`copbench.embedders.clap`, LAION-CLAP
 music_speech by default; deterministic, no random crops). av-benchmark's
 ``LAION-CLAP-Score`` is the same cosine without the factor 100 (so 0.31
@@ -21,7 +28,7 @@ from ..errors import MetricError
 from .base import Metric, ScoreItem
 
 NAME = "clap_score"
-VERSION = "2.0"
+VERSION = "3.0"  # 3.0: text chosen explicitly, default the caption
 
 
 def sound_text(clip) -> str:
@@ -48,15 +55,32 @@ class ClapScore(Metric):
     VERSION = VERSION
     COLUMNS = {NAME: True}
 
-    def __init__(self, prompt: str | None = None):
-        self.prompt = prompt
+    def __init__(self, text: str = "caption"):
+        if not str(text).strip():
+            raise MetricError("--clap-text is empty: give caption, sound-step or a prompt",
+                              item="clap_score")
+        self.text_choice = str(text)
         self.embedder = ClapEmbedder().load()
         self._text_cache: dict[str, np.ndarray] = {}
 
     def settings(self) -> dict:
-        return {"text": self.prompt or "the clip's 'sound' step (else its 'caption' column)",
+        described = {"caption": "the clip's caption (Clip.caption, what a tv2a model is given)",
+                     "sound-step": "the clip's 'sound' step (else its 'caption' column)"}
+        return {"text": self.text_choice,
+                "text_source": described.get(self.text_choice, "a fixed prompt"),
                 "scale": "100 x cosine", "embedder": self.embedder.provenance(),
                 "audio_pool": "normalised mean of window embeddings"}
+
+    def text_for(self, clip) -> str:
+        if self.text_choice == "sound-step":
+            return sound_text(clip)
+        if self.text_choice == "caption":
+            caption = clip.caption
+            if not caption:
+                raise MetricError("the clip has no caption (steps.json is empty); use "
+                                  "--clap-text sound-step or a prompt", item=str(clip.id))
+            return str(caption)
+        return self.text_choice
 
     def text_embedding(self, text: str) -> np.ndarray:
         if text not in self._text_cache:
@@ -64,6 +88,6 @@ class ClapScore(Metric):
         return self._text_cache[text]
 
     def score(self, item: ScoreItem) -> dict[str, float]:
-        text = self.prompt or sound_text(item.clip)
+        text = self.text_for(item.clip)
         audio = self.embedder.embed(item.audio, item.sample_rate).mean(axis=0)
         return {NAME: cosine_x100(self.text_embedding(text), audio)}

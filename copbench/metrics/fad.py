@@ -20,9 +20,10 @@ Two columns (see :mod:`copbench.metrics.fad_inf`):
   frames), flags (``rank_deficient``, ``negative``, ``missing_clips``, ...)
   and a 95% interval for the FD a rerun at this N would give (half-sampling
   over clips); FD at finite N is biased upwards, so compare models at equal N;
-- ``fad_<e>_inf``: FD extrapolated to infinite N (fadtk FAD-inf, both sides
-  subsampled by clip, paired clips together) with a half-sampling 95% interval
-  for the distance between the distributions.
+- ``fad_<e>_inf``: fadtk's FAD-inf (``score_inf``): reference statistics of
+  all reference frames fixed, output frames drawn with replacement at 25 sizes
+  from 500 to all, FD fitted against 1/n, the intercept; seeded by the run's
+  seed. No interval (fadtk gives none); a negative intercept is flagged.
 
 ``per_clip=True`` also stores each clip's Fréchet distance between its own
 frames' Gaussian and the reference one, under the per-clip column
@@ -37,10 +38,10 @@ import numpy as np
 from .. import cache
 from ..embedders import build_embedder
 from .base import Metric, ScoreItem, fit_length
-from .fad_inf import HALVES, MIN_FRACTION, STEPS, fad_inf_units
+from .fad_inf import HALVES, MIN_N, STEPS, fad_inf, spread_at_n
 from .frechet import frechet_from_stats, frechet_result, gaussian_stats
 
-VERSION = "2.0"
+VERSION = "3.0"  # 3.0: _inf is fadtk's estimator
 
 
 class FadMetric(Metric):
@@ -60,9 +61,10 @@ class FadMetric(Metric):
     def settings(self) -> dict:
         return {"embedder": self.embedder.provenance(), "covariance": "unbiased (ddof=1)",
                 "reference": "all clips of the split",
-                "fad_inf": f"fit FD = a + b / f over {STEPS} clip fractions f in "
-                           f"[{MIN_FRACTION}, 1], both sides subsampled (paired clips together)",
-                "ci": f"half-sampling over clips ({HALVES} halves), value +- 1.96 sd",
+                "fad_inf": f"fadtk score_inf: reference stats fixed, output frames drawn with "
+                           f"replacement at {STEPS} sizes from {MIN_N} to all, FD = a + b / n, a",
+                "ci": f"fad: spread at this N, half-sampling over clips ({HALVES} halves), "
+                      f"value +- 1.96 sd; fad_inf: none",
                 "per_clip": self.per_clip}
 
     def provenance(self) -> dict:
@@ -103,23 +105,26 @@ class FadMetric(Metric):
         out_frames = np.concatenate(list(outputs.values()))
         ref_frames = np.concatenate(list(refs.values()))
         full = frechet_result(out_frames, ref_frames)
-        inf = fad_inf_units(outputs, refs, seed=seed)
-        flags = set(full.flags) | {f for f in inf.flags if f not in ("negative",)}
+        spread = spread_at_n(outputs, refs, seed=seed)
+        inf = fad_inf(ref_frames, out_frames, seed=seed)
+        flags = set(full.flags) | set(spread.flags)
         if set(refs) - set(outputs):
             flags.add("missing_clips")
         self.flags = sorted(flags)
+        inf_flags = sorted((flags - {"negative"}) | set(inf.flags))
         counts = {"n_clips": {"output": len(outputs), "reference": len(refs)},
                   "n_frames": {"output": int(out_frames.shape[0]),
                                "reference": int(ref_frames.shape[0])}}
-        summary = {"mean": full.value, "ci95": [float(v) for v in inf.ci95_at_n],
+        summary = {"mean": full.value, "ci95": [float(v) for v in spread.ci95],
                    "n": len(outputs), **counts, "value_eig": full.value_eig,
                    "flags": self.flags, "set_level": True,
                    "interval": "spread of FD at this N (half-sampling over clips); "
                                "not an interval for the distance itself: see _inf"}
-        inf_entry = {"mean": inf.value, "ci95": [float(v) for v in inf.ci95], "n": len(outputs),
-                     **counts, "slope": inf.slope, "r2": inf.r2, "flags": self.flags,
-                     "set_level": True,
-                     "interval": "FD at infinite N, half-sampling over clips, 95%"}
+        inf_entry = {"mean": inf.value, "ci95": None, "n": len(outputs),
+                     **counts, "slope": inf.slope, "r2": inf.r2, "flags": inf_flags,
+                     "points": [[n, fd] for n, fd in inf.points], "set_level": True,
+                     "estimator": "fadtk score_inf", "seed": seed,
+                     "interval": "none (fadtk's FAD-inf gives none)"}
         if self.per_clip:
             mu_r, sigma_r = gaussian_stats(ref_frames)
             per = {}

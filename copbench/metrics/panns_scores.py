@@ -15,11 +15,16 @@ a percentile bootstrap over clips (200 resamples), widened to contain the
 value if resampling skew leaves it outside.
 
 ``kl_panns`` (lower is better), per clip, av-benchmark's ``KL-PANNS-softmax``
-(the audioldm_eval / AudioGen formulation): ``sum_c p_ref,c (log p_ref,c -
-log(p_out,c + 1e-6))`` with ``p = softmax(logits)``; its mean over clips is
-``kl_div((softmax(out) + 1e-6).log(), softmax(ref), reduction="sum") / N``.
-``kl_panns_sigmoid`` is the same with ``sigmoid`` in place of ``softmax``
-(the multi-label variant audioldm_eval also prints).
+(``av_bench/metrics/kl.py`` ``compute_kl``, hkchengrex/av-benchmark):
+``kl_div(log_softmax(out), log_softmax(ref), reduction="sum", log_target=True) / N``,
+i.e. per clip ``sum_c p_ref,c (log p_ref,c - log p_out,c)`` with log-probabilities
+from ``log_softmax`` and no epsilon; its mean over clips is ``compute_kl``'s
+``kl_softmax``. ``kl_panns_sigmoid`` is av-benchmark's ``kl_sigmoid``: the same
+sum with ``logsigmoid`` in place of ``log_softmax`` (positive-class terms only,
+as av-benchmark computes it). ``kl_panns_audioldm`` is audioldm_eval's formula,
+``kl_div((softmax(out) + 1e-6).log(), softmax(ref), reduction="sum") / N``: it
+differs from av-benchmark's where ``p_out`` is small (up to ~12% at large KL), so
+it carries its own name.
 """
 
 from __future__ import annotations
@@ -64,23 +69,37 @@ def inception_score(logits: np.ndarray, splits: int = SPLITS, shuffle: bool = Tr
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def _kl_terms(target: np.ndarray, estimate: np.ndarray) -> np.ndarray:
-    """torch ``kl_div(log(estimate + EPS), target, reduction="none")`` summed per row."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(target > 0, target * (np.log(target) - np.log(estimate + EPS)), 0.0)
-    return terms.sum(axis=-1)
+def _kl_log(log_target: np.ndarray, log_estimate: np.ndarray) -> np.ndarray:
+    """torch ``kl_div(log_estimate, log_target, log_target=True, reduction="none")``
+    summed per row: ``sum exp(lt) * (lt - le)``."""
+    return (np.exp(log_target) * (log_target - log_estimate)).sum(axis=-1)
+
+
+def _log_sigmoid(x: np.ndarray) -> np.ndarray:
+    return -np.logaddexp(0.0, -np.asarray(x, np.float64))
 
 
 def kl_softmax(output_logits: np.ndarray, reference_logits: np.ndarray) -> np.ndarray:
-    """Per-clip KL(softmax(reference) || softmax(output) + 1e-6)."""
-    return _kl_terms(_softmax(np.atleast_2d(reference_logits)), _softmax(np.atleast_2d(output_logits)))
+    """Per-clip av-benchmark KL-softmax: KL(softmax(reference) || softmax(output)), from
+    ``log_softmax`` on both sides, no epsilon."""
+    ref = _log_softmax(np.atleast_2d(np.asarray(reference_logits, np.float64)))
+    out = _log_softmax(np.atleast_2d(np.asarray(output_logits, np.float64)))
+    return _kl_log(ref, out)
 
 
 def kl_sigmoid(output_logits: np.ndarray, reference_logits: np.ndarray) -> np.ndarray:
-    """Per-clip sigmoid variant of :func:`kl_softmax`."""
-    def sig(x):
-        return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
-    return _kl_terms(sig(np.atleast_2d(reference_logits)), sig(np.atleast_2d(output_logits)))
+    """Per-clip av-benchmark KL-sigmoid: ``sum sigmoid(ref) (logsigmoid(ref) - logsigmoid(out))``."""
+    return _kl_log(_log_sigmoid(np.atleast_2d(reference_logits)),
+                   _log_sigmoid(np.atleast_2d(output_logits)))
+
+
+def kl_softmax_audioldm(output_logits: np.ndarray, reference_logits: np.ndarray) -> np.ndarray:
+    """Per-clip audioldm_eval KL-softmax: ``sum p_ref (log p_ref - log(p_out + 1e-6))``."""
+    target = _softmax(np.atleast_2d(np.asarray(reference_logits, np.float64)))
+    estimate = _softmax(np.atleast_2d(np.asarray(output_logits, np.float64)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(target > 0, target * (np.log(target) - np.log(estimate + EPS)), 0.0)
+    return terms.sum(axis=-1)
 
 
 class _PannsLogits(Metric):
@@ -132,11 +151,18 @@ class InceptionScorePanns(_PannsLogits):
 
 class KlPanns(_PannsLogits):
     NAME = "kl_panns"
-    VERSION = "1.0"
-    COLUMNS = {"kl_panns": False, "kl_panns_sigmoid": False}
+    VERSION = "2.0"  # 2.0: av-benchmark's log_softmax formula (was audioldm_eval's + 1e-6)
+    COLUMNS = {"kl_panns": False, "kl_panns_sigmoid": False, "kl_panns_audioldm": False}
+
+    def settings(self) -> dict:
+        return {**super().settings(),
+                "kl_panns": "av-benchmark compute_kl kl_softmax (log_softmax, no epsilon)",
+                "kl_panns_sigmoid": "av-benchmark compute_kl kl_sigmoid (logsigmoid)",
+                "kl_panns_audioldm": "audioldm_eval: (softmax(out) + 1e-6).log()"}
 
     def score(self, item: ScoreItem) -> dict[str, float]:
         out = self.logits(item.audio, item.sample_rate)
         ref = self.logits(item.reference_audio(), item.sample_rate)
         return {"kl_panns": float(kl_softmax(out, ref)[0]),
-                "kl_panns_sigmoid": float(kl_sigmoid(out, ref)[0])}
+                "kl_panns_sigmoid": float(kl_sigmoid(out, ref)[0]),
+                "kl_panns_audioldm": float(kl_softmax_audioldm(out, ref)[0])}
