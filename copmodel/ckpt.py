@@ -46,8 +46,31 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos,
                          has_gauss, gauss))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    set_cuda_rng_states(state.get("cuda") or [])
+
+
+def set_cuda_rng_states(states) -> int:
+    """Restore the stored CUDA RNG states of the GPUs that exist here: a checkpoint
+    written on 8 GPUs resumes on 1 (the extra states are ignored) and one written on 1
+    resumes on 8 (the other GPUs keep their states). Returns how many were restored."""
+    if not states or not torch.cuda.is_available():
+        return 0
+    n = min(len(states), torch.cuda.device_count())
+    for index in range(n):
+        torch.cuda.set_rng_state(states[index], index)
+    return n
+
+
+def to_cpu(obj):
+    """A copy of nested dicts/lists/tuples with every tensor moved to the CPU (what a
+    checkpoint stores, so that it loads on any machine)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
 
 
 def _as_tuple(value):

@@ -77,7 +77,7 @@ def clip_arrays(clip, cfg: Config, lens: SeqLens, audio_repr) -> dict:
     audio = np.pad(audio, (0, lens.audio_samples - len(audio)))
     with torch.no_grad():
         mel = audio_repr.encode(torch.from_numpy(audio)[None], lens.mel_frames)[0]
-    out["mel"] = mel.numpy().astype(np.float32)
+    out["mel"] = mel.float().cpu().numpy()
     return out
 
 

@@ -105,6 +105,12 @@ class TrainConfig:
     dpo_weight: float = 1.0
     save_every: int = 0  # 0: only at the end
     seed: int = 0
+    # autocast precision: "auto" (bf16 on GPUs that support it, fp32 elsewhere), "bf16",
+    # "fp16" (GPU only; gradients scaled) or "no" (fp32)
+    mixed_precision: str = "auto"
+    # micro-batches per optimizer step: each process's share of batch_size is split into
+    # grad_accum equal parts whose gradients add up (same update, less activation memory)
+    grad_accum: int = 1
 
 
 @dataclass(frozen=True)
@@ -287,6 +293,7 @@ def load_config(spec: str, settings: list[str] | None = None) -> Config:
 
 
 CHOICES = {("train", "roll_condition"): ("true", "predicted", "scheduled"),
+           ("train", "mixed_precision"): ("auto", "bf16", "fp16", "no"),
            ("sample", "guidance"): ("ours", "seed"),
            ("audio", "mel_inverse"): ("nnls", "pinv"),
            ("net", "prediction"): ("data", "velocity")}
@@ -299,6 +306,8 @@ def check_config(cfg: Config) -> Config:
         if value not in allowed:
             raise ConfigError(f"{group}.{name} must be one of {', '.join(allowed)}",
                               item=str(value))
+    if cfg.train.grad_accum < 1:
+        raise ConfigError("train.grad_accum must be at least 1", item=str(cfg.train.grad_accum))
     return cfg
 
 

@@ -74,7 +74,12 @@ def step_randomness(model, lens, positions: list[int], seed: int, stage: int,
 
 class EMA:
     """Exponential moving average of every floating tensor of a state dict;
-    decay ``min(decay, (1 + step) / (10 + step))``."""
+    decay ``min(decay, (1 + step) / (10 + step))``.
+
+    Build it from the model where it trains (after ``accelerate.prepare``, from the
+    unwrapped model): its tensors are clones of the model's, on the model's device
+    and in its dtype. :meth:`load_state_dict` copies a stored EMA (e.g. CPU tensors from
+    a checkpoint) into those tensors; :meth:`state_dict` gives CPU copies to store."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
@@ -88,3 +93,17 @@ class EMA:
                 self.state[k].mul_(d).add_(v.detach(), alpha=1 - d)
             else:
                 self.state[k].copy_(v)
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        """Copy a stored EMA into this one's tensors (moving it to their device)."""
+        if set(state) != set(self.state):
+            missing, extra = set(self.state) - set(state), set(state) - set(self.state)
+            raise ConfigError(f"stored EMA does not match the model (missing {sorted(missing)[:3]}, "
+                              f"unexpected {sorted(extra)[:3]})", item="ema")
+        for k, v in state.items():
+            self.state[k].copy_(v)
+
+    def state_dict(self) -> dict:
+        """CPU copies of the averaged tensors (what a checkpoint stores)."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.state.items()}
