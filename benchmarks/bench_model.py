@@ -83,10 +83,10 @@ def bench_preset(name, device, batch, train_steps, ode_measured, seconds=10.0, f
     noise = torch.randn(1, build_audio(cfg.audio).channels, lens.mel_frames, device=device)
     measured = min(ode_measured, cfg.sample.steps)
     with torch.no_grad(), amp:
-        model.generate(one, noise, 2, 1, cfg.sample.cfg)  # warm-up
+        model.generate(one, noise, 2, 1, cfg.sample.guidance_weight)  # warm-up
         sync(device)
         t0 = time.perf_counter()
-        feats = model.generate(one, noise, 2, measured, cfg.sample.cfg)
+        feats = model.generate(one, noise, 2, measured, cfg.sample.guidance_weight)
         sync(device)
     ode_s = (time.perf_counter() - t0) / measured * cfg.sample.steps
     t0 = time.perf_counter()

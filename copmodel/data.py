@@ -55,13 +55,15 @@ def fit_frames(frames: np.ndarray, num_frames: int) -> np.ndarray:
     return np.concatenate([frames, pad])
 
 
-def condition_arrays(clip, cfg: Config, lens: SeqLens, roll: np.ndarray | None = None) -> dict:
-    """Video, text and (ground-truth unless given) roll arrays of one clip."""
+def condition_arrays(clip, cfg: Config, lens: SeqLens, roll: np.ndarray | None = None,
+                     caption: str | None = None) -> dict:
+    """Video, text (the clip's caption unless ``caption`` is given) and (ground-truth
+    unless given) roll arrays of one clip."""
     rgb = fit_frames(clip.frames(), lens.video_frames)
     out = {"frames": preprocess_frames(rgb, cfg.net.frame_height, cfg.net.frame_width)}
     if cfg.net.video_encoder.startswith("clip:"):
         out["video_features"] = clip_image_features(rgb, cfg.net.video_encoder)
-    text, mask = encode_caption(clip.caption, cfg.net)
+    text, mask = encode_caption(clip.caption if caption is None else caption, cfg.net)
     out["text"], out["text_mask"] = text, mask
     if roll is None:
         roll = clip.roll()

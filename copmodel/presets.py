@@ -115,15 +115,20 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SampleConfig:
-    """Euler steps, guidance weight and convention, sway sampling (see flow.py)."""
+    """Euler steps, classifier-free guidance weight and convention, sway sampling
+    (see flow.py)."""
 
     steps: int = 25
-    cfg: float = 2.0
-    # "ours": v_u + cfg * (v_c - v_u), v_u with every condition null;
-    # "seed": v_c + cfg * (v_c - v_u), v_u keeps the roll (video and text null)
-    guidance: str = "ours"
+    guidance_weight: float = 2.0
+    # "ours": v_u + w * (v_c - v_u), v_u with every condition null;
+    # "seed": v_c + w * (v_c - v_u), v_u keeps the roll (video and text null)
+    guidance_convention: str = "ours"
     sway: float = 0.0  # sway sampling coefficient s (0: uniform t; F5-TTS uses -1)
     roll_threshold: float = 0.4
+
+
+# sample keys of checkpoints written before the guidance fields were renamed
+LEGACY_SAMPLE_KEYS = {"cfg": "guidance_weight", "guidance": "guidance_convention"}
 
 
 @dataclass(frozen=True)
@@ -146,11 +151,12 @@ class Config:
                 raise ConfigError(f"unknown {klass.__name__} keys {sorted(unknown)}",
                                   item=str(sub))
             return klass(**sub)
+        sample = {LEGACY_SAMPLE_KEYS.get(k, k): v for k, v in d.get("sample", {}).items()}
         return cls(name=d.get("name", "custom"),
                    audio=build(AudioConfig, d.get("audio", {})),
                    net=build(NetConfig, d.get("net", {})),
                    train=build(TrainConfig, d.get("train", {})),
-                   sample=build(SampleConfig, d.get("sample", {})))
+                   sample=build(SampleConfig, sample))
 
     def with_settings(self, settings: list[str]) -> "Config":
         """Apply ``group.field=value`` strings (``net.dim=256``, ``train.lr=3e-4``,
@@ -178,7 +184,7 @@ def tiny() -> Config:
     """2 CPU cores, minutes: 16 kHz log-STFT (513 bins), hop 320 (50 Hz), 2 frames per
     token; LR 3e-3 (stage 3: 6e-4); guidance weight 3 (best demo note F1 of 1, 2, 3, 4, 5
     on the demo model)."""
-    return Config(name="tiny", sample=SampleConfig(cfg=3.0))
+    return Config(name="tiny", sample=SampleConfig(guidance_weight=3.0))
 
 
 def small() -> Config:
@@ -192,7 +198,7 @@ def small() -> Config:
                       text_max_tokens=64, contrastive_dim=256),
         train=TrainConfig(batch_size=32, lr=3e-4, warmup_steps=1000, max_steps=100_000,
                           ema_decay=0.999),
-        sample=SampleConfig(steps=64, cfg=2.0))
+        sample=SampleConfig(steps=64, guidance_weight=2.0))
 
 
 def base() -> Config:
@@ -210,7 +216,7 @@ def base() -> Config:
                       text_encoder="t5:google/flan-t5-base"),
         train=TrainConfig(batch_size=64, lr=1e-4, warmup_steps=2000, max_steps=300_000,
                           ema_decay=0.9999),
-        sample=SampleConfig(steps=64, cfg=2.0))
+        sample=SampleConfig(steps=64, guidance_weight=2.0))
 
 
 def micro() -> Config:
@@ -225,7 +231,7 @@ def micro() -> Config:
                       contrastive_dim=16),
         train=TrainConfig(batch_size=4, lr=1e-3, warmup_steps=2, max_steps=4,
                           roll_frames_per_clip=4),
-        sample=SampleConfig(steps=4, cfg=2.0))
+        sample=SampleConfig(steps=4, guidance_weight=2.0))
 
 
 PRESETS = {"micro": micro, "tiny": tiny, "small": small, "base": base}
@@ -294,7 +300,7 @@ def load_config(spec: str, settings: list[str] | None = None) -> Config:
 
 CHOICES = {("train", "roll_condition"): ("true", "predicted", "scheduled"),
            ("train", "mixed_precision"): ("auto", "bf16", "fp16", "no"),
-           ("sample", "guidance"): ("ours", "seed"),
+           ("sample", "guidance_convention"): ("ours", "seed"),
            ("audio", "mel_inverse"): ("nnls", "pinv"),
            ("net", "prediction"): ("data", "velocity")}
 

@@ -282,7 +282,7 @@ class Trainer:
             rows.append({**item, "mel_w": torch.as_tensor(q["mel_w"]).float(),
                          "mel_l": torch.as_tensor(q["mel_l"]).float(),
                          "roll": torch.as_tensor(q["roll"]).float(),
-                         "cfg": torch.tensor(float(q["cfg"]))})
+                         "guidance_weight": torch.tensor(float(q["guidance_weight"]))})
         pair_batch = _to(collate(rows), self.acc.device)
         pair_rand = _to(step_randomness(self.core, self.data.lens, positions, tc.seed + 1,
                                         self.stage, step), self.acc.device)
