@@ -95,6 +95,19 @@ def griffin_lim(magnitude, cfg: AudioConfig, device=None) -> torch.Tensor:
     seeded initial phase, so decoding is deterministic and runs on the sampling device.
     Returns the waveform ``(hop * (M - 1),)`` on that device."""
     mag = torch.as_tensor(magnitude, device=device).float()
+    if mag.device.type == "cpu":
+        # many small FFTs: one thread is fastest, and threads fight on a shared CPU
+        # (one 10 s clip: 1.9 s on 1 thread, 24 s on 2 threads of a loaded 2-core machine)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return _griffin_lim(mag, cfg)
+        finally:
+            torch.set_num_threads(threads)
+    return _griffin_lim(mag, cfg)
+
+
+def _griffin_lim(mag: torch.Tensor, cfg: AudioConfig) -> torch.Tensor:
     n_fft, hop, momentum = cfg.n_fft, cfg.hop, cfg.griffin_lim_momentum
     phase = 2 * np.pi * np.random.RandomState(seed=0).random(size=tuple(mag.shape))
     angles = torch.polar(mag, torch.from_numpy(phase).float().to(mag.device))

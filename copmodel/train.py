@@ -67,11 +67,12 @@ def resolve_precision(setting: str, cuda: bool, bf16_supported: bool) -> str:
     return setting
 
 
-def make_accelerator(cfg: Config | None = None, stage: int = 1) -> Accelerator:
-    """The accelerator of one stage: CUDA when present, precision from
-    ``cfg.train.mixed_precision`` (default ``auto``), DDP's unused-parameter search only
-    for the stages in :data:`FIND_UNUSED`."""
-    cuda = torch.cuda.is_available()
+def make_accelerator(cfg: Config | None = None, stage: int = 1,
+                     device: str | None = None) -> Accelerator:
+    """The accelerator of one stage: CUDA when present (``device="cpu"`` forces the
+    CPU), precision from ``cfg.train.mixed_precision`` (default ``auto``), DDP's
+    unused-parameter search only for the stages in :data:`FIND_UNUSED`."""
+    cuda = torch.cuda.is_available() and device != "cpu"
     setting = cfg.train.mixed_precision if cfg is not None else "auto"
     precision = resolve_precision(setting, cuda, cuda and torch.cuda.is_bf16_supported())
     handler = DistributedDataParallelKwargs(find_unused_parameters=FIND_UNUSED[stage])
