@@ -75,7 +75,9 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
     ds = open_dataset(data)
     clips = sorted(ds.clips(split), key=lambda c: c.id)
     if not clips:
-        raise CopDataError(f"the dataset has no clips in split {split!r}", item=str(data))
+        present = sorted({str(row.split) for row in ds.rows})
+        raise CopDataError(f"the dataset has no clips in split {split!r}; splits present: "
+                           f"{', '.join(present)}, or all", item=str(data))
     source = resolve_model(model, seed)
     if name is not None:
         source.name = check_results_name(name)

@@ -71,20 +71,54 @@ class AudioRepresentation(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def fit_stats(self, features: torch.Tensor) -> None:
-        """Per-channel mean and one shared std over a stack ``(N, C, M)`` of raw features
-        (a shared std keeps near-constant channels, e.g. silent bands, from amplifying
-        their tiny fluctuations into unit-variance noise)."""
-        flat = features.transpose(0, 1).reshape(features.shape[1], -1).float()
-        mean = flat.mean(dim=1)
+    def fit_stats(self, features) -> None:
+        """Per-channel mean and one shared std over raw features: a stack ``(N, C, M)``
+        or an iterable of ``(C, M)`` maps, read once in a streaming pass (a shared std
+        keeps near-constant channels, e.g. silent bands, from amplifying their tiny
+        fluctuations into unit-variance noise). See :class:`FeatureStats`."""
+        stats = FeatureStats(self.mean.shape[0])
+        for item in features:
+            stats.add(item)
+        self.set_stats(*stats.result())
+
+    @torch.no_grad()
+    def set_stats(self, mean: torch.Tensor, std: float) -> None:
         self.mean.copy_(mean)
-        self.std.fill_(float((flat - mean[:, None]).std().clamp_min(1e-3)))
+        self.std.fill_(float(std))
 
     def normalize(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.mean[:, None]) / self.std[:, None]
 
     def denormalize(self, features: torch.Tensor) -> torch.Tensor:
         return features * self.std[:, None] + self.mean[:, None]
+
+
+class FeatureStats:
+    """Streaming statistics of ``(C, M)`` feature maps in float64: per-channel count,
+    sum and sum of squares. :meth:`result` gives the per-channel mean and the shared
+    std of the deviations from it (unbiased, floored at 1e-3): what stacking every map
+    and taking ``(flat - mean).std()`` gives, in memory independent of the data size."""
+
+    def __init__(self, channels: int):
+        self.count = 0
+        self.sum = torch.zeros(channels, dtype=torch.float64)
+        self.sumsq = torch.zeros(channels, dtype=torch.float64)
+
+    def add(self, features: torch.Tensor) -> None:
+        x = torch.as_tensor(features).detach().to("cpu", torch.float64)
+        x = x.reshape(x.shape[0], -1)
+        self.count += x.shape[1]
+        self.sum += x.sum(dim=1)
+        self.sumsq += (x * x).sum(dim=1)
+
+    def result(self) -> tuple[torch.Tensor, float]:
+        if self.count == 0:
+            raise ValueError("no features to compute statistics from")
+        mean = self.sum / self.count
+        squares = (self.sumsq - self.count * mean * mean).clamp_min(0).sum()
+        n = self.count * mean.numel()
+        std = float(torch.sqrt(squares / max(n - 1, 1)))
+        return mean.float(), max(std, 1e-3)
 
 
 def griffin_lim(magnitude, cfg: AudioConfig, device=None) -> torch.Tensor:

@@ -78,15 +78,16 @@ def _as_tuple(value):
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def safe_load(path: str | Path, what: str = "checkpoint"):
+def safe_load(path: str | Path, what: str = "checkpoint", mmap: bool = False):
     """``torch.load(path, weights_only=True)`` with every failure as a
     :class:`CheckpointError` (a file that would run code on unpickling is refused
-    by the weights-only unpickler before anything of it executes)."""
+    by the weights-only unpickler before anything of it executes). ``mmap``: tensors
+    are memory-mapped from the file (read when touched, shared between processes)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found", item=str(path))
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         found = [line.strip() for line in str(exc).splitlines()
                  if "Unsupported" in line or "GLOBAL" in line]

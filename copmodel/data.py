@@ -154,7 +154,19 @@ class ClipTensors(torch.utils.data.Dataset):
         return cls(None, ids, lens, paths)
 
     def stacked_mel(self) -> torch.Tensor:
+        """Every clip's features in one tensor (small sets only: see :meth:`mel_maps`)."""
         return torch.stack([self[i]["mel"] for i in range(len(self))])
+
+    def mel_maps(self, limit: int = 0, seed: int = 0):
+        """The clips' raw features one at a time (every clip, or a seeded subset of
+        ``limit`` clips), for streaming statistics."""
+        indices = range(len(self))
+        if 0 < limit < len(self):
+            g = torch.Generator().manual_seed(seed)
+            indices = sorted(torch.randperm(len(self), generator=g)[:limit].tolist())
+        for i in indices:
+            arrays = self.items[i] if self.items is not None else read_npz(self.paths[i])
+            yield torch.as_tensor(arrays["mel"])
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -30,8 +30,11 @@ class FlowMatching:
 
     def sample_t(self, n: int, generator: torch.Generator | None = None,
                  device: torch.device | str = "cpu") -> torch.Tensor:
-        """``n`` times in (0, 1) from the logit-normal distribution."""
-        z = torch.randn(n, generator=generator) * self.std + self.mean
+        """``n`` times in (0, 1) from the logit-normal distribution (drawn on the
+        generator's device)."""
+        z = torch.randn(n, generator=generator,
+                        device=generator.device if generator is not None else "cpu")
+        z = z * self.std + self.mean
         return torch.sigmoid(z).to(device)
 
     @staticmethod

@@ -66,7 +66,8 @@ def load_preferences(path: str | Path) -> dict:
     from .ckpt import safe_load
     from .errors import CheckpointError
 
-    prefs = safe_load(path, what="preferences file")
+    # memory-mapped: every rank reads only the pairs of its batch positions
+    prefs = safe_load(path, what="preferences file", mmap=True)
     if not isinstance(prefs, dict) or not isinstance(prefs.get("pairs"), list):
         raise CheckpointError("not a copmodel preferences file (copmodel prefs --out)",
                               item=str(path))

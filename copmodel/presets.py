@@ -111,6 +111,10 @@ class TrainConfig:
     # micro-batches per optimizer step: each process's share of batch_size is split into
     # grad_accum equal parts whose gradients add up (same update, less activation memory)
     grad_accum: int = 1
+    # DataLoader workers reading and collating the next steps' batches (0: in the loop)
+    num_workers: int = 0
+    # clips the normalisation statistics are computed from (a seeded subset; 0: all)
+    stats_clips: int = 0
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,7 @@ def small() -> Config:
                       roll_channels=32, text_dim=256, text_depth=2, text_vocab=8192,
                       text_max_tokens=64, contrastive_dim=256),
         train=TrainConfig(batch_size=32, lr=3e-4, warmup_steps=1000, max_steps=100_000,
-                          ema_decay=0.999),
+                          ema_decay=0.999, num_workers=4, stats_clips=2000),
         sample=SampleConfig(steps=64, guidance_weight=2.0))
 
 
@@ -215,7 +219,7 @@ def base() -> Config:
                       video_encoder="clip:openai/clip-vit-base-patch32",
                       text_encoder="t5:google/flan-t5-base"),
         train=TrainConfig(batch_size=64, lr=1e-4, warmup_steps=2000, max_steps=300_000,
-                          ema_decay=0.9999),
+                          ema_decay=0.9999, num_workers=8, stats_clips=2000),
         sample=SampleConfig(steps=64, guidance_weight=2.0))
 
 

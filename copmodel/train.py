@@ -20,6 +20,7 @@ import contextlib
 import csv
 import logging
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -43,7 +44,26 @@ def stage_dir(run: str | Path, stage: int) -> Path:
 
 
 def _to(batch: dict, device) -> dict:
-    return {k: v.to(device) for k, v in batch.items()}
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item ``i``: ``(step, [micro-batch, ...])``, the CPU batches of one process for step
+    ``start + i`` (what :meth:`Trainer.batch` reads), so that a DataLoader's workers read
+    and collate them while the device trains on the previous steps."""
+
+    def __init__(self, data: ClipTensors, batch_size: int, seed: int,
+                 positions: list[list[int]], start: int, stop: int):
+        self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.positions, self.start, self.stop = positions, start, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __getitem__(self, i: int) -> tuple[int, list[dict]]:
+        step = self.start + i
+        idx = batch_indices(len(self.data), self.batch_size, self.seed, step)
+        return step, [collate([self.data[idx[p]] for p in pos]) for pos in self.positions]
 
 
 # Stages whose trainable parameters can miss a gradient in some step (DDP must then
@@ -136,6 +156,8 @@ class Trainer:
     ``data``; DPO's reference is the EMA of the checkpoint that generated them.
     """
 
+    predicted_cache_size = 2048  # clips whose predicted roll (T x 88 floats) is kept
+
     def __init__(self, stage: int, cfg: Config, data: ClipTensors, out: str | Path, *,
                  max_steps: int | None = None, save_every: int | None = None,
                  resume: bool = False, init: str | Path | None = None,
@@ -163,9 +185,10 @@ class Trainer:
         self.sdir = stage_dir(out, stage)
         self.last = self.sdir / "last.ckpt"
         self.init = init
+        self._batches = None  # iterator over self.loader() while run() trains
         self.step_count = 0
         self.losses: dict = {}
-        self._predicted: dict[int, torch.Tensor] = {}
+        self._predicted: OrderedDict[int, torch.Tensor] = OrderedDict()
         self.restore(resume)
 
     # ------------------------------------------------------------ set-up
@@ -188,7 +211,7 @@ class Trainer:
                 # pairs) come from, so DPO's policy starts equal to its reference
                 model.load_state_dict(load_checkpoint(self.init)["ema"])
             else:
-                model.audio.fit_stats(self.data.stacked_mel())
+                self.fit_stats(model)
         self.ref = self._reference() if self.prefs is not None else None
         model.set_stage(stage)
         lr = tc.lr * (tc.stage3_lr_scale if stage == 3 else 1.0)
@@ -217,6 +240,27 @@ class Trainer:
         if self.ref is not None:
             self.ref.to(self.acc.device)
 
+    @torch.no_grad()
+    def fit_stats(self, model: CoPModel) -> None:
+        """Normalisation statistics of the training features: a streaming pass over the
+        clips (or ``train.stats_clips`` of them, seeded) on the main process, broadcast
+        to the others (memory independent of the data size, computed once)."""
+        from accelerate.utils import broadcast
+
+        tc, channels = self.cfg.train, model.audio.channels
+        packed = torch.zeros(channels + 1)
+        if self.acc.is_main_process:
+            from .audio import FeatureStats
+
+            stats = FeatureStats(channels)
+            for features in self.data.mel_maps(tc.stats_clips, tc.seed):
+                stats.add(features)
+            mean, std = stats.result()
+            packed = torch.cat([mean, torch.tensor([std])])
+        if self.world > 1:
+            packed = broadcast(packed.to(self.acc.device), from_process=0).cpu()
+        model.audio.set_stats(packed[:channels], float(packed[channels]))
+
     def _reference(self) -> CoPModel:
         """The weights that generated the preference pairs: the EMA of ``info.ckpt``,
         checked against the sha256 recorded when the pairs were made."""
@@ -244,29 +288,53 @@ class Trainer:
         size = len(mine) // tc.grad_accum
         return mine[micro * size:(micro + 1) * size]
 
-    def batch(self, step: int, micro: int = 0) -> tuple[dict, dict]:
+    def loader(self, start: int) -> torch.utils.data.DataLoader:
+        """Batches of steps ``start`` .. ``max_steps - 1`` read ahead by
+        ``train.num_workers`` workers (pinned memory on CUDA, 2 steps prefetched each)."""
+        tc = self.cfg.train
+        steps = StepBatches(self.data, tc.batch_size, tc.seed,
+                            [self.positions(m) for m in range(tc.grad_accum)], start,
+                            self.max_steps)
+        return torch.utils.data.DataLoader(
+            steps, batch_size=None, shuffle=False, num_workers=tc.num_workers,
+            pin_memory=self.acc.device.type == "cuda",
+            prefetch_factor=2 if tc.num_workers > 0 else None)
+
+    def batch(self, step: int, micro: int = 0, cpu_batch: dict | None = None
+              ) -> tuple[dict, dict]:
         """This process's share of (micro-batch ``micro`` of) the global batch of ``step``
-        and its randomness."""
+        (``cpu_batch``: already read by the loader) and its randomness, drawn on the
+        device."""
         tc = self.cfg.train
         idx = batch_indices(len(self.data), tc.batch_size, tc.seed, step)
         positions = self.positions(micro)
-        batch = _to(collate([self.data[idx[p]] for p in positions]), self.acc.device)
+        if cpu_batch is None:
+            cpu_batch = collate([self.data[idx[p]] for p in positions])
+        batch = _to(cpu_batch, self.acc.device)
         p_pred = predicted_roll_probability(tc.roll_condition, self.stage, step,
                                             tc.roll_schedule_steps)
         rand = step_randomness(self.core, self.data.lens, positions, tc.seed, self.stage, step,
-                               p_pred)
+                               p_pred, device=self.acc.device)
         if self.stage == 3 and p_pred > 0:
-            batch["roll_predicted"] = torch.stack([self.predicted_roll(idx[p]) for p in positions])
+            batch["roll_predicted"] = torch.stack([self.predicted_roll(idx[p], batch["frames"][j])
+                                                   for j, p in enumerate(positions)])
         return batch, _to(rand, self.acc.device)
 
     @torch.no_grad()
-    def predicted_roll(self, index: int) -> torch.Tensor:
-        """The frozen (stage 3) Roll Predictor's probabilities for clip ``index``, computed
-        once per clip."""
-        if index not in self._predicted:
-            frames = self.data[index]["frames"][None].to(self.acc.device)
-            self._predicted[index] = self.core.roll_predictor.probabilities(frames)[0]
-        return self._predicted[index]
+    def predicted_roll(self, index: int, frames: torch.Tensor | None = None) -> torch.Tensor:
+        """The frozen (stage 3) Roll Predictor's probabilities for clip ``index``
+        (``frames``: its frames when at hand), kept in a least-recently-used cache of at
+        most :attr:`predicted_cache_size` clips."""
+        if index in self._predicted:
+            self._predicted.move_to_end(index)
+            return self._predicted[index]
+        if frames is None:
+            frames = self.data[index]["frames"]
+        roll = self.core.roll_predictor.probabilities(frames[None].to(self.acc.device))[0]
+        self._predicted[index] = roll
+        while len(self._predicted) > self.predicted_cache_size:
+            self._predicted.popitem(last=False)
+        return roll
 
     def dpo_batch(self, step: int, micro: int = 0
                   ) -> tuple[dict, dict, tuple] | tuple[None, None, None]:
@@ -285,8 +353,8 @@ class Trainer:
                          "roll": torch.as_tensor(q["roll"]).float(),
                          "guidance_weight": torch.tensor(float(q["guidance_weight"]))})
         pair_batch = _to(collate(rows), self.acc.device)
-        pair_rand = _to(step_randomness(self.core, self.data.lens, positions, tc.seed + 1,
-                                        self.stage, step), self.acc.device)
+        pair_rand = step_randomness(self.core, self.data.lens, positions, tc.seed + 1,
+                                    self.stage, step, device=self.acc.device)
         with torch.no_grad(), self.acc.autocast():
             ref_err = self.ref.pair_errors(pair_batch, pair_rand)
         return pair_batch, pair_rand, ref_err
@@ -297,9 +365,15 @@ class Trainer:
         batch; DDP synchronises only the last); returns the losses (floats, means over
         the micro-batches) and the gradient norm."""
         step, accum = self.step_count, self.cfg.train.grad_accum
+        prefetched = None
+        if self._batches is not None:
+            loaded, prefetched = next(self._batches)
+            if loaded != step:
+                raise RuntimeError(f"data loader is at step {loaded}, the trainer at {step}")
         totals: dict = {}
         for micro in range(accum):
-            batch, rand = self.batch(step, micro)
+            batch, rand = self.batch(step, micro,
+                                     None if prefetched is None else prefetched[micro])
             pair_batch, pair_rand, ref_err = self.dpo_batch(step, micro)
             sync = micro == accum - 1 or self.world == 1
             with (contextlib.nullcontext() if sync else self.acc.no_sync(self.model)):
@@ -354,6 +428,8 @@ class Trainer:
         bar = tqdm(total=self.max_steps, initial=self.step_count, desc=f"stage {self.stage}",
                    unit="step", disable=not (self.progress and self.acc.is_main_process),
                    leave=False)
+        if self.cfg.train.num_workers > 0 and self.step_count < self.max_steps:
+            self._batches = iter(self.loader(self.step_count))
         while self.step_count < self.max_steps:
             row = self.step()
             bar.update(1)
@@ -364,6 +440,7 @@ class Trainer:
                     and self.step_count < self.max_steps):
                 self.save()
         bar.close()
+        self._batches = None
         self.save()
         if self.acc.is_main_process:
             write_loss_png(csv_path, self.sdir / "loss.png")
