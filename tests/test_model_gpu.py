@@ -4,8 +4,7 @@ accumulation, AdamW parameter groups, DDP's unused-parameter search, torch
 Griffin-Lim (parity with librosa) and spectral front ends that follow their device.
 
 A device move is simulated with ``meta`` (a device without data: a tensor left on
-the CPU stays visibly on the CPU) or with a dtype move (float64: what a tensor
-on another device would trip over, float32 vs float64 trips the same way)."""
+the CPU stays visibly on the CPU, and mixing the two raises as CPU and CUDA do)."""
 
 from __future__ import annotations
 
@@ -237,13 +236,15 @@ def test_torch_griffin_lim_matches_librosa(iters):
 
 
 @pytest.mark.parametrize("representation", ["stft", "mel"])
-def test_round_trip_runs_where_the_representation_lives(representation):
+def test_spectral_front_end_runs_where_the_representation_lives(representation):
     from copmodel.audio import build_audio, round_trip
 
     cfg = replace(get_preset("micro").audio, representation=representation, griffin_lim_iters=2)
-    rep = build_audio(cfg).double()  # a dtype move stands in for a device move
-    # old code: a float32 CPU input against a float64 window -> stft raises
+    rep = build_audio(cfg)
     out = round_trip(_tone(), 16000, rep, 16000)
     assert out.dtype == np.float32 and out.shape == (16000,)
+    # the representation on another device (meta), the waveform on the CPU: the old
+    # front end passed the CPU input to stft beside the device's window and raised
+    rep.to("meta")
     feats = rep.encode(torch.from_numpy(_tone())[None], 50)
-    assert feats.dtype == torch.float64
+    assert feats.device.type == "meta" and feats.shape == (1, rep.channels, 50)
