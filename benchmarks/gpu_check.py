@@ -244,6 +244,32 @@ def copbench_run(ckpt: str, data: Path, out: Path, device: str, dry: bool) -> di
             "seconds": round(time.perf_counter() - t0, 1), "scores": scores}
 
 
+def bench_row(name: str, dev: torch.device, size: dict, precision: str) -> dict:
+    """bench_model's row at the preset's batch; out of GPU memory (a measurement, e.g.
+    ``base`` in fp32) is recorded and the batch halved, down to 1."""
+    from bench_model import bench_preset
+
+    batch, oom = None, []
+    while True:
+        try:
+            row = bench_preset(name, dev, batch, size["bench_steps"], size["ode_measured"],
+                               precision, seconds=size["bench_seconds"])
+            return {**row, "out_of_memory_at_batch": oom} if oom else row
+        except torch.cuda.OutOfMemoryError:
+            from copmodel.presets import get_preset
+
+            batch = (batch or get_preset(name).train.batch_size)
+            oom.append(batch)
+            if batch <= 1:
+                raise
+            batch //= 2
+        import gc
+
+        gc.collect()  # the failed trainer's tensors, once the traceback is gone
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -260,7 +286,6 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    from bench_model import bench_preset
 
     report: dict = {"dry_run": args.dry_run, "device": device, "torch": torch.__version__,
                     "python": platform.python_version(), "sizes": size}
@@ -269,8 +294,7 @@ def main(argv=None) -> int:
         report["gpus"] = torch.cuda.device_count()
         report["bf16_supported"] = torch.cuda.is_bf16_supported()
     dev = torch.device(device)
-    report["bench"] = [bench_preset(name, dev, None, size["bench_steps"], size["ode_measured"],
-                                    precision, seconds=size["bench_seconds"])
+    report["bench"] = [bench_row(name, dev, size, precision)
                        for name in size["bench_presets"] for precision in ("bf16", "no")]
     from accelerate.state import AcceleratorState
 
