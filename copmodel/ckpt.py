@@ -82,10 +82,17 @@ def safe_load(path: str | Path, what: str = "checkpoint", mmap: bool = False):
     """``torch.load(path, weights_only=True)`` with every failure as a
     :class:`CheckpointError` (a file that would run code on unpickling is refused
     by the weights-only unpickler before anything of it executes). ``mmap``: tensors
-    are memory-mapped from the file (read when touched, shared between processes)."""
+    are memory-mapped from the file (read when touched, shared between processes) when
+    it is in torch's zip format."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found", item=str(path))
+    if mmap:
+        import zipfile
+
+        # only torch's zip format can be mapped; an old-format file is read whole (and
+        # still weights-only)
+        mmap = zipfile.is_zipfile(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
