@@ -143,7 +143,7 @@ def test_precision_is_a_config_field():
 
 
 def test_gradient_accumulation_equals_one_bigger_micro_batch(tmp_path):
-    cfg = get_preset("micro").override(train={"batch_size": 4, "max_steps": 3})
+    cfg = get_preset("micro").override(train={"batch_size": 4, "max_steps": 2})
     data = make_tensors(cfg)
     init = train(1, cfg, data, tmp_path / "s1", max_steps=1, progress=False)["ckpt"]
 
@@ -152,11 +152,9 @@ def test_gradient_accumulation_equals_one_bigger_micro_batch(tmp_path):
                                      progress=False)["ckpt"])
 
     whole = stage2(cfg, "a")
-    parts = stage2(cfg.override(train={"grad_accum": 2}), "b")
-    quarters = stage2(cfg.override(train={"grad_accum": 4}), "c")
+    quarters = stage2(cfg.override(train={"grad_accum": 4}), "c")  # micro-batches of one
     for k, v in whole["weights"].items():
-        for other in (parts, quarters):
-            assert torch.allclose(v.float(), other["weights"][k].float(), rtol=1e-4, atol=2e-6), k
+        assert torch.allclose(v.float(), quarters["weights"][k].float(), rtol=1e-4, atol=2e-6), k
     # the comparison can fail: half the batch (what a wrong slicing would train on) differs
     half = stage2(cfg.override(train={"batch_size": 2}), "d")
     assert not torch.allclose(half["weights"]["dit.out.weight"],
