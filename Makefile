@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_DIR ?= demo
 
-.PHONY: install test test-fast parity demo demo-data bench clean browser-deps
+.PHONY: install test test-fast parity demo demo-data bench clean browser-deps gpu-wheels
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,22 @@ bench: install
 	$(PY) benchmarks/bench_metrics.py --clips 3 --repeat 2
 	$(PY) benchmarks/bench_model.py
 	$(PY) benchmarks/bench_mos_sim.py
+
+# Wheels the GPU device image lacks (Python 3.12, torch 2.11+cu130, torchaudio, torchvision,
+# accelerate, transformers, onnxruntime, numpy, scipy, pandas, opencv, pyyaml, tqdm,
+# safetensors, scikit-learn, numba, matplotlib, requests... are there) for training,
+# sampling and scoring: CPython 3.12 manylinux x86-64, no dependencies pulled, one
+# version each. benchmarks/gpu_check.sh installs .whl/ into a temporary target.
+GPU_WHEELS := av==18.1.0 soundfile==0.14.0 cffi==2.1.1 pycparser==3.12 soxr==1.1.0 \
+	librosa==0.11.0 audioread==3.1.0 pooch==1.9.0 platformdirs==4.14.9 decorator==5.3.2 \
+	pretty_midi==0.2.11.post0 mido==1.3.3 mir_eval==0.8.2 basic-pitch==0.4.0 resampy==0.4.2
+GPU_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
+
+gpu-wheels:
+	rm -rf .whl && mkdir -p .whl
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp $(GPU_PLATFORMS) -d .whl $(GPU_WHEELS)
+	@du -sh .whl
 
 clean:
 	rm -rf $(VENV) $(PARITY_VENV) $(DEMO_DIR) .pytest_cache

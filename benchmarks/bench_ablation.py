@@ -62,10 +62,11 @@ BOARD = ("midi_note_f1", "av_align", "fad_mel")
 # sampling-only variants: the ``default`` run's checkpoints sampled with other settings
 SAMPLING: dict[str, tuple[str, str, dict]] = {
     "guidance_seed_w1": ("3", "the seed's guidance convention (roll kept in the null pass), "
-                         "w=1 (= ours w=2)", {"guidance": "seed", "cfg": 1.0}),
-    "guidance_seed_w2": ("3", "the seed's guidance convention, w=2", {"guidance": "seed",
-                                                                      "cfg": 2.0}),
-    "no_guidance": ("3", "no guidance (ours, w=1)", {"cfg": 1.0}),
+                         "w=1 (= ours w=2)", {"guidance_convention": "seed",
+                                                         "guidance_weight": 1.0}),
+    "guidance_seed_w2": ("3", "the seed's guidance convention, w=2", {"guidance_convention": "seed",
+                                                                      "guidance_weight": 2.0}),
+    "no_guidance": ("3", "no guidance (ours, w=1)", {"guidance_weight": 1.0}),
     "sway_-1": ("3", "sway sampling s=-1 (F5-TTS)", {"sway": -1.0}),
 }
 

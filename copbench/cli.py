@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="score the clips that have outputs even when some are broken or "
                         "missing (the result is marked incomplete)")
     r.add_argument("--data", required=True, help="CoP dataset folder")
-    r.add_argument("--split", default="test", choices=["test", "train", "all"])
+    r.add_argument("--split", default="test",
+                   help="a split of the dataset (test, train, valid, ...) or all (default: test)")
     r.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                    help=f"comma-separated, from {','.join(ALL_METRICS)}")
     r.add_argument("--out", default="results", help="results folder (default: results)")

@@ -87,7 +87,9 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
     ds = open_dataset(data)
     clips = sorted(ds.clips(split), key=lambda c: c.id)
     if not clips:
-        raise CopDataError(f"the dataset has no clips in split {split!r}", item=str(data))
+        present = sorted({str(row.split) for row in ds.rows})
+        raise CopDataError(f"the dataset has no clips in split {split!r}; splits present: "
+                           f"{', '.join(present)}, or all", item=str(data))
     if track not in (None,) + TRACKS:
         raise MetricError(f"unknown track; choose one of {', '.join(TRACKS)}", item=str(track))
     source = resolve_model(model, seed, track=track, device=device)

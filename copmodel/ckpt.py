@@ -46,8 +46,31 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos,
                          has_gauss, gauss))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    set_cuda_rng_states(state.get("cuda") or [])
+
+
+def set_cuda_rng_states(states) -> int:
+    """Restore the stored CUDA RNG states of the GPUs that exist here: a checkpoint
+    written on 8 GPUs resumes on 1 (the extra states are ignored) and one written on 1
+    resumes on 8 (the other GPUs keep their states). Returns how many were restored."""
+    if not states or not torch.cuda.is_available():
+        return 0
+    n = min(len(states), torch.cuda.device_count())
+    for index in range(n):
+        torch.cuda.set_rng_state(states[index], index)
+    return n
+
+
+def to_cpu(obj):
+    """A copy of nested dicts/lists/tuples with every tensor moved to the CPU (what a
+    checkpoint stores, so that it loads on any machine)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
 
 
 def _as_tuple(value):
@@ -55,15 +78,23 @@ def _as_tuple(value):
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def safe_load(path: str | Path, what: str = "checkpoint"):
+def safe_load(path: str | Path, what: str = "checkpoint", mmap: bool = False):
     """``torch.load(path, weights_only=True)`` with every failure as a
     :class:`CheckpointError` (a file that would run code on unpickling is refused
-    by the weights-only unpickler before anything of it executes)."""
+    by the weights-only unpickler before anything of it executes). ``mmap``: tensors
+    are memory-mapped from the file (read when touched, shared between processes) when
+    it is in torch's zip format."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found", item=str(path))
+    if mmap:
+        import zipfile
+
+        # only torch's zip format can be mapped; an old-format file is read whole (and
+        # still weights-only)
+        mmap = zipfile.is_zipfile(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         found = [line.strip() for line in str(exc).splitlines()
                  if "Unsupported" in line or "GLOBAL" in line]

@@ -58,7 +58,8 @@ def _sample(args) -> int:
 
     sampler = load_sampler(args.ckpt, device=args.device)
     info = sample_split(sampler, args.data, args.split, args.out, seed=args.seed,
-                        steps=args.steps, cfg=args.cfg, output=args.output, limit=args.limit)
+                        steps=args.steps, guidance=args.guidance, output=args.output,
+                        track=args.track, limit=args.limit)
     print(f"wrote {info['clips']} wav files to {args.out}")
     return 0
 
@@ -67,7 +68,8 @@ def _prefs(args) -> int:
     from .prefs import make_preferences
 
     result = make_preferences(args.ckpt, args.data, args.out, split=args.split,
-                              candidates=args.candidates, steps=args.steps, cfg=args.cfg,
+                              candidates=args.candidates, steps=args.steps,
+                              guidance=args.guidance,
                               limit=args.limit, seed=args.seed, device=args.device)
     print(json.dumps(result, indent=2))
     return 0
@@ -115,9 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test")
     s.add_argument("--out", required=True)
     s.add_argument("--steps", type=int, default=None)
-    s.add_argument("--cfg", type=float, default=None)
+    s.add_argument("--guidance", "--cfg", dest="guidance", type=float, default=None,
+                   metavar="W", help="classifier-free guidance weight (default: the "
+                   "checkpoint's sample.guidance_weight)")
+    s.add_argument("--track", default="tv2a", choices=("v2a", "tv2a"),
+                   help="what the model is given: v2a = video and one neutral prompt for every "
+                   "clip; tv2a = video and the clip's caption (default)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default="cpu", help="cpu / cuda / cuda:N")
     s.add_argument("--output", default="generate", choices=("generate", "reconstruct", "rollsynth"),
                    help="generate (the model), reconstruct (the reference audio through the "
                    "audio representation: its ceiling) or rollsynth (predicted roll -> notes -> "
@@ -132,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--split", default="train")
     r.add_argument("--candidates", type=int, default=4)
     r.add_argument("--steps", type=int, default=None)
-    r.add_argument("--cfg", type=float, default=None)
+    r.add_argument("--guidance", "--cfg", dest="guidance", type=float, default=None,
+                   metavar="W", help="classifier-free guidance weight (default: the "
+                   "checkpoint's sample.guidance_weight)")
     r.add_argument("--limit", type=int, default=None, help="at most this many clips")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default=None,

@@ -55,13 +55,15 @@ def fit_frames(frames: np.ndarray, num_frames: int) -> np.ndarray:
     return np.concatenate([frames, pad])
 
 
-def condition_arrays(clip, cfg: Config, lens: SeqLens, roll: np.ndarray | None = None) -> dict:
-    """Video, text and (ground-truth unless given) roll arrays of one clip."""
+def condition_arrays(clip, cfg: Config, lens: SeqLens, roll: np.ndarray | None = None,
+                     caption: str | None = None) -> dict:
+    """Video, text (the clip's caption unless ``caption`` is given) and (ground-truth
+    unless given) roll arrays of one clip."""
     rgb = fit_frames(clip.frames(), lens.video_frames)
     out = {"frames": preprocess_frames(rgb, cfg.net.frame_height, cfg.net.frame_width)}
     if cfg.net.video_encoder.startswith("clip:"):
         out["video_features"] = clip_image_features(rgb, cfg.net.video_encoder)
-    text, mask = encode_caption(clip.caption, cfg.net)
+    text, mask = encode_caption(clip.caption if caption is None else caption, cfg.net)
     out["text"], out["text_mask"] = text, mask
     if roll is None:
         roll = clip.roll()
@@ -77,7 +79,7 @@ def clip_arrays(clip, cfg: Config, lens: SeqLens, audio_repr) -> dict:
     audio = np.pad(audio, (0, lens.audio_samples - len(audio)))
     with torch.no_grad():
         mel = audio_repr.encode(torch.from_numpy(audio)[None], lens.mel_frames)[0]
-    out["mel"] = mel.numpy().astype(np.float32)
+    out["mel"] = mel.float().cpu().numpy()
     return out
 
 
@@ -152,7 +154,19 @@ class ClipTensors(torch.utils.data.Dataset):
         return cls(None, ids, lens, paths)
 
     def stacked_mel(self) -> torch.Tensor:
+        """Every clip's features in one tensor (small sets only: see :meth:`mel_maps`)."""
         return torch.stack([self[i]["mel"] for i in range(len(self))])
+
+    def mel_maps(self, limit: int = 0, seed: int = 0):
+        """The clips' raw features one at a time (every clip, or a seeded subset of
+        ``limit`` clips), for streaming statistics."""
+        indices = range(len(self))
+        if 0 < limit < len(self):
+            g = torch.Generator().manual_seed(seed)
+            indices = sorted(torch.randperm(len(self), generator=g)[:limit].tolist())
+        for i in indices:
+            arrays = self.items[i] if self.items is not None else read_npz(self.paths[i])
+            yield torch.as_tensor(arrays["mel"])
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -30,8 +30,11 @@ class FlowMatching:
 
     def sample_t(self, n: int, generator: torch.Generator | None = None,
                  device: torch.device | str = "cpu") -> torch.Tensor:
-        """``n`` times in (0, 1) from the logit-normal distribution."""
-        z = torch.randn(n, generator=generator) * self.std + self.mean
+        """``n`` times in (0, 1) from the logit-normal distribution (drawn on the
+        generator's device)."""
+        z = torch.randn(n, generator=generator,
+                        device=generator.device if generator is not None else "cpu")
+        z = z * self.std + self.mean
         return torch.sigmoid(z).to(device)
 
     @staticmethod
@@ -80,20 +83,20 @@ class FlowMatching:
         return u
 
     @staticmethod
-    def guide(cond: torch.Tensor, uncond: torch.Tensor, cfg: float,
+    def guide(cond: torch.Tensor, uncond: torch.Tensor, weight: float,
               convention: str = "ours") -> torch.Tensor:
         """Classifier-free guidance of two network outputs. ``ours``:
-        ``u + cfg * (c - u)`` (cfg = 1: no guidance); ``seed`` (the authors' code):
-        ``c + cfg * (c - u)`` (cfg = 0: no guidance), i.e. ours with weight cfg + 1."""
+        ``u + w * (c - u)`` (w = 1: no guidance); ``seed`` (the authors' code):
+        ``c + w * (c - u)`` (w = 0: no guidance), i.e. ours with weight w + 1."""
         if convention == "ours":
-            return uncond + cfg * (cond - uncond)
+            return uncond + weight * (cond - uncond)
         if convention == "seed":
-            return cond + cfg * (cond - uncond)
+            return cond + weight * (cond - uncond)
         raise ValueError(f"unknown guidance convention {convention!r}; use 'ours' or 'seed'")
 
     @torch.no_grad()
     def sample(self, cond_fn: VelocityFn, x0: torch.Tensor, steps: int,
-               uncond_fn: VelocityFn | None = None, cfg: float = 1.0,
+               uncond_fn: VelocityFn | None = None, weight: float = 1.0,
                convention: str = "ours", sway: float = 0.0) -> torch.Tensor:
         """Euler integration from noise ``x0`` (t = 0) to data (t = 1) over
         :meth:`timesteps`. With ``uncond_fn`` the velocity is guided (:meth:`guide`)
@@ -104,7 +107,7 @@ class FlowMatching:
         for i in range(steps):
             t = ts[i].expand(x.shape[0])
             v = cond_fn(x, t)
-            if uncond_fn is not None and cfg != neutral:
-                v = self.guide(v, uncond_fn(x, t), cfg, convention)
+            if uncond_fn is not None and weight != neutral:
+                v = self.guide(v, uncond_fn(x, t), weight, convention)
             x = x + (ts[i + 1] - ts[i]) * v
         return x

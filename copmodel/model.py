@@ -152,13 +152,13 @@ class CoPModel(nn.Module):
         return out
 
     def guided_output(self, x: torch.Tensor, t: torch.Tensor, cond: Conditions,
-                      uncond: Conditions | None, cfg: float, convention: str) -> torch.Tensor:
+                      uncond: Conditions | None, weight, convention: str) -> torch.Tensor:
         """The network output (velocity or data) under classifier-free guidance; guiding
         data predictions is the same as guiding velocities (v is affine in x1_hat)."""
         out = self.predict(x, t, cond)
         if uncond is None:
             return out
-        return self.flow.guide(out, self.predict(x, t, uncond), cfg, convention)
+        return self.flow.guide(out, self.predict(x, t, uncond), weight, convention)
 
     def null_conditions(self, batch: dict, n_tokens: int, roll: torch.Tensor | None,
                         convention: str) -> Conditions:
@@ -172,7 +172,7 @@ class CoPModel(nn.Module):
     def pair_errors(self, pairs: dict, rand: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-pair flow errors of winner ``mel_w`` and loser ``mel_l`` (shared noise, t),
         under the conditions that generated the pair: ``pairs["roll"]`` (the roll the
-        sampler used), and guidance ``pairs["cfg"]`` (one weight per pair) with the
+        sampler used), and guidance weight ``pairs["guidance_weight"]`` (one per pair) with the
         sampling convention of the config."""
         xw = self.audio.normalize(pairs["mel_w"])
         xl = self.audio.normalize(pairs["mel_l"])
@@ -180,25 +180,28 @@ class CoPModel(nn.Module):
         no = torch.zeros(xw.shape[0], dtype=torch.bool, device=xw.device)
         roll = pairs.get("roll")
         cond = self.conditions(pairs, n_tokens, no, no, no, roll)
-        convention = self.cfg.sample.guidance
-        uncond = self.null_conditions(pairs, n_tokens, roll, convention) if "cfg" in pairs else None
-        cfg = pairs["cfg"].reshape(-1, *([1] * (xw.dim() - 1))) if "cfg" in pairs else 1.0
+        convention = self.cfg.sample.guidance_convention
+        guided = "guidance_weight" in pairs
+        uncond = self.null_conditions(pairs, n_tokens, roll, convention) if guided else None
+        weight = (pairs["guidance_weight"].reshape(-1, *([1] * (xw.dim() - 1))) if guided
+                  else 1.0)
         errs = []
         for x1 in (xw, xl):
             xt = self.flow.interpolate(rand["noise"], x1, rand["t"])
-            pred = self.guided_output(xt, rand["t"], cond, uncond, cfg, convention)
+            pred = self.guided_output(xt, rand["t"], cond, uncond, weight, convention)
             errs.append(self.flow_error(pred, rand["noise"], x1))
         return errs[0], errs[1]
 
     # ------------------------------------------------------------ sampling
     @torch.no_grad()
     def generate(self, batch: dict, noise: torch.Tensor, stage: int, steps: int,
-                 cfg: float, convention: str | None = None, sway: float | None = None
+                 guidance: float, convention: str | None = None, sway: float | None = None
                  ) -> torch.Tensor:
-        """Raw (denormalised) features ``(B, C, M)`` from ``noise`` by Euler + CFG
-        (``convention`` and ``sway`` default to the config's). For stage >= 2
+        """Raw (denormalised) features ``(B, C, M)`` from ``noise`` by Euler with
+        classifier-free guidance of weight ``guidance`` (``convention`` and ``sway``
+        default to the config's). For stage >= 2
         ``batch["roll"]`` must hold the roll (see :meth:`sampling_roll`)."""
-        convention = self.cfg.sample.guidance if convention is None else convention
+        convention = self.cfg.sample.guidance_convention if convention is None else convention
         sway = self.cfg.sample.sway if sway is None else sway
         b = noise.shape[0]
         n_tokens = noise.shape[-1] // self.cfg.net.patch
@@ -207,6 +210,6 @@ class CoPModel(nn.Module):
         cond = self.conditions(batch, n_tokens, no, no, no, roll)
         uncond = self.null_conditions(batch, n_tokens, roll, convention)
         x = self.flow.sample(lambda x, t: self.velocity(x, t, cond), noise, steps,
-                             uncond_fn=lambda x, t: self.velocity(x, t, uncond), cfg=cfg,
+                             uncond_fn=lambda x, t: self.velocity(x, t, uncond), weight=guidance,
                              convention=convention, sway=sway)
         return self.audio.denormalize(x)

@@ -11,9 +11,9 @@ clips whose candidates all score the same give no pair.
 The file (``torch.save``, read back weights-only by :func:`load_preferences`)
 holds ``{"pairs": [...], "info": {...}}``. A pair: ``clip_id``, ``mel_w``,
 ``mel_l`` (raw audio features), ``roll`` (the roll the sampler used, ``(T, 88)``),
-``cfg`` (the guidance weight), ``score_w``, ``score_l``. ``info``: the checkpoint
+``guidance_weight``, ``score_w``, ``score_l``. ``info``: the checkpoint
 (path and sha256: DPO's reference model is that checkpoint's EMA), data, split,
-candidates, steps, cfg, guidance convention, sway, seed, and ``metric`` (name,
+candidates, steps, guidance weight and convention, sway, seed, track, and ``metric`` (name,
 module, version, settings, transcriber name, version and thresholds).
 
 Mining runs on ``device``; under ``accelerate``/``torchrun`` each process takes
@@ -66,17 +66,23 @@ def load_preferences(path: str | Path) -> dict:
     from .ckpt import safe_load
     from .errors import CheckpointError
 
-    prefs = safe_load(path, what="preferences file")
+    # memory-mapped: every rank reads only the pairs of its batch positions
+    prefs = safe_load(path, what="preferences file", mmap=True)
     if not isinstance(prefs, dict) or not isinstance(prefs.get("pairs"), list):
         raise CheckpointError("not a copmodel preferences file (copmodel prefs --out)",
                               item=str(path))
+    # files written before the rename store the guidance weight as "cfg"
+    prefs["pairs"] = [{("guidance_weight" if k == "cfg" else k): v for k, v in p.items()}
+                      for p in prefs["pairs"] if isinstance(p, dict)]
     return prefs
 
 
-def mine_pairs(sampler, clips: list, candidates: int, steps: int | None, cfg: float | None,
-               seed: int, progress: bool = True) -> tuple[list[dict], list[float]]:
-    """Pairs (see the module docstring) and the winner-loser score gaps."""
-    weight = sampler.cfg.sample.cfg if cfg is None else float(cfg)
+def mine_pairs(sampler, clips: list, candidates: int, steps: int | None,
+               guidance: float | None, seed: int, progress: bool = True
+               ) -> tuple[list[dict], list[float]]:
+    """Pairs (see the module docstring) and the winner-loser score gaps. Candidates
+    are sampled on the ``tv2a`` track (video + the clip's caption: what training sees)."""
+    weight = sampler.cfg.sample.guidance_weight if guidance is None else float(guidance)
     pairs, gaps = [], []
     for clip in tqdm(clips, desc="prefs", unit="clip", disable=not progress):
         batch = sampler.conditions(clip)
@@ -90,13 +96,14 @@ def mine_pairs(sampler, clips: list, candidates: int, steps: int | None, cfg: fl
         gaps.append(scores[best] - scores[worst])
         roll = batch["roll"][0].float().cpu() if "roll" in batch else torch.zeros(0, 88)
         pairs.append({"clip_id": clip.id, "mel_w": torch.from_numpy(feats[best]),
-                      "mel_l": torch.from_numpy(feats[worst]), "roll": roll, "cfg": weight,
+                      "mel_l": torch.from_numpy(feats[worst]), "roll": roll, "guidance_weight": weight,
                       "score_w": float(scores[best]), "score_l": float(scores[worst])})
     return pairs, gaps
 
 
 def make_preferences(ckpt: str | Path, data: str | Path, out: str | Path, split: str = "train",
-                     candidates: int = 4, steps: int | None = None, cfg: float | None = None,
+                     candidates: int = 4, steps: int | None = None,
+                     guidance: float | None = None,
                      limit: int | None = None, seed: int = 0, device: str | None = None,
                      progress: bool = True) -> dict:
     """Write preference pairs to ``out``; returns a summary. ``device`` defaults to the
@@ -111,7 +118,7 @@ def make_preferences(ckpt: str | Path, data: str | Path, out: str | Path, split:
     sampler = load_sampler(ckpt, device=device or str(state.device))
     clips = list(copdata.open_dataset(data).clips(split))[:limit]
     mine = clips[state.process_index::state.num_processes]
-    pairs, gaps = mine_pairs(sampler, mine, candidates, steps, cfg, seed,
+    pairs, gaps = mine_pairs(sampler, mine, candidates, steps, guidance, seed,
                              progress and state.is_main_process)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -134,8 +141,10 @@ def make_preferences(ckpt: str | Path, data: str | Path, out: str | Path, split:
     info = {"ckpt": str(ckpt), "ckpt_sha256": sampler.ckpt_hash, "data": str(data),
             "split": split, "candidates": candidates, "seed": seed,
             "steps": steps or sampler.cfg.sample.steps,
-            "cfg": sampler.cfg.sample.cfg if cfg is None else float(cfg),
-            "guidance": sampler.cfg.sample.guidance, "sway": sampler.cfg.sample.sway,
+            "guidance_weight": (sampler.cfg.sample.guidance_weight if guidance is None
+                                else float(guidance)),
+            "guidance_convention": sampler.cfg.sample.guidance_convention,
+            "sway": sampler.cfg.sample.sway, "track": "tv2a",
             "roll": sampler.info()["roll"], "metric": ranking_metric(),
             "clips": len(clips), "pairs": len(pairs), "processes": state.num_processes}
     if state.is_main_process:

@@ -105,19 +105,34 @@ class TrainConfig:
     dpo_weight: float = 1.0
     save_every: int = 0  # 0: only at the end
     seed: int = 0
+    # autocast precision: "auto" (bf16 on GPUs that support it, fp32 elsewhere), "bf16",
+    # "fp16" (GPU only; gradients scaled) or "no" (fp32)
+    mixed_precision: str = "auto"
+    # micro-batches per optimizer step: each process's share of batch_size is split into
+    # grad_accum equal parts whose gradients add up (same update, less activation memory)
+    grad_accum: int = 1
+    # DataLoader workers reading and collating the next steps' batches (0: in the loop)
+    num_workers: int = 0
+    # clips the normalisation statistics are computed from (a seeded subset; 0: all)
+    stats_clips: int = 0
 
 
 @dataclass(frozen=True)
 class SampleConfig:
-    """Euler steps, guidance weight and convention, sway sampling (see flow.py)."""
+    """Euler steps, classifier-free guidance weight and convention, sway sampling
+    (see flow.py)."""
 
     steps: int = 25
-    cfg: float = 2.0
-    # "ours": v_u + cfg * (v_c - v_u), v_u with every condition null;
-    # "seed": v_c + cfg * (v_c - v_u), v_u keeps the roll (video and text null)
-    guidance: str = "ours"
+    guidance_weight: float = 2.0
+    # "ours": v_u + w * (v_c - v_u), v_u with every condition null;
+    # "seed": v_c + w * (v_c - v_u), v_u keeps the roll (video and text null)
+    guidance_convention: str = "ours"
     sway: float = 0.0  # sway sampling coefficient s (0: uniform t; F5-TTS uses -1)
     roll_threshold: float = 0.4
+
+
+# sample keys of checkpoints written before the guidance fields were renamed
+LEGACY_SAMPLE_KEYS = {"cfg": "guidance_weight", "guidance": "guidance_convention"}
 
 
 @dataclass(frozen=True)
@@ -140,11 +155,12 @@ class Config:
                 raise ConfigError(f"unknown {klass.__name__} keys {sorted(unknown)}",
                                   item=str(sub))
             return klass(**sub)
+        sample = {LEGACY_SAMPLE_KEYS.get(k, k): v for k, v in d.get("sample", {}).items()}
         return cls(name=d.get("name", "custom"),
                    audio=build(AudioConfig, d.get("audio", {})),
                    net=build(NetConfig, d.get("net", {})),
                    train=build(TrainConfig, d.get("train", {})),
-                   sample=build(SampleConfig, d.get("sample", {})))
+                   sample=build(SampleConfig, sample))
 
     def with_settings(self, settings: list[str]) -> "Config":
         """Apply ``group.field=value`` strings (``net.dim=256``, ``train.lr=3e-4``,
@@ -172,7 +188,7 @@ def tiny() -> Config:
     """2 CPU cores, minutes: 16 kHz log-STFT (513 bins), hop 320 (50 Hz), 2 frames per
     token; LR 3e-3 (stage 3: 6e-4); guidance weight 3 (best demo note F1 of 1, 2, 3, 4, 5
     on the demo model)."""
-    return Config(name="tiny", sample=SampleConfig(cfg=3.0))
+    return Config(name="tiny", sample=SampleConfig(guidance_weight=3.0))
 
 
 def small() -> Config:
@@ -185,8 +201,8 @@ def small() -> Config:
                       roll_channels=32, text_dim=256, text_depth=2, text_vocab=8192,
                       text_max_tokens=64, contrastive_dim=256),
         train=TrainConfig(batch_size=32, lr=3e-4, warmup_steps=1000, max_steps=100_000,
-                          ema_decay=0.999),
-        sample=SampleConfig(steps=64, cfg=2.0))
+                          ema_decay=0.999, num_workers=4, stats_clips=2000),
+        sample=SampleConfig(steps=64, guidance_weight=2.0))
 
 
 def base() -> Config:
@@ -203,8 +219,8 @@ def base() -> Config:
                       video_encoder="clip:openai/clip-vit-base-patch32",
                       text_encoder="t5:google/flan-t5-base"),
         train=TrainConfig(batch_size=64, lr=1e-4, warmup_steps=2000, max_steps=300_000,
-                          ema_decay=0.9999),
-        sample=SampleConfig(steps=64, cfg=2.0))
+                          ema_decay=0.9999, num_workers=8, stats_clips=2000),
+        sample=SampleConfig(steps=64, guidance_weight=2.0))
 
 
 def micro() -> Config:
@@ -219,7 +235,7 @@ def micro() -> Config:
                       contrastive_dim=16),
         train=TrainConfig(batch_size=4, lr=1e-3, warmup_steps=2, max_steps=4,
                           roll_frames_per_clip=4),
-        sample=SampleConfig(steps=4, cfg=2.0))
+        sample=SampleConfig(steps=4, guidance_weight=2.0))
 
 
 PRESETS = {"micro": micro, "tiny": tiny, "small": small, "base": base}
@@ -287,7 +303,8 @@ def load_config(spec: str, settings: list[str] | None = None) -> Config:
 
 
 CHOICES = {("train", "roll_condition"): ("true", "predicted", "scheduled"),
-           ("sample", "guidance"): ("ours", "seed"),
+           ("train", "mixed_precision"): ("auto", "bf16", "fp16", "no"),
+           ("sample", "guidance_convention"): ("ours", "seed"),
            ("audio", "mel_inverse"): ("nnls", "pinv"),
            ("net", "prediction"): ("data", "velocity")}
 
@@ -315,7 +332,9 @@ RANGES = {
     ("train", "cond_dropout_all"): (0, 1), ("train", "cond_dropout"): (0, 1),
     ("train", "logit_normal_std"): (0, 100, True), ("train", "roll_frames_per_clip"): (1, 100_000),
     ("train", "temperature_init"): (0, 100, True), ("train", "seed"): (0, 2 ** 63 - 1),
-    ("sample", "steps"): (1, 100_000), ("sample", "cfg"): (-100, 100),
+    ("train", "grad_accum"): (1, 65536), ("train", "num_workers"): (0, 256),
+    ("train", "stats_clips"): (0, 10 ** 9),
+    ("sample", "steps"): (1, 100_000), ("sample", "guidance_weight"): (-100, 100),
     ("sample", "sway"): (-10, 10), ("sample", "roll_threshold"): (0, 1),
 }
 

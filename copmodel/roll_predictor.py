@@ -51,18 +51,26 @@ class RollPredictor(nn.Module):
         else:
             x = frames[:, ctx]
         k = x.shape[1]
-        x = self.conv(x.reshape(b * k, self.context, h, w).float() / 255.0 - 0.5).amax(dim=2)
-        return self.head(x.flatten(1)).reshape(b, k, NUM_KEYS)
+        return self.logits(x.reshape(b * k, self.context, h, w)).reshape(b, k, NUM_KEYS)
+
+    def logits(self, stacks: torch.Tensor) -> torch.Tensor:
+        """``(N, context, h, w)`` uint8 frame stacks -> ``(N, 88)`` logits."""
+        x = self.conv(stacks.float() / 255.0 - 0.5).amax(dim=2)
+        return self.head(x.flatten(1))
 
     @torch.no_grad()
     def probabilities(self, frames: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-        """Key probabilities ``float (B, T, 88)`` (no gradient; frames in chunks)."""
+        """Key probabilities ``float (B, T, 88)`` (no gradient). The B x T frame stacks
+        go through the network ``chunk`` at a time, whatever the batch size (the first
+        convolution's activations of a whole ``base`` batch would not fit a GPU)."""
         b, t = frames.shape[:2]
+        ctx = context_index(t, self.context, frames.device)  # (T, context)
         out = []
-        for s in range(0, t, chunk):
-            idx = torch.arange(s, min(t, s + chunk), device=frames.device).expand(b, -1)
-            out.append(torch.sigmoid(self(frames, idx).float()))
-        return torch.cat(out, dim=1)
+        for s in range(0, b * t, chunk):
+            cells = torch.arange(s, min(b * t, s + chunk), device=frames.device)
+            stacks = frames[(cells // t)[:, None], ctx[cells % t]]  # (n, context, h, w)
+            out.append(torch.sigmoid(self.logits(stacks).float()))
+        return torch.cat(out).reshape(b, t, NUM_KEYS)
 
     @torch.no_grad()
     def predict(self, frames: torch.Tensor, threshold: float = 0.5, chunk: int = 256) -> torch.Tensor:

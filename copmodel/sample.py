@@ -1,8 +1,14 @@
 """Public sampling API (used by ``copmodel sample``, ``copbench run --model`` and the demo).
 
 ``load_sampler(ckpt_path, device="cpu") -> Sampler``;
-``Sampler.generate(clip, seed, steps=None, cfg=None)`` returns float32 mono audio
-at ``clip.sample_rate`` with exactly ``clip.num_samples`` samples. Two more
+``Sampler.generate(clip, seed, steps=None, guidance=None, track="tv2a")`` returns
+float32 mono audio at ``clip.sample_rate`` with exactly ``clip.num_samples``
+samples; ``guidance`` is the classifier-free guidance weight (default the
+checkpoint's ``sample.guidance_weight``). What the model is given is the
+``track`` (:data:`TRACKS`): ``v2a`` the video only, with one fixed neutral prompt
+(:data:`NEUTRAL_PROMPT`) in place of every clip's caption; ``tv2a`` the video and
+the clip's caption (which states facts of the clip: key, tempo, texture, note
+counts). Everything runs on the sampler's ``device`` (Griffin-Lim included). Two more
 outputs of a checkpoint serve as baselines:
 ``Sampler.reconstruct(clip)`` (the clip's own audio encoded and decoded by the
 checkpoint's audio representation: the ceiling of what the generator can
@@ -31,6 +37,20 @@ from .presets import Config
 
 log = logging.getLogger(__name__)
 
+TRACKS = ("v2a", "tv2a")
+# the v2a track's caption for every clip: says what any clip of the dataset is, nothing
+# about this one
+NEUTRAL_PROMPT = "a piano performance"
+
+
+def track_caption(clip, track: str) -> str:
+    """The caption the model is given on ``track`` (see the module docstring)."""
+    from .errors import ConfigError
+
+    if track not in TRACKS:
+        raise ConfigError(f"unknown track; choose one of {', '.join(TRACKS)}", item=str(track))
+    return NEUTRAL_PROMPT if track == "v2a" else clip.caption
+
 
 class Sampler:
     def __init__(self, model: CoPModel, stage: int, ckpt_path: str, ckpt_hash: str,
@@ -44,13 +64,16 @@ class Sampler:
         """Provenance of generated audio."""
         return {"ckpt": self.ckpt_path, "ckpt_sha256": self.ckpt_hash, "stage": self.stage,
                 "train_step": self.step, "config": self.cfg.to_dict(),
-                "steps": self.cfg.sample.steps, "cfg": self.cfg.sample.cfg,
-                "guidance": self.cfg.sample.guidance, "sway": self.cfg.sample.sway,
+                "steps": self.cfg.sample.steps,
+                "guidance_weight": self.cfg.sample.guidance_weight,
+                "guidance_convention": self.cfg.sample.guidance_convention,
+                "sway": self.cfg.sample.sway, "device": str(self.device),
                 "roll": (("predicted (thresholded)" if self.cfg.train.roll_condition == "true"
                           else "predicted (probabilities)") if self.stage >= 2 else "none")}
 
-    def _batch(self, clip, lens) -> dict:
-        arrays = condition_arrays(clip, self.cfg, lens, roll=np.zeros((lens.video_frames, 88)))
+    def _batch(self, clip, lens, track: str = "tv2a") -> dict:
+        arrays = condition_arrays(clip, self.cfg, lens, roll=np.zeros((lens.video_frames, 88)),
+                                  caption=track_caption(clip, track))
         batch = {k: torch.as_tensor(v)[None].to(self.device) for k, v in arrays.items()}
         if self.stage >= 2:
             batch["roll"] = self.model.sampling_roll(batch["frames"])
@@ -59,10 +82,11 @@ class Sampler:
         return batch
 
     @torch.no_grad()
-    def conditions(self, clip) -> dict:
-        """The condition arrays one generation uses (batch of 1): frames, text and,
-        from stage 2, the roll in the form the model was trained on."""
-        return self._batch(clip, seq_lens(self.cfg, clip.seconds, clip.fps))
+    def conditions(self, clip, track: str = "tv2a") -> dict:
+        """The condition arrays one generation uses (batch of 1): frames, text (the
+        ``track``'s caption) and, from stage 2, the roll in the form the model was
+        trained on."""
+        return self._batch(clip, seq_lens(self.cfg, clip.seconds, clip.fps), track)
 
     @torch.no_grad()
     def predict_roll(self, clip) -> np.ndarray:
@@ -75,16 +99,18 @@ class Sampler:
 
     @torch.no_grad()
     def generate_features(self, clip, seed: int, steps: int | None = None,
-                          cfg: float | None = None, batch: dict | None = None) -> np.ndarray:
+                          guidance: float | None = None, track: str = "tv2a",
+                          batch: dict | None = None) -> np.ndarray:
         """Raw audio features ``(C, M)`` for a clip (deterministic under ``seed``);
-        ``batch``: :meth:`conditions` of the clip, when already computed."""
+        ``batch``: :meth:`conditions` of the clip on this ``track``, when already computed."""
         lens = seq_lens(self.cfg, clip.seconds, clip.fps)
-        batch = self._batch(clip, lens) if batch is None else batch
+        batch = self._batch(clip, lens, track) if batch is None else batch
         g = torch.Generator().manual_seed(int(seed))
         noise = torch.randn(1, self.model.audio.channels, lens.mel_frames, generator=g)
         feats = self.model.generate(batch, noise.to(self.device), self.stage,
                                     steps or self.cfg.sample.steps,
-                                    self.cfg.sample.cfg if cfg is None else cfg)
+                                    self.cfg.sample.guidance_weight if guidance is None
+                                    else guidance)
         return feats[0].float().cpu().numpy()
 
     def vocode(self, features: np.ndarray, clip) -> np.ndarray:
@@ -96,19 +122,9 @@ class Sampler:
         return _limit(audio)
 
     def generate(self, clip, seed: int, steps: int | None = None,
-                 cfg: float | None = None, track: str = "tv2a") -> np.ndarray:
-        """Audio for ``clip`` (see the module docstring). ``track``: ``tv2a`` conditions
-        on the video and the clip's caption, ``v2a`` on the video and :data:`NEUTRAL_PROMPT`."""
-        if track not in TRACKS:
-            raise ValueError(f"track must be one of {TRACKS}, got {track!r}")
-        batch = None
-        if track == "v2a":
-            from .text import encode_caption
-            batch = self.conditions(clip)
-            text, mask = encode_caption(NEUTRAL_PROMPT, self.cfg.net)
-            batch["text"] = torch.as_tensor(text)[None].to(self.device)
-            batch["text_mask"] = torch.as_tensor(mask)[None].to(self.device)
-        return self.vocode(self.generate_features(clip, seed, steps, cfg, batch=batch), clip)
+                 guidance: float | None = None, track: str = "tv2a") -> np.ndarray:
+        """Audio for ``clip`` (see the module docstring)."""
+        return self.vocode(self.generate_features(clip, seed, steps, guidance, track), clip)
 
     def reconstruct(self, clip) -> np.ndarray:
         """The clip's reference audio through the checkpoint's audio representation
@@ -149,12 +165,13 @@ OUTPUTS = ("generate", "reconstruct", "rollsynth")
 
 
 def sample_split(sampler: Sampler, data, split: str, out: str | Path, *, seed: int = 0,
-                 steps: int | None = None, cfg: float | None = None, output: str = "generate",
-                 limit: int | None = None, progress: bool = True) -> dict:
+                 steps: int | None = None, guidance: float | None = None,
+                 output: str = "generate", track: str = "tv2a", limit: int | None = None,
+                 progress: bool = True) -> dict:
     """Write ``OUT/<clip_id>.wav`` for every clip of ``split`` and ``OUT/sampler.json``
     (provenance); returns that provenance. ``data``: a dataset folder or an opened
-    ``copdata`` dataset; ``output``: ``generate`` (seeded by ``seed``), ``reconstruct`` or
-    ``rollsynth``."""
+    ``copdata`` dataset; ``output``: ``generate`` (seeded by ``seed``, on ``track``),
+    ``reconstruct`` or ``rollsynth``."""
     import json
 
     import copdata
@@ -165,25 +182,25 @@ def sample_split(sampler: Sampler, data, split: str, out: str | Path, *, seed: i
 
     if output not in OUTPUTS:
         raise ConfigError(f"unknown output; choose one of {OUTPUTS}", item=output)
+    if track not in TRACKS:
+        raise ConfigError(f"unknown track; choose one of {', '.join(TRACKS)}", item=str(track))
     ds = copdata.open_dataset(data) if isinstance(data, (str, Path)) else data
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clips = list(ds.clips(split))[:limit]
     for clip in tqdm(clips, desc=output, unit="clip", disable=not progress):
         if output == "generate":
-            audio = sampler.generate(clip, seed=seed, steps=steps, cfg=cfg)
+            audio = sampler.generate(clip, seed=seed, steps=steps, guidance=guidance, track=track)
         else:
             audio = getattr(sampler, output)(clip)
         media.write_audio(out / f"{clip.id}.wav", audio, clip.sample_rate)
     info = {**sampler.info(), "output": output, "seed": seed, "split": split,
             "clips": len(clips), "steps": steps or sampler.cfg.sample.steps,
-            "cfg": sampler.cfg.sample.cfg if cfg is None else cfg}
+            "guidance_weight": (sampler.cfg.sample.guidance_weight if guidance is None
+                                else guidance),
+            "track": track if output == "generate" else None}
     (out / "sampler.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     return info
-
-
-TRACKS = ("v2a", "tv2a")
-NEUTRAL_PROMPT = "piano music"  # the v2a track's text: says nothing the video does not
 
 
 def load_sampler(ckpt_path: str | Path, device: str = "cpu") -> Sampler:

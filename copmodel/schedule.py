@@ -34,9 +34,11 @@ def batch_indices(n_items: int, batch_size: int, seed: int, step: int) -> list[i
     return [perm[i % n_items] for i in range(batch_size)]
 
 
-def sample_generator(seed: int, stage: int, step: int, position: int) -> torch.Generator:
+def sample_generator(seed: int, stage: int, step: int, position: int,
+                     device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator on ``device`` seeded by ``(seed, stage, step, position)``."""
     state = np.random.SeedSequence([seed, stage, step, position]).generate_state(1)[0]
-    return torch.Generator().manual_seed(int(state))
+    return torch.Generator(device=device).manual_seed(int(state))
 
 
 def predicted_roll_probability(roll_condition: str, stage: int, step: int,
@@ -53,20 +55,23 @@ def predicted_roll_probability(roll_condition: str, stage: int, step: int,
 
 
 def step_randomness(model, lens, positions: list[int], seed: int, stage: int,
-                    step: int, p_predicted: float = 0.0) -> dict:
+                    step: int, p_predicted: float = 0.0,
+                    device: torch.device | str = "cpu") -> dict:
     """Noise, t, condition dropout (all jointly with ``cond_dropout_all``, each alone with
     ``cond_dropout``), predicted-roll choice and roll-predictor frames for the given
-    batch positions."""
+    batch positions, drawn on ``device`` (the same draws on the same kind of device
+    under any number of processes; CPU and CUDA generators differ)."""
     tc = model.cfg.train
     rows = []
     for p in positions:
-        g = sample_generator(seed, stage, step, p)
-        noise = torch.randn(model.audio.channels, lens.mel_frames, generator=g)
-        t = model.flow.sample_t(1, generator=g)[0]
-        drop_all = torch.rand(1, generator=g)[0] < tc.cond_dropout_all
-        drops = (torch.rand(3, generator=g) < tc.cond_dropout) | drop_all
-        frames = torch.randint(0, lens.video_frames, (tc.roll_frames_per_clip,), generator=g)
-        use_pred = torch.rand(1, generator=g)[0] < p_predicted
+        g = sample_generator(seed, stage, step, p, device)
+        noise = torch.randn(model.audio.channels, lens.mel_frames, generator=g, device=device)
+        t = model.flow.sample_t(1, generator=g, device=device)[0]
+        drop_all = torch.rand(1, generator=g, device=device)[0] < tc.cond_dropout_all
+        drops = (torch.rand(3, generator=g, device=device) < tc.cond_dropout) | drop_all
+        frames = torch.randint(0, lens.video_frames, (tc.roll_frames_per_clip,), generator=g,
+                               device=device)
+        use_pred = torch.rand(1, generator=g, device=device)[0] < p_predicted
         rows.append({"noise": noise, "t": t, "drop_video": drops[0], "drop_text": drops[1],
                      "drop_roll": drops[2], "roll_frames": frames, "use_predicted_roll": use_pred})
     return collate(rows)
@@ -74,7 +79,12 @@ def step_randomness(model, lens, positions: list[int], seed: int, stage: int,
 
 class EMA:
     """Exponential moving average of every floating tensor of a state dict;
-    decay ``min(decay, (1 + step) / (10 + step))``."""
+    decay ``min(decay, (1 + step) / (10 + step))``.
+
+    Build it from the model where it trains (after ``accelerate.prepare``, from the
+    unwrapped model): its tensors are clones of the model's, on the model's device
+    and in its dtype. :meth:`load_state_dict` copies a stored EMA (e.g. CPU tensors from
+    a checkpoint) into those tensors; :meth:`state_dict` gives CPU copies to store."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
@@ -88,3 +98,17 @@ class EMA:
                 self.state[k].mul_(d).add_(v.detach(), alpha=1 - d)
             else:
                 self.state[k].copy_(v)
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        """Copy a stored EMA into this one's tensors (moving it to their device)."""
+        if set(state) != set(self.state):
+            missing, extra = set(self.state) - set(state), set(state) - set(self.state)
+            raise ConfigError(f"stored EMA does not match the model (missing {sorted(missing)[:3]}, "
+                              f"unexpected {sorted(extra)[:3]})", item="ema")
+        for k, v in state.items():
+            self.state[k].copy_(v)
+
+    def state_dict(self) -> dict:
+        """CPU copies of the averaged tensors (what a checkpoint stores)."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.state.items()}

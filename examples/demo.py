@@ -8,8 +8,10 @@ copbench scores), so it lives above them, outside the packages.
 2. train the tiny preset through stages 1 -> 2 -> 3 (stage 3: contrastive loss,
    plus DPO on preference pairs from ``copmodel prefs`` unless ``--no-dpo``);
 3. sample the test split (``copmodel.sample.sample_split``:
-   ``OUT/copmodel-tiny/<clip_id>.wav``, the Roll Predictor's roll driving stage 2/3);
-4. score with copbench (``OUT/results/*.json``): the model (``run-stage3``), the
+   ``OUT/copmodel-tiny/<clip_id>.wav`` on the tv2a track, ``OUT/copmodel-tiny-v2a/`` on
+   the v2a track, the Roll Predictor's roll driving stage 2/3);
+4. score with copbench (``OUT/results/*.json``): the model (``run-stage3``: tv2a;
+   ``copmodel-tiny-v2a``: the same checkpoint's v2a samples), the
    reconstruction ceiling of its audio representation (``reconstruct:CKPT``), the
    Audeo-style chain (``rollsynth:CKPT``: predicted roll -> notes -> piano synth)
    and the ``oracle``, ``resynth``, ``shuffle``, ``silence`` baselines; write
@@ -135,8 +137,12 @@ def main(argv: list[str] | None = None) -> int:
 
     ts = time.time()
     ckpt = run / "stage3" / "last.ckpt"
-    sample_split(load_sampler(ckpt), data, "test", out / "copmodel-tiny", seed=args.seed,
-                 progress=False)
+    sampler = load_sampler(ckpt)
+    sample_split(sampler, data, "test", out / "copmodel-tiny", seed=args.seed, progress=False)
+    # the v2a track: the same model given the video and one neutral prompt for every clip
+    # (tv2a, the default, also gives it the clip's caption, which states facts of the clip)
+    sample_split(sampler, data, "test", out / "copmodel-tiny-v2a", seed=args.seed,
+                 track="v2a", progress=False)
     timings["sample"] = time.time() - ts
 
     ts = time.time()
@@ -144,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(exist_ok=True)
     # The model is scored through copbench's checkpoint path (the same sampling
     # API as `copmodel sample`), so its results are named after the run: run-stage3.
-    for model in (str(ckpt), f"reconstruct:{ckpt}", f"rollsynth:{ckpt}") + tuple(
-            f"baseline:{name}" for name in BASELINES):
+    for model in (str(ckpt), str(out / "copmodel-tiny-v2a"), f"reconstruct:{ckpt}",
+                  f"rollsynth:{ckpt}") + tuple(f"baseline:{name}" for name in BASELINES):
         run_copbench(model, data, results, args.metrics)
     timings["copbench"] = time.time() - ts
     board = leaderboard(results)

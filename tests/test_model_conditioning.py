@@ -70,7 +70,7 @@ def test_guidance_conventions_and_sway():
     assert float(flow.guide(c, u, 2.0, "seed")) == 3.0  # seed w = ours w + 1
     assert float(flow.guide(c, u, 0.0, "seed")) == 1.0
     x = flow.sample(lambda x, t: torch.ones_like(x), torch.zeros(2, 3), 4,
-                    uncond_fn=lambda x, t: torch.zeros_like(x), cfg=1.5, convention="seed")
+                    uncond_fn=lambda x, t: torch.zeros_like(x), weight=1.5, convention="seed")
     assert torch.allclose(x, torch.full_like(x, 2.5))
     uniform, sway = flow.timesteps(8), flow.timesteps(8, sway=-1.0)
     assert float(sway[0]) == 0.0 and abs(float(sway[-1]) - 1.0) < 1e-6
@@ -142,11 +142,11 @@ def test_dpo_scores_pairs_with_their_roll_and_guidance():
     rand = {"noise": torch.randn_like(batch["mel"]), "t": torch.full((2,), 0.5)}
     pairs = {**batch, "mel_w": batch["mel"], "mel_l": batch["mel"].flip(-1)}
     plain = model.pair_errors(pairs, rand)
-    guided = model.pair_errors({**pairs, "cfg": torch.full((2,), 2.0)}, rand)
+    guided = model.pair_errors({**pairs, "guidance_weight": torch.full((2,), 2.0)}, rand)
     other_roll = model.pair_errors({**pairs, "roll": 1 - pairs["roll"]}, rand)
     for a, b in ((plain, guided), (plain, other_roll)):
         assert not torch.allclose(a[0], b[0])
-    neutral = model.pair_errors({**pairs, "cfg": torch.ones(2)}, rand)  # ours: w = 1 is no guidance
+    neutral = model.pair_errors({**pairs, "guidance_weight": torch.ones(2)}, rand)  # ours: w = 1 is no guidance
     assert torch.allclose(plain[0], neutral[0], rtol=1e-5)
 
 
@@ -167,7 +167,7 @@ def test_dpo_policy_starts_equal_to_its_reference(tmp_path):
     assert any(not torch.equal(saved["weights"][k], saved["ema"][k]) for k in saved["ema"])
     item = data[0]
     pairs = [{"clip_id": data.ids[0], "mel_w": item["mel"], "mel_l": item["mel"].flip(-1),
-              "roll": item["roll"], "cfg": 2.0}]
+              "roll": item["roll"], "guidance_weight": 2.0}]
     prefs = attach_pairs({"pairs": pairs, "info": {"ckpt": str(ck2),
                                                    "ckpt_sha256": file_hash(ck2)}}, data)
     trainer = Trainer(3, cfg, data, tmp_path, prefs=prefs, progress=False)

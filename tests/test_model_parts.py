@@ -69,7 +69,7 @@ def test_shapes_all_stages():
         assert torch.isfinite(out["loss"])
     logits = model.roll_predictor(batch["frames"])
     assert logits.shape == (b, lens.video_frames, 88)
-    gen = model.generate(batch, torch.randn_like(batch["mel"]), 2, steps=2, cfg=2.0)
+    gen = model.generate(batch, torch.randn_like(batch["mel"]), 2, steps=2, guidance=2.0)
     assert gen.shape == batch["mel"].shape
 
 
@@ -153,7 +153,7 @@ def test_cfg_guidance_combines_velocities():
     flow = FlowMatching()
     x0 = torch.zeros(3, 2)
     out = flow.sample(lambda x, t: torch.ones_like(x), x0, steps=4,
-                      uncond_fn=lambda x, t: torch.zeros_like(x), cfg=2.5)
+                      uncond_fn=lambda x, t: torch.zeros_like(x), weight=2.5)
     assert torch.allclose(out, torch.full_like(out, 2.5))
 
 

@@ -198,20 +198,68 @@ def test_train_takes_a_yaml_config_and_set_and_saves_them(synth_dir, tmp_path, c
     cfg_file.write_text("preset: micro\nname: exp\nnet:\n  dim: 16\ntrain:\n  lr: 0.002\n")
     run = tmp_path / "run"
     assert main(["train", "--stage", "1", "--config", str(cfg_file), "--set", "train.seed=7",
-                 "--set", "sample.guidance=seed", "--data", str(synth_dir), "--out", str(run),
+                 "--set", "sample.guidance_convention=seed", "--data", str(synth_dir), "--out", str(run),
                  "--max-steps", "1"]) == 0
     err = capsys.readouterr().err
-    assert "dim: 16" in err and "guidance: seed" in err  # printed at start
+    assert "dim: 16" in err and "guidance_convention: seed" in err  # printed at start
     saved = load_checkpoint(run / "stage1" / "last.ckpt")["config"]
     assert saved["name"] == "exp" and saved["net"]["dim"] == 16 and saved["train"]["lr"] == 0.002
-    assert saved["train"]["seed"] == 7 and saved["sample"]["guidance"] == "seed"
+    assert saved["train"]["seed"] == 7 and saved["sample"]["guidance_convention"] == "seed"
     assert saved["audio"] == get_preset("micro").to_dict()["audio"]
     with pytest.raises(ConfigError, match="net.dim"):
         load_config("micro", ["net.dim=sixteen"])
-    with pytest.raises(ConfigError, match="sample.guidance must be one of"):
-        load_config("micro", ["sample.guidance=theirs"])
+    with pytest.raises(ConfigError, match="sample.guidance_convention must be one of"):
+        load_config("micro", ["sample.guidance_convention=theirs"])
     cfg_file.write_text("net:\n  width: 3\n")
     with pytest.raises(ConfigError, match="width"):
         load_config(str(cfg_file))
     assert main(["train", "--stage", "1", "--config", "micro", "--set", "nope=1", "--data",
                  str(synth_dir), "--out", str(run)]) == 2
+
+
+def test_tracks_v2a_gives_every_clip_one_neutral_prompt_tv2a_its_caption(synth_dir, run_dir):
+    from copmodel.errors import ConfigError
+    from copmodel.sample import NEUTRAL_PROMPT, TRACKS
+    from copmodel.text import encode_caption
+
+    assert TRACKS == ("v2a", "tv2a")
+    sampler = load_sampler(run_dir / "stage2" / "last.ckpt", device="cpu")
+    ds = copdata.open_dataset(synth_dir)
+    clips = list(ds.clips("train"))[:2] + list(ds.clips("test"))[:1]
+    assert len({c.caption for c in clips}) >= 2  # the captions differ
+    neutral = torch.as_tensor(encode_caption(NEUTRAL_PROMPT, sampler.cfg.net)[0])
+    for clip in clips:
+        v2a, tv2a = sampler.conditions(clip, "v2a"), sampler.conditions(clip, "tv2a")
+        assert torch.equal(v2a["text"][0], neutral)
+        assert torch.equal(tv2a["text"][0],
+                           torch.as_tensor(encode_caption(clip.caption, sampler.cfg.net)[0]))
+        assert torch.equal(v2a["frames"], tv2a["frames"])
+    # behaviour: rewriting the clip's caption changes tv2a audio, never v2a audio
+    clip = clips[-1]
+    a_v, a_t = (sampler.generate(clip, seed=1, steps=2, track=t) for t in ("v2a", "tv2a"))
+    assert np.array_equal(sampler.generate(clip, seed=1, steps=2), a_t)  # tv2a is the default
+    steps_path = clip.dir / "steps.json"
+    original = steps_path.read_bytes()
+    try:
+        steps = json.loads(original)
+        steps[0]["text"] = "a completely different caption in C minor at 200 bpm"
+        steps_path.write_text(json.dumps(steps))
+        again = copdata.open_dataset(synth_dir)[clip.id]
+        assert again.caption == steps[0]["text"]
+        assert np.array_equal(sampler.generate(again, seed=1, steps=2, track="v2a"), a_v)
+        assert not np.array_equal(sampler.generate(again, seed=1, steps=2, track="tv2a"), a_t)
+    finally:
+        steps_path.write_bytes(original)
+    with pytest.raises(ConfigError, match="track"):
+        sampler.generate(clip, seed=1, steps=2, track="a2v")
+    info = sampler.info()
+    assert info["guidance_weight"] == sampler.cfg.sample.guidance_weight and "cfg" not in info
+
+
+def test_checkpoints_with_the_old_guidance_keys_still_load():
+    from copmodel.presets import Config
+
+    old = Config().to_dict()
+    old["sample"] = {"steps": 4, "cfg": 3.0, "guidance": "seed"}
+    cfg = Config.from_dict(old)
+    assert cfg.sample.guidance_weight == 3.0 and cfg.sample.guidance_convention == "seed"

@@ -128,3 +128,40 @@ def test_settings_frame_size_used():
     frames = list(perf.frames())
     assert len(frames) == 10 and frames[0].shape == (48, 312, 3)
     assert perf.audio.shape == (8000,)
+
+
+def test_synth_valid_split_is_carved_from_train_and_copbench_scores_it(tmp_path):
+    import subprocess
+    import sys
+
+    from copdata.build import build_dataset
+    from copdata.sources.base import BuildSettings, split_fraction
+    from copdata.sources.synth import SynthSource
+
+    src = SynthSource(num_items=6, item_seconds=2.0, seed=4, test_fraction=0.25,
+                      valid_fraction=0.25)
+    splits = {it.source_id: it.split for it in src.items()}
+    plain = {it.source_id: it.split
+             for it in SynthSource(num_items=6, item_seconds=2.0, seed=4).items()}
+    assert {s for s in splits.values()} == {"train", "valid", "test"}
+    # test is untouched; valid comes only from train, by the fraction rule (or the minimum)
+    assert {k for k, v in splits.items() if v == "test"} == {k for k, v in plain.items()
+                                                             if v == "test"}
+    for sid, split in splits.items():
+        if split == "valid":
+            assert plain[sid] == "train"
+            u = split_fraction(4, sid)
+            assert 0.25 <= u < 0.5 or u == min(split_fraction(4, k) for k, v in plain.items()
+                                               if v == "train")
+    data = tmp_path / "data"
+    build_dataset(SynthSource(num_items=3, item_seconds=2.0, seed=4, valid_fraction=0.3), data,
+                  BuildSettings(clip_seconds=1.0), workers=1, progress=False)
+    proc = subprocess.run([sys.executable, "-m", "copbench", "run", "--model", "baseline:oracle",
+                           "--data", str(data), "--split", "valid", "--metrics", "si_sdr",
+                           "--out", str(tmp_path / "res"), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    bad = subprocess.run([sys.executable, "-m", "copbench", "run", "--model", "baseline:oracle",
+                          "--data", str(data), "--split", "dev", "--metrics", "si_sdr",
+                          "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "splits present: test, train, valid" in bad.stderr

@@ -14,7 +14,10 @@ Splits are per item and depend only on ``(seed, source id)``: an item is
 ``test`` when ``sha256(f"{seed}:{source_id}")`` read as a fraction in [0, 1) is
 below ``test_fraction``. With two or more items and ``0 < test_fraction < 1``
 at least one item is test and one is train (the item with the lowest / highest
-fraction is moved when needed).
+fraction is moved when needed). With ``valid_fraction`` > 0 a train item whose
+fraction lies in ``[test_fraction, test_fraction + valid_fraction)`` is ``valid``
+(a split to tune on, so that test is reported once); with two or more train
+items at least one becomes valid and one stays train.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ..options import MAX_ITEM_SECONDS, MAX_NOTES_PER_ITEM, number
 from ..render.keyboard import DEFAULT_HEIGHT, DEFAULT_WIDTH, KeyboardRenderer
 from ..render.performance import GENERATOR_VERSION, generate_performance
 from ..render.piano import engine_name, render_audio
-from .base import BuildSettings, Performance, Source, SourceItem, assign_splits
+from .base import BuildSettings, Performance, Source, SourceItem, assign_splits, split_fraction
 
 NAME = "synth"
 HELP = "rendered MIDI (offline, default)"
@@ -56,13 +59,18 @@ class SynthSource(Source):
 
     def __init__(self, num_items: int = 8, item_seconds: float = 30.0, seed: int = 0,
                  midi_dir: str | Path | None = None, soundfont: str | Path | None = None,
-                 test_fraction: float = 0.25, frame_size: tuple[int, int] | None = None):
+                 test_fraction: float = 0.25, frame_size: tuple[int, int] | None = None,
+                 valid_fraction: float = 0.0):
         if num_items < 0:
             raise ValueError(f"num_items must be >= 0, got {num_items}")
         if item_seconds <= 0:
             raise ValueError(f"item_seconds must be positive, got {item_seconds}")
         if not 0.0 <= test_fraction <= 1.0:
             raise ValueError(f"test_fraction must be in [0, 1], got {test_fraction}")
+        if not 0.0 <= valid_fraction <= 1.0 - test_fraction:
+            raise ValueError(f"valid_fraction must be in [0, 1 - test_fraction], got "
+                             f"{valid_fraction}")
+        self.valid_fraction = float(valid_fraction)
         self.num_items = int(num_items)
         self.item_seconds = float(item_seconds)
         self.seed = int(seed)
@@ -102,8 +110,22 @@ class SynthSource(Source):
                 seen.add(sid)
                 entries.append((sid, str(path), {"kind": "midi", "path": str(path)}))
         splits = assign_splits([e[0] for e in entries], self.seed, self.test_fraction)
+        if self.valid_fraction > 0:
+            splits = self._with_valid(splits)
         return [SourceItem(source_id=sid, label=label, split=splits[sid], meta=meta)
                 for sid, label, meta in entries]
+
+    def _with_valid(self, splits: dict[str, str]) -> dict[str, str]:
+        train = sorted((split_fraction(self.seed, sid), sid) for sid, s in splits.items()
+                       if s == "train")
+        lo, hi = self.test_fraction, self.test_fraction + self.valid_fraction
+        valid = {sid for u, sid in train if lo <= u < hi}
+        if len(train) >= 2:
+            if not valid:
+                valid = {train[0][1]}
+            if len(valid) == len(train):
+                valid.discard(train[-1][1])
+        return {sid: ("valid" if sid in valid else s) for sid, s in splits.items()}
 
     # -- fetch --------------------------------------------------------------
     def _notes(self, item: SourceItem) -> tuple[list, float, dict]:
@@ -159,6 +181,7 @@ class SynthSource(Source):
             "midi_dir": None if self.midi_dir is None else str(self.midi_dir),
             "soundfont": self.soundfont,
             "test_fraction": self.test_fraction,
+            **({"valid_fraction": self.valid_fraction} if self.valid_fraction else {}),
             "frame_size": None if self.frame_size is None else list(self.frame_size),
             "render_engine": engine_name(self.soundfont),
             "generator_version": GENERATOR_VERSION,
@@ -173,9 +196,13 @@ def add_cli_arguments(group) -> None:
     group.add_argument("--midi-dir", default=None, help="render these MIDI files instead")
     group.add_argument("--soundfont", default=None,
                        help="render audio with FluidSynth and this .sf2")
+    group.add_argument("--valid-fraction", type=float, default=0.0,
+                       help="fraction of items in a 'valid' split (taken from train; at least "
+                       "one with two or more train items), to tune on before testing once")
 
 
 def source_from_args(args) -> SynthSource:
     return SynthSource(num_items=args.num_items, item_seconds=args.item_seconds, seed=args.seed,
                        midi_dir=args.midi_dir, soundfont=args.soundfont,
-                       test_fraction=args.test_fraction)
+                       test_fraction=args.test_fraction,
+                       valid_fraction=getattr(args, "valid_fraction", 0.0))
