@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
                         "panns_windowed, clap (a .pt file or a transformers repo folder), "
                         "wav2clip, clip); see `copbench weights list`")
     r.add_argument("--no-progress", action="store_true")
+    from copdata.cli import add_transcriber_arguments
+    add_transcriber_arguments(r.add_argument_group("MIDI metric: transcription of the outputs"),
+                              default="basic-pitch", thresholds=False)
     lb = sub.add_parser("leaderboard", help="table of every results file in a folder",
                         epilog=EXIT_STATUS)
     lb.add_argument("results_dir")
@@ -140,7 +143,9 @@ def _cmd_run(args) -> int:
     res = run_benchmark(args.model, args.data, split=args.split, metrics=metrics, out=args.out,
                         seed=args.seed, per_clip_fad=args.per_clip_fad,
                         progress=not args.no_progress, command=["copbench"] + sys.argv[1:],
-                        allow_failures=args.allow_failures, name=args.name)
+                        allow_failures=args.allow_failures, name=args.name,
+                        transcriber={"name": args.transcriber, "device": args.device,
+                                     "note_post": args.note_post})
     pairing = res["pairing"]
     scored = pairing["paired"] - res["n_failed"]
     print(f"model {res['model']}: {scored} of {res['n_expected']} clips scored; "

@@ -59,14 +59,17 @@ def _prepare_audio(audio: np.ndarray, sr: int, clip, counts: dict) -> np.ndarray
 def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEFAULT_METRICS,
                   out: str | Path | None = None, seed: int = 0, per_clip_fad: bool = False,
                   progress: bool = True, command: list[str] | None = None,
-                  allow_failures: bool = False, name: str | None = None) -> dict:
+                  allow_failures: bool = False, name: str | None = None,
+                  transcriber: dict | None = None) -> dict:
     """Score ``model`` on ``data``/``split`` with ``metrics``; writes
     ``out/<model name>.json`` when ``out`` is given and returns the results.
 
     ``name`` overrides the results name (default: the baseline's name, the
     output folder's name, or the checkpoint's run and stage). A failed or
     missing clip raises :class:`IncompleteOutputsError` unless
-    ``allow_failures`` (see the module docstring).
+    ``allow_failures`` (see the module docstring). ``transcriber`` picks the MIDI
+    metric's transcriber: ``{"name": ..., "device": ..., "note_post": [...]}``
+    (default: basic-pitch, no post-processing; recorded in the results).
     """
     metrics = list(dict.fromkeys(metrics))
     if not metrics:
@@ -84,7 +87,7 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
     source.prepare(clips)
     pairing = pair_ids([c.id for c in clips], source.available_ids())
     by_id = {c.id: c for c in clips}
-    scorers = build_metrics(metrics, per_clip_fad=per_clip_fad)
+    scorers = build_metrics(metrics, per_clip_fad=per_clip_fad, transcriber=transcriber)
     for metric in scorers:
         metric.bind_split(clips)  # FAD: reference statistics from every clip of the split
     per_clip: dict[str, dict] = {}

@@ -136,6 +136,15 @@ class ItemNotes:
     midi_origin: str  # "ground_truth" or "transcription"
 
 
+def _transcriber(settings: BuildSettings):
+    """The worker's transcriber for these settings (loaded once per process)."""
+    from .transcribe import transcriber_for
+
+    return transcriber_for(settings.transcriber, onset_threshold=settings.onset_threshold,
+                           frame_threshold=settings.frame_threshold,
+                           min_note_ms=settings.min_note_ms, device=settings.transcriber_device)
+
+
 def item_notes(source: Source, item: SourceItem, settings: BuildSettings,
                spool_dir: str | Path | None = None) -> ItemNotes:
     """Stage 1: fetch the item and find its notes: the ground truth, or the
@@ -146,14 +155,13 @@ def item_notes(source: Source, item: SourceItem, settings: BuildSettings,
     perf = source.fetch(item, settings)
     if perf.notes is not None:
         return ItemNotes(perf, perf.notes, perf.midi_origin)
-    from .transcribe import get_transcriber
-    from .transcribe_stream import transcribe_blocks
+    from .transcribe_post import apply_steps
 
-    transcriber = get_transcriber(onset_threshold=settings.onset_threshold,
-                                  frame_threshold=settings.frame_threshold,
-                                  min_note_ms=settings.min_note_ms)
-    notes, audio = transcribe_blocks(transcriber, perf.audio_blocks(), settings.sample_rate,
-                                     item=item.label, spool_dir=spool_dir)
+    transcriber = _transcriber(settings)
+    notes, audio = transcriber.transcribe_blocks(perf.audio_blocks(), settings.sample_rate,
+                                                 item=item.label, spool_dir=spool_dir)
+    if settings.note_post:
+        notes = apply_steps(notes, settings.note_post)
     if audio.rms_dbfs < SILENT_RMS_DBFS:
         raise SilentInputError(f"audio is silent (below {SILENT_RMS_DBFS:g} dBFS RMS); nothing "
                                "to transcribe", item=item.label)
@@ -482,13 +490,11 @@ def dataset_settings(source: Source, settings: BuildSettings) -> dict:
         "copdata_version": __version__,
     }
     if source.transcribes:
-        from .transcribe import get_transcriber
+        from .transcribe import transcriber_info
 
-        transcriber = get_transcriber(
-            onset_threshold=settings.onset_threshold, frame_threshold=settings.frame_threshold,
-            min_note_ms=settings.min_note_ms).info()
-        transcriber.pop("threads", None)  # a runtime choice, not part of the output
-        info["transcriber"] = transcriber
+        # threads and device are runtime choices, not part of the output
+        info["transcriber"] = transcriber_info(_transcriber(settings), settings.note_post)
+    info["build"].pop("transcriber_device", None)
     return info
 
 
@@ -498,6 +504,7 @@ _IGNORED_SOURCE_KEYS_ON_RESUME = ("downloader",)
 
 
 def _output_settings(info: dict) -> dict:
+    info = json.loads(json.dumps(info))  # as stored: tuples become lists
     out = {k: v for k, v in info.items() if k not in _IGNORED_ON_RESUME}
     if isinstance(out.get("source"), dict):
         out["source"] = {k: v for k, v in out["source"].items()

@@ -17,13 +17,13 @@ ALL_METRICS = DEFAULT_METRICS + ("fad_vggish", "fad_vggish_relu", "fad_panns", "
                                   "fad_clap", "is_panns", "kl_panns", "clap_score", "clip_score")
 
 
-def build_metric(name: str, per_clip_fad: bool = False) -> Metric:
+def build_metric(name: str, per_clip_fad: bool = False, transcriber: dict | None = None) -> Metric:
     if name == "si_sdr":
         from .si_sdr import SiSdr
         return SiSdr()
     if name == "midi":
         from .midi import MidiMetric
-        return MidiMetric()
+        return MidiMetric(**(transcriber or {}))
     if name == "av_align":
         from .av_align import AvAlign
         return AvAlign()
@@ -45,8 +45,10 @@ def build_metric(name: str, per_clip_fad: bool = False) -> Metric:
     raise MetricError(f"unknown metric; choose from {', '.join(ALL_METRICS)}", item=name)
 
 
-def build_metrics(names, per_clip_fad: bool = False) -> list[Metric]:
-    return [build_metric(n, per_clip_fad) for n in names]
+def build_metrics(names, per_clip_fad: bool = False, transcriber: dict | None = None) -> list[Metric]:
+    """Metrics by name; ``transcriber`` (``name``, ``device``, ``note_post``) is the
+    MIDI metric's transcriber (default basic-pitch)."""
+    return [build_metric(n, per_clip_fad, transcriber) for n in names]
 
 
 __all__ = ["Metric", "ScoreItem", "fit_length", "frechet_distance", "frechet_distance_inf",
