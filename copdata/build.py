@@ -43,6 +43,7 @@ from .errors import (BuildLockedError, CopDataError, DatasetError, ManifestError
                      QualityRejectedError, SilentInputError, TooShortError)
 from .ids import check_split_name, clip_id, sanitize_source_id
 from .integrity import view_hashes
+from .media import as_written, full_scale_gain
 from .notes import Note
 from .qa.stage import ClipObserver, audio_margin, clip_qa, qa_info
 from .rows import ClipRow, ClipStats
@@ -134,6 +135,9 @@ class ItemNotes:
     performance: Performance
     notes: list[Note]
     midi_origin: str  # "ground_truth" or "transcription"
+    # gain that fits the item's decoded audio inside full scale (1 / peak when it
+    # peaks above 1.0, as decoded AAC/MP3 can); every clip of the item gets it
+    audio_gain: float = 1.0
 
 
 def _transcriber(settings: BuildSettings):
@@ -165,7 +169,7 @@ def item_notes(source: Source, item: SourceItem, settings: BuildSettings,
     if audio.rms_dbfs < SILENT_RMS_DBFS:
         raise SilentInputError(f"audio is silent (below {SILENT_RMS_DBFS:g} dBFS RMS); nothing "
                                "to transcribe", item=item.label)
-    return ItemNotes(perf, notes, "transcription")
+    return ItemNotes(perf, notes, "transcription", audio_gain=full_scale_gain(audio.peak))
 
 
 def plan_clips(duration: float, item: SourceItem, settings: BuildSettings) -> list[ClipSpan]:
@@ -203,6 +207,17 @@ def _fill_clip(frames: Iterator[np.ndarray], count: int, encoder, observer=None)
             observer(rgb)
         written += 1
     return written, shape
+
+
+def fit_full_scale(audio: np.ndarray, gain: float = 1.0) -> tuple[np.ndarray, float]:
+    """``audio`` times ``gain`` (the item's :func:`~copdata.media.full_scale_gain`),
+    and lower still if the clip would still peak above full scale (a safety net:
+    the 16-bit file never hard-clips); returns the audio and the gain applied."""
+    peak = float(np.max(np.abs(audio))) * gain if len(audio) else 0.0
+    gain *= full_scale_gain(peak)
+    if gain == 1.0:
+        return audio, 1.0
+    return (audio * np.float32(gain)).astype(np.float32), gain
 
 
 class ClipCutter:
@@ -272,8 +287,9 @@ class ClipCutter:
                 return None
             views = derive_views(checked.notes, settings.clip_seconds, settings.fps, F, meta,
                                  checked.qa["claims"])
+            audio, gain = fit_full_scale(checked.audio, self.notes.audio_gain)
             if not resumed:
-                writer.write_views(checked.audio, settings.sample_rate, views)
+                writer.write_views(audio, settings.sample_rate, views)
                 writer.commit()
                 self.written.append(writer.final)
         finally:
@@ -283,8 +299,9 @@ class ClipCutter:
             id=cid, split=self.item.split, source_id=self.item.source_id, source=self.item.label,
             segment=span.segment, start=round(offset + span.t0, 6),
             end=round(offset + span.t1, 6), midi_origin=self.notes.midi_origin, meta=meta,
-            stats=ClipStats.measure(views.notes, views.roll, checked.audio, shape,
-                                    settings.clip_seconds),
+            stats=ClipStats.measure(views.notes, views.roll, as_written(audio), shape,
+                                    settings.clip_seconds,
+                                    audio_gain_db=round(20 * math.log10(gain), 2)),
             extra={"hashes": view_hashes(writer.final),  # checked by copdata validate
                    "qa": checked.qa})
 
@@ -486,6 +503,10 @@ def dataset_settings(source: Source, settings: BuildSettings) -> dict:
                  "frame": "frame i covers [i/fps, (i+1)/fps); a note overlapping it is on; "
                           "value = max velocity"},
         "build": {k: v for k, v in asdict(settings).items()},
+        "audio_level": "decoded audio that peaks above full scale is scaled by 1/peak "
+                       "(one gain per source item, lowered for a clip that would still clip), "
+                       "never hard-clipped; each clip's gain is stats.audio_gain_db and the "
+                       "written file's peak stats.audio_peak_dbfs",
         "qa": qa_info(settings),
         "copdata_version": __version__,
     }

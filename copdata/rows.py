@@ -10,6 +10,8 @@ are kept in ``extra`` and written back unchanged, top-level, by ``to_dict``.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterator, Sequence
 
@@ -39,9 +41,18 @@ class ClipStats:
 
     @classmethod
     def measure(cls, notes: Sequence[Note], roll: np.ndarray, audio: np.ndarray,
-                frame_shape: Sequence[int], clip_seconds: float) -> "ClipStats":
-        """Stats of a clip from its notes, roll, audio and frame shape ``(H, W, ...)``."""
-        return cls(
+                frame_shape: Sequence[int], clip_seconds: float,
+                audio_gain_db: float | None = None) -> "ClipStats":
+        """Stats of a clip from its notes, roll, audio *as written* (see
+        :func:`copdata.media.as_written`) and frame shape ``(H, W, ...)``.
+        ``audio_gain_db`` (the gain applied to fit full scale) adds the extras
+        ``audio_gain_db`` and ``audio_peak_dbfs`` (peak of the written audio)."""
+        extra = {}
+        if audio_gain_db is not None:
+            peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+            extra = {"audio_gain_db": round(float(audio_gain_db), 2),
+                     "audio_peak_dbfs": round(20 * math.log10(peak), 2) if peak > 0 else None}
+        return cls(extra=extra,
             frames=int(roll.shape[0]), width=int(frame_shape[1]), height=int(frame_shape[0]),
             samples=int(len(audio)),
             audio_rms_dbfs=round(db_full_scale(audio), 2) if np.any(audio) else None,
