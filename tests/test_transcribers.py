@@ -192,3 +192,28 @@ def test_shorten_ends_and_step_order():
     pair = [Note(1.0, 2.0, 60, 100), Note(1.0, 2.0, 48, 50)]
     assert check_steps(["ends", "octave"]) == ("octave", "ends")
     assert apply_steps(pair, ["ends", "octave"]) == [Note(1.0, 1.5, 60, 100)]
+
+
+def test_copbench_midi_metric_uses_and_records_the_transcriber(tmp_path):
+    from mediafactory import build_synth_dataset
+
+    from copbench.cli import main as bench_main
+    from copbench.metrics.midi import MidiMetric
+
+    data = build_synth_dataset(tmp_path / "tiny", 2, 4.0, 2.0)
+    results = {}
+    for label, extra in (("plain", []), ("ends", ["--note-post", "ends"])):
+        assert bench_main(["run", "--model", "baseline:oracle", "--data", str(data), "--split",
+                           "all", "--metrics", "midi", "--out", str(tmp_path / label),
+                           "--transcriber", "basic-pitch", "--no-progress", *extra]) == 0
+        results[label] = json.loads((tmp_path / label / "oracle.json").read_text())
+    settings = {k: r["provenance"]["metrics"]["midi"]["settings"]["transcriber"]
+                for k, r in results.items()}
+    assert settings["plain"]["name"] == settings["ends"]["name"] == "basic-pitch"
+    assert settings["plain"]["note_post"] == [] and settings["ends"]["note_post"] == ["ends"]
+    # the post-processing reaches the scores: onsets unchanged, ends moved
+    plain, ends = (results[k]["metrics"] for k in ("plain", "ends"))
+    assert plain["midi_note_f1"]["mean"] == ends["midi_note_f1"]["mean"]
+    assert plain["midi_note_f1_offset"]["mean"] != ends["midi_note_f1_offset"]["mean"]
+    transkun = MidiMetric("transkun", device="cpu").settings()["transcriber"]
+    assert transkun["name"] == "transkun" and transkun["model_sha256"]
