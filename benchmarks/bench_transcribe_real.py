@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="folder keeping raw notes per piece")
     parser.add_argument("--device", default=None, help="transkun device (cpu, cuda, auto)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
+    parser.add_argument("--markdown", action="store_true",
+                        help="also print the per-piece raw F1 of every transcriber as a table")
     args = parser.parse_args(argv)
     numbers = parse_files(args.files)
     names = [n.strip() for n in args.transcribers.split(",") if n.strip()]
@@ -178,6 +180,19 @@ def main(argv: list[str] | None = None) -> int:
                   f"{m['f1_offset']:10.3f} {res['x_realtime']:11.2f}")
         print(f"{name:12s} raw: matched-note duration x{res['median_duration_ratio']:.2f} "
               f"(median per piece), octave doublings {res['octave_fp_share']:.0%} of false positives")
+    if args.markdown:
+        print()
+        print("| piece | seconds | notes | " + " | ".join(
+            f"{n} onset F1 | {n} with-offset F1" for n in results) + " |")
+        print("|---|---|---|" + "---|---|" * len(results))
+        for i, number in enumerate(numbers):
+            first = next(iter(results.values()))["rows"][i]
+            print(f"| {first['piece']} | {first['seconds']:.0f} | {first['n_ref']} | " + " | ".join(
+                f"{res['rows'][i]['raw']['f1']:.3f} | {res['rows'][i]['raw']['f1_offset']:.3f}"
+                for res in results.values()) + " |")
+        print("| mean | | | " + " | ".join(
+            f"**{res['mean']['raw']['f1']:.3f}** | **{res['mean']['raw']['f1_offset']:.3f}**"
+            for res in results.values()) + " |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
