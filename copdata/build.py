@@ -511,10 +511,13 @@ def dataset_settings(source: Source, settings: BuildSettings) -> dict:
         "copdata_version": __version__,
     }
     if source.transcribes:
-        from .transcribe import transcriber_info
+        from .transcribe import resolve_transcriber_name, transcriber_info
 
         # threads and device are runtime choices, not part of the output
         info["transcriber"] = transcriber_info(_transcriber(settings), settings.note_post)
+        info["build"]["transcriber"] = resolve_transcriber_name(settings.transcriber)
+    else:  # ground-truth notes: no transcriber runs (so none is recorded)
+        info["build"].update(transcriber=None, note_post=[])
     info["build"].pop("transcriber_device", None)
     return info
 
