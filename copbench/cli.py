@@ -84,8 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--seed", type=int, default=0, help="seed of the sample clips' choice")
     ls = sub.add_parser("listen", help="build a static blind listening study (MOS, ACR 1-5)",
                         description="Build a static, self-contained listening study: index.html "
-                        "(opens from file:// or any static host), media/ and study-key.json (the "
-                        "only file naming the systems; keep it private).",
+                        "(opens from file:// or any static host) and media/, to serve as they are; "
+                        "the key (the only file naming the systems) is written outside the "
+                        "folder, to OUT.study-key.json unless --key says where.",
                         epilog="example: copbench listen --data DIR --models results/ --clips 12 "
                                "--raters-seed 7 --out study/. exit status: 0 ok; 2 usage or "
                                "input error")
@@ -106,7 +107,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="also POST the ratings JSON there at the end (the server must answer "
                          "with Access-Control-Allow-Origin)")
     ls.add_argument("--study-id", default=None, help="default: study-<random hex>")
-    ls.add_argument("--out", required=True, help="new study folder")
+    ls.add_argument("--out", required=True, help="new study folder (the folder to serve)")
+    ls.add_argument("--key", default=None,
+                    help="where to write the study key, outside --out (default: "
+                         "OUT.study-key.json beside the study folder); keep it private")
     ls.add_argument("--no-progress", action="store_true")
     mo = sub.add_parser("mos", help="MOS with 95%% CIs from ratings files of a study",
                         description="Validate ratings files against the study, screen raters, "
@@ -117,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     mo.add_argument("study_dir")
     mo.add_argument("ratings", nargs="+", help="ratings JSON files downloaded from the study page")
     mo.add_argument("--out", required=True, help="results folder to add the MOS to")
+    mo.add_argument("--key", default=None,
+                    help="the study key (default: STUDY_DIR.study-key.json beside the folder)")
     mo.add_argument("--seed", type=int, default=0)
     mo.add_argument("--allow-incomplete", action="store_true",
                     help="keep raters who did not rate every trial")
@@ -199,17 +205,20 @@ def _cmd_listen(args) -> int:
     key = build_study(args.data, args.models, args.out, split=args.split, clips=args.clips,
                       raters_seed=args.raters_seed, seed=args.seed, anchor=args.anchor,
                       post_url=args.post_url, study_id=args.study_id,
-                      training=not args.no_training, progress=not args.no_progress)
+                      training=not args.no_training, progress=not args.no_progress,
+                      key_path=args.key)
     systems = sorted({s.system for s in key.stimuli.values()})
     print(f"study {key.study_id} (hash {key.study_hash[:12]}): {len(key.spec['trials'])} trials, "
           f"{len(key.spec['training'])} training, systems: {', '.join(systems)}")
-    print(f"open {Path(args.out) / 'index.html'}; keep {Path(args.out) / 'study-key.json'} private")
+    from .listen.study import default_key_path
+    key_path = Path(args.key) if args.key else default_key_path(args.out)
+    print(f"serve {Path(args.out)} (open index.html); keep the key {key_path} private")
     return 0
 
 
 def _cmd_mos(args) -> int:
     from .mos import format_report, run_mos
-    report = run_mos(args.study_dir, args.ratings, args.out, seed=args.seed,
+    report = run_mos(args.study_dir, args.ratings, args.out, seed=args.seed, key_path=args.key,
                      allow_incomplete=args.allow_incomplete,
                      max_reference_below_anchor=args.max_reference_below_anchor,
                      command=["copbench"] + sys.argv[1:])

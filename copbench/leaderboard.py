@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from copdata.escape import csv_cell, md_text
+
 from .frame import GROUPS, best_models, read_results_dir, results_frame
 
 GROUP_TITLES = {"listening": "Listening test (MOS, ACR 1-5)", "quality": "Audio quality",
@@ -109,9 +111,20 @@ def _notes(frame: pd.DataFrame, cols: list[str]) -> list[tuple[str, str]]:
     return notes
 
 
+def _md(text) -> str:
+    """Text from results files (model and metric names, notes, provenance) as
+    literal Markdown: no HTML, no extra columns, no links."""
+    return md_text(text)
+
+
+def _csv_row(cells: list) -> list:
+    """Cells of one CSV row with text that a spreadsheet would run defused."""
+    return [csv_cell(c) for c in cells]
+
+
 def to_markdown(frame: pd.DataFrame, only: list[str] | None = None) -> str:
     cols, best, entries, info = _columns(frame, only), best_models(frame), _entries(frame), _model_info(frame)
-    out = ["| model | n | " + " | ".join(f"{c} {_direction(frame, c)}" for c in cols) + " |",
+    out = ["| model | n | " + " | ".join(f"{_md(c)} {_direction(frame, c)}" for c in cols) + " |",
            "|---|---|" + "---|" * len(cols)]
     for model in _models(frame):
         cells = []
@@ -120,7 +133,7 @@ def to_markdown(frame: pd.DataFrame, only: list[str] | None = None) -> str:
             text = _cell(entry)
             text = f"**{text}** *" if model in best.get(c, ()) else text
             cells.append(text + _marks(entry))
-        out.append(f"| {_model_label(model, info)} | {info[model]['n_text']} | "
+        out.append(f"| {_md(_model_label(model, info))} | {_md(info[model]['n_text'])} | "
                    + " | ".join(cells) + " |")
     out += ["", "`*` best in column. Mean [95% CI]. ⚑ flags, c=K values set by a convention "
             "rather than measured (see the notes)."]
@@ -129,9 +142,9 @@ def to_markdown(frame: pd.DataFrame, only: list[str] | None = None) -> str:
     notes = _notes(frame, cols)
     if notes:
         out += ["", "Notes (flags, N, values set by conventions):", ""]
-        out += [f"- {model} / {text}" for model, text in notes]
+        out += [f"- {_md(model)} / {_md(text)}" for model, text in notes]
     out += ["", "Provenance:", ""]
-    out += [f"- {m}: {info[m]['provenance']}" for m in _models(frame)]
+    out += [f"- {_md(m)}: {_md(info[m]['provenance'])}" for m in _models(frame)]
     return "\n".join(out) + "\n"
 
 
@@ -142,8 +155,8 @@ def to_csv(frame: pd.DataFrame, only: list[str] | None = None) -> str:
     header = ["model", "n"]
     for c in cols:
         header += [c, f"{c}_ci_low", f"{c}_ci_high"]
-    w.writerow(header + ["n_failed", "n_missing", "best", "flags", "conventions", "notes",
-                         "provenance"])
+    w.writerow(_csv_row(header + ["n_failed", "n_missing", "best", "flags", "conventions",
+                                  "notes", "provenance"]))
     notes = _notes(frame, cols)
     for model in _models(frame):
         line, flags, conventions = [model, info[model]["n"]], [], []
@@ -155,9 +168,10 @@ def to_csv(frame: pd.DataFrame, only: list[str] | None = None) -> str:
             if e is not None and e.n_conventions:
                 conventions.append(f"{c}:{e.n_conventions}")
         marks = ";".join(c for c in cols if model in best.get(c, ()))
-        w.writerow(line + [info[model]["failed"], info[model]["missing"], marks, ";".join(flags),
-                           ";".join(conventions), " | ".join(t for m, t in notes if m == model),
-                           info[model]["provenance"]])
+        w.writerow(_csv_row(line + [info[model]["failed"], info[model]["missing"], marks,
+                                    ";".join(flags), ";".join(conventions),
+                                    " | ".join(t for m, t in notes if m == model),
+                                    info[model]["provenance"]]))
     return buf.getvalue()
 
 

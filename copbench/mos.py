@@ -154,10 +154,11 @@ def _results_for(system: str, results_dir: Path, key) -> dict:
 def run_mos(study_dir: str | Path, ratings: list[str | Path], out: str | Path, seed: int = 0,
             allow_incomplete: bool = False,
             max_reference_below_anchor: float = MAX_REFERENCE_BELOW_ANCHOR,
-            n_boot: int = N_BOOT, command: list[str] | None = None) -> dict:
+            n_boot: int = N_BOOT, command: list[str] | None = None,
+            key_path: str | Path | None = None) -> dict:
     """Validate, screen, estimate and write; returns a report dict
     (``estimates``, ``raters``, ``rejected``, ``written``)."""
-    key = read_key(study_dir)
+    key = read_key(study_dir, key_path)
     raters, rejected = load_raters(list(ratings), key)
     if not raters:
         raise RatingsError("no valid ratings file (" + "; ".join(
@@ -171,7 +172,8 @@ def run_mos(study_dir: str | Path, ratings: list[str | Path], out: str | Path, s
                 "n_boot": n_boot, "level": LEVEL, "ci_method": CI_METHOD,
                 "screening": {"allow_incomplete": allow_incomplete,
                               "max_reference_below_anchor": max_reference_below_anchor,
-                              "rules": ["incomplete", "reference_below_anchor", "straight_lining"]},
+                              "rules": ["incomplete", "too_few", "reference_below_anchor",
+                                        "straight_lining"]},
                 "raters": [r.to_dict() for r in raters], "rejected_files": rejected}
     for system in sorted({e.system for e in estimates}):
         results = _results_for(system, out, key)
@@ -190,7 +192,8 @@ def run_mos(study_dir: str | Path, ratings: list[str | Path], out: str | Path, s
             "rejected": rejected, "written": written}
 
 
-def ratings_frame(study_dir: str | Path, ratings: list[str | Path]):
+def ratings_frame(study_dir: str | Path, ratings: list[str | Path],
+                  key_path: str | Path | None = None):
     """Every rating of the valid files as a pandas DataFrame, for analysis in a
     notebook: ``rater``, ``position`` (1-based, in that rater's order),
     ``stimulus``, ``system``, ``role``, ``clip``, ``question``, ``rating``,
@@ -198,7 +201,7 @@ def ratings_frame(study_dir: str | Path, ratings: list[str | Path]):
     import pandas as pd
 
     from .listen.order import trial_order
-    key = read_key(study_dir)
+    key = read_key(study_dir, key_path)
     raters, _ = load_raters(list(ratings), key)
     screen(raters, key)
     rows = []
@@ -216,17 +219,22 @@ def ratings_frame(study_dir: str | Path, ratings: list[str | Path]):
                                        "question", "rating", "screened"])
 
 
+def _printable(text) -> str:
+    """``text`` with control characters (newlines, ANSI escapes) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def format_report(report: dict) -> str:
-    lines = [f"study {report['study_id']}: {len(report['raters'])} ratings files read, "
-             f"{len(report['rejected'])} rejected"]
+    lines = [f"study {_printable(report['study_id'])}: {len(report['raters'])} ratings files "
+             f"kept, {len(report['rejected'])} rejected"]
     for r in report["rejected"]:
-        lines.append(f"  REJECTED {r['path']}: {r['error']}")
+        lines.append(f"  REJECTED {_printable(r['path'])}: {_printable(r['error'])}")
     for r in report["raters"]:
         if r.screened:
-            lines.append(f"  screened rater {r.rater_id}: {'; '.join(r.screened)}")
+            lines.append(f"  screened rater {_printable(r.rater_id)}: {'; '.join(r.screened)}")
     lines.append(f"{'system':24s} {'question':8s} {'MOS':>6s}  {'95% CI':>14s}  raters  ratings")
     for e in report["estimates"]:
-        lines.append(f"{e.system:24s} {e.question:8s} {e.mean:6.3f}  [{e.ci95[0]:.2f}, "
+        lines.append(f"{_printable(e.system):24s} {e.question:8s} {e.mean:6.3f}  [{e.ci95[0]:.2f}, "
                      f"{e.ci95[1]:.2f}]  {e.n_raters:6d}  {e.n_ratings:7d}")
     lines += [f"wrote {p}" for p in report["written"]]
     return "\n".join(lines) + "\n"

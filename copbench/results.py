@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.metadata
 import json
+import math
 import platform
 import re
 from pathlib import Path
@@ -111,7 +112,37 @@ def read_results(path: str | Path) -> dict:
                          "the results folder", item=str(path)) from None
     if not isinstance(data, dict) or "metrics" not in data or "model" not in data:
         raise BenchError("not a copbench results file (no 'model'/'metrics')", item=str(path))
+    problem = metrics_problem(data)
+    if problem:
+        raise BenchError(f"not a valid copbench results file ({problem}); copbench writes only "
+                         "finite numbers: fix or remove the file", item=str(path))
     return data
+
+
+def _finite(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def metrics_problem(results: dict) -> str | None:
+    """What makes a results dict's ``metrics`` unrankable (a string or infinite
+    ``mean``, a malformed ``ci95``), or None."""
+    if not isinstance(results.get("model"), str):
+        return "'model' is not a string"
+    metrics = results.get("metrics")
+    if not isinstance(metrics, dict):
+        return "'metrics' is not an object"
+    for name, entry in metrics.items():
+        if not isinstance(entry, dict):
+            return f"metric {name!r} is not an object"
+        mean = entry.get("mean")
+        if mean is not None and not _finite(mean):
+            return f"metric {name!r} has mean {mean!r:.40}, not a finite number"
+        ci = entry.get("ci95")
+        if ci is not None and not (isinstance(ci, list) and len(ci) == 2
+                                   and all(v is None or _finite(v) for v in ci)):
+            return f"metric {name!r} has ci95 {ci!r:.60}, not [low, high] finite numbers"
+    return None
 
 
 def now_iso() -> str:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from copdata import open_dataset
 from copdata.errors import CopDataError
+from copdata.publish import flac_samples, publishable_views, roll_array
 
 from .errors import BenchError
 from .models import Baseline
@@ -83,6 +84,30 @@ def _transcribed_roll(audio: np.ndarray, clip) -> np.ndarray:
     return render_roll(notes, clip.num_frames, clip.fps)
 
 
+MARKER = ".copbench-samples"
+
+
+def _assets_folder(out: Path) -> Path:
+    """``<page stem>_files/`` beside the page, emptied when an earlier sample
+    browser made it (it holds :data:`MARKER`); any other existing path there
+    is the user's and is refused, never deleted."""
+    assets = out.parent / f"{out.stem}_files"
+    if assets.is_symlink() or (assets.exists() and not (assets / MARKER).is_file()):
+        raise BenchError(f"{assets} exists and was not written by a copbench sample browser; "
+                         "move it away or choose another --out (nothing was deleted)",
+                         item=str(assets))
+    if assets.exists():
+        for entry in assets.iterdir():  # only what an earlier run wrote: flat files
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    assets.mkdir(parents=True, exist_ok=True)
+    (assets / MARKER).write_text("written by copbench leaderboard --samples; the folder is "
+                                 "replaced by the next run\n", encoding="utf-8")
+    return assets
+
+
 def sample_browser(results: list[dict], out: Path, n_clips: int, seed: int = 0,
                    progress: bool = False) -> str:
     """Write the media of ``n_clips`` clips beside ``out`` and return the HTML section."""
@@ -121,18 +146,18 @@ def sample_browser(results: list[dict], out: Path, n_clips: int, seed: int = 0,
     for _, source in sources:
         if source is not None:
             source.prepare(all_clips)
-    assets = out.parent / f"{out.stem}_files"
-    if assets.exists():
-        shutil.rmtree(assets)
-    assets.mkdir(parents=True)
+    # every file is checked before anything is written: only regular files inside
+    # the dataset whose hashes match clips.jsonl are published
+    verified = {cid: publishable_views(ds.root, ds[cid].row) for cid in clip_ids}
+    assets = _assets_folder(out)
     rel = assets.name
     sections = []
     for k, clip_id in enumerate(tqdm(clip_ids, desc="samples", unit="clip", disable=not progress)):
         clip = ds[clip_id]
         tag = f"clip{k + 1:02d}"
-        shutil.copyfile(clip.dir / "video.mp4", assets / f"{tag}.mp4")
-        ref_audio = clip.audio()
-        ref_roll = clip.roll()
+        (assets / f"{tag}.mp4").write_bytes(verified[clip_id]["video.mp4"])
+        ref_audio = flac_samples(verified[clip_id]["audio.flac"], clip_id)
+        ref_roll = roll_array(verified[clip_id]["roll.npy"], clip_id)
         cards = []
         systems = [(REFERENCE, ref_audio, ref_roll, None)]
         for name, source in sources:

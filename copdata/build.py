@@ -42,7 +42,7 @@ from .dataset import (SCHEMA_VERSION, ClipWriter, check_ours_to_delete, derive_v
 from .errors import (BuildLockedError, CopDataError, DatasetError, ManifestError,
                      QualityRejectedError, SilentInputError, TooShortError)
 from .ids import check_split_name, clip_id, sanitize_source_id
-from .integrity import view_hashes
+from .integrity import cross_split_duplicates, view_hashes
 from .media import as_written, full_scale_gain
 from .notes import Note
 from .qa.stage import ClipObserver, audio_margin, clip_qa, qa_info
@@ -69,6 +69,7 @@ class BuildSummary:
     seconds: float = 0.0  # audio seconds in clips
     wall_seconds: float = 0.0
     failures_by_class: dict = field(default_factory=dict)
+    duplicates: list = field(default_factory=list)  # clips byte-identical across splits
 
     @property
     def realtime_factor(self) -> float:
@@ -83,6 +84,8 @@ class BuildSummary:
                 + (f"; {self.skipped} items resumed from an earlier run" if self.skipped else "")
                 + (f"; {self.not_queued} items not queued (target hours reached: "
                    f"{self.accepted_seconds / 3600:.3f} h accepted)" if self.not_queued else "")
+                + (f"; {len(self.duplicates)} clips byte-identical to a clip of another split "
+                   f"(leakage; e.g. {self.duplicates[0]})" if self.duplicates else "")
                 + f"; {self.wall_seconds:.1f} s wall, {self.realtime_factor:.1f}x realtime")
 
 
@@ -549,6 +552,19 @@ def _check_ids(items: list[SourceItem]) -> None:
         seen.add(item.source_id)
 
 
+def check_settings(settings: BuildSettings) -> None:
+    """Refuse clip settings outside :data:`copdata.options.LIMITS` before any
+    work (the CLI refuses them when parsing; this guards the Python API)."""
+    import math
+
+    from .options import LIMITS
+    for name, (lo, hi) in LIMITS.items():
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or not lo <= value <= hi:
+            raise DatasetError(f"{name} = {value!r} is out of range: must be in [{lo:g}, {hi:g}]")
+
+
 def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings | None = None,
                   workers: int = 1, executor: str = "local", ray_address: str | None = None,
                   force: bool = False, progress: bool = True,
@@ -562,11 +578,15 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
     target continues with them).
     """
     settings = settings or BuildSettings()
+    check_settings(settings)
     if target_hours is not None and not target_hours > 0:
         raise DatasetError(f"target hours must be positive, got {target_hours}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise DatasetError("--out is a file, not a folder", item=str(out))
+    if force and out.is_dir():
+        check_ours_to_delete(out, STATE_DIR)  # before the lock file: a refused folder keeps
+        # exactly what it held (checked again under the lock below)
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / ".lock").touch()
@@ -647,6 +667,7 @@ def build_dataset(source: Source, out_dir: str | Path, settings: BuildSettings |
             report.extend(rejected_rows(state))
         write_json_atomic(out / "clips.jsonl", clip_rows, lines=True)
         write_json_atomic(out / "report.json", report)
+    summary.duplicates = cross_split_duplicates(clip_rows)
     summary.wall_seconds = time.perf_counter() - started
     summary.accepted_seconds = accepted
     for r in report:

@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 from .errors import CopDataError
+from .options import LIMITS, number
 
 EXIT_STATUS = ("exit status: 0 ok; 1 some items failed or problems were found; "
                "2 usage or input error (one line on stderr; --debug shows the traceback)")
@@ -23,24 +24,24 @@ EXIT_STATUS = ("exit status: 0 ok; 1 some items failed or problems were found; "
 
 def _add_settings(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("clip settings")
-    g.add_argument("--clip-seconds", type=float, default=10.0, help="clip length (default 10)")
-    g.add_argument("--fps", type=float, default=25.0, help="video frame rate (default 25)")
-    g.add_argument("--sample-rate", type=int, default=44100, help="audio rate (default 44100)")
+    g.add_argument("--clip-seconds", type=number(float, *LIMITS["clip_seconds"]), default=10.0, help="clip length (default 10)")
+    g.add_argument("--fps", type=number(float, *LIMITS["fps"]), default=25.0, help="video frame rate (default 25)")
+    g.add_argument("--sample-rate", type=number(int, *LIMITS["sample_rate"]), default=44100, help="audio rate (default 44100)")
     g.add_argument("--frame-size", type=str, default=None, metavar="WxH",
                    help="resize frames to WxH after cropping (default: keep)")
-    g.add_argument("--max-clips-per-item", type=int, default=None,
+    g.add_argument("--max-clips-per-item", type=number(int, 1), default=None,
                    help="keep at most this many clips of each item")
     g.add_argument("--video-preset", default="superfast",
                    choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
                    help="x264 preset of video.mp4: faster builds vs smaller files (default superfast)")
-    g.add_argument("--video-crf", type=int, default=20, help="x264 CRF of video.mp4 (default 20)")
+    g.add_argument("--video-crf", type=number(int, 0, 51), default=20, help="x264 CRF of video.mp4 (default 20)")
     q = p.add_argument_group("quality (QA) thresholds; off by default, always recorded in dataset.json")
-    q.add_argument("--qa-min-piano", type=float, default=None, metavar="S",
+    q.add_argument("--qa-min-piano", type=number(float, 0, 1), default=None, metavar="S",
                    help="reject clips whose piano_score is below S (0..1; solo piano scores "
                         "about 0.6-0.9, speech and noise about 0); default: keep all")
-    q.add_argument("--qa-min-keyboard", type=float, default=None, metavar="S",
+    q.add_argument("--qa-min-keyboard", type=number(float, 0, 1), default=None, metavar="S",
                    help="reject clips whose keyboard_score is below S (0..1); default: keep all")
-    q.add_argument("--qa-max-offset", type=float, default=None, metavar="SEC",
+    q.add_argument("--qa-max-offset", type=number(float, 0, 60), default=None, metavar="SEC",
                    help="reject clips whose confidently measured audio/video offset exceeds "
                         "SEC seconds; default: keep all")
     q.add_argument("--qa-correct-offset", action="store_true",
@@ -81,9 +82,12 @@ def add_transcriber_arguments(group, default: str = "auto", thresholds: bool = T
                             "doublings), ends (halve note durations); measured in "
                             "docs/piano10h.md (default: none)")
     if thresholds:
-        group.add_argument("--onset-threshold", type=float, default=0.5, help="basic-pitch only")
-        group.add_argument("--frame-threshold", type=float, default=0.3, help="basic-pitch only")
-        group.add_argument("--min-note-ms", type=float, default=127.7, help="basic-pitch only")
+        group.add_argument("--onset-threshold", type=number(float, 0, 1), default=0.5,
+                           help="basic-pitch only")
+        group.add_argument("--frame-threshold", type=number(float, 0, 1), default=0.3,
+                           help="basic-pitch only")
+        group.add_argument("--min-note-ms", type=number(float, 0, 10000), default=127.7,
+                           help="basic-pitch only")
 
 
 def _settings(args):
@@ -119,10 +123,11 @@ def cmd_build(args) -> int:
                             executor=args.executor, ray_address=args.ray_address,
                             force=args.force, progress=not args.quiet,
                             target_hours=args.target_hours)
-    args.exit_status = 0 if summary.failed == 0 else 1
+    ok = summary.failed == 0 and not summary.duplicates
+    args.exit_status = 0 if ok else 1
     print(summary.line())
     print(f"dataset: {args.out}  (report: {Path(args.out) / 'report.json'})")
-    return 0 if summary.failed == 0 else 1
+    return 0 if ok else 1
 
 
 def cmd_validate(args) -> int:
@@ -234,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                "exit status: 0 all items ok; 1 some items failed (see report.json); 2 usage or input error,\n  nothing built (bad arguments, folder held by another build, or built with other settings)\n"
                "  --force deletes only an earlier CoP build (a folder whose dataset.json copdata wrote)")
     b.add_argument("--out", required=True, help="output dataset folder")
-    b.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    b.add_argument("--workers", type=number(int, 1, 1024), default=1, help="parallel worker processes")
     b.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local worker processes (default) or a Ray cluster")
     b.add_argument("--ray-address", default=None, help="Ray cluster address (default: local Ray)")
@@ -242,10 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="delete an earlier CoP build in --out first (refused for a "
                         "folder whose dataset.json copdata did not write)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
-    b.add_argument("--target-hours", type=float, default=None, metavar="H",
+    b.add_argument("--target-hours", type=number(float, 0, 1e6), default=None, metavar="H",
                    help="stop queueing new items once H hours of accepted clips are built "
                         "(items in flight finish; the rest are 'not_queued' in report.json)")
-    b.add_argument("--test-fraction", type=float, default=0.25,
+    b.add_argument("--test-fraction", type=number(float, 0, 1), default=0.25,
                    help="share of items assigned to the test split (when not given per item)")
     from .sources import add_source_arguments
 
@@ -284,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "Exit status 1 when no keyboard is found.",
                         epilog=EXIT_STATUS)
     dk.add_argument("video")
-    dk.add_argument("--frames", type=int, default=7, help="frames sampled over the video (default 7)")
+    dk.add_argument("--frames", type=number(int, 1, 1000), default=7, help="frames sampled over the video (default 7)")
     dk.add_argument("--json", action="store_true",
                     help='print one line {"box": [x0, y0, x1, y1], "confidence": c}')
     dk.add_argument("--out", default=None, metavar="PNG", help="also save a frame with the box drawn")

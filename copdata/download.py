@@ -34,7 +34,7 @@ from pathlib import Path
 import av
 
 from .errors import DownloadError, MediaError
-from .media import probe
+from .media import _AV_ERRORS, MIN_VIDEO_SIDE, probe
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,9 @@ def verify_media(path: Path, need_video: bool, need_audio: bool) -> None:
         raise MediaError("downloaded file has no video stream", item=str(path))
     if need_audio and not info.has_audio:
         raise MediaError("downloaded file has no audio stream", item=str(path))
+    if need_video and min(info.width, info.height) < MIN_VIDEO_SIDE:
+        raise MediaError(f"downloaded video is {info.width}x{info.height} pixels, too small to "
+                         "show a keyboard", item=str(path))
     kinds = [k for k, need in (("video", need_video), ("audio", need_audio)) if need]
     kind = "media"
     try:
@@ -198,8 +201,9 @@ def verify_media(path: Path, need_video: bool, need_audio: bool) -> None:
                     if next(iter(container.decode(stream)), None) is None:
                         raise MediaError(f"no {kind} frame decodes at {position:.1f} s",
                                          item=str(path))
-    except av.error.FFmpegError as exc:
-        raise MediaError(f"{kind} does not decode ({exc})", item=str(path)) from exc
+    except _AV_ERRORS as exc:  # FFmpeg's errors and what PyAV raises for unreadable codecs
+        raise MediaError(f"{kind} does not decode ({type(exc).__name__}: {exc})",
+                         item=str(path)) from exc
 
 
 def _copy_info(info: dict) -> dict:

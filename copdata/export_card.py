@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from .dataset import Dataset
+from .escape import code_fence, md_text
 from .stats import dataset_stats
 
 PROJECT_LICENSE = "apache-2.0"
@@ -35,6 +36,13 @@ def _sources(ds: Dataset) -> list[dict]:
         })
         entry["clips"] += 1
     return [{"source_id": k, **v} for k, v in items.items()]
+
+
+def _json_block(value) -> list[str]:
+    """A fenced JSON block whose text (remote titles, URLs) cannot close it."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    fence = code_fence(text)
+    return [fence + "json", text, fence]
 
 
 def _front_matter(ds: Dataset, features, shard_files: dict[str, list[str]], recorded: bool,
@@ -84,10 +92,10 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
     source = s.get("source") or {}
     recorded = s.get("midi_origin") == "transcription"
     stats = dataset_stats(ds.root)
-    audio_array = "array" in features["audio"]
+    audio_array = isinstance(features["audio"], dict)  # the --audio-format array struct
     fps, sr, secs = ds.fps, ds.sample_rate, ds.clip_seconds
     lines = [_front_matter(ds, features, shard_files, recorded, split_counts, Path(out_dir)),
-             f"# {source.get('name', 'CoP')} piano performances in five views", "",
+             f"# {md_text(source.get('name', 'CoP'))} piano performances in five views", "",
              "Each row is one clip of a piano performance with five time-aligned views "
              "(video, audio, MIDI notes, an 88-key piano roll and text steps that walk the "
              "chain video -> keys -> notes -> sound), made with `copdata` for Chain-of-Perform "
@@ -97,10 +105,12 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
              f"H.264); audio mono {sr} Hz ({int(round(secs * sr))} samples)",
              ("- `audio`: `{array, sampling_rate}`, the decoded float32 samples (values of "
               "the clip's 16-bit FLAC)" if audio_array else
-              "- `audio`: `{bytes, path, sampling_rate}`, the clip's 16-bit FLAC file")
-             + "; `video`: `{bytes, path}`, the clip's MP4 file. Plain columns on purpose: "
-             "`datasets.Audio`/`Video` decode only through torchcodec, which needs a system "
-             "FFmpeg; these load and decode with `datasets`, soundfile and PyAV alone",
+              f"- `audio`: `Audio` ({sr} Hz), the clip's 16-bit FLAC file")
+             + "; `video`: `Video`, the clip's H.264 MP4 file. `datasets` decodes them with "
+             "torchcodec (which needs a system FFmpeg); without it, "
+             "`copdata.export_hf.load_export` loads them as `{bytes, path}` and "
+             "`decode_audio` / `decode_video` decode them with soundfile and PyAV, to the same "
+             "samples and frames",
              "- `roll`: uint8 (frames, 88); column k is MIDI pitch 21+k (A0..C8); value = "
              "velocity of a sounding note, 0 = off; frame i covers [i/fps, (i+1)/fps)",
              "- `notes`: lists `pitch`, `start`, `end` (seconds in the clip), `velocity`, as in "
@@ -123,9 +133,8 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
              "exactly.", ""]
     transcriber = s.get("transcriber")
     if transcriber:
-        lines += ["## Transcriber", "", "```json", json.dumps(transcriber, indent=2,
-                                                                sort_keys=True), "```", ""]
-    lines += ["## Source", "", "```json", json.dumps(source, indent=2, sort_keys=True), "```",
+        lines += ["## Transcriber", "", *_json_block(transcriber), ""]
+    lines += ["## Source", "", *_json_block(source),
               "", "## Statistics", "",
               f"- clips: {stats['clips']} ({stats['hours']:.3f} h); per split: "
               + ", ".join(f"{k}: {v}" for k, v in stats["clips_per_split"].items()),
@@ -135,13 +144,13 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
     if stats["pitch"]:
         lines.append(f"- pitch range: {stats['pitch']['lowest']} .. {stats['pitch']['highest']}")
     lines.append(f"- source items: {stats['items']}, failed at build time: "
-                 f"{stats['items_failed']} {stats['failures_by_class'] or ''}".rstrip())
+                 f"{stats['items_failed']} {md_text(stats['failures_by_class'] or '')}".rstrip())
     lines += ["", "## Sources and ids", "",
               "| source_id | split | clips | source | title |", "|---|---|---|---|---|"]
     srcs = _sources(ds)
     for e in srcs[:MAX_SOURCE_ROWS]:
         cells = [e["source_id"], e["split"], str(e["clips"]), str(e["source"]), e["title"]]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("| " + " | ".join(md_text(c) for c in cells) + " |")
     if len(srcs) > MAX_SOURCE_ROWS:
         lines.append(f"\n... and {len(srcs) - MAX_SOURCE_ROWS} more (see the `source_id` and "
                      "`source` columns).")
@@ -155,16 +164,17 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
     else:
         lines += ["All views are synthesized by the CoP toolkit and released under Apache-2.0.",
                   ""]
-    lines += ["## Loading", "", "```python", "import io, av, numpy as np",
-              "from datasets import load_dataset",
-              "ds = load_dataset('PATH_OR_REPO')", "row = ds['train'][0]",
-              ("audio = np.asarray(row['audio']['array'], np.float32)  # mono, "
-               "row['audio']['sampling_rate'] Hz" if audio_array else
-               "import soundfile; audio, sr = soundfile.read(io.BytesIO(row['audio']['bytes']), "
-               "dtype='float32')"),
-              "with av.open(io.BytesIO(row['video']['bytes'])) as c:  # or "
-              "copdata.export_hf.decode_video(row['video'])",
-              "    frames = np.stack([f.to_ndarray(format='rgb24') for f in c.decode(video=0)])",
+    lines += ["## Loading", "", "```python", "from datasets import load_dataset",
+              "ds = load_dataset('PATH_OR_REPO')  # with torchcodec + FFmpeg installed",
+              "row = ds['train'][0]",
+              ("audio = row['audio']['array']  # float32 mono" if audio_array else
+               "samples = row['audio'].get_all_samples()  # torchcodec AudioDecoder"),
+              "frames = row['video'].get_frames_in_range(0, len(row['video'])).data  # NCHW",
+              "# without torchcodec (soundfile and PyAV only): copdata's helpers",
+              "from copdata.export_hf import load_export, decode_audio, decode_video",
+              "ds = load_export('PATH_OR_REPO', decode=False)",
+              "audio = decode_audio(ds['train'][0]['audio'])  # float32 mono",
+              "frames = decode_video(ds['train'][0]['video'])  # uint8 (T, H, W, 3)",
               "```", "", "A local folder is cached by `datasets` under its name and card: after "
               "re-exporting into the same folder, load it with "
               "`download_mode='force_redownload'` (or another `cache_dir`).", "", "## Citation", "", "Chain-of-Perform (CoP), arXiv:2503.22200. "

@@ -5,26 +5,30 @@ Layout written to ``out_dir``::
     README.md                                   dataset card (YAML front matter + text)
     data/<split>-XXXXX-of-YYYYY.parquet          shards, one file set per split
 
-One row per clip. Columns: ``id``, ``split``, ``audio`` (with the default
-``audio_format="array"`` a struct ``{array: list<float32>, sampling_rate:
-int32}``: the clip's decoded mono samples, the same values as ``Clip.audio()``;
-with ``"flac"`` a struct ``{bytes: binary, path: string, sampling_rate: int32}``
-holding the clip's FLAC file, about 3x smaller), ``video`` (struct ``{bytes:
-binary, path: string}``: the clip's H.264 MP4, byte for byte), ``roll``
-(``Array2D((None, 88), "uint8")``), ``notes`` (struct of lists ``pitch, start,
-end, velocity`` as read from ``notes.mid``), ``steps`` (list of ``{step,
-text}``), ``caption`` (the first step's text), the clip row's source columns
-(``source_id``, ``source``, ``segment``, ``start``, ``end``, ``midi_origin``),
-the source metadata (``title``, ``uploader``, ``license``, ..., one column per
-key) and ``stats`` (the row's per-view statistics). :func:`decode_audio` and
-:func:`decode_video` turn a row's cells into arrays.
+One row per clip. Columns: ``id``, ``split``, ``audio`` (a ``datasets.Audio``
+feature holding the clip's FLAC file as bytes, as Hub audio datasets do; with
+``audio_format="array"`` instead a struct ``{array: list<float32>,
+sampling_rate: int32}`` of the decoded samples, about 3x larger), ``video`` (a
+``datasets.Video`` feature holding the clip's H.264 MP4, byte for byte),
+``roll`` (``Array2D((None, 88), "uint8")``), ``notes`` (struct of lists
+``pitch, start, end, velocity`` as read from ``notes.mid``), ``steps`` (list of
+``{step, text}``), ``caption`` (the first step's text), the clip row's source
+columns (``source_id``, ``source``, ``segment``, ``start``, ``end``,
+``midi_origin``), the source metadata (``title``, ``uploader``, ``license``,
+..., one column per key) and ``stats`` (the row's per-view statistics).
 
-Why not ``datasets.Audio``/``datasets.Video``: in ``datasets`` 4+ both decode
-only through ``torchcodec``, whose wheels need a system FFmpeg that this
-project does not install (it decodes with PyAV's bundled FFmpeg). Plain
-columns load and decode with what the project installs: the audio array needs
-no decoder at all, FLAC bytes decode with soundfile or PyAV, the video's MP4
-bytes with PyAV.
+Decoding: ``Audio``/``Video`` are what the Hub's viewer plays and what
+``cast_column("audio", Audio(sampling_rate=16000))`` works on. ``datasets``
+decodes them through ``torchcodec``, which needs a system FFmpeg (Debian:
+``apt-get install ffmpeg``); where that is missing, :func:`load_export` loads
+the same columns undecoded (``{bytes, path}``) and :func:`decode_audio` /
+:func:`decode_video` decode them with soundfile / PyAV (the FFmpeg inside its
+wheel). Both ways give the clip's exact samples (``Clip.audio()``) and frames
+(``Clip.frames()``); :func:`decode_audio` and :func:`decode_video` also take
+what ``datasets`` decoded (torchcodec decoders).
+
+Every clip file is read through :func:`copdata.publish.publishable_views`
+(regular files inside the dataset whose sha256 matches ``clips.jsonl``).
 
 Shards hold at most ``max_rows_per_shard`` rows and about ``max_shard_bytes`` of
 media; parquet row groups hold ``rows_per_group`` rows so the Hub's dataset
@@ -53,12 +57,13 @@ from . import open_dataset
 from .dataset import Dataset
 from .errors import CopDataError, DatasetError
 from .export_card import dataset_card
-from .ids import check_split_name, path_under
+from .ids import check_split_name, is_valid_clip_id, path_under
 from .notes import read_midi
+from .publish import flac_samples, publishable_views
 from .rows import ClipRow
 
 log = logging.getLogger(__name__)
-AUDIO_FORMATS = ("array", "flac")
+AUDIO_FORMATS = ("flac", "array")
 CORE_COLUMNS = ("id", "split", "audio", "video", "roll", "notes", "steps", "caption")
 EXPORT_ENTRIES = {"README.md", "data", ".cache", ".huggingface"}
 ROW_COLUMNS = ("source_id", "source", "segment", "start", "end", "midi_origin")
@@ -97,8 +102,8 @@ def _convert(value, dtype: str, as_json: bool):
 class _Schema:
     """Columns of the export, inferred from the dataset's clip rows."""
 
-    def __init__(self, ds: Dataset, audio_format: str = "array"):
-        from datasets import Array2D, Features, List, Value
+    def __init__(self, ds: Dataset, audio_format: str = "flac"):
+        from datasets import Array2D, Audio, Features, List, Value, Video
 
         if audio_format not in AUDIO_FORMATS:
             raise DatasetError(f"audio format {audio_format!r} is not one of {AUDIO_FORMATS}")
@@ -122,9 +127,8 @@ class _Schema:
         spec = {
             "id": s, "split": s,
             "audio": ({"array": List(Value("float32")), "sampling_rate": Value("int32")}
-                      if audio_format == "array" else
-                      {"bytes": Value("binary"), "path": s, "sampling_rate": Value("int32")}),
-            "video": {"bytes": Value("binary"), "path": s},
+                      if audio_format == "array" else Audio(sampling_rate=int(ds.sample_rate))),
+            "video": Video(),
             "roll": Array2D(shape=(None, 88), dtype="uint8"),
             "notes": {"pitch": List(u8), "start": List(f64), "end": List(f64),
                       "velocity": List(u8)},
@@ -146,25 +150,20 @@ class _Schema:
     def row(self, ds: Dataset, clip_row: ClipRow, split_name: str) -> dict:
         """One export row from a clip's files (bytes embedded)."""
         clip = ds._clip(clip_row)
-        files = {name: clip.dir / name for name in ("video.mp4", "audio.flac", "notes.mid",
-                                                     "roll.npy", "steps.json")}
-        missing = [n for n, p in files.items() if not p.is_file()]
-        if missing:
-            raise DatasetError(f"clip {clip.id} lacks {missing}; run `copdata validate`",
-                               item=str(clip.dir))
-        notes = read_midi(files["notes.mid"])
-        roll = np.load(files["roll.npy"], allow_pickle=False)
+        views = publishable_views(ds.root, clip_row)  # regular files, hashes checked
+        notes = read_midi(views["notes.mid"])
+        roll = np.load(io.BytesIO(views["roll.npy"]), allow_pickle=False)
         if roll.dtype != np.uint8 or roll.ndim != 2 or roll.shape[1] != 88:
             raise DatasetError(f"roll.npy is {roll.dtype} {roll.shape}, not uint8 (T, 88)",
-                               item=str(files["roll.npy"]))
-        steps = clip.steps()
+                               item=f"{clip.id}/roll.npy")
+        steps = json.loads(views["steps.json"].decode("utf-8"))
         out = {
             "id": clip.id, "split": split_name,
-            "audio": ({"array": clip.audio(), "sampling_rate": int(ds.sample_rate)}
+            "audio": ({"array": flac_samples(views["audio.flac"], clip.id),
+                       "sampling_rate": int(ds.sample_rate)}
                       if self.audio_format == "array" else
-                      {"bytes": files["audio.flac"].read_bytes(), "path": f"{clip.id}.flac",
-                       "sampling_rate": int(ds.sample_rate)}),
-            "video": {"bytes": files["video.mp4"].read_bytes(), "path": f"{clip.id}.mp4"},
+                      {"bytes": views["audio.flac"], "path": f"{clip.id}.flac"}),
+            "video": {"bytes": views["video.mp4"], "path": f"{clip.id}.mp4"},
             "roll": roll.tolist(),
             "notes": {"pitch": [n.pitch for n in notes], "start": [n.start for n in notes],
                       "end": [n.end for n in notes], "velocity": [n.velocity for n in notes]},
@@ -193,8 +192,41 @@ def hub_split_name(split: str) -> str:
     return split.replace("-", "_")
 
 
+def torchcodec_ready() -> bool:
+    """Whether ``datasets`` can decode ``Audio``/``Video`` here (torchcodec and
+    the system FFmpeg libraries it loads)."""
+    try:
+        import torchcodec.decoders  # noqa: F401  (loads libavcodec on import)
+    except Exception:  # ImportError, or RuntimeError/OSError without a system FFmpeg
+        return False
+    return True
+
+
+def load_export(path: str | Path, decode: bool | None = None, **kwargs):
+    """``datasets.load_dataset(path, **kwargs)`` of an export (a folder or a Hub
+    repo). ``decode=None`` lets ``datasets`` decode the ``audio`` and ``video``
+    columns when :func:`torchcodec_ready`, else (and with ``decode=False``) they
+    come as ``{bytes, path}`` for :func:`decode_audio` / :func:`decode_video`."""
+    import datasets
+
+    loaded = datasets.load_dataset(str(path), **kwargs)
+    if decode is None:
+        decode = torchcodec_ready()
+    if not decode:
+        for name, feature in (("audio", datasets.Audio), ("video", datasets.Video)):
+            some = next(iter(loaded.values())) if isinstance(loaded, dict) else loaded
+            if isinstance(some.features.get(name), feature):
+                loaded = loaded.cast_column(name, feature(decode=False))
+    return loaded
+
+
 def decode_audio(audio) -> np.ndarray:
-    """Mono float32 samples of an exported ``audio`` cell (either form)."""
+    """Mono float32 samples of an exported ``audio`` cell: ``{bytes, path}``
+    (FLAC, decoded with soundfile), ``{array, sampling_rate}``, or the
+    torchcodec ``AudioDecoder`` that ``datasets`` returns when it decodes."""
+    if hasattr(audio, "get_all_samples"):  # datasets' own decoding (torchcodec)
+        samples = audio.get_all_samples().data.numpy()
+        return samples.mean(axis=0).astype(np.float32) if samples.shape[0] > 1 else samples[0]
     if audio.get("array") is not None:
         return np.asarray(audio["array"], dtype=np.float32)
     import soundfile
@@ -204,8 +236,14 @@ def decode_audio(audio) -> np.ndarray:
 
 
 def decode_video(video) -> np.ndarray:
-    """RGB uint8 ``(T, H, W, 3)`` frames of an exported ``video`` cell (the struct
-    ``{bytes, path}`` or the MP4 bytes), decoded with PyAV."""
+    """RGB uint8 ``(T, H, W, 3)`` frames of an exported ``video`` cell: ``{bytes,
+    path}`` or the MP4 bytes (decoded with PyAV), or the torchcodec
+    ``VideoDecoder`` that ``datasets`` returns when it decodes."""
+    if hasattr(video, "get_frames_in_range"):  # datasets' own decoding (torchcodec)
+        frames = video.get_frames_in_range(0, len(video)).data
+        if frames.shape[-1] != 3:  # NCHW (datasets' default dimension order)
+            frames = frames.permute(0, 2, 3, 1)
+        return np.ascontiguousarray(frames.numpy())
     import av
 
     data = video["bytes"] if isinstance(video, dict) else video
@@ -222,9 +260,9 @@ def plan_shards(ds: Dataset, rows: list[ClipRow], max_rows: int,
     current: list[dict] = []
     size = 0
     for row in rows:
-        d = ds.root / "clips" / row.id
-        row_bytes = sum((d / n).stat().st_size for n in ("video.mp4", "audio.flac")
-                        if (d / n).is_file())
+        d = ds.root / "clips" / row.id  # a bad id is refused when the row is read
+        row_bytes = sum(os.lstat(d / n).st_size for n in ("video.mp4", "audio.flac")
+                        if is_valid_clip_id(row.id) and (d / n).is_file())
         if current and (len(current) >= max_rows or size + row_bytes > max_bytes):
             shards.append(current)
             current, size = [], 0
@@ -253,7 +291,7 @@ def export_hf(dataset_dir: str | Path, out_dir: str | Path, max_rows_per_shard: 
               rows_per_group: int = 16, max_shard_bytes: int = 500 * 1024 ** 2,
               push: str | None = None, private: bool = False, token: str | None = None,
               overwrite: bool = False, progress: bool = True,
-              audio_format: str = "array") -> Path:
+              audio_format: str = "flac") -> Path:
     """Write ``dataset_dir`` as a Hub dataset folder ``out_dir``; upload it to the
     dataset repo ``push`` when given. Returns ``out_dir``.
 
@@ -357,10 +395,11 @@ def add_cli_arguments(parser) -> None:
     parser.add_argument("--rows-per-group", type=int, default=16,
                         help="parquet row group size (small groups keep the Hub viewer fast)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export")
-    parser.add_argument("--audio-format", choices=AUDIO_FORMATS, default="array",
-                        help="audio column: array = decoded float32 samples that datasets "
-                             "returns as they are (default); flac = the clip's FLAC bytes, about "
-                             "3x smaller, decoded with soundfile (copdata.export_hf.decode_audio)")
+    parser.add_argument("--audio-format", choices=AUDIO_FORMATS, default="flac",
+                        help="audio column: flac = a datasets.Audio feature holding the clip's "
+                             "FLAC bytes, as Hub datasets do (default; decoded by datasets with "
+                             "torchcodec + FFmpeg, or by copdata.export_hf.decode_audio); array = "
+                             "the decoded float32 samples, about 3x larger")
     parser.add_argument("--push", metavar="REPO_ID", default=None,
                         help="upload to this Hugging Face dataset repo after exporting")
     parser.add_argument("--private", action="store_true", help="create the repo private")

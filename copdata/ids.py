@@ -33,8 +33,12 @@ def clip_id(source_id: str, segment: int) -> str:
     return f"{source_id}.{segment:08d}"
 
 
+MAX_CLIP_ID = 128  # sanitized source ids are at most 64 characters, + ".00000000"
+
+
 def is_valid_clip_id(value: str) -> bool:
-    return bool(CLIP_ID_RE.match(value)) and ".." not in value
+    return (isinstance(value, str) and len(value) <= MAX_CLIP_ID
+            and bool(CLIP_ID_RE.match(value)) and ".." not in value)
 
 
 SPLIT_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -5,9 +5,12 @@ At build time every clip row records ``hashes``: the sha256 of each of its five
 view files (:func:`view_hashes`). ``copdata validate`` checks them
 (:func:`check_hashes`: a file edited, replaced or swapped with another clip's
 after the build is found), the row's per-view statistics against the files
-(:func:`check_stats`) and the rows' spans (:func:`check_spans`: every clip is
+(:func:`check_stats`), the rows' spans (:func:`check_spans`: every clip is
 ``clip_seconds`` long, its id names its source and segment, and the clips of
-one source sit at ``offset + segment * clip_seconds``).
+one source sit at ``offset + segment * clip_seconds``) and, across splits, that
+no clip's video and audio are both byte-identical to a clip's of another
+split
+(:func:`cross_split_duplicates`; the build reports the same).
 """
 
 from __future__ import annotations
@@ -133,4 +136,28 @@ def check_spans(rows: list[ClipRow], clip_seconds: float) -> list[str]:
             if abs(offset - base) > TIME_TOLERANCE:
                 problems.append(f"{cid}: start is not {source_id}'s first clip start + "
                                 f"segment * {clip_seconds:g} s")
+    return problems
+
+
+def cross_split_duplicates(rows) -> list[str]:
+    """Clips whose video and audio files are both byte-identical (same recorded
+    sha256) to a clip's of another split: the same content in train and test
+    leaks. (One view alone is not enough: digital silence, for one, encodes to
+    the same FLAC in any source.) ``rows`` are :class:`ClipRow` or their dicts."""
+    first: dict[tuple[str, str], tuple[str, str]] = {}  # (video, audio sha256) -> (id, split)
+    problems = []
+    for row in rows:
+        data = row if isinstance(row, dict) else row.to_dict()
+        hashes = data.get("hashes")
+        if not isinstance(hashes, dict):
+            continue
+        key = (hashes.get("video.mp4"), hashes.get("audio.flac"))
+        if not all(isinstance(h, str) for h in key):
+            continue
+        seen = first.setdefault(key, (data.get("id"), data.get("split")))
+        if seen[1] != data.get("split"):
+            problems.append(f"{data.get('id')}: video.mp4 and audio.flac are byte-identical to "
+                            f"{seen[0]}'s (sha256 {key[0][:12]}, {key[1][:12]}) but the clips "
+                            f"are in splits {data.get('split')!r} and {seen[1]!r} (leakage): "
+                            "remove one of the sources")
     return problems

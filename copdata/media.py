@@ -29,6 +29,7 @@ from .errors import MediaError, MissingStreamError
 log = logging.getLogger(__name__)
 RESAMPLER_NAME = "libswresample (PyAV AudioResampler)"
 _AV_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError, RuntimeError)
+MIN_VIDEO_SIDE = 8  # pixels: smaller frames cannot show a keyboard (and 1x1 cannot be H.264)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,16 @@ def _open(path: str | Path):
                          "corrupt, truncated or not a media file", item=path) from exc
 
 
+def codec_of(stream, path):
+    """``stream.codec_context``; PyAV gives ``None`` when the codec id cannot be
+    read (a bit-flipped header): a :class:`MediaError`, not an AttributeError."""
+    ctx = stream.codec_context
+    if ctx is None:
+        raise MediaError(f"the {stream.type} stream's codec cannot be read (unknown or "
+                         "damaged codec header); the file is corrupt", item=str(path))
+    return ctx
+
+
 def _stream_duration(stream, container) -> float:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -68,6 +79,14 @@ def _stream_duration(stream, container) -> float:
 
 def probe(path: str | Path) -> MediaInfo:
     """Streams and durations of a media file; raises :class:`MediaError`."""
+    try:
+        return _probe(path)
+    except _AV_ERRORS as exc:  # e.g. a stream whose codec parameters are unreadable
+        raise MediaError(f"cannot read the streams ({type(exc).__name__}: {exc}); the file is "
+                         "corrupt or not a media file", item=str(path)) from exc
+
+
+def _probe(path: str | Path) -> MediaInfo:
     with _open(path) as container:
         v = container.streams.video[0] if container.streams.video else None
         a = container.streams.audio[0] if container.streams.audio else None
@@ -77,11 +96,11 @@ def probe(path: str | Path) -> MediaInfo:
         rate = float(v.average_rate or v.guessed_rate or 0) if v is not None else 0.0
         return MediaInfo(
             path=str(path), duration=total, has_video=v is not None, has_audio=a is not None,
-            width=v.codec_context.width if v is not None else 0,
-            height=v.codec_context.height if v is not None else 0, fps=rate,
+            width=codec_of(v, path).width if v is not None else 0,
+            height=codec_of(v, path).height if v is not None else 0, fps=rate,
             video_duration=_stream_duration(v, container) if v is not None else 0.0,
             audio_duration=_stream_duration(a, container) if a is not None else 0.0,
-            sample_rate=a.codec_context.sample_rate if a is not None else 0,
+            sample_rate=codec_of(a, path).sample_rate if a is not None else 0,
         )
 
 
@@ -100,7 +119,7 @@ def read_audio(path: str | Path, sample_rate: int | None = None, start: float = 
             raise MissingStreamError("no audio stream; the CoP clip needs the performance's "
                                      "sound", item=str(path))
         stream = container.streams.audio[0]
-        rate = int(sample_rate or stream.codec_context.sample_rate)
+        rate = int(sample_rate or codec_of(stream, path).sample_rate)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
         origin = container.start_time / 1e6 if container.start_time else 0.0
         if start > 1.0:
@@ -170,7 +189,8 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
         prev_rgb = None
         eps = 1e-6
 
-        src_w, src_h = stream.codec_context.width, stream.codec_context.height
+        ctx = codec_of(stream, path)
+        src_w, src_h = ctx.width, ctx.height
         if crop is not None:
             x0, y0, x1, y1 = crop
             if not (0 <= x0 < x1 <= src_w and 0 <= y0 < y1 <= src_h):
@@ -180,6 +200,10 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
         else:
             x0 = y0 = 0
             cw, ch = src_w, src_h
+        if min(cw, ch) < MIN_VIDEO_SIDE:
+            raise MediaError(f"the video{' crop' if crop is not None else ''} is {cw}x{ch} pixels; "
+                             f"a keyboard needs at least {MIN_VIDEO_SIDE}x{MIN_VIDEO_SIDE}",
+                             item=str(path))
         out_w, out_h = even_size(*(size if size is not None else (cw, ch)))
         graph = None
         if size is not None or crop is not None or not rgb:
@@ -195,9 +219,13 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
                     chain.append(graph.add("scale", f"{out_w}:{out_h}:flags=area"))
             chain.append(graph.add("format", "rgb24" if rgb else "yuv420p"))
             chain.append(graph.add("buffersink"))
-            for a, b in zip(chain, chain[1:]):
-                a.link_to(b)
-            graph.configure()
+            try:
+                for a, b in zip(chain, chain[1:]):
+                    a.link_to(b)
+                graph.configure()
+            except _AV_ERRORS as exc:
+                raise MediaError(f"cannot set up the {cw}x{ch} -> {out_w}x{out_h} frame filter "
+                                 f"({type(exc).__name__}: {exc})", item=str(path)) from exc
 
         def convert(frame) -> np.ndarray:
             if graph is None:

@@ -13,7 +13,8 @@ row's ``qa.claims`` say so, and those claims follow from the row's
 Integrity (:mod:`copdata.integrity`): each view file's sha256 equals the hash
 recorded in ``clips.jsonl`` at build time (so an edited file, or audio swapped
 between two clips, is found), the row's stats equal those recomputed from the
-files, and start/end/segment agree. Dataset-wide: ids unique and safe, split
+files, and start/end/segment agree, and no clip's video or audio is
+byte-identical to a clip's of another split. Dataset-wide: ids unique and safe, split
 names safe, no clip folder missing from or extra to ``clips.jsonl``, no
 temporary folders left.
 """
@@ -29,8 +30,9 @@ from tqdm.auto import tqdm
 
 from .dataset import TMP_PREFIX, VIEW_FILES, Clip, open_dataset
 from .errors import CopDataError
-from .ids import is_valid_clip_id
-from .integrity import check_hashes, check_spans, check_stats, missing_hashes
+from .ids import MAX_CLIP_ID, is_valid_clip_id
+from .integrity import (check_hashes, check_spans, check_stats, cross_split_duplicates,
+                        missing_hashes)
 from .sources.base import split_problem
 from .notes import notes_from_pretty_midi
 from .roll import render_roll
@@ -153,7 +155,8 @@ def validate_dataset(root: str | Path, progress: bool = True) -> list[str]:
             problems.append(f"clips.jsonl: duplicate id {cid}")
         seen.add(cid)
         if not isinstance(cid, str) or not is_valid_clip_id(cid):
-            problems.append(f"clips.jsonl: unsafe clip id {cid!r}")
+            problems.append(f"clips.jsonl: unsafe clip id {cid!r:.100} (ids are <source>.<8 digits>, "
+                            f"at most {MAX_CLIP_ID} characters)")
     clips_dir = root / "clips"
     on_disk = {p.name for p in clips_dir.iterdir()} if clips_dir.is_dir() else set()
     for name in sorted(on_disk - seen):
@@ -166,6 +169,7 @@ def validate_dataset(root: str | Path, progress: bool = True) -> list[str]:
             problems.append(f"{row.id}: {split_problem(row.split)}")
     problems.extend(check_spans(ds.rows, ds.clip_seconds))
     problems.extend(missing_hashes(ds.rows))
+    problems.extend(cross_split_duplicates(ds.rows))
     for clip in tqdm(list(ds.clips()), desc="validate", unit="clip", disable=not progress):
         if not is_valid_clip_id(clip.id):
             continue

@@ -264,12 +264,7 @@ def load_config(spec: str, settings: list[str] | None = None) -> Config:
         if not path.is_file():
             raise ConfigError(f"--config is neither a preset ({', '.join(PRESETS)}) nor a "
                               "YAML/JSON file", item=spec)
-        import yaml
-
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"cannot parse config file ({exc})", item=spec) from None
+        doc = _read_config_file(path, spec)
         if not isinstance(doc, dict):
             raise ConfigError("a config file holds a mapping of groups", item=spec)
         unknown = set(doc) - set(GROUPS) - {"preset", "name"}
@@ -277,11 +272,16 @@ def load_config(spec: str, settings: list[str] | None = None) -> Config:
             raise ConfigError(f"unknown config groups {sorted(unknown)}; use "
                               f"{sorted(GROUPS)}, preset, name", item=spec)
         cfg = get_preset(str(doc.get("preset", "tiny")))
-        groups = {g: dict(doc[g]) for g in GROUPS if doc.get(g)}
-        for g, values in groups.items():
-            unknown = set(values) - set(GROUP_FIELDS[g])
+        groups = {}
+        for g in GROUPS:
+            if not doc.get(g):
+                continue
+            if not isinstance(doc[g], dict):
+                raise ConfigError(f"{g} must be a mapping of fields", item=spec)
+            unknown = set(doc[g]) - set(GROUP_FIELDS[g])
             if unknown:
-                raise ConfigError(f"unknown {g} fields {sorted(unknown)}", item=spec)
+                raise ConfigError(f"unknown {g} fields {sorted(map(str, unknown))}", item=spec)
+            groups[g] = {name: _file_value(g, name, value, spec) for name, value in doc[g].items()}
         cfg = replace(cfg.override(**groups), name=str(doc.get("name", path.stem)))
     return check_config(cfg.with_settings(settings or []))
 
@@ -292,13 +292,107 @@ CHOICES = {("train", "roll_condition"): ("true", "predicted", "scheduled"),
            ("net", "prediction"): ("data", "velocity")}
 
 
+MAX_CONFIG_BYTES = 1 << 20
+MAX_YAML_ALIASES = 64  # a config needs none; an "alias bomb" needs thousands
+# (low, high) per numeric field; a low in a tuple of three is exclusive. Fields not
+# listed: ints in [0, 10^9], floats finite.
+RANGES = {
+    ("audio", "sample_rate"): (1000, 192000), ("audio", "n_fft"): (16, 65536),
+    ("audio", "hop"): (1, 65536), ("audio", "n_mels"): (1, 1024), ("audio", "fmin"): (0, 96000),
+    ("audio", "fmax"): (0, 96000, True), ("audio", "griffin_lim_iters"): (0, 100_000),
+    ("audio", "griffin_lim_momentum"): (0, 1),
+    ("net", "dim"): (1, 16384), ("net", "depth"): (1, 256), ("net", "heads"): (1, 256),
+    ("net", "mlp_ratio"): (0, 64, True), ("net", "patch"): (1, 64), ("net", "roll_depth"): (0, 256),
+    ("net", "roll_kernel"): (1, 255), ("net", "frame_height"): (1, 4096),
+    ("net", "frame_width"): (1, 4096), ("net", "video_dim"): (1, 16384),
+    ("net", "video_channels"): (1, 4096), ("net", "roll_context"): (0, 10_000),
+    ("net", "roll_channels"): (1, 4096), ("net", "text_vocab"): (1, 1_000_000),
+    ("net", "text_dim"): (1, 16384), ("net", "text_depth"): (0, 256),
+    ("net", "text_max_tokens"): (1, 4096), ("net", "contrastive_dim"): (1, 16384),
+    ("train", "batch_size"): (1, 65536), ("train", "lr"): (0, 10, True),
+    ("train", "stage3_lr_scale"): (0, 100), ("train", "weight_decay"): (0, 10),
+    ("train", "grad_clip"): (0, 1e6), ("train", "ema_decay"): (0, 1),
+    ("train", "cond_dropout_all"): (0, 1), ("train", "cond_dropout"): (0, 1),
+    ("train", "logit_normal_std"): (0, 100, True), ("train", "roll_frames_per_clip"): (1, 100_000),
+    ("train", "temperature_init"): (0, 100, True), ("train", "seed"): (0, 2 ** 63 - 1),
+    ("sample", "steps"): (1, 100_000), ("sample", "cfg"): (-100, 100),
+    ("sample", "sway"): (-10, 10), ("sample", "roll_threshold"): (0, 1),
+}
+
+
+def _read_config_file(path, spec: str) -> dict:
+    """The YAML/JSON mapping of a config file, read within bounds: at most
+    :data:`MAX_CONFIG_BYTES` and :data:`MAX_YAML_ALIASES` aliases (a "billion
+    laughs" file is refused before it is expanded)."""
+    import yaml
+
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file is larger than {MAX_CONFIG_BYTES} bytes", item=spec)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        aliases = sum(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text))
+        if aliases > MAX_YAML_ALIASES:
+            raise ConfigError(f"config file uses {aliases} YAML aliases (at most "
+                              f"{MAX_YAML_ALIASES}); write the values out", item=spec)
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse config file ({str(exc)[:200]})", item=spec) from None
+    return doc
+
+
+def _file_value(group: str, name: str, value, spec: str):
+    """A config file's value as the field's type: YAML 1.1 reads ``3e-4`` as a
+    string, so numeric strings are parsed like ``--set`` values; other types
+    (a list, a bool for a number) are refused."""
+    kind = GROUP_FIELDS[group][name]
+    kind = kind if isinstance(kind, str) else kind.__name__
+    where = f"{group}.{name}"
+    if isinstance(value, str) and kind in ("int", "float"):
+        return parse_value(kind, value.strip(), f"{where}={value}")
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind == "str" and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    if kind not in ("int", "float", "str"):
+        return value
+    raise ConfigError(f"{where} takes a {kind}, not {type(value).__name__} {value!r:.40}",
+                      item=spec)
+
+
+def _check_ranges(cfg: Config) -> None:
+    for group, names in GROUP_FIELDS.items():
+        for name, kind in names.items():
+            value = getattr(getattr(cfg, group), name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not math.isfinite(value):
+                raise ConfigError(f"{group}.{name} must be a finite number", item=str(value))
+            lo, hi, *open_ = RANGES.get((group, name), (0, 10 ** 9) if isinstance(value, int)
+                                        else (-math.inf, math.inf))
+            if value < lo or value > hi or (open_ and value == lo):
+                bound = f"{'(' if open_ else '['}{lo:g}, {hi:g}]"
+                raise ConfigError(f"{group}.{name} = {value:g} is out of range {bound}",
+                                  item=f"{group}.{name}")
+    if cfg.net.dim % cfg.net.heads:
+        raise ConfigError(f"net.dim ({cfg.net.dim}) must be a multiple of net.heads "
+                          f"({cfg.net.heads})", item="net.heads")
+    if cfg.audio.fmax <= cfg.audio.fmin or cfg.audio.fmax > cfg.audio.sample_rate / 2:
+        raise ConfigError(f"audio.fmax ({cfg.audio.fmax:g}) must lie above audio.fmin and at "
+                          f"most at half audio.sample_rate ({cfg.audio.sample_rate / 2:g})",
+                          item="audio.fmax")
+
+
 def check_config(cfg: Config) -> Config:
-    """Fields with a fixed set of values hold one of them; returns ``cfg``."""
+    """Fields with a fixed set of values hold one of them, numbers are finite and
+    inside :data:`RANGES`; returns ``cfg``."""
     for (group, name), allowed in CHOICES.items():
         value = getattr(getattr(cfg, group), name)
         if value not in allowed:
             raise ConfigError(f"{group}.{name} must be one of {', '.join(allowed)}",
                               item=str(value))
+    _check_ranges(cfg)
     return cfg
 
 

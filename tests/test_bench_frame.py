@@ -91,7 +91,7 @@ def test_sample_browser_in_chromium(results_dir, tmp_path):
     out = tmp_path / "board.html"
     assert main(["leaderboard", str(results_dir), "--format", "html", "--samples", "1",
                  "--out", str(out)]) == 0
-    files = sorted(p.name for p in (tmp_path / "board_files").iterdir())
+    files = sorted(p.name for p in (tmp_path / "board_files").iterdir() if p.name[0] != ".")
     assert files[0] == "clip01.mp4" and sum(f.endswith(".png") for f in files) == 3
     driver = chrome()
     try:

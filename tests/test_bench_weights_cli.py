@@ -20,6 +20,7 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("COPBENCH_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("COPBENCH_ALLOW_HTTP_LOOPBACK", "1")  # the loopback server is http://
     clear_overrides()
     yield
     clear_overrides()

@@ -138,7 +138,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_build(tmp_path, make_vide
     src = tmp_path / "in"
     src.mkdir()
     for k in range(5):
-        make_video(str(src / f"take{k}.mp4"), seconds=6.1)
+        make_video(str(src / f"take{k}.mp4"), seconds=6.1, size=(160 + 2 * k, 64))  # not copies
     ref = tmp_path / "ref"
     build_dataset(LocalSource(src), ref, SETTINGS, progress=False)
     out = tmp_path / "out"

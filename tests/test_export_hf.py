@@ -38,14 +38,17 @@ def dataset_dir(tmp_path_factory):
 
 
 def _load(out):
-    import datasets
+    from copdata.export_hf import load_export
 
     # A private cache: datasets keys its cache on file names and mtimes, and the
     # clips of each test run differ only inside (encoder timestamps).
-    return datasets.load_dataset(str(out), cache_dir=str(out.parent / "hf_cache"))
+    return load_export(out, decode=False, cache_dir=str(out.parent / "hf_cache"))
 
 
 def test_round_trip_every_view_equals_the_clip_files(dataset_dir, tmp_path):
+    import datasets
+
+    from copdata.export_hf import decode_audio
     ds = open_dataset(dataset_dir)
     splits = {r["split"] for r in ds.rows}
     assert splits == {"train", "test"}
@@ -66,13 +69,16 @@ def test_round_trip_every_view_equals_the_clip_files(dataset_dir, tmp_path):
     seen = set()
     for split, part in loaded.items():
         assert part.features["roll"].shape == (None, 88)
+        # Hub-native columns: the viewer plays them, cast_column works on them
+        assert isinstance(part.features["audio"], datasets.Audio)
+        assert isinstance(part.features["video"], datasets.Video)
         for row in part:
             clip = ds[row["id"]]
             seen.add(row["id"])
             assert row["split"] == clip.split == split
             assert row["video"]["bytes"] == (clip.dir / "video.mp4").read_bytes()
-            assert row["audio"]["sampling_rate"] == clip.sample_rate
-            assert np.array_equal(np.asarray(row["audio"]["array"], np.float32), clip.audio())
+            assert row["audio"]["bytes"] == (clip.dir / "audio.flac").read_bytes()
+            assert np.array_equal(decode_audio(row["audio"]), clip.audio())
             roll = np.asarray(row["roll"], dtype=np.uint8)
             assert roll.shape == (clip.num_frames, 88) and np.array_equal(roll, clip.roll())
             notes = read_midi(clip.dir / "notes.mid")
@@ -154,19 +160,25 @@ def test_cli_export(dataset_dir, tmp_path, capsys):
 
 
 ROUND_TRIP = """
-import sys, numpy as np, datasets
+import sys, numpy as np
 from copdata import open_dataset
-from copdata.export_hf import decode_audio, decode_video
-export, data, cache, audio_format = sys.argv[1:5]
+from copdata.export_hf import decode_audio, decode_video, load_export, torchcodec_ready
+export, data, cache, audio_format, decoder = sys.argv[1:6]
 ds = open_dataset(data)
-loaded = datasets.load_dataset(export, cache_dir=cache).with_format("numpy")
+if decoder == "datasets":  # datasets' own Audio/Video decoding (torchcodec + FFmpeg)
+    assert torchcodec_ready()
+    loaded = load_export(export, decode=True, cache_dir=cache)
+else:  # soundfile and PyAV only
+    loaded = load_export(export, decode=False, cache_dir=cache)
+    if audio_format == "array":
+        loaded = loaded.with_format("numpy")
 n = 0
 for split, part in loaded.items():
     for row in part:
         clip = ds[str(row["id"])]
         if audio_format == "array":  # datasets itself gives the samples
             assert row["audio"]["array"].dtype == np.float32
-        assert row["audio"]["sampling_rate"] == clip.sample_rate
+            assert row["audio"]["sampling_rate"] == clip.sample_rate
         assert np.array_equal(decode_audio(row["audio"]), clip.audio()), clip.id
         frames = decode_video(row["video"])
         assert frames.shape == clip.frames().shape and np.array_equal(frames, clip.frames())
@@ -175,21 +187,37 @@ print("decoded", n)
 """
 
 
-@pytest.mark.parametrize("audio_format", ["array", "flac"])
-def test_export_decodes_audio_and_video_in_a_fresh_process(dataset_dir, tmp_path, audio_format):
-    """No torchcodec: the export's audio and video decode with what the project installs."""
+def _round_trip(out, dataset_dir, cache, audio_format, decoder):
+    import os
     import subprocess
     import sys
 
-    out = export_hf(dataset_dir, tmp_path / "hf", progress=False, audio_format=audio_format)
-    assert f"audio`: `{{{'array' if audio_format == 'array' else 'bytes'}" in (
-        out / "README.md").read_text(encoding="utf-8")
     proc = subprocess.run([sys.executable, "-c", ROUND_TRIP, str(out), str(dataset_dir),
-                           str(tmp_path / "cache"), audio_format],
+                           str(cache), audio_format, decoder],
                           capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"decoded {len(open_dataset(dataset_dir))}" in proc.stdout
+
+
+@pytest.mark.parametrize("audio_format", ["flac", "array"])
+def test_export_decodes_audio_and_video_in_a_fresh_process(dataset_dir, tmp_path, audio_format):
+    """No torchcodec: the export's audio and video decode with soundfile and PyAV."""
+    out = export_hf(dataset_dir, tmp_path / "hf", progress=False, audio_format=audio_format)
+    assert ("audio`: `{array" if audio_format == "array" else "audio`: `Audio`") in (
+        out / "README.md").read_text(encoding="utf-8")
+    _round_trip(out, dataset_dir, tmp_path / "cache", audio_format, "copdata")
+
+
+def test_datasets_own_decoder_gives_the_same_samples_and_frames(dataset_dir, tmp_path):
+    """datasets' Audio/Video decoding (torchcodec + a system FFmpeg) returns the
+    clip's exact samples and frames, like the PyAV/soundfile helpers."""
+    from copdata.export_hf import torchcodec_ready
+    if not torchcodec_ready():
+        pytest.skip("torchcodec with a system FFmpeg is not installed (pip install torchcodec "
+                    "built for this torch; apt-get install ffmpeg)")
+    out = export_hf(dataset_dir, tmp_path / "hf", progress=False)
+    _round_trip(out, dataset_dir, tmp_path / "cache", "flac", "datasets")
 
 
 def test_export_of_a_tampered_split_writes_nothing_outside_out(dataset_dir, tmp_path):

@@ -113,6 +113,7 @@ def test_force_never_deletes_a_folder_it_did_not_build(videos, tmp_path, capsys)
     assert cli_main(args + [str(mine)]) == 2
     assert "--force refuses" in capsys.readouterr().err
     assert (mine / "clips" / "final_cut.txt").read_text(encoding="utf-8") == "months of work"
+    assert sorted(p.name for p in mine.iterdir()) == ["clips", "report.json"]  # no .lock left
     (mine / "dataset.json").write_text('{"name": "my project"}', encoding="utf-8")
     assert cli_main(args + [str(mine)]) == 2
     assert (mine / "clips" / "final_cut.txt").is_file()

@@ -38,6 +38,21 @@ class _Collector(BaseHTTPRequestHandler):
         pass
 
 
+def plausible_ratings(key, rater, quality, match, seconds=None):
+    """A ratings file as the page writes it for ``rater``: the page's order,
+    each clip listened to the end, 20 s per trial (oracle: the page's format)."""
+    seconds = seconds or key.settings["clip_seconds"]
+    order = trial_order(key.test_stimuli(), key.spec["order_seed"], rater)
+    rows = []
+    for i, s in enumerate(order):
+        system = key.stimuli[s].system
+        rows.append({"trial": i + 1, "stimulus": s, "quality": quality[system],
+                     "match": match[system], "play_count": 1, "listened_s": seconds,
+                     "shown": f"2026-01-01T10:{i:02d}:00Z", "time": f"2026-01-01T10:{i:02d}:20Z"})
+    return {"format": "copbench-ratings", "version": 1, "study_id": key.study_id,
+            "study_hash": key.study_hash, "rater_id": rater, "training": [], "ratings": rows}
+
+
 def _no_system_name(text: str, where: str):
     for name in SYSTEMS:
         assert not re.search(name, text, re.I), f"{name!r} appears in {where}"
@@ -157,15 +172,12 @@ def test_tampered_ratings_are_rejected(dataset, tmp_path, capsys):
     study = tmp_path / "study"
     key = build_study(dataset, "silence", study, clips=1, raters_seed=1, training=False,
                       progress=False)
-    good = {"format": "copbench-ratings", "version": 1, "study_id": key.study_id,
-            "study_hash": key.study_hash, "rater_id": "bob", "training": [],
-            "ratings": [{"trial": i + 1, "stimulus": s, "quality": QUALITY[key.stimuli[s].system],
-                         "match": MATCH[key.stimuli[s].system], "play_count": 1}
-                        for i, s in enumerate(key.test_stimuli())]}
+    good = plausible_ratings(key, "bob", QUALITY, MATCH)
+    eve = plausible_ratings(key, "eve", QUALITY, MATCH)
     files = {}
     for name, change in {"good": {}, "other-study": {"study_hash": "0" * 64},
                          "unplayed": {"rater_id": "eve", "ratings": [
-                             dict(good["ratings"][0], play_count=0)]}}.items():
+                             dict(eve["ratings"][0], play_count=0)]}}.items():
         files[name] = tmp_path / f"{name}.json"
         files[name].write_text(json.dumps(dict(good, **change)))
     code = main(["mos", str(study), *map(str, files.values()), "--out", str(tmp_path / "res")])

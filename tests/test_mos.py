@@ -88,7 +88,8 @@ def test_mos_updates_existing_results_and_checks_the_study(tmp_path):
     (tmp_path / "other.json").write_text(json.dumps(other))
     with pytest.raises(RatingsError, match="no valid ratings file"):
         run_mos(tmp_path / "study", [tmp_path / "other.json"], results)
-    key_path = tmp_path / "study" / "study-key.json"
+    from copbench.listen import default_key_path
+    key_path = default_key_path(tmp_path / "study")
     edited = json.loads(key_path.read_text())
     edited["spec"]["order_seed"] = 99
     key_path.write_text(json.dumps(edited))
@@ -100,12 +101,17 @@ def test_mos_updates_existing_results_and_checks_the_study(tmp_path):
 def test_incomplete_rater_is_screened_unless_allowed(tmp_path):
     _, files, _ = write_simulated_study(tmp_path / "s", LATENT, ROLES, n_clips=4, n_raters=4, seed=5)
     doc = json.loads(files[0].read_text())
-    doc["ratings"] = doc["ratings"][:5]
+    doc["ratings"] = doc["ratings"][:10]
     files[0].write_text(json.dumps(doc))
     report = run_mos(tmp_path / "s", files, tmp_path / "r1")
-    assert [r.screened for r in report["raters"]][0] == ["incomplete (5/16 trials)"]
+    assert [r.screened for r in report["raters"]][0] == ["incomplete (10/16 trials)"]
     report = run_mos(tmp_path / "s", files, tmp_path / "r2", allow_incomplete=True)
     assert not report["raters"][0].screened
+    # a single trial passes no screen even when incomplete raters are allowed
+    doc["ratings"] = doc["ratings"][:1]
+    files[0].write_text(json.dumps(doc))
+    report = run_mos(tmp_path / "s", files, tmp_path / "r3", allow_incomplete=True)
+    assert report["raters"][0].screened == ["too_few (1/16 trials; at least half are needed)"]
 
 
 def test_python_order_is_a_seeded_permutation():

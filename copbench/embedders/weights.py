@@ -10,8 +10,10 @@ URL or repo to fetch it from, and where to put it.
 
 Checksums: a file is verified against, in order, an explicit sha256 in the
 spec, a ``<file>.sha256`` sidecar, the Hugging Face blob name (the cache
-stores LFS files under their sha256), or the hex prefix in a torch-hub style
-name (``vggish-10086976.pth``); a mismatch raises :class:`ChecksumError`. A
+stores LFS files under their sha256), or, weakest, the hex prefix in a
+torch-hub style name (``vggish-10086976.pth``, logged as such); every other
+source is a full 64-digit sha256 compared in full. A mismatch raises
+:class:`ChecksumError`. A
 file with nothing to verify against is used with a logged warning and
 ``verified_against: null`` in the provenance.
 """
@@ -120,7 +122,11 @@ def _expected_sha256(file: Path, spec: WeightsSpec) -> tuple[str | None, str | N
         return spec.sha256.lower(), "spec"
     sidecar = file.with_name(file.name + ".sha256")
     if sidecar.is_file():
-        return sidecar.read_text().split()[0].lower(), "sidecar"
+        words = sidecar.read_text(errors="replace").split()
+        if not words or not re.fullmatch(r"[0-9a-fA-F]{64}", words[0]):
+            raise ChecksumError("the sidecar does not hold a full sha256 (64 hex digits); "
+                                "delete it and fetch the weights again", item=str(sidecar))
+        return words[0].lower(), "sidecar"
     real = file.resolve()
     if "/blobs/" in str(real) and re.fullmatch(r"[0-9a-f]{64}", real.name):
         return real.name, "hf_blob"
@@ -137,8 +143,11 @@ def verify(file: str | Path, spec: WeightsSpec) -> dict:
     expected, how = _expected_sha256(file, spec)
     if expected is None:
         log.warning("no checksum to verify %s against; recording its sha256 %s", file, digest)
-    elif not digest.startswith(expected):
+    elif digest != expected if how != "filename_prefix" else not digest.startswith(expected):
         raise ChecksumError(f"sha256 {digest} does not match the expected {expected} (from "
                             f"{how}); the file is corrupt or a different release: fetch it again "
                             f"from {spec.source}", item=str(file))
+    elif how == "filename_prefix":
+        log.warning("%s is checked only against the %d-hex-digit prefix in its name; `copbench "
+                    "weights fetch` records its full sha256 in a sidecar", file, len(expected))
     return {"file": file.name, "sha256": digest, "verified_against": how}

@@ -50,7 +50,9 @@ def write_stimulus(video_path: str | Path, audio: np.ndarray, sample_rate: int,
     out_path = Path(out_path)
     pcm = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
     try:
-        src = av.open(str(video_path)) if with_video else None
+        src = None
+        if with_video:  # a path, or a file object holding the (verified) clip video
+            src = av.open(video_path if hasattr(video_path, "read") else str(video_path))
     except (av.error.FFmpegError, OSError) as exc:
         raise MediaError(f"cannot open the clip video ({exc})", item=str(video_path)) from exc
     try:

@@ -9,7 +9,8 @@ that rating, :func:`true_mos` (exact, from the normal CDF). Careless raters
 (``careless``) rate uniformly at random and should be screened out.
 
 :func:`write_simulated_study` writes a study key (no media: ``copbench mos``
-reads only the key) and one ratings file per rater, in the page's format.
+reads only the key, written beside ``out`` as
+:func:`~copbench.listen.study.default_key_path` says) and one ratings file per rater, in the page's format.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from ..results import now_iso
 from .order import trial_order
-from .study import KEY_FILE, QUESTIONS, SCALE, Stimulus, StudyKey, spec_hash
+from .study import QUESTIONS, SCALE, Stimulus, StudyKey, default_key_path, key_hash, spec_hash
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,14 @@ def write_simulated_study(out: str | Path, latent: dict[str, dict[str, float]],
     spec = {"format": "copbench-study", "version": 1, "study_id": f"sim-{seed}",
             "order_seed": int(seed), "questions": QUESTIONS,
             "scale": {str(k): v for k, v in SCALE.items()}, "training": [],
-            "trials": [{"stimulus": s, "media": f"media/{s}.mp4", "sha256": ""}
-                       for s in sorted(stimuli)],
+            "trials": [{"stimulus": s, "media": f"media/{s}.mp4"} for s in sorted(stimuli)],
             "post_url": None}
+    secret = f"{rng.integers(1 << 62):016x}" * 4
+    spec["key_hash"] = key_hash(stimuli, secret)
     key = StudyKey(spec, spec_hash(spec), stimuli,
-                   {"simulated": True, "rater_model": model.__dict__, "split": "test"}, now_iso())
-    (out / KEY_FILE).write_text(json.dumps(key.to_dict(), sort_keys=True, indent=1), "utf-8")
+                   {"simulated": True, "rater_model": model.__dict__, "split": "test"}, now_iso(),
+                   secret)
+    default_key_path(out).write_text(json.dumps(key.to_dict(), sort_keys=True, indent=1), "utf-8")
     questions = [q["id"] for q in QUESTIONS]
     clip_fx = {(c, q): rng.normal(0, model.clip_sd) for c in clips for q in questions}
     inter_fx = {(s, q): rng.normal(0, model.interaction_sd) for s in stimuli for q in questions}
@@ -83,7 +86,9 @@ def write_simulated_study(out: str | Path, latent: dict[str, dict[str, float]],
         for pos, stim in enumerate(trial_order(sorted(stimuli), key.spec["order_seed"], rater)):
             s = stimuli[stim]
             row = {"trial": pos + 1, "stimulus": stim, "play_count": 1, "listened_s": 10.0,
-                   "time": "2026-01-01T00:00:00Z"}
+                   "shown": f"2026-01-01T{pos // 120:02d}:{pos // 2 % 60:02d}:{pos % 2 * 30:02d}Z",
+                   "time": f"2026-01-01T{pos // 120:02d}:{pos // 2 % 60:02d}:"
+                           f"{pos % 2 * 30 + 20:02d}Z"}
             for q in questions:
                 if r >= n_raters:
                     row[q] = int(rng.integers(1, 6))

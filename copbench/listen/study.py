@@ -1,30 +1,49 @@
 """``copbench listen``: build a static, blind listening study (ACR, ITU-T P.800 style).
 
-STUDY_DIR after :func:`build_study`:
+STUDY_DIR after :func:`build_study` (the folder you serve):
 
 - ``index.html``: the whole study page (inline CSS/JS, the public study spec
   inline as JSON); opens from ``file://`` or any static host, no server.
 - ``media/<stimulus id>.mp4``: the clip's video with one system's audio (AAC),
-  level-aligned, no metadata tags; stimulus ids are random, so neither file
-  names, URLs nor the order of the trial list (sorted by id) tell the system.
-- ``study-key.json``: stimulus id -> system, role and clip, the public spec and
-  its hash, the build settings. The page never loads it; it is the only file of
-  the study that names a system. Keep it out of a public copy of the study.
+  level-aligned, no metadata tags.
+
+Nothing in the served folder identifies a system: stimulus ids are random
+(the trial list is sorted by id); the spec lists no content hashes; every
+stimulus's audio carries a per-study secret dither (1 LSB TPDF at 16 bits,
+inaudible), so nobody can rebuild the hidden reference or the anchor from the
+dataset and find it by its bytes; the media are written in a random order
+(inodes), all get the same mtime, and each file is padded with an MP4 ``free``
+box to one common size.
+
+The key (stimulus id -> system, role and clip, the public spec and its hash,
+the secret, the build settings) is written *outside* the served folder, by
+default beside it as ``<STUDY_DIR>.study-key.json`` (``--key`` to choose; a
+path inside the study folder is refused). The public spec carries
+``key_hash``, a keyed sha256 of the stimulus table, so a key whose labels were
+swapped or edited no longer matches the page and is refused.
 
 Systems: every model, the reference audio as hidden reference (named
 ``oracle``, copbench's baseline for the reference audio), and a low anchor
-(``--anchor``, default the ``noise`` baseline; ``none`` for no anchor). Every
-rater rates every (system, clip) stimulus of the test; a training section
-(the reference, the anchor and one model on a clip outside the test when the
-split has one) comes first and is not scored.
+(``--anchor``, default the ``noise`` baseline; ``none`` for no anchor). A
+model whose name is the anchor's or the reference's but is not that baseline
+(a folder ``./noise``) is refused. Every rater rates every (system, clip)
+stimulus of the test; a training section (the reference, the anchor and one
+model on a clip outside the test when the split has one) comes first and is
+not scored.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import io
 import json
+import logging
+import os
+import random
 import re
 import secrets
+import struct
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -39,9 +58,16 @@ from ..errors import BenchError
 from ..models import BASELINES, Baseline, OutputSource
 from ..outputs import clip_output, sources_from_argument
 from ..results import now_iso
+from copdata.publish import flac_samples, publishable_views
+
 from .media import TARGET_DBFS, media_tags, normalize_level, write_stimulus
 
-KEY_FILE = "study-key.json"
+log = logging.getLogger(__name__)
+KEY_FILE = "study-key.json"  # the old place, inside the study folder: read, never written
+KEY_SUFFIX = ".study-key.json"
+STUDY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_ORDER_SEED = 2 ** 32  # the page adds it to a string: any int below 2^53 is exact
+PAD_BLOCK = 4096
 REFERENCE = "oracle"
 QUESTIONS = [
     {"id": "quality", "text": "Sound quality"},
@@ -81,6 +107,7 @@ class StudyKey:
     stimuli: dict[str, Stimulus]
     settings: dict = field(default_factory=dict)
     created: str = ""
+    secret: str = ""  # hex; keys the stimulus table's hash and the stimuli's dither
 
     @property
     def study_id(self) -> str:
@@ -90,15 +117,16 @@ class StudyKey:
         return [t["stimulus"] for t in self.spec["trials"]]
 
     def to_dict(self) -> dict:
-        return {"format": "copbench-study-key", "version": 1, "study_hash": self.study_hash,
+        return {"format": "copbench-study-key", "version": 2, "study_hash": self.study_hash,
                 "spec": self.spec, "stimuli": {k: s.to_dict() for k, s in sorted(self.stimuli.items())},
-                "settings": self.settings, "created": self.created}
+                "settings": self.settings, "created": self.created, "secret": self.secret}
 
     @classmethod
     def from_dict(cls, data: dict) -> "StudyKey":
         return cls(spec=data["spec"], study_hash=data["study_hash"],
                    stimuli={k: Stimulus.from_dict(k, v) for k, v in data["stimuli"].items()},
-                   settings=data.get("settings", {}), created=data.get("created", ""))
+                   settings=data.get("settings", {}), created=data.get("created", ""),
+                   secret=str(data.get("secret", "")))
 
 
 def spec_hash(spec: dict) -> str:
@@ -107,30 +135,89 @@ def spec_hash(spec: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def read_key(study_dir: str | Path) -> StudyKey:
-    """Read and verify ``STUDY_DIR/study-key.json`` (its hash must match its spec)."""
-    path = Path(study_dir) / KEY_FILE
-    if not path.is_file():
-        raise StudyError(f"no {KEY_FILE}: not a study folder written by `copbench listen`",
-                         item=str(study_dir))
+def key_hash(stimuli: dict[str, Stimulus], secret: str) -> str:
+    """HMAC-sha256 (keyed by the study's secret) of the canonical stimulus table:
+    published in the spec, it binds the key to the page without revealing it."""
+    table = json.dumps({k: s.to_dict() for k, s in sorted(stimuli.items())}, sort_keys=True,
+                       separators=(",", ":"))
+    return hmac.new(bytes.fromhex(secret), table.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def default_key_path(study_dir: str | Path) -> Path:
+    """``<STUDY_DIR>.study-key.json`` beside the study folder (not inside it)."""
+    study_dir = Path(study_dir).resolve()
+    return study_dir.parent / f"{study_dir.name}{KEY_SUFFIX}"
+
+
+def _page_hash(study_dir: Path) -> str | None:
+    page = study_dir / "index.html"
+    if not page.is_file():
+        return None
+    m = re.search(r'<script type="application/json" id="study">(.*?)</script>',
+                  page.read_text(encoding="utf-8", errors="replace"), re.S)
     try:
-        key = StudyKey.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, KeyError, TypeError) as exc:
+        return str(json.loads(m.group(1))["study_hash"]) if m else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def read_key(study_dir: str | Path, key_path: str | Path | None = None) -> StudyKey:
+    """Read and verify the study key (``key_path``, default
+    :func:`default_key_path`; a key inside the study folder, where older
+    copbench wrote it, is read with a warning). Its spec must match its hash,
+    its stimulus table the spec's ``key_hash``, and the study page in
+    ``study_dir`` (when there) the same study hash."""
+    study_dir = Path(study_dir)
+    if key_path is None:
+        key_path = default_key_path(study_dir)
+        legacy = study_dir / KEY_FILE
+        if not Path(key_path).is_file() and legacy.is_file():
+            log.warning("%s is inside the served study folder: anyone who can open the page "
+                        "can read it; move it to %s", legacy, key_path)
+            key_path = legacy
+    path = Path(key_path)
+    if not path.is_file():
+        raise StudyError(f"no study key at {path}: not a study written by `copbench listen`, or "
+                         "the key was moved (pass --key)", item=str(study_dir))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        key = StudyKey.from_dict(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StudyError(f"unreadable study key ({exc})", item=str(path)) from exc
     if spec_hash(key.spec) != key.study_hash:
         raise StudyError("the study key's spec does not match its hash (edited by hand?)",
                          item=str(path))
+    if not isinstance(key.spec.get("key_hash"), str) or not re.fullmatch(r"[0-9a-f]+", key.secret):
+        raise StudyError("the study key has no key hash or secret (written by an older "
+                         "copbench?); its labels cannot be checked", item=str(path))
+    if not hmac.compare_digest(key_hash(key.stimuli, key.secret), key.spec["key_hash"]):
+        raise StudyError("the study key's stimulus table does not match the study's key hash: "
+                         "labels were edited or swapped; use the key `copbench listen` wrote",
+                         item=str(path))
+    page = _page_hash(study_dir)
+    if page is not None and page != key.study_hash:
+        raise StudyError(f"the study page in {study_dir} is another study (hash {page[:12]}, key "
+                         f"{key.study_hash[:12]})", item=str(path))
     return key
 
 
 def _models(sources: list[tuple[str, OutputSource]],
             anchor: str | None) -> list[tuple[str, OutputSource]]:
     """The models to test: each name once, without the reference and anchor
-    baselines (in every study already, whatever their results are named)."""
+    baselines (in every study already, whatever their results are named). A
+    source named like the reference or the anchor that is not that baseline
+    (a folder ``./noise``) is refused: it would be replaced by the baseline."""
     fixed = {REFERENCE} | ({anchor} if anchor else set())
     seen, out = set(fixed), []
     for name, source in sources:
-        if name in seen or (isinstance(source, Baseline) and source.baseline in fixed):
+        if isinstance(source, Baseline) and source.baseline in fixed:
+            continue
+        if name in fixed:
+            raise StudyError(f"model {name!r} has the name of the study's "
+                             f"{'hidden reference' if name == REFERENCE else 'anchor'} baseline "
+                             "but is not that baseline; rename it (results --name, or the "
+                             "folder) or choose another --anchor", item=name)
+        if name in seen:
             continue
         seen.add(name)
         out.append((name, source))
@@ -145,26 +232,66 @@ def _leaks(text: str, names: list[str]) -> list[str]:
 def render_page(spec: dict, study_hash: str) -> str:
     template = resources.files("copbench.listen").joinpath("template.html").read_text("utf-8")
     public = dict(spec, study_hash=study_hash)
-    payload = json.dumps(public, sort_keys=True, ensure_ascii=False).replace("</", "<\\/")
+    # no "<" at all inside the script element: "</script>" and "<!--" cannot end or bend it
+    payload = (json.dumps(public, sort_keys=True, ensure_ascii=False)
+               .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     return template.replace("/*STUDY_JSON*/", payload)
+
+
+def _pad_to(path: Path, size: int) -> None:
+    """Append one MP4 ``free`` box so that ``path`` is ``size`` bytes (players skip it)."""
+    pad = size - path.stat().st_size
+    if pad == 0:
+        return
+    if pad < 8:
+        raise ValueError(f"cannot pad {path.name} by {pad} bytes")
+    with open(path, "ab") as fh:
+        fh.write(struct.pack(">I", pad) + b"free" + bytes(pad - 8))
+
+
+def _dither(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """1 LSB (16-bit) TPDF dither: inaudible, but the encoded bytes depend on it."""
+    lsb = 1.0 / 32768
+    noise = (rng.random(audio.shape) - rng.random(audio.shape)) * lsb
+    return (audio + noise).astype(np.float32)
+
+
+def _check_options(out: Path, key_path: Path, raters_seed, study_id, clips) -> None:
+    if isinstance(raters_seed, bool) or not isinstance(raters_seed, int) \
+            or not 0 <= raters_seed < MAX_ORDER_SEED:
+        raise StudyError(f"--raters-seed must be an integer in [0, {MAX_ORDER_SEED})",
+                         item=str(raters_seed))
+    if study_id is not None and not STUDY_ID_RE.match(study_id):
+        raise StudyError("--study-id must be 1-64 letters, digits, '_', '.' or '-' (it is shown "
+                         "on the page and names the ratings files)", item=repr(study_id)[:80])
+    if isinstance(clips, bool) or not isinstance(clips, int) or clips < 1:
+        raise StudyError("--clips must be at least 1", item=str(clips))
+    served = out.resolve()
+    if key_path.resolve() == served or served in key_path.resolve().parents:
+        raise StudyError("the key must be kept outside the served study folder (anyone who can "
+                         "open the page could read it); choose --key elsewhere", item=str(key_path))
+    if key_path.exists():
+        raise StudyError("a study key already exists there; choose a new --out or --key",
+                         item=str(key_path))
 
 
 def build_study(data: str | Path, models: str, out: str | Path, split: str = "test",
                 clips: int = 10, raters_seed: int = 0, seed: int = 0, anchor: str = "noise",
                 post_url: str | None = None, study_id: str | None = None,
                 training: bool = True, target_dbfs: float = TARGET_DBFS,
-                progress: bool = True) -> StudyKey:
+                progress: bool = True, key_path: str | Path | None = None) -> StudyKey:
     """Build a study of ``clips`` clips of ``split`` for ``models`` (a results
-    folder or comma-separated ``--model`` values) into ``out``."""
+    folder or comma-separated ``--model`` values) into ``out``; the key goes to
+    ``key_path`` (default :func:`default_key_path`, outside ``out``)."""
     out = Path(out)
+    key_path = Path(key_path) if key_path is not None else default_key_path(out)
     if (out / KEY_FILE).exists() or (out / "index.html").exists():
         raise StudyError("the folder already holds a study; choose a new --out", item=str(out))
+    _check_options(out, key_path, raters_seed, study_id, clips)
     anchor = None if anchor in (None, "", "none") else anchor
     if anchor is not None and anchor not in BASELINES:
         raise StudyError(f"--anchor must be a baseline ({', '.join(BASELINES)}) or none",
                          item=anchor)
-    if clips < 1:
-        raise StudyError("--clips must be at least 1", item=str(clips))
     if post_url and not re.match(r"https?://[^\s\"'<>]+$", post_url):
         raise StudyError("--post-url must be an http:// or https:// URL", item=post_url)
     ds = open_dataset(data)
@@ -202,39 +329,50 @@ def build_study(data: str | Path, models: str, out: str | Path, split: str = "te
         unique = list(dict.fromkeys(trainers))
         for i in rng.permutation(len(unique)).tolist():
             jobs.append((unique[i], training_clip, True))
+    # only regular files inside the dataset whose hashes match clips.jsonl are published
+    used = {c.id: c for c in test_clips + ([training_clip] if training_clip else [])}
+    views = {cid: publishable_views(ds.root, c.row) for cid, c in used.items()}
+    secret = secrets.token_bytes(32)
+    dither_rng = np.random.default_rng(int.from_bytes(secret, "big"))
+    random.SystemRandom().shuffle(jobs)  # write order (inodes, times) says nothing of roles
     out.mkdir(parents=True, exist_ok=True)
     media_dir = out / "media"
     media_dir.mkdir(exist_ok=True)
     stimuli: dict[str, Stimulus] = {}
-    digests: dict[str, str] = {}
     names = sorted({n for n, _, _ in systems} | {s.name for _, s, _ in systems})
     for (name, source, role), clip, is_training in tqdm(jobs, desc="copbench listen",
                                                         unit="stimulus", disable=not progress):
         stim_id = "s" + secrets.token_hex(6)
         try:
-            audio = clip.audio() if role == "reference" else clip_output(source, clip)
+            audio = (flac_samples(views[clip.id]["audio.flac"], clip.id) if role == "reference"
+                     else clip_output(source, clip))
         except CopDataError as exc:
             raise StudyError(f"model {name!r} failed on clip {clip.id}: {exc}; a study "
                              "needs every system on every clip", item=clip.id) from exc
-        path = write_stimulus(clip.dir / "video.mp4", normalize_level(audio, target_dbfs),
+        audio = _dither(normalize_level(audio, target_dbfs), dither_rng)
+        path = write_stimulus(io.BytesIO(views[clip.id]["video.mp4"]), audio,
                               clip.sample_rate, media_dir / f"{stim_id}.mp4")
         leaked = _leaks(json.dumps(media_tags(path)), names)
         if leaked:
             raise StudyError(f"media tags name a system ({leaked})", item=str(path))
-        digests[stim_id] = hashlib.sha256(path.read_bytes()).hexdigest()
         stimuli[stim_id] = Stimulus(stim_id, name, role, clip.id, is_training)
+    media = sorted(media_dir.iterdir())
+    size = -(-(max(p.stat().st_size for p in media) + 8) // PAD_BLOCK) * PAD_BLOCK
+    for path in media:
+        _pad_to(path, size)
 
     def entry(stim_id: str) -> dict:
-        return {"stimulus": stim_id, "media": f"media/{stim_id}.mp4", "sha256": digests[stim_id]}
-    train_ids = [s for s in stimuli if stimuli[s].training]
+        return {"stimulus": stim_id, "media": f"media/{stim_id}.mp4"}
+    train_ids = sorted(s for s in stimuli if stimuli[s].training)
     spec = {
-        "format": "copbench-study", "version": 1,
+        "format": "copbench-study", "version": 2,
         "study_id": study_id or f"study-{secrets.token_hex(4)}",
         "order_seed": int(raters_seed),
         "questions": QUESTIONS, "scale": {str(k): v for k, v in SCALE.items()},
         "training": [entry(s) for s in train_ids],
         "trials": [entry(s) for s in sorted(s for s in stimuli if not stimuli[s].training)],
         "post_url": post_url or None,
+        "key_hash": key_hash(stimuli, secret.hex()),
     }
     study_hash = spec_hash(spec)
     page = render_page(spec, study_hash)
@@ -247,10 +385,16 @@ def build_study(data: str | Path, models: str, out: str | Path, split: str = "te
                 "training_clip": training_clip.id if training_clip is not None else None,
                 "seed": int(seed), "raters_seed": int(raters_seed), "anchor": anchor,
                 "reference": REFERENCE, "target_dbfs": target_dbfs,
+                "clip_seconds": float(ds.clip_seconds), "media_bytes": size,
                 "systems": {n: {"role": role, "info": s.info()} for n, s, role in systems},
                 "dataset_fingerprint": ds.fingerprint()}
-    key = StudyKey(spec, study_hash, stimuli, settings, now_iso())
+    key = StudyKey(spec, study_hash, stimuli, settings, now_iso(), secret.hex())
     (out / "index.html").write_text(page, encoding="utf-8")
-    (out / KEY_FILE).write_text(json.dumps(key.to_dict(), sort_keys=True, indent=1) + "\n",
-                                encoding="utf-8")
+    stamp = int(os.path.getmtime(out / "index.html")) // 60 * 60
+    for path in [*media, media_dir, out / "index.html", out]:
+        os.utime(path, (stamp, stamp))  # one time for every served file: no write order
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    key_path.write_text(json.dumps(key.to_dict(), sort_keys=True, indent=1) + "\n",
+                        encoding="utf-8")
+    os.chmod(key_path, 0o600)
     return key

@@ -51,9 +51,39 @@ def sample_frames(path: str | Path, count: int = DEFAULT_FRAMES, start: float = 
                         break
             except av.error.FFmpegError as exc:
                 raise MediaError(f"cannot decode at {t:.2f} s: {exc}", item=str(path)) from None
+    if len(frames) < count:  # the header claims more than the stream holds (a 10 h MKV
+        frames = _frames_from_start(path, count, start, end) or frames  # of 3 s of frames)
     if not frames:
         raise MediaError("no frame could be decoded", item=str(path))
     return frames
+
+
+def _frames_from_start(path, count: int, start: float, end: float | None,
+                       max_frames: int = 20_000) -> list[np.ndarray]:
+    """``count`` frames spread over what actually decodes from ``start`` (at most
+    ``max_frames`` frames read): the fallback when seeks by the claimed duration
+    land past the real end."""
+    kept, stride, read = [], 1, 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
+                t = frame.time if frame.time is not None else 0.0
+                if t < start - 1e-3:
+                    continue
+                if (end is not None and t >= end) or read >= max_frames:
+                    break
+                if read % stride == 0:
+                    kept.append(frame)
+                read += 1
+                if len(kept) > 4 * count:  # thin out, keeping an even spread
+                    kept, stride = kept[::2], stride * 2
+    except av.error.FFmpegError:
+        pass
+    if not kept:
+        return []
+    picks = sorted({min(int((k + 0.5) * len(kept) / count), len(kept) - 1) for k in range(count)})
+    return [kept[i].to_ndarray(format="rgb24") for i in picks]
 
 
 def detect_keyboard_in_video(path: str | Path, frames: int = DEFAULT_FRAMES, start: float = 0.0,

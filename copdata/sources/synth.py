@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import MidiError
 from ..ids import sanitize_source_id
 from ..notes import read_midi, snap_notes
+from ..options import MAX_ITEM_SECONDS, MAX_NOTES_PER_ITEM, number
 from ..render.keyboard import DEFAULT_HEIGHT, DEFAULT_WIDTH, KeyboardRenderer
 from ..render.performance import GENERATOR_VERSION, generate_performance
 from ..render.piano import engine_name, render_audio
@@ -113,6 +114,10 @@ class SynthSource(Source):
                 raise MidiError("the MIDI file holds no (non-drum) notes; give a piano MIDI file",
                                 item=path)
             duration = max(n.end for n in notes)
+            if duration > MAX_ITEM_SECONDS or len(notes) > MAX_NOTES_PER_ITEM:
+                raise MidiError(f"the MIDI file lasts {duration:.0f} s with {len(notes)} notes; "
+                                f"one item may last at most {MAX_ITEM_SECONDS:g} s with "
+                                f"{MAX_NOTES_PER_ITEM} notes (split the file)", item=path)
             return notes, duration, {"style": "user_midi", "midi_file": Path(path).name}
         seconds = float(item.meta.get("seconds", self.item_seconds))
         gen_seed = int(item.meta["generator_seed"])
@@ -162,9 +167,9 @@ class SynthSource(Source):
 
 def add_cli_arguments(group) -> None:
     """Options of ``copdata build --source synth``."""
-    group.add_argument("--num-items", type=int, default=8, help="procedural performances to render")
-    group.add_argument("--item-seconds", type=float, default=30.0,
-                       help="length of each performance")
+    group.add_argument("--num-items", type=number(int, 1, 1_000_000), default=8, help="procedural performances to render")
+    group.add_argument("--item-seconds", type=number(float, 0.1, MAX_ITEM_SECONDS), default=30.0,
+                       help=f"length of each performance (at most {MAX_ITEM_SECONDS:g} s)")
     group.add_argument("--midi-dir", default=None, help="render these MIDI files instead")
     group.add_argument("--soundfont", default=None,
                        help="render audio with FluidSynth and this .sf2")

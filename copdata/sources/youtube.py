@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 from ..download import DownloadOptions, download_media
 from ..errors import DownloadError, ManifestError
 from ..ids import path_under, sanitize_source_id
+from ..options import number
 from .base import BuildSettings, Performance, Source, SourceItem
 from .manifest import ManifestRow, RowError, cell, item_meta, parse_common, read_rows
 from .playlist import expand_playlist, wants_expansion
@@ -317,14 +318,14 @@ def add_cli_arguments(g) -> None:
     g.add_argument("--manifest", help="CSV manifest (youtube_id or url, split, crop box, ...; "
                    "playlist and channel URLs expand into their videos; see manifests/README.md)")
     g.add_argument("--cache-dir", help="download cache (default: OUT/downloads)")
-    g.add_argument("--height-cap", type=int, default=None, help="max video height to fetch")
+    g.add_argument("--height-cap", type=number(int, 16, 8640), default=None, help="max video height to fetch")
     g.add_argument("--cookies", default=None, help="cookies.txt (Netscape format) for yt-dlp")
     g.add_argument("--rate-limit", default=None, help="download rate cap, e.g. 2M (bytes/s)")
-    g.add_argument("--sleep-interval", type=float, default=None,
+    g.add_argument("--sleep-interval", type=number(float, 0, 3600), default=None,
                    help="seconds to sleep before each download")
-    g.add_argument("--retries", type=int, default=3,
+    g.add_argument("--retries", type=number(int, 0, 100), default=3,
                    help="retries of transient failures (HTTP 429, network), exponential backoff")
-    g.add_argument("--max-backoff", type=float, default=120.0, help="cap of one retry delay (s)")
+    g.add_argument("--max-backoff", type=number(float, 0, 86400), default=120.0, help="cap of one retry delay (s)")
     g.add_argument("--proxy", default=None, help="proxy URL passed to yt-dlp")
     g.add_argument("--ytdlp-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="any other yt_dlp.YoutubeDL option (VALUE parsed as JSON); repeatable")
