@@ -7,13 +7,18 @@ DEMO_DIR ?= demo
 
 .PHONY: install test test-fast parity demo demo-data bench clean browser-deps gpu-wheels
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	# CPU torch first, so nothing pulls a multi-GB CUDA build.
 	$(PIP) install torch==2.13.0
 	# basic-pitch without its TensorFlow requirement: we run its shipped ONNX model.
 	$(PIP) install --no-deps basic-pitch==0.4.0
+	# Transkun (MIT; weights inside the wheel) without its requirements: they pull
+	# torchaudio (which must match the torch build exactly), tensorboard, pydub, sox...
+	# Inference needs torch, numpy, pretty_midi, soxr, librosa (all ours); copdata
+	# stands in for the one torchaudio call (a mel filterbank).
+	$(PIP) install --no-deps transkun==2.0.1
 	$(PIP) install -e '.[test]'
 	touch $@
 

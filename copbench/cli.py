@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                         "made (default: not declared). Recorded as the results' 'track'; the "
                         "leaderboard ranks models within a track only")
     r.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                   help="device a checkpoint generates on (default cpu)")
+                   help="device a checkpoint generates on, and the MIDI metric's transkun runs on "
+                        "(default cpu)")
     r.add_argument("--clap-text", default="caption", metavar="caption|sound-step|PROMPT",
                    help="the text clap_score compares with: the clip's caption (default, as "
                         "av-benchmark), its 'sound' step, or this fixed prompt")
@@ -68,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                         "panns_windowed, clap (a .pt file or a transformers repo folder), "
                         "wav2clip, clip); see `copbench weights list`")
     r.add_argument("--no-progress", action="store_true")
+    from copdata.cli import add_transcriber_arguments
+    add_transcriber_arguments(r.add_argument_group("MIDI metric: transcription of the outputs"),
+                              default="basic-pitch", thresholds=False, device=False)
     lb = sub.add_parser("leaderboard", help="table of every results file in a folder",
                         epilog=EXIT_STATUS)
     lb.add_argument("results_dir")
@@ -161,7 +165,9 @@ def _cmd_run(args) -> int:
                         seed=args.seed, per_clip_fad=args.per_clip_fad,
                         progress=not args.no_progress, command=["copbench"] + sys.argv[1:],
                         allow_failures=args.allow_failures, name=args.name, track=args.track,
-                        device=args.device, clap_text=args.clap_text)
+                        device=args.device, clap_text=args.clap_text,
+                        transcriber={"name": args.transcriber, "device": args.device,
+                                     "note_post": args.note_post})
     pairing = res["pairing"]
     scored = pairing["paired"] - res["n_failed"]
     print(f"model {res['model']}: {scored} of {res['n_expected']} clips scored; "

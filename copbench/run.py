@@ -66,7 +66,7 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
                   progress: bool = True, command: list[str] | None = None,
                   allow_failures: bool = False, name: str | None = None,
                   track: str | None = None, device: str = "cpu",
-                  clap_text: str = "caption") -> dict:
+                  clap_text: str = "caption", transcriber: dict | None = None) -> dict:
     """Score ``model`` on ``data``/``split`` with ``metrics``; writes
     ``out/<model name>.json`` when ``out`` is given and returns the results.
 
@@ -79,6 +79,8 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
     ``"unspecified"``); written as the results' top-level ``track``.
     ``device``: where a checkpoint generates. ``clap_text``: see
     :mod:`copbench.metrics.clap_score`.
+    ``transcriber`` picks the MIDI metric's transcriber: ``{"name": ..., "device": ...,
+    "note_post": [...]}`` (default: basic-pitch, no post-processing; recorded in the results).
     """
     metrics = list(dict.fromkeys(metrics))
     if not metrics:
@@ -101,7 +103,8 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
     source.prepare(clips)
     pairing = pair_ids([c.id for c in clips], source.available_ids())
     by_id = {c.id: c for c in clips}
-    scorers = build_metrics(metrics, per_clip_fad=per_clip_fad, clap_text=clap_text)
+    scorers = build_metrics(metrics, per_clip_fad=per_clip_fad, clap_text=clap_text,
+                            transcriber=transcriber)
     for metric in scorers:
         metric.bind_split(clips)  # FAD: reference statistics from every clip of the split
     per_clip: dict[str, dict] = {}

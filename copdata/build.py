@@ -43,6 +43,7 @@ from .errors import (BuildLockedError, CopDataError, DatasetError, ManifestError
                      QualityRejectedError, SilentInputError, TooShortError)
 from .ids import check_split_name, clip_id, sanitize_source_id
 from .integrity import cross_split_duplicates, view_hashes
+from .media import as_written, full_scale_gain
 from .notes import Note
 from .qa.stage import ClipObserver, audio_margin, clip_qa, measure_source_offset, qa_info
 from .rows import ClipRow, ClipStats
@@ -137,6 +138,18 @@ class ItemNotes:
     performance: Performance
     notes: list[Note]
     midi_origin: str  # "ground_truth" or "transcription"
+    # gain that fits the item's decoded audio inside full scale (1 / peak when it
+    # peaks above 1.0, as decoded AAC/MP3 can); every clip of the item gets it
+    audio_gain: float = 1.0
+
+
+def _transcriber(settings: BuildSettings):
+    """The worker's transcriber for these settings (loaded once per process)."""
+    from .transcribe import transcriber_for
+
+    return transcriber_for(settings.transcriber, onset_threshold=settings.onset_threshold,
+                           frame_threshold=settings.frame_threshold,
+                           min_note_ms=settings.min_note_ms, device=settings.transcriber_device)
 
 
 def item_notes(source: Source, item: SourceItem, settings: BuildSettings,
@@ -149,18 +162,17 @@ def item_notes(source: Source, item: SourceItem, settings: BuildSettings,
     perf = source.fetch(item, settings)
     if perf.notes is not None:
         return ItemNotes(perf, perf.notes, perf.midi_origin)
-    from .transcribe import get_transcriber
-    from .transcribe_stream import transcribe_blocks
+    from .transcribe_post import apply_steps
 
-    transcriber = get_transcriber(onset_threshold=settings.onset_threshold,
-                                  frame_threshold=settings.frame_threshold,
-                                  min_note_ms=settings.min_note_ms)
-    notes, audio = transcribe_blocks(transcriber, perf.audio_blocks(), settings.sample_rate,
-                                     item=item.label, spool_dir=spool_dir)
+    transcriber = _transcriber(settings)
+    notes, audio = transcriber.transcribe_blocks(perf.audio_blocks(), settings.sample_rate,
+                                                 item=item.label, spool_dir=spool_dir)
+    if settings.note_post:
+        notes = apply_steps(notes, settings.note_post)
     if audio.rms_dbfs < SILENT_RMS_DBFS:
         raise SilentInputError(f"audio is silent (below {SILENT_RMS_DBFS:g} dBFS RMS); nothing "
                                "to transcribe", item=item.label)
-    return ItemNotes(perf, notes, "transcription")
+    return ItemNotes(perf, notes, "transcription", audio_gain=full_scale_gain(audio.peak))
 
 
 def plan_clips(duration: float, item: SourceItem, settings: BuildSettings) -> list[ClipSpan]:
@@ -198,6 +210,17 @@ def _fill_clip(frames: Iterator[np.ndarray], count: int, encoder, observer=None)
             observer(rgb)
         written += 1
     return written, shape
+
+
+def fit_full_scale(audio: np.ndarray, gain: float = 1.0) -> tuple[np.ndarray, float]:
+    """``audio`` times ``gain`` (the item's :func:`~copdata.media.full_scale_gain`),
+    and lower still if the clip would still peak above full scale (a safety net:
+    the 16-bit file never hard-clips); returns the audio and the gain applied."""
+    peak = float(np.max(np.abs(audio))) * gain if len(audio) else 0.0
+    gain *= full_scale_gain(peak)
+    if gain == 1.0:
+        return audio, 1.0
+    return (audio * np.float32(gain)).astype(np.float32), gain
 
 
 class ClipCutter:
@@ -271,8 +294,9 @@ class ClipCutter:
                 return None
             views = derive_views(checked.notes, settings.clip_seconds, settings.fps, F, meta,
                                  checked.qa["claims"])
+            audio, gain = fit_full_scale(checked.audio, self.notes.audio_gain)
             if not resumed:
-                writer.write_views(checked.audio, settings.sample_rate, views)
+                writer.write_views(audio, settings.sample_rate, views)
                 writer.commit()
                 self.written.append(writer.final)
         finally:
@@ -282,8 +306,9 @@ class ClipCutter:
             id=cid, split=self.item.split, source_id=self.item.source_id, source=self.item.label,
             segment=span.segment, start=round(offset + span.t0, 6),
             end=round(offset + span.t1, 6), midi_origin=self.notes.midi_origin, meta=meta,
-            stats=ClipStats.measure(views.notes, views.roll, checked.audio, shape,
-                                    settings.clip_seconds),
+            stats=ClipStats.measure(views.notes, views.roll, as_written(audio), shape,
+                                    settings.clip_seconds,
+                                    audio_gain_db=round(20 * math.log10(gain), 2)),
             extra={"hashes": view_hashes(writer.final),  # checked by copdata validate
                    "qa": checked.qa})
 
@@ -491,17 +516,22 @@ def dataset_settings(source: Source, settings: BuildSettings) -> dict:
                  "frame": "frame i covers [i/fps, (i+1)/fps); a note overlapping it is on; "
                           "value = max velocity"},
         "build": {k: v for k, v in asdict(settings).items()},
+        "audio_level": "decoded audio that peaks above full scale is scaled by 1/peak "
+                       "(one gain per source item, lowered for a clip that would still clip), "
+                       "never hard-clipped; each clip's gain is stats.audio_gain_db and the "
+                       "written file's peak stats.audio_peak_dbfs",
         "qa": qa_info(settings, recorded=source.transcribes),
         "copdata_version": __version__,
     }
     if source.transcribes:
-        from .transcribe import get_transcriber
+        from .transcribe import resolve_transcriber_name, transcriber_info
 
-        transcriber = get_transcriber(
-            onset_threshold=settings.onset_threshold, frame_threshold=settings.frame_threshold,
-            min_note_ms=settings.min_note_ms).info()
-        transcriber.pop("threads", None)  # a runtime choice, not part of the output
-        info["transcriber"] = transcriber
+        # threads and device are runtime choices, not part of the output
+        info["transcriber"] = transcriber_info(_transcriber(settings), settings.note_post)
+        info["build"]["transcriber"] = resolve_transcriber_name(settings.transcriber)
+    else:  # ground-truth notes: no transcriber runs (so none is recorded)
+        info["build"].update(transcriber=None, note_post=[])
+    info["build"].pop("transcriber_device", None)
     return info
 
 
@@ -511,6 +541,7 @@ _IGNORED_SOURCE_KEYS_ON_RESUME = ("downloader",)
 
 
 def _output_settings(info: dict) -> dict:
+    info = json.loads(json.dumps(info))  # as stored: tuples become lists
     out = {k: v for k, v in info.items() if k not in _IGNORED_ON_RESUME}
     if isinstance(out.get("source"), dict):
         out["source"] = {k: v for k, v in out["source"].items()

@@ -50,14 +50,51 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     q.add_argument("--auto-crop", action="store_true",
                    help="local/youtube: find the keyboard box automatically for rows without "
                         "a crop box (recorded in the clip rows)")
-    t = p.add_argument_group("transcription (recorded sources)")
-    t.add_argument("--onset-threshold", type=number(float, 0, 1), default=0.5)
-    t.add_argument("--frame-threshold", type=number(float, 0, 1), default=0.3)
-    t.add_argument("--min-note-ms", type=number(float, 0, 10000), default=127.7)
+    add_transcriber_arguments(p.add_argument_group("transcription (recorded sources)"))
+
+
+def _note_post_list(text: str) -> tuple[str, ...]:
+    from .errors import TranscriberError
+    from .transcribe_post import check_steps
+
+    try:
+        return check_steps(s.strip() for s in text.split(",") if s.strip())
+    except TranscriberError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_transcriber_arguments(group, default: str = "auto", thresholds: bool = True,
+                              device: bool = True) -> None:
+    """``--transcriber``, ``--device``, ``--note-post`` and basic-pitch's
+    thresholds (shared by ``copdata build``, ``copdata transcribe`` and
+    ``copbench run``; ``device=False`` where the command has its own ``--device``)."""
+    from .transcribe import TRANSCRIBERS
+
+    choices = ["auto", *TRANSCRIBERS]
+    group.add_argument("--transcriber", default=default, choices=choices,
+                       help="audio -> notes model: " + "; ".join(
+                           f"{k}: {v}" for k, v in TRANSCRIBERS.items())
+                       + "; auto: transkun when a CUDA GPU is visible, else basic-pitch "
+                       f"(default: {default}; the choice is recorded)")
+    if device:
+        group.add_argument("--device", default=None, metavar="DEV",
+                           help="transkun: cpu, cuda, cuda:N or auto (default: auto)")
+    group.add_argument("--note-post", type=_note_post_list, default=(), metavar="STEPS",
+                       help="note post-processing, comma-separated: octave (drop weaker octave "
+                            "doublings), ends (halve note durations); measured in "
+                            "docs/piano10h.md (default: none)")
+    if thresholds:
+        group.add_argument("--onset-threshold", type=number(float, 0, 1), default=0.5,
+                           help="basic-pitch only")
+        group.add_argument("--frame-threshold", type=number(float, 0, 1), default=0.3,
+                           help="basic-pitch only")
+        group.add_argument("--min-note-ms", type=number(float, 0, 10000), default=127.7,
+                           help="basic-pitch only")
 
 
 def _settings(args):
     from .sources.base import BuildSettings
+    from .transcribe import resolve_transcriber_name
 
     size = None
     if args.frame_size:
@@ -67,7 +104,10 @@ def _settings(args):
             raise CopDataError(f"--frame-size {args.frame_size!r} must look like 640x96") from None
         size = (w, h)
     return BuildSettings(fps=args.fps, sample_rate=args.sample_rate, clip_seconds=args.clip_seconds,
-                         seed=args.seed, frame_size=size, onset_threshold=args.onset_threshold,
+                         seed=args.seed, frame_size=size,
+                         transcriber=resolve_transcriber_name(args.transcriber),
+                         transcriber_device=args.device, note_post=tuple(args.note_post),
+                         onset_threshold=args.onset_threshold,
                          frame_threshold=args.frame_threshold, min_note_ms=args.min_note_ms,
                          max_clips_per_item=args.max_clips_per_item,
                          video_preset=args.video_preset, video_crf=args.video_crf,
@@ -165,9 +205,14 @@ def cmd_show(args) -> int:
 def cmd_transcribe(args) -> int:
     from .transcribe import transcribe_file
 
-    notes = transcribe_file(args.audio, args.out, onset_threshold=args.onset_threshold,
-                            frame_threshold=args.frame_threshold, min_note_ms=args.min_note_ms)
-    print(f"wrote {args.out}: {len(notes)} notes")
+    from .transcribe import resolve_transcriber_name
+
+    name = resolve_transcriber_name(args.transcriber)
+    notes = transcribe_file(args.audio, args.out, transcriber=name, note_post=args.note_post,
+                            onset_threshold=args.onset_threshold,
+                            frame_threshold=args.frame_threshold, min_note_ms=args.min_note_ms,
+                            device=args.device)
+    print(f"wrote {args.out}: {len(notes)} notes ({name})")
     return 0
 
 
@@ -269,9 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("transcribe", epilog=EXIT_STATUS, help="transcribe an audio or video file to MIDI")
     tr.add_argument("audio")
     tr.add_argument("--out", required=True, help="output .mid")
-    tr.add_argument("--onset-threshold", type=number(float, 0, 1), default=0.5)
-    tr.add_argument("--frame-threshold", type=number(float, 0, 1), default=0.3)
-    tr.add_argument("--min-note-ms", type=number(float, 0, 10000), default=127.7)
+    add_transcriber_arguments(tr)
     tr.set_defaults(func=cmd_transcribe)
 
     ex = sub.add_parser("export", epilog=EXIT_STATUS, help="export a dataset in the Hugging Face Hub layout")

@@ -28,7 +28,7 @@ from .rows import ClipRow
 
 HASHED_VIEWS = ("video.mp4", "audio.flac", "notes.mid", "roll.npy", "steps.json")
 TIME_TOLERANCE = 1e-5  # seconds; rows store start/end rounded to 1e-6
-DBFS_TOLERANCE = 0.05  # dB; the row's level is of the audio before 16-bit FLAC
+DBFS_TOLERANCE = 0.05  # dB; rows measure the audio as written (16-bit); float rounding
 
 
 def view_hashes(clip_dir: str | Path) -> dict[str, str]:
@@ -76,6 +76,11 @@ def _differs(name: str, recorded, actual) -> str | None:
     return f"stats.{name} is {recorded!r} in clips.jsonl but {actual!r} in the files"
 
 
+def _peak_dbfs(audio: np.ndarray) -> float | None:
+    peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+    return round(20 * math.log10(peak), 2) if peak > 0 else None
+
+
 def check_stats(clip) -> list[str]:
     """The row's ``stats`` recomputed from the clip's files."""
     stats = clip.row.stats.to_dict()
@@ -102,6 +107,7 @@ def check_stats(clip) -> list[str]:
         "velocity_min": min((n.velocity for n in notes), default=None),
         "velocity_max": max((n.velocity for n in notes), default=None),
         "active_frames": int(roll.any(axis=1).sum()),
+        "audio_peak_dbfs": _peak_dbfs(audio),
     }
     problems = []
     for name, value in actual.items():

@@ -406,8 +406,33 @@ def encode_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, **k
         return enc.count
 
 
+PCM16_WRITE_SCALE = 32767.0  # write_audio: float 1.0 -> 32767
+PCM16_READ_SCALE = 32768.0  # FFmpeg's s16 -> float conversion: 32767 -> 32767/32768
+
+
+def pcm16(audio: np.ndarray) -> np.ndarray:
+    """The int16 samples :func:`write_audio` stores for float ``audio``; samples
+    beyond [-1, 1] are clipped here, so callers bring the level inside first
+    (:func:`full_scale_gain`)."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    return (np.clip(audio, -1.0, 1.0) * PCM16_WRITE_SCALE).round().astype(np.int16)
+
+
+def as_written(audio: np.ndarray) -> np.ndarray:
+    """The float32 samples a file written by :func:`write_audio` decodes to
+    (what ``copdata validate`` and readers see)."""
+    return pcm16(audio).astype(np.float32) / PCM16_READ_SCALE
+
+
+def full_scale_gain(peak: float) -> float:
+    """The gain that brings a signal of this absolute ``peak`` inside [-1, 1]
+    without clipping: ``1 / peak`` above full scale, else 1 (quieter audio is
+    left as it is). Decoded compressed audio (AAC, MP3) can peak above 1.0."""
+    return 1.0 / float(peak) if peak > 1.0 else 1.0
+
+
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write mono audio as 16-bit FLAC (``.flac``) or WAV (``.wav``)."""
+    """Write mono audio as 16-bit FLAC (``.flac``) or WAV (``.wav``) (:func:`pcm16`)."""
     path = str(path)
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     if not np.all(np.isfinite(audio)):
@@ -416,7 +441,7 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
     codec = {".flac": "flac", ".wav": "pcm_s16le"}.get(suffix)
     if codec is None:
         raise ValueError(f"unsupported audio suffix {suffix!r}: use .flac or .wav")
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype(np.int16)
+    pcm = pcm16(audio)
     with av.open(path, mode="w", format="flac" if codec == "flac" else "wav") as container:
         stream = container.add_stream(codec, rate=int(sample_rate), layout="mono")
         stream.format = "s16"

@@ -10,6 +10,8 @@ are kept in ``extra`` and written back unchanged, top-level, by ``to_dict``.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterator, Sequence
 
@@ -17,6 +19,9 @@ import numpy as np
 
 from .media import db_full_scale
 from .notes import Note
+
+
+_OPTIONAL = ("audio_gain_db", "audio_peak_dbfs")  # absent from older rows
 
 
 @dataclass
@@ -35,13 +40,23 @@ class ClipStats:
     velocity_min: int | None
     velocity_max: int | None
     active_frames: int  # roll frames with at least one key down
+    # Level of the written audio.flac (rows before these were recorded lack them):
+    # the gain applied to fit full scale (copdata.build.fit_full_scale; 0.0: none)
+    # and the written file's peak (None: silence).
+    audio_gain_db: float | None = None
+    audio_peak_dbfs: float | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
     def measure(cls, notes: Sequence[Note], roll: np.ndarray, audio: np.ndarray,
-                frame_shape: Sequence[int], clip_seconds: float) -> "ClipStats":
-        """Stats of a clip from its notes, roll, audio and frame shape ``(H, W, ...)``."""
-        return cls(
+                frame_shape: Sequence[int], clip_seconds: float,
+                audio_gain_db: float | None = None) -> "ClipStats":
+        """Stats of a clip from its notes, roll, audio *as written* (see
+        :func:`copdata.media.as_written`) and frame shape ``(H, W, ...)``.
+        ``audio_gain_db`` is the gain applied to fit full scale."""
+        peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+        return cls(audio_gain_db=None if audio_gain_db is None else round(float(audio_gain_db), 2),
+                   audio_peak_dbfs=round(20 * math.log10(peak), 2) if peak > 0 else None,
             frames=int(roll.shape[0]), width=int(frame_shape[1]), height=int(frame_shape[0]),
             samples=int(len(audio)),
             audio_rms_dbfs=round(db_full_scale(audio), 2) if np.any(audio) else None,
@@ -53,7 +68,8 @@ class ClipStats:
             active_frames=int(roll.any(axis=1).sum()))
 
     def to_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name != "extra" and not (f.name in _OPTIONAL and getattr(self, f.name) is None)}
         out.update(self.extra)
         return out
 
@@ -62,10 +78,10 @@ class ClipStats:
         """Stats from their ``clips.jsonl`` object; unknown keys go to ``extra``.
         Raises ``KeyError`` naming a missing key (nothing is filled in)."""
         known = [f.name for f in fields(cls) if f.name != "extra"]
-        missing = [k for k in known if k not in data]
+        missing = [k for k in known if k not in data and k not in _OPTIONAL]
         if missing:
             raise KeyError(f"clip stats have no {missing[0]!r}")
-        return cls(**{k: data[k] for k in known},
+        return cls(**{k: data[k] for k in known if k in data},
                    extra={k: v for k, v in data.items() if k not in known})
 
 

@@ -17,13 +17,14 @@ ALL_METRICS = DEFAULT_METRICS + ("fad_vggish", "fad_vggish_relu", "fad_panns", "
                                   "fad_clap", "is_panns", "kl_panns", "clap_score", "clip_score")
 
 
-def build_metric(name: str, per_clip_fad: bool = False, clap_text: str = "caption") -> Metric:
+def build_metric(name: str, per_clip_fad: bool = False, clap_text: str = "caption",
+                 transcriber: dict | None = None) -> Metric:
     if name == "si_sdr":
         from .si_sdr import SiSdr
         return SiSdr()
     if name == "midi":
         from .midi import MidiMetric
-        return MidiMetric()
+        return MidiMetric(**(transcriber or {}))
     if name == "av_align":
         from .av_align import AvAlign
         return AvAlign()
@@ -45,8 +46,11 @@ def build_metric(name: str, per_clip_fad: bool = False, clap_text: str = "captio
     raise MetricError(f"unknown metric; choose from {', '.join(ALL_METRICS)}", item=name)
 
 
-def build_metrics(names, per_clip_fad: bool = False, clap_text: str = "caption") -> list[Metric]:
-    return [build_metric(n, per_clip_fad, clap_text) for n in names]
+def build_metrics(names, per_clip_fad: bool = False, clap_text: str = "caption",
+                  transcriber: dict | None = None) -> list[Metric]:
+    """Metrics by name; ``transcriber`` (``name``, ``device``, ``note_post``) is the
+    MIDI metric's transcriber (default basic-pitch)."""
+    return [build_metric(n, per_clip_fad, clap_text, transcriber) for n in names]
 
 
 __all__ = ["Metric", "ScoreItem", "fit_length", "frechet_distance", "frechet_distance_inf",

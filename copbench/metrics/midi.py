@@ -1,7 +1,10 @@
 """MIDI metrics: transcribe the output, compare with the reference MIDI.
 
 The output audio is transcribed with the same path copdata uses
-(``copdata.transcribe.get_transcriber()``, basic-pitch through onnxruntime).
+(``copdata.transcribe.transcriber_for``): basic-pitch through onnxruntime by
+default, Transkun with ``copbench run --transcriber transkun``; the
+transcriber's name, version, settings and note post-processing are recorded
+in the results (``settings.transcriber``).
 All scoring is :mod:`copdata.scoring` (the one implementation copmodel uses too).
 
 Per clip (mean over clips, bootstrap CI):
@@ -34,6 +37,8 @@ from copdata import scoring
 from copdata.errors import SilentInputError
 from copdata.notes import Note
 from copdata.roll import render_roll
+from copdata.transcribe import transcriber_info
+from copdata.transcribe_post import apply_steps
 
 from ..stats import rng_for
 from .base import Metric, ScoreItem
@@ -84,9 +89,11 @@ class MidiMetric(Metric):
         "frames_both_empty": "no active cell on either roll: every frame value is 1",
     }
 
-    def __init__(self):
-        from copdata.transcribe import get_transcriber
-        self.transcriber = get_transcriber()
+    def __init__(self, name: str = "basic-pitch", device: str | None = None, note_post=()):
+        from copdata.transcribe import resolve_transcriber_name, transcriber_for
+        from copdata.transcribe_post import check_steps
+        self.note_post = check_steps(note_post)
+        self.transcriber = transcriber_for(resolve_transcriber_name(name), device=device)
         self._rolls: list[tuple[str, np.ndarray, np.ndarray]] = []
         self._fps: set[float] = set()
 
@@ -101,12 +108,14 @@ class MidiMetric(Metric):
                         "15-65, 25 fps, 2 s chunks paired into 4 s windows, pooled, sklearn "
                         "weighted, zero_division=1; CI: percentile bootstrap over clips "
                         f"({SEED_BOOT})",
-                "transcriber": self.transcriber.info()}
+                "transcriber": transcriber_info(self.transcriber, self.note_post)}
 
     def score(self, item: ScoreItem) -> dict[str, float]:
         try:
             estimate = self.transcriber.transcribe(item.audio, item.sample_rate,
                                                    item=item.clip_id)
+            if self.note_post:
+                estimate = apply_steps(estimate, self.note_post)
         except SilentInputError:
             estimate = []  # a silent output transcribes to no notes
             self.count_convention("silent_output")

@@ -32,7 +32,12 @@ class BuildSettings:
     # Optional output frame size (width, height) after cropping; None keeps the
     # cropped size (rounded down to even numbers for H.264).
     frame_size: tuple[int, int] | None = None
-    # Transcriber thresholds (recorded sources only).
+    # Transcription (recorded sources only): the transcriber (copdata.transcribe
+    # registry; "auto" is resolved by the CLI), its device (Transkun; a runtime
+    # choice, not recorded), note post-processing steps, basic-pitch's thresholds.
+    transcriber: str = "basic-pitch"
+    transcriber_device: str | None = None
+    note_post: tuple[str, ...] = ()
     onset_threshold: float = 0.5
     frame_threshold: float = 0.3
     min_note_ms: float = 127.7

@@ -1,7 +1,8 @@
 """The ``local`` source: video files on disk, audio transcribed to MIDI.
 
-``--input`` is a folder of videos (every file with a video extension, sorted by
-name) or a CSV with a ``path`` column (relative to the CSV's folder) and the
+``--input`` is a folder of videos (every file in it, sorted by name, whatever its
+extension: any container PyAV opens is accepted; a file that does not open, or
+has no video or audio stream, is a failed row of ``report.json``) or a CSV with a ``path`` column (relative to the CSV's folder) and the
 columns every manifest shares (:mod:`copdata.sources.manifest`): ``split``
 (empty: assigned by hash), crop box ``crop_x0, crop_y0, crop_x1, crop_y1``
 (source pixels), ``start`` and ``end`` (seconds), ``max_segments``, ``id``. :func:`performance_from_files` is shared with
@@ -24,7 +25,6 @@ from .manifest import CommonFields, RowError, cell, item_meta, parse_common, rea
 
 NAME = "local"
 HELP = "video files (a folder or a CSV), audio transcribed"
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts"}
 
 
 def performance_from_files(video_path: str | Path, audio_path: str | Path | None,
@@ -131,11 +131,13 @@ class LocalSource(Source):
         return self._csv_items(seen)
 
     def _folder_items(self, seen: set) -> list[SourceItem]:
-        """Every video file of the folder; a video-named entry that cannot be read
-        as a file (a symlink loop or a dangling link) becomes a failed item."""
+        """Every entry of the folder but sub-folders: each file is an item (one
+        that PyAV cannot open fails in :meth:`fetch` with a report row); an
+        entry that cannot be read as a file (a symlink loop or a dangling link)
+        becomes a failed item."""
         paths, problems = [], {}
         for p in sorted(self.input_path.iterdir()):
-            if p.suffix.lower() not in VIDEO_EXTENSIONS:
+            if p.is_dir():
                 continue
             try:
                 p.stat()
@@ -146,9 +148,11 @@ class LocalSource(Source):
                 continue
             if p.is_file():
                 paths.append(p)
+            else:  # a FIFO, socket or device: never opened, never skipped silently
+                problems[p] = f"{p.name}: not a regular file"
+                paths.append(p)
         if not paths:
-            raise ManifestError(f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) in "
-                                "the folder", item=str(self.input_path))
+            raise ManifestError("the folder holds no files", item=str(self.input_path))
         ids = [self._unique_id(p, seen) for p in paths]
         splits = assign_splits(ids, self.seed, self.test_fraction)
         out = []
