@@ -1,0 +1,121 @@
+"""copbench numbers against oracles (issue 21): every flag of a Fréchet result fires.
+
+The eigenvalue route of :func:`frechet_from_stats` is a cross-check of
+``scipy.linalg.sqrtm``: its job is to notice when sqrtm is wrong. The tests make
+sqrtm wrong (a fault injected into scipy, not into our code) and check that the
+``mismatch`` flag fires and that the eigenvalue value still equals the closed form.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from copbench.metrics.frechet import (COMPLEX_TOL, MISMATCH_TOL, NEGATIVE_TOL, OFFSET_EPS,
+                                      FrechetWarning, frechet_distance, frechet_from_stats,
+                                      frechet_result)
+
+MU_A, MU_B = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.5])
+VAR_A, VAR_B = np.array([1.0, 4.0, 0.25]), np.array([4.0, 1.0, 0.25])
+# closed form for diagonal covariances: |mu_a - mu_b|^2 + sum (sqrt(va) - sqrt(vb))^2
+# = (1 + 0 + 6.25) + ((1 - 2)^2 + (2 - 1)^2 + 0) = 9.25
+CLOSED_FORM = 9.25
+
+
+def _scaled_sqrtm(monkeypatch, factor, imag=0.0):
+    true_sqrtm = scipy.linalg.sqrtm
+
+    def wrong(m, *args, **kwargs):
+        root = true_sqrtm(m, *args, **kwargs) * factor
+        return root + 1j * imag * np.eye(len(root)) if imag else root
+
+    monkeypatch.setattr(scipy.linalg, "sqrtm", wrong)
+
+
+def test_closed_form_and_no_flags():
+    res = frechet_from_stats(MU_A, np.diag(VAR_A), MU_B, np.diag(VAR_B))
+    assert res.value == pytest.approx(CLOSED_FORM, rel=1e-12)
+    assert res.value_eig == pytest.approx(CLOSED_FORM, rel=1e-12)
+    assert res.flags == []
+
+
+def test_a_wrong_sqrtm_is_caught_by_the_eigenvalue_route(monkeypatch):
+    # tr sqrt(Sa Sb) = 2 + 2 + 0.25 = 4.25; a sqrtm 1 % too large moves FD by -0.085
+    _scaled_sqrtm(monkeypatch, 1.01)
+    res = frechet_from_stats(MU_A, np.diag(VAR_A), MU_B, np.diag(VAR_B))
+    assert res.flags == ["mismatch"]
+    assert res.value_eig == pytest.approx(CLOSED_FORM, rel=1e-12)
+    assert res.value == pytest.approx(CLOSED_FORM - 2 * 0.01 * 4.25, rel=1e-12)
+
+
+def test_mismatch_tolerance_is_relative_1e_6(monkeypatch):
+    _scaled_sqrtm(monkeypatch, 1 + 0.5 * MISMATCH_TOL)
+    assert frechet_from_stats(MU_A, np.diag(VAR_A), MU_B, np.diag(VAR_B)).flags == []
+    _scaled_sqrtm(monkeypatch, 1 + 2 * MISMATCH_TOL)
+    assert "mismatch" in frechet_from_stats(MU_A, np.diag(VAR_A), MU_B, np.diag(VAR_B)).flags
+
+
+def test_complex_flag_only_beyond_its_tolerance(monkeypatch):
+    _scaled_sqrtm(monkeypatch, 1.0, imag=0.5 * COMPLEX_TOL * 2.0)  # |real| max is 2
+    res = frechet_from_stats(MU_A, np.diag(VAR_A), MU_B, np.diag(VAR_B))
+    assert res.flags == [] and res.value == pytest.approx(CLOSED_FORM, rel=1e-12)
+    _scaled_sqrtm(monkeypatch, 1.0, imag=2 * COMPLEX_TOL * 2.0)
+    res = frechet_from_stats(MU_A, np.diag(VAR_A), MU_B, np.diag(VAR_B))
+    assert res.flags == ["complex"]
+    assert res.value == pytest.approx(CLOSED_FORM, rel=1e-12)  # the real part is kept
+
+
+def test_a_covariance_that_is_not_psd_is_flagged_complex_and_negative():
+    # S_a = diag(1, -1) (not a covariance): sqrt(S_a S_b) has an imaginary entry i
+    res = frechet_from_stats(np.zeros(2), np.diag([1.0, -1.0]), np.zeros(2), np.eye(2))
+    assert "complex" in res.flags
+    # base = tr(Sa) + tr(Sb) = 0 + 2; the real part of the root has trace 1 -> FD = 0 exactly
+    assert res.value == pytest.approx(0.0, abs=1e-12)
+    # the eigenvalue route sees S_a's PSD part diag(1, 0): tr = 1 as well
+    res = frechet_from_stats(np.zeros(1), np.diag([-1.0]), np.zeros(1), np.diag([-1.0]))
+    # base -2, sqrt((-1)(-1)) = 1: FD = -4, flagged and clamped
+    assert "negative" in res.flags and res.value == 0.0
+    assert "mismatch" in res.flags  # eigenvalue route: PSD part of -1 is 0, tr = 0
+
+
+def test_offset_retry_when_sqrtm_is_not_finite(monkeypatch):
+    true_sqrtm = scipy.linalg.sqrtm
+    calls = []
+
+    def nan_first(m, *args, **kwargs):
+        calls.append(np.array(m))
+        return np.full_like(m, np.nan) if len(calls) == 1 else true_sqrtm(m, *args, **kwargs)
+
+    monkeypatch.setattr(scipy.linalg, "sqrtm", nan_first)
+    res = frechet_from_stats(MU_A, np.diag(VAR_A), MU_B, np.diag(VAR_B))
+    assert res.flags == ["offset"]
+    # the retry is (Sa + eps I)(Sb + eps I)
+    assert np.allclose(calls[1], np.diag((VAR_A + OFFSET_EPS) * (VAR_B + OFFSET_EPS)), rtol=0, atol=1e-15)
+    assert res.value == pytest.approx(CLOSED_FORM, abs=1e-5)
+
+
+def test_round_off_below_zero_is_not_negative():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 4))
+    res = frechet_result(x, x.copy())
+    assert res.flags == []
+    assert res.value == pytest.approx(0.0, abs=1e-10)
+    assert NEGATIVE_TOL == 1e-9
+
+
+def test_rank_deficient_flag_and_warning():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((4, 6)), rng.standard_normal((5, 6)) + 1.0
+    res = frechet_result(a, b)
+    assert res.flags == ["rank_deficient"]
+    with pytest.warns(FrechetWarning, match="rank_deficient"):
+        assert frechet_distance(a, b) == res.value
+    # n_samples <= D flags it on the stats route too
+    flags = frechet_from_stats(MU_A, np.diag(VAR_A), MU_B, np.diag(VAR_B), n_samples=3).flags
+    assert flags == ["rank_deficient"]
+    assert frechet_from_stats(MU_A, np.diag(VAR_A), MU_B, np.diag(VAR_B), n_samples=4).flags == []
+    # no flags: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frechet_distance(rng.standard_normal((40, 3)), rng.standard_normal((40, 3)))
