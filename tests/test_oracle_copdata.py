@@ -161,3 +161,44 @@ def test_flat_or_still_signals_give_no_offset():
     motion, onsets = _signals(0.3)
     assert estimate_offset(np.zeros_like(motion), onsets, FPS) == (0.0, 0.0)
     assert estimate_offset(motion, np.zeros_like(onsets), FPS) == (0.0, 0.0)
+
+
+# ---- roll and notes: edges worked by hand ---------------------------------------------
+
+def test_roll_clamps_velocity_start_and_length():
+    from copdata.roll import PianoRoll, render_roll, roll_to_pitches
+
+    fps = 10.0
+    roll = render_roll([Note(-0.25, 0.15, 21, 0),      # before 0: frames 0..1, velocity 0 -> 1
+                        Note(0.3, 0.4, 22, 200),       # velocity 200 -> 127, frame 3
+                        Note(0.45, 9.0, 108, 64),      # past the end: frames 4..5
+                        Note(0.7, 0.9, 60, 50)], 6, fps)  # wholly after the end: nothing
+    assert np.flatnonzero(roll[:, 0]).tolist() == [0, 1] and roll[0, 0] == 1
+    assert np.flatnonzero(roll[:, 1]).tolist() == [3] and roll[3, 1] == 127
+    assert np.flatnonzero(roll[:, 87]).tolist() == [4, 5] and roll[5, 87] == 64
+    assert int(roll.astype(bool).sum()) == 5
+    pr = PianoRoll(roll, fps)
+    assert pr.num_frames == 6 and pr.seconds == pytest.approx(0.6)
+    assert pr.frame_times().tolist() == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    assert roll_to_pitches(roll).tolist() == list(range(21, 109))
+
+
+def test_snap_notes_grid_clamps_and_drops():
+    from copdata.notes import TICKS_PER_SECOND, notes_to_arrays, snap_notes, segment_notes
+
+    tick = 1 / TICKS_PER_SECOND
+    snapped = snap_notes([Note(0.4 * tick, 2.6 * tick, 60, 0),        # -> ticks 0..3, velocity 1
+                          Note(-1.0, 0.5, 61, 300),                   # start clamped to 0, velocity 127
+                          Note(1.0, 1.0 + 0.4 * tick, 62, 9),         # rounds to empty: dropped
+                          Note(0.5, 5.0, 20, 9), Note(0.5, 5.0, 109, 9),  # not piano keys: dropped
+                          Note(1.5, 9.0, 108, 70)], max_seconds=2.0)  # end clamped to 2 s
+    assert snapped == sorted([Note(0.0, 3 * tick, 60, 1), Note(0.0, 0.5, 61, 127),
+                              Note(1.5, 2.0, 108, 70)])
+    arrays = notes_to_arrays(snapped)
+    assert arrays["pitch"].dtype == np.int64 and arrays["start"].dtype == np.float64
+    assert arrays["pitch"].tolist() == [n.pitch for n in snapped]
+    assert arrays["end"].tolist() == [n.end for n in snapped]
+    assert arrays["velocity"].tolist() == [n.velocity for n in snapped]
+    # a segment [1, 2) of a note 0.5..1.5: cut at 1 and shifted to 0..0.5
+    assert segment_notes([Note(0.5, 1.5, 60, 80), Note(2.0, 2.5, 61, 80)], 1.0, 2.0) == \
+        [Note(0.0, 0.5, 60, 80)]

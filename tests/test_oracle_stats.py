@@ -98,3 +98,30 @@ def test_paired_bootstrap_of_one_clip():
         paired_bootstrap_ci([1.0, 2.0], [1.0])
     with pytest.raises(ValueError):
         bootstrap_ci([])
+
+
+def test_defaults_are_seed_0_and_the_empty_label():
+    assert bootstrap_ci(X) == bootstrap_ci(X, seed=0, label="") != bootstrap_ci(X, seed=1)
+    assert bootstrap_ci(X) != bootstrap_ci(X, label="XXXX")
+    stat = lambda idx: X[idx].mean()  # noqa: E731
+    assert bootstrap_statistic_ci(len(X), stat) == bootstrap_statistic_ci(len(X), stat, seed=0, label="")
+    assert bootstrap_statistic_ci(len(X), stat) != bootstrap_statistic_ci(len(X), stat, seed=1)
+    assert bootstrap_statistic_ci(len(X), stat) != bootstrap_statistic_ci(len(X), stat, label="XXXX")
+    a, b = X, X[::-1]
+    assert paired_bootstrap_ci(a, b) == paired_bootstrap_ci(a, b, seed=0, label="")
+    assert paired_bootstrap_ci(a, b)["ci95"] != paired_bootstrap_ci(a, b, seed=1)["ci95"]
+    assert paired_bootstrap_ci(a, b)["ci95"] != paired_bootstrap_ci(a, b, label="XXXX")["ci95"]
+
+
+def test_two_clips_are_resampled_by_the_statistic_route():
+    values = np.array([0.0, 1.0])
+    assert bootstrap_statistic_ci(2, lambda idx: values[idx].mean()) == (0.0, 1.0)
+
+
+def test_paired_differences_are_taken_in_float64():
+    a32 = np.linspace(0.1, 0.9, 17, dtype=np.float32) ** 3
+    b32 = np.linspace(0.2, 0.7, 17, dtype=np.float32) ** 2
+    expected = b32.astype(np.float64) - a32.astype(np.float64)
+    out = paired_bootstrap_ci(a32, b32, seed=3)
+    assert out["diff"] == float(expected.mean())
+    assert out["ci95"] == list(bootstrap_ci(expected, seed=3))
