@@ -134,3 +134,127 @@ def test_candidates_that_all_score_the_same_give_no_pair():
     pairs, gaps = mine_pairs(sampler, [clip], candidates=2, steps=2, cfg=1.0, seed=0,
                              progress=False)
     assert pairs == [] and gaps == []
+
+
+# ---- flow matching and stage-3 losses, worked by hand --------------------------------
+
+from copmodel.flow import FlowMatching  # noqa: E402
+from copmodel.losses import dpo_flow_loss, info_nce  # noqa: E402
+
+
+def test_flow_path_target_and_losses_by_hand():
+    fm = FlowMatching()
+    x0 = torch.tensor([[0.0, 2.0], [4.0, -4.0]])
+    x1 = torch.tensor([[1.0, 0.0], [0.0, 4.0]])
+    t = torch.tensor([0.25, 0.5])
+    # (1 - t) x0 + t x1 per row
+    assert torch.allclose(fm.interpolate(x0, x1, t), torch.tensor([[0.25, 1.5], [2.0, 0.0]]))
+    assert torch.equal(fm.target(x0, x1), torch.tensor([[1.0, -2.0], [-4.0, 8.0]]))
+    velocity = torch.tensor([[1.0, 0.0], [0.0, 8.0]])  # errors (0, 2) and (4, 0)
+    assert torch.allclose(fm.per_sample_loss(velocity, x0, x1), torch.tensor([2.0, 8.0]))
+    assert torch.allclose(fm.per_sample_data_loss(torch.tensor([[3.0, 0.0], [0.0, 5.0]]), x1),
+                          torch.tensor([2.0, 0.5]))
+    # data prediction: (x1_hat - x_t) / (1 - t), 1 - t clamped at 1e-3
+    xt = fm.interpolate(x0, x1, t)
+    assert torch.allclose(fm.velocity_from_data(x1, xt, t), fm.target(x0, x1))
+    v = fm.velocity_from_data(torch.ones(1, 2), torch.zeros(1, 2), torch.tensor([1.0]))
+    assert torch.allclose(v, torch.full((1, 2), 1000.0))
+    v = fm.velocity_from_data(torch.ones(1, 2), torch.zeros(1, 2), torch.tensor([1.0]), min_gap=0.5)
+    assert torch.allclose(v, torch.full((1, 2), 2.0))
+
+
+def test_time_grid_and_sway_by_hand():
+    assert FlowMatching.timesteps(4).tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    swayed = FlowMatching.timesteps(2, sway=-1.0)
+    # u + s (cos(pi u / 2) - 1 + u) at u = 0.5, s = -1: 1 - cos(pi / 4)
+    assert swayed.tolist() == pytest.approx([0.0, 1 - math.cos(math.pi / 4), 1.0], abs=1e-6)
+    with pytest.raises(ValueError):
+        FlowMatching.timesteps(0)
+
+
+def test_logit_normal_times():
+    fm = FlowMatching(logit_normal_mean=0.7, logit_normal_std=0.0)
+    assert torch.allclose(fm.sample_t(3), torch.full((3,), 1 / (1 + math.exp(-0.7))))
+    t = FlowMatching(0.0, 1.0).sample_t(4000, generator=torch.Generator().manual_seed(0))
+    assert 0 < float(t.min()) and float(t.max()) < 1
+    assert float(t.mean()) == pytest.approx(0.5, abs=0.02)  # symmetric about 1/2
+    logit = torch.log(t / (1 - t))
+    assert float(logit.std()) == pytest.approx(1.0, abs=0.05)
+
+
+def test_guidance_conventions_by_hand():
+    c, u = torch.tensor([3.0]), torch.tensor([1.0])
+    assert FlowMatching.guide(c, u, 2.0, "ours").item() == 5.0   # 1 + 2 * (3 - 1)
+    assert FlowMatching.guide(c, u, 2.0, "seed").item() == 7.0   # 3 + 2 * (3 - 1)
+    with pytest.raises(ValueError):
+        FlowMatching.guide(c, u, 2.0, "other")
+
+
+def test_euler_sampler_by_hand():
+    fm = FlowMatching()
+    x0 = torch.tensor([[1.0, -2.0]])
+    # dx/dt = x, two Euler steps of 1/2: x0 * 1.5 * 1.5
+    out = fm.sample(lambda x, t: x, x0, steps=2)
+    assert torch.allclose(out, x0 * 2.25)
+    # dx/dt = t: steps at t = 0, 1/4, 1/2, 3/4 of width 1/4: sum = 1.5 / 4
+    out = fm.sample(lambda x, t: t[:, None].expand_as(x), x0, steps=4)
+    assert torch.allclose(out, x0 + 0.375)
+
+    def never(x, t):
+        raise AssertionError("the unconditional velocity is not needed at the neutral weight")
+
+    assert torch.allclose(fm.sample(lambda x, t: torch.ones_like(x), x0, 3, never, cfg=1.0), x0 + 1)
+    assert torch.allclose(fm.sample(lambda x, t: torch.ones_like(x), x0, 3, never, cfg=0.0,
+                                    convention="seed"), x0 + 1)
+    # guided: u + 3 (c - u) with c = 2, u = 0 -> velocity 6 over a unit of time
+    guided = fm.sample(lambda x, t: torch.full_like(x, 2.0), x0, 2,
+                       lambda x, t: torch.zeros_like(x), cfg=3.0)
+    assert torch.allclose(guided, x0 + 6.0)
+    seed = fm.sample(lambda x, t: torch.full_like(x, 2.0), x0, 2,
+                     lambda x, t: torch.zeros_like(x), cfg=1.0, convention="seed")
+    assert torch.allclose(seed, x0 + 4.0)  # 2 + 1 * (2 - 0)
+
+
+def _info_nce_by_definition(a, v, tau):
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    logits = a @ v.T / tau
+
+    def ce(rows):
+        from scipy.special import logsumexp
+
+        return float(np.mean([logsumexp(r) - r[i] for i, r in enumerate(rows)]))
+
+    return 0.5 * (ce(logits) + ce(logits.T))
+
+
+def test_info_nce_by_definition():
+    a = np.array([[3.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.5, 2.0]])
+    v = np.array([[1.0, 0.2, 0.0], [0.0, 2.0, 0.0], [1.0, 0.0, 1.0]])
+    for tau in (1.0, 0.07, 0.5):
+        got = info_nce(torch.tensor(a), torch.tensor(v), torch.tensor(math.log(tau))).item()
+        assert got == pytest.approx(_info_nce_by_definition(a, v, tau), rel=1e-5)
+    # two orthogonal pairs at tau = 1: log(1 + e^-1) each way
+    eye = torch.eye(2)
+    assert info_nce(eye, eye, torch.tensor(0.0)).item() == pytest.approx(math.log(1 + math.exp(-1)))
+    # the temperature is clamped at 1e-3
+    tiny = info_nce(torch.tensor(a), torch.tensor(v), torch.tensor(-20.0)).item()
+    assert tiny == pytest.approx(_info_nce_by_definition(a, v, 1e-3), rel=1e-5)
+
+
+def test_dpo_loss_by_hand_and_reference_is_frozen():
+    err_w = torch.tensor([1.0, 2.0], requires_grad=True)
+    err_l = torch.tensor([3.0, 2.0], requires_grad=True)
+    ref_w = torch.tensor([2.0, 1.0], requires_grad=True)
+    ref_l = torch.tensor([2.0, 2.0], requires_grad=True)
+    loss = dpo_flow_loss(err_w, err_l, ref_w, ref_l, beta=0.5)
+    # margins: (1 - 3) - (2 - 2) = -2 and (2 - 2) - (1 - 2) = 1
+    # -log sigmoid(-0.5 * m): log(1 + e^-1) and log(1 + e^0.5), averaged
+    expected = 0.5 * (math.log(1 + math.exp(-1.0)) + math.log(1 + math.exp(0.5)))
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert ref_w.grad is None and ref_l.grad is None  # the reference model is not trained
+    # lowering the winner's error lowers the loss: positive gradient; the loser's: negative
+    assert (err_w.grad > 0).all() and (err_l.grad < 0).all()
+    s = 1 / (1 + math.exp(-1.0))  # sigmoid(0.5 * 2)
+    assert err_w.grad[0].item() == pytest.approx(0.5 * 0.5 * (1 - s), rel=1e-6)
