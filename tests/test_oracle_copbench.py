@@ -119,3 +119,56 @@ def test_rank_deficient_flag_and_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         frechet_distance(rng.standard_normal((40, 3)), rng.standard_normal((40, 3)))
+
+
+# ---- the leaderboard frame's ranking -------------------------------------------------
+
+def _results(model, metrics, **extra):
+    return {"model": model, "metrics": metrics, "pairing": {"paired": 3, "extra": []}, **extra}
+
+
+def test_best_models_by_direction_with_ties_and_incomplete_models():
+    from copbench.frame import best_models, results_frame
+
+    def entry(mean, higher=True):
+        ci = [None, None] if mean is None else [mean - 1, mean + 1]
+        return {"mean": mean, "ci95": ci, "n": 3, "higher_is_better": higher}
+
+    results = [
+        _results("a", {"si_sdr": entry(5.0), "fad_mel": entry(2.0, False), "midi_note_f1": entry(0.5)}),
+        _results("b", {"si_sdr": entry(5.0), "fad_mel": entry(1.0, False), "midi_note_f1": entry(0.4)}),
+        _results("c", {"si_sdr": entry(4.0), "fad_mel": entry(3.0, False), "midi_note_f1": entry(None)}),
+        # the best numbers, but a clip failed: never best
+        _results("d", {"si_sdr": entry(9.0), "fad_mel": entry(0.1, False), "midi_note_f1": entry(0.9)},
+                 n_failed=1),
+        _results("e", {"si_sdr": entry(9.5)}, complete=False),
+    ]
+    frame = results_frame(results)
+    assert best_models(frame) == {"si_sdr": {"a", "b"}, "fad_mel": {"b"}, "midi_note_f1": {"a"}}
+    row = frame[(frame.model == "a") & (frame.metric == "fad_mel")].iloc[0]
+    assert (row["group"], row["higher_is_better"], row["ci_low"], row["ci_high"]) == \
+        ("quality", False, 1.0, 3.0)
+    assert frame[frame.model == "d"]["complete"].tolist() == [False] * 3
+    assert frame[frame.model == "d"]["n_failed"].tolist() == [1] * 3
+
+
+def test_flags_and_conventions_in_the_frame():
+    from copbench.frame import failures, metric_group, results_frame
+
+    res = _results("m", {"si_sdr": {"mean": 1.0, "ci95": [0, 2], "n": 4, "flags": {"mismatch": True, "offset": False},
+                                    "conventions": {"both_silent": 2, "one_silent": 1},
+                                    "seed_conventions": {"x": 1.0, "flag": True}, "slope": 0.5},
+                         "fad_vggish": {"mean": 3.0, "flags": ["rank_deficient", "negative"]}},
+                   errors={"c1": "broken"}, pairing={"paired": 4, "missing": ["c9", "c8"], "extra": ["z"]})
+    frame = results_frame([res]).set_index("metric")
+    assert frame.loc["si_sdr", "flags"] == ("mismatch",)
+    assert frame.loc["fad_vggish", "flags"] == ("negative", "rank_deficient")
+    assert frame.loc["si_sdr", "conventions"] == {"both_silent": 2, "one_silent": 1, "x": 1}
+    assert frame.loc["si_sdr", "n_conventions"] == 4
+    assert frame.loc["si_sdr", "extra"] == {"slope": 0.5}
+    assert (frame.loc["si_sdr", "n_failed"], frame.loc["si_sdr", "n_missing"], frame.loc["si_sdr", "n_extra"]) == (1, 2, 1)
+    assert not frame.loc["si_sdr", "complete"]
+    assert failures({"n_failed": 0, "n_missing": 3, "errors": {"a": 1}}) == (0, 3)
+    assert [metric_group(m) for m in ("mos_overall", "midi_note_f1", "av_align", "clip_score",
+                                      "fad_mel", "si_sdr", "kl_passt", "other_thing")] == \
+        ["listening", "midi", "alignment", "alignment", "quality", "quality", "quality", "other"]
