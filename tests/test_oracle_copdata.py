@@ -202,3 +202,18 @@ def test_snap_notes_grid_clamps_and_drops():
     # a segment [1, 2) of a note 0.5..1.5: cut at 1 and shifted to 0..0.5
     assert segment_notes([Note(0.5, 1.5, 60, 80), Note(2.0, 2.5, 61, 80)], 1.0, 2.0) == \
         [Note(0.0, 0.5, 60, 80)]
+
+
+def test_skipped_notes_do_not_stop_the_roll():
+    from copdata.roll import frame_span, render_roll
+
+    # a note 1e-12 s long right after a frame edge still marks its frame
+    assert frame_span(0.08, 0.08 + 1e-12, 25.0) == (2, 3)
+    skipped = [Note(0.5, 0.5, 60, 50),    # empty
+               Note(0.1, 0.2, 20, 50),    # below A0
+               Note(9.0, 9.5, 61, 50)]    # after the roll's end
+    roll = render_roll(skipped + [Note(0.08, 0.08 + 1e-12, 62, 30)], 10, 25.0)
+    assert np.argwhere(roll).tolist() == [[2, 62 - 21]] and roll[2, 41] == 30
+    for note in skipped:  # each skipped note, alone in front of a real one
+        roll = render_roll([note, Note(0.0, 0.04, 64, 10)], 10, 25.0)
+        assert np.argwhere(roll).tolist() == [[0, 64 - 21]]
