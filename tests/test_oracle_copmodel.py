@@ -258,3 +258,20 @@ def test_dpo_loss_by_hand_and_reference_is_frozen():
     assert (err_w.grad > 0).all() and (err_l.grad < 0).all()
     s = 1 / (1 + math.exp(-1.0))  # sigmoid(0.5 * 2)
     assert err_w.grad[0].item() == pytest.approx(0.5 * 0.5 * (1 - s), rel=1e-6)
+
+
+def test_batches_are_seeded_permutations_that_cycle():
+    from copmodel.schedule import batch_indices, sample_generator
+
+    full = batch_indices(7, 7, seed=3, step=5)
+    assert sorted(full) == list(range(7))  # a permutation of the items
+    assert batch_indices(7, 4, seed=3, step=5) == full[:4]
+    long = batch_indices(7, 17, seed=3, step=5)
+    assert long == [full[i % 7] for i in range(17)]  # cycled when the batch is larger
+    assert batch_indices(7, 7, seed=3, step=6) != full and batch_indices(7, 7, seed=4, step=5) != full
+    assert batch_indices(1, 3, seed=0, step=0) == [0, 0, 0]
+    draws = {}
+    for key in [(0, 1, 2, 3), (1, 1, 2, 3), (0, 2, 2, 3), (0, 1, 3, 3), (0, 1, 2, 4)]:
+        draws[key] = torch.rand(4, generator=sample_generator(*key)).tolist()
+        assert torch.rand(4, generator=sample_generator(*key)).tolist() == draws[key]
+    assert len({tuple(v) for v in draws.values()}) == 5  # every argument changes the stream
