@@ -172,3 +172,60 @@ def test_flags_and_conventions_in_the_frame():
     assert [metric_group(m) for m in ("mos_overall", "midi_note_f1", "av_align", "clip_score",
                                       "fad_mel", "si_sdr", "kl_passt", "other_thing")] == \
         ["listening", "midi", "alignment", "alignment", "quality", "quality", "quality", "other"]
+
+
+# ---- SI-SDR: edges worked by hand ----------------------------------------------------
+
+def test_si_sdr_silence_threshold_is_inclusive():
+    import math
+
+    from copbench.metrics.si_sdr import _TINY, si_sdr_with_convention
+
+    x = math.sqrt(5e-21)
+    quiet = np.array([x, -x])  # zero mean, energy exactly 1e-20
+    assert float(quiet @ quiet) == _TINY == 1e-20
+    loud = np.array([1.0, -1.0])
+    assert si_sdr_with_convention(loud, quiet) == (-100.0, "one_silent")
+    assert si_sdr_with_convention(quiet, loud) == (-100.0, "one_silent")
+    assert si_sdr_with_convention(quiet, quiet) == (100.0, "both_silent")
+    assert si_sdr_with_convention(loud, loud) == (100.0, None)
+
+
+def test_si_sdr_is_clipped_to_plus_minus_100_db():
+    from copbench.metrics.si_sdr import si_sdr_with_convention
+
+    n = np.arange(64)
+    reference = np.sin(n * 0.3)
+    other = np.cos(n * 0.3) * np.sign(np.sin(n * 0.05) + 0.1)  # nearly orthogonal
+    other = other - (other - other.mean()) @ (reference - reference.mean()) / \
+        ((reference - reference.mean()) @ (reference - reference.mean())) * (reference - reference.mean())
+    # 1e-6 of the reference plus a large orthogonal part: about -160 dB before clipping
+    assert si_sdr_with_convention(1e-6 * reference + 1e2 * other, reference) == (-100.0, None)
+    # the reference plus 1e-7 of noise: about +140 dB before clipping
+    assert si_sdr_with_convention(reference + 1e-7 * other, reference) == (100.0, None)
+    # in between, the value itself: 20 log10(|r| / |e|) = 20 log10(1 / 0.1) with e orthogonal
+    e = other * np.linalg.norm(reference - reference.mean()) / np.linalg.norm(other - other.mean()) * 0.1
+    value, convention = si_sdr_with_convention(reference + e, reference)
+    assert convention is None and value == pytest.approx(20.0, abs=1e-6)
+
+
+def test_si_sdr_inputs_are_flat_float64_and_finite():
+    from copbench.metrics.si_sdr import si_sdr
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal(60).astype(np.float32)
+    out = (ref + 0.3 * rng.standard_normal(60)).astype(np.float32)
+    assert si_sdr(out, ref) == si_sdr(out.astype(np.float64), ref.astype(np.float64))
+    assert si_sdr(out.reshape(6, 10), ref.reshape(6, 10)) == si_sdr(out, ref)
+    assert si_sdr(out.reshape(6, 10), ref) == si_sdr(out, ref.reshape(3, 20))
+    bad = ref.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        si_sdr(out, bad)
+    with pytest.raises(ValueError, match="NaN"):
+        si_sdr(bad, out)
+    bad[3] = np.inf
+    with pytest.raises(ValueError, match="NaN"):
+        si_sdr(bad, out)
+    with pytest.raises(ValueError, match="equal lengths"):
+        si_sdr(out[:-1], ref)
