@@ -207,6 +207,10 @@ def test_si_sdr_is_clipped_to_plus_minus_100_db():
     e = other * np.linalg.norm(reference - reference.mean()) / np.linalg.norm(other - other.mean()) * 0.1
     value, convention = si_sdr_with_convention(reference + e, reference)
     assert convention is None and value == pytest.approx(20.0, abs=1e-6)
+    # a quiet output (energy ~1e-11) that is mostly not the reference: -60 dB, not a copy
+    e = e * 10
+    value, convention = si_sdr_with_convention(1e-6 * (1e-3 * reference + e), reference)
+    assert convention is None and value == pytest.approx(-60.0, abs=1e-6)
 
 
 def test_si_sdr_inputs_are_flat_float64_and_finite():
