@@ -233,3 +233,63 @@ def test_si_sdr_inputs_are_flat_float64_and_finite():
         si_sdr(bad, out)
     with pytest.raises(ValueError, match="equal lengths"):
         si_sdr(out[:-1], ref)
+
+
+# ---- the Fréchet distance's sample routes against an independent computation -----------
+
+def _fd_by_definition(a, b):
+    """|mu_a - mu_b|^2 + tr Sa + tr Sb - 2 tr (Sa^1/2 Sb Sa^1/2)^1/2 with ddof=1
+    covariances, the square roots by symmetric eigendecomposition."""
+    def psd_sqrt(m):
+        w, v = np.linalg.eigh((m + m.T) / 2)
+        return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+    sa = np.atleast_2d(np.cov(a, rowvar=False))
+    sb = np.atleast_2d(np.cov(b, rowvar=False))
+    root = psd_sqrt(sa)
+    cross = np.trace(psd_sqrt(root @ sb @ root))
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    return float(diff @ diff + np.trace(sa) + np.trace(sb) - 2 * cross)
+
+
+@pytest.mark.parametrize("na,nb,d", [(4, 6, 9), (7, 5, 9), (3, 3, 5), (30, 40, 4), (12, 25, 3)])
+def test_sample_routes_equal_the_definition(na, nb, d):
+    from copbench.metrics.frechet import frechet_samples_fast
+
+    rng = np.random.default_rng(na * 100 + nb)
+    a = rng.standard_normal((na, d)) * np.linspace(0.5, 2.0, d) + 1.5
+    b = rng.standard_normal((nb, d)) @ rng.standard_normal((d, d)) * 0.7 - 0.25
+    expected = _fd_by_definition(a, b)
+    # singular covariances (N <= D): the oracle's square roots of eigenvalues that are 0 up
+    # to round-off (~1e-16) are ~1e-8, so it is only good to ~sqrt(machine epsilon)
+    rel = 1e-7 if min(na, nb) <= d else 1e-9
+    assert frechet_samples_fast(a, b) == pytest.approx(expected, rel=rel)
+    result = frechet_result(a, b)
+    assert result.value == pytest.approx(expected, rel=rel)
+    assert ("rank_deficient" in result.flags) == (min(na, nb) <= d)
+    # float32 input is taken in float64
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    assert frechet_samples_fast(a32, b32) == \
+        frechet_samples_fast(a32.astype(np.float64), b32.astype(np.float64))
+
+
+def test_two_samples_are_enough_and_shapes_are_checked():
+    a, b = np.array([[0.0], [2.0]]), np.array([[1.0], [5.0]])
+    # 1-D: (1 - 3)^2 + (sqrt 2 - sqrt 8)^2 = 4 + 2
+    assert frechet_result(a, b).value == pytest.approx(6.0, rel=1e-12)
+    with pytest.raises(ValueError):
+        frechet_result(np.zeros(5), np.zeros((5, 1)))
+    with pytest.raises(ValueError):
+        frechet_result(np.zeros((5, 1)), np.zeros(5))
+    with pytest.raises(ValueError):
+        frechet_result(np.zeros((5, 2)), np.zeros((5, 3)))
+    with pytest.raises(ValueError):
+        frechet_result(np.zeros((1, 2)), np.zeros((5, 2)))
+
+
+def test_the_warning_points_at_the_caller():
+    rng = np.random.default_rng(3)
+    with pytest.warns(FrechetWarning) as caught:
+        frechet_distance(rng.standard_normal((3, 5)), rng.standard_normal((3, 5)))
+    assert caught[0].filename == __file__
+    assert "rank_deficient" in str(caught[0].message) and "N = 3, D = 5" in str(caught[0].message)
