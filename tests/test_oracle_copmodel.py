@@ -275,3 +275,57 @@ def test_batches_are_seeded_permutations_that_cycle():
         draws[key] = torch.rand(4, generator=sample_generator(*key)).tolist()
         assert torch.rand(4, generator=sample_generator(*key)).tolist() == draws[key]
     assert len({tuple(v) for v in draws.values()}) == 5  # every argument changes the stream
+
+
+class _RecordingCandidates(_KnownCandidates):
+    """Records the seeds and guidance weights the miner asks for; no roll stream."""
+
+    def __init__(self, audios):
+        super().__init__(audios)
+        self.calls = []
+
+    def conditions(self, clip):
+        return {"frames": torch.zeros(1, 2)}
+
+    def generate_features(self, clip, seed, steps, weight, batch=None):
+        self.calls.append((seed, steps, weight, sorted(batch)))
+        return super().generate_features(clip, seed, steps, weight, batch)
+
+
+def test_candidate_seeds_weight_and_missing_roll():
+    full = render_notes(CHORD, SR, SECONDS)
+    wrong = render_notes([Note(n.start + 0.25, n.end + 0.25, n.pitch + 5, n.velocity) for n in CHORD],
+                         SR, SECONDS)
+    sampler = _RecordingCandidates([full, wrong])
+    clip = SimpleNamespace(id="c7", sample_rate=SR, notes=lambda: list(CHORD))
+    # candidate k of seed s is drawn with seed 1000 s + k (its features [k] pick audio k)
+    pairs, gaps = mine_pairs(sampler, [clip], candidates=2, steps=5, cfg=1.5, seed=0, progress=False)
+    assert [c[:3] for c in sampler.calls] == [(0, 5, 1.5), (1, 5, 1.5)]
+    assert sampler.calls[0][3] == ["frames"]
+    assert pairs[0]["cfg"] == 1.5 and pairs[0]["roll"].shape == (0, 88)
+    assert pairs[0]["mel_w"][0, 0].item() == 0.0 and pairs[0]["mel_l"][0, 0].item() == 1.0
+    sampler.calls.clear()
+    mine_pairs(sampler, [clip], candidates=2, steps=None, cfg=None, seed=3, progress=False)
+    assert [c[:3] for c in sampler.calls] == [(3000, None, 3.5), (3001, None, 3.5)]
+
+
+def test_preferences_file_and_settings_are_checked(tmp_path):
+    from copdata import scoring
+    from copmodel.errors import CheckpointError
+    from copmodel.prefs import load_preferences, make_preferences, ranking_metric
+
+    with pytest.raises(ConfigError, match="at least 2 candidates"):
+        make_preferences(tmp_path / "none.pt", tmp_path, tmp_path / "out.pt", candidates=1)
+    torch.save({"pairs": "not a list"}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError):
+        load_preferences(tmp_path / "bad.pt")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError):
+        load_preferences(tmp_path / "list.pt")
+    torch.save({"pairs": [], "info": {"seed": 1}}, tmp_path / "ok.pt")
+    assert load_preferences(tmp_path / "ok.pt") == {"pairs": [], "info": {"seed": 1}}
+    info = ranking_metric()
+    assert info["name"] == "midi_note_f1" and info["function"] == "copdata.scoring.note_scores"
+    assert info["onset_tolerance_s"] == scoring.ONSET_TOLERANCE
+    assert info["pitch_tolerance_cents"] == scoring.PITCH_TOLERANCE_CENTS
+    assert info["transcriber"]["name"]
