@@ -293,3 +293,39 @@ def test_the_warning_points_at_the_caller():
         frechet_distance(rng.standard_normal((3, 5)), rng.standard_normal((3, 5)))
     assert caught[0].filename == __file__
     assert "rank_deficient" in str(caught[0].message) and "N = 3, D = 5" in str(caught[0].message)
+
+
+def test_small_distances_and_small_scales(monkeypatch):
+    from copbench.metrics.frechet import frechet_samples_fast
+
+    # FD below 1 on both routes, and the eigenvalue value equals the value
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((4, 6)) * 0.1
+    b = rng.standard_normal((5, 6)) * 0.1 + 0.05
+    res = frechet_result(a, b)
+    assert 0 < res.value < 1 and res.value_eig == res.value == pytest.approx(frechet_samples_fast(a, b))
+    mu, var_a, var_b = np.zeros(2), np.array([0.04, 0.01]), np.array([0.01, 0.04])
+    res = frechet_from_stats(mu, np.diag(var_a), mu + 0.1, np.diag(var_b))
+    # 2 * 0.01 + (0.2 - 0.1)^2 + (0.1 - 0.2)^2 = 0.04
+    assert res.value == pytest.approx(0.04, rel=1e-9) and res.value_eig == pytest.approx(0.04, rel=1e-9)
+    # tolerances are absolute below a trace (or root) of 1: tr sqrt = 0.04, |root| max 0.02
+    _scaled_sqrtm(monkeypatch, 1 + 1.5e-6 / 0.04)
+    assert frechet_from_stats(mu, np.diag(var_a), mu, np.diag(var_b)).flags == ["mismatch"]
+    monkeypatch.undo()
+    _scaled_sqrtm(monkeypatch, 1.0, imag=1.5e-3)
+    assert frechet_from_stats(mu, np.diag(var_a), mu, np.diag(var_b)).flags == ["complex"]
+
+
+def test_stats_are_taken_in_float64_and_shapes_checked():
+    mu_a, mu_b = MU_A.astype(np.float32) / 3, MU_B.astype(np.float32) / 7
+    sa, sb = np.diag(VAR_A / 3).astype(np.float32), np.diag(VAR_B / 7).astype(np.float32)
+    f32 = frechet_from_stats(mu_a, sa, mu_b, sb)
+    f64 = frechet_from_stats(mu_a.astype(np.float64), sa.astype(np.float64),
+                             mu_b.astype(np.float64), sb.astype(np.float64))
+    assert (f32.value, f32.value_eig) == (f64.value, f64.value_eig)
+    with pytest.raises(ValueError):
+        frechet_from_stats(np.zeros(2), np.eye(2), np.zeros(3), np.eye(2))
+    with pytest.raises(ValueError):
+        frechet_from_stats(np.zeros(2), np.eye(2), np.zeros(2), np.eye(3))
+    with pytest.raises(ValueError):
+        frechet_from_stats(np.zeros(3), np.eye(2), np.zeros(3), np.eye(2))
