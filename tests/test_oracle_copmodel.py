@@ -95,12 +95,15 @@ class _KnownCandidates:
         self.cfg = SimpleNamespace(sample=SimpleNamespace(cfg=3.5))
 
     def conditions(self, clip):
+        assert clip.id.startswith("c")  # the clip itself is passed on
         return {"roll": torch.full((1, 5, 88), 0.5)}
 
     def generate_features(self, clip, seed, steps, weight, batch=None):
+        assert clip.id.startswith("c")
         return np.full((2, 4), float(seed % 1000), dtype=np.float32)
 
     def vocode(self, features, clip):
+        assert clip.id.startswith("c")
         return self.audios[int(features[0, 0])]
 
 
@@ -134,6 +137,16 @@ def test_candidates_that_all_score_the_same_give_no_pair():
     pairs, gaps = mine_pairs(sampler, [clip], candidates=2, steps=2, cfg=1.0, seed=0,
                              progress=False)
     assert pairs == [] and gaps == []
+    # a clip without a pair does not stop the mining: the next clip still gives one
+    one_note = render_notes(CHORD[:1], SR, SECONDS)
+    mixed = _KnownCandidates([same, same])
+    clips = [clip, SimpleNamespace(id="c1", sample_rate=SR, notes=lambda: list(CHORD))]
+    originals = mixed.vocode
+    mixed.vocode = lambda f, c: one_note if (c.id == "c1" and f[0, 0] == 0) else originals(f, c)
+    pairs, gaps = mine_pairs(mixed, clips, candidates=2, steps=2, cfg=1.0, seed=0, progress=False)
+    assert [p["clip_id"] for p in pairs] == ["c1"]
+    # the gap is the winner's F1 minus the loser's: 1 - 1/2
+    assert pairs[0]["score_l"] == pytest.approx(0.5) and gaps == [pytest.approx(0.5)]
 
 
 # ---- flow matching and stage-3 losses, worked by hand --------------------------------
@@ -285,6 +298,7 @@ class _RecordingCandidates(_KnownCandidates):
         self.calls = []
 
     def conditions(self, clip):
+        assert clip.id.startswith("c")
         return {"frames": torch.zeros(1, 2)}
 
     def generate_features(self, clip, seed, steps, weight, batch=None):
@@ -310,6 +324,7 @@ def test_candidate_seeds_weight_and_missing_roll():
 
 
 def test_preferences_file_and_settings_are_checked(tmp_path):
+    import copdata
     from copdata import scoring
     from copmodel.errors import CheckpointError
     from copmodel.prefs import load_preferences, make_preferences, ranking_metric
@@ -317,8 +332,9 @@ def test_preferences_file_and_settings_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="at least 2 candidates"):
         make_preferences(tmp_path / "none.pt", tmp_path, tmp_path / "out.pt", candidates=1)
     torch.save({"pairs": "not a list"}, tmp_path / "bad.pt")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError) as caught:
         load_preferences(tmp_path / "bad.pt")
+    assert caught.value.item == str(tmp_path / "bad.pt")
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(CheckpointError):
         load_preferences(tmp_path / "list.pt")
@@ -326,6 +342,7 @@ def test_preferences_file_and_settings_are_checked(tmp_path):
     assert load_preferences(tmp_path / "ok.pt") == {"pairs": [], "info": {"seed": 1}}
     info = ranking_metric()
     assert info["name"] == "midi_note_f1" and info["function"] == "copdata.scoring.note_scores"
+    assert info["version"] == f"copdata {copdata.__version__}"
     assert info["onset_tolerance_s"] == scoring.ONSET_TOLERANCE
     assert info["pitch_tolerance_cents"] == scoring.PITCH_TOLERANCE_CENTS
     assert info["transcriber"]["name"]
