@@ -291,7 +291,8 @@ def test_the_warning_points_at_the_caller():
     rng = np.random.default_rng(3)
     with pytest.warns(FrechetWarning) as caught:
         frechet_distance(rng.standard_normal((3, 5)), rng.standard_normal((3, 5)))
-    assert caught[0].filename == __file__
+    # (under mutmut a trampoline frame sits between the caller and frechet_distance)
+    assert caught[0].filename == __file__ or caught[0].filename.endswith("trampoline.py")
     assert "rank_deficient" in str(caught[0].message) and "N = 3, D = 5" in str(caught[0].message)
 
 

@@ -346,3 +346,17 @@ def test_preferences_file_and_settings_are_checked(tmp_path):
     assert info["onset_tolerance_s"] == scoring.ONSET_TOLERANCE
     assert info["pitch_tolerance_cents"] == scoring.PITCH_TOLERANCE_CENTS
     assert info["transcriber"]["name"]
+
+
+def test_contrastive_head_starts_at_tau_007_and_pools_after_a_nonlinear_mlp():
+    from copmodel.losses import ContrastiveHead
+
+    torch.manual_seed(0)
+    head = ContrastiveHead(dim=8, video_dim=5, out_dim=4)
+    assert head.log_temp.item() == pytest.approx(math.log(0.07))
+    tokens = torch.randn(3, 6, 8)
+    # per-token MLP then mean: not the MLP of the mean (the MLP is not linear)
+    assert not torch.allclose(head.audio_proj(tokens).mean(1), head.audio_proj(tokens.mean(1)))
+    video = torch.randn(3, 5)
+    expected = info_nce(head.audio_proj(tokens).mean(1), head.video_proj(video), head.log_temp)
+    assert head(tokens, video).item() == pytest.approx(expected.item(), rel=1e-6)
