@@ -360,3 +360,42 @@ def test_contrastive_head_starts_at_tau_007_and_pools_after_a_nonlinear_mlp():
     video = torch.randn(3, 5)
     expected = info_nce(head.audio_proj(tokens).mean(1), head.video_proj(video), head.log_temp)
     assert head(tokens, video).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_lr_and_roll_schedules_at_their_smallest_lengths():
+    assert lr_factor(0, 1, 10) == 1.0  # one warmup step reaches the full rate
+    assert lr_factor(1, 0, 1) == pytest.approx(0.1)  # a one-step decay ends at the floor
+    assert predicted_roll_probability("scheduled", 2, 1, 1) == 1.0
+    assert predicted_roll_probability("scheduled", 2, 0, 1) == 0.0
+
+
+def test_condition_dropout_draws_by_hand():
+    from copmodel.model import CoPModel
+    from copmodel.presets import get_preset
+    from copmodel.schedule import step_randomness
+    from test_model_parts import micro_batch
+
+    def draws(all_rate, each_rate, **kw):
+        cfg = get_preset("micro").override(train={"cond_dropout_all": all_rate,
+                                                  "cond_dropout": each_rate})
+        model = CoPModel(cfg)
+        _, lens = micro_batch(cfg)
+        return step_randomness(model, lens, list(range(200)), seed=1, stage=2, step=3, **kw), lens, cfg
+
+    none, lens, cfg = draws(0.0, 0.0)
+    assert not (none["drop_video"] | none["drop_text"] | none["drop_roll"]).any()
+    assert not none["use_predicted_roll"].any()  # p_predicted defaults to 0
+    every, _, _ = draws(0.0, 1.0)
+    assert (every["drop_video"] & every["drop_text"] & every["drop_roll"]).all()
+    joint, _, _ = draws(1.0, 0.0, p_predicted=1.0)
+    assert (joint["drop_video"] & joint["drop_text"] & joint["drop_roll"]).all()
+    assert joint["use_predicted_roll"].all()
+    half, _, _ = draws(0.0, 0.5)
+    # each condition is drawn on its own
+    assert (half["drop_video"] != half["drop_text"]).any() and (half["drop_text"] != half["drop_roll"]).any()
+    assert (half["drop_video"] != half["drop_roll"]).any()
+    frames = half["roll_frames"]
+    assert frames.shape == (200, cfg.train.roll_frames_per_clip)
+    assert int(frames.min()) == 0 and int(frames.max()) == lens.video_frames - 1
+    assert half["noise"].shape == (200, CoPModel(cfg).audio.channels, lens.mel_frames)
+    assert ((half["t"] > 0) & (half["t"] < 1)).all()
