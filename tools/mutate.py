@@ -184,7 +184,7 @@ def report(out: Path | None) -> int:
     for module in mutmut_cfg["only_mutate"]:
         box = SANDBOXES / slug(module)
         results = _results(box, module)
-        if not results:
+        if not results or all(v is None for v in results.values()):
             rows.append(f"| `{module}` | not measured | | | | | | | | |")
             continue
         killed = sum(1 for v in results.values() if v in KILLED)
