@@ -330,3 +330,27 @@ def test_stats_are_taken_in_float64_and_shapes_checked():
         frechet_from_stats(np.zeros(2), np.eye(2), np.zeros(2), np.eye(3))
     with pytest.raises(ValueError):
         frechet_from_stats(np.zeros(3), np.eye(2), np.zeros(3), np.eye(2))
+
+
+def test_metric_groups_and_per_clip_rows():
+    from copbench.frame import metric_group, per_clip_frame
+
+    groups = {"listening": ["mos_overall", "mos_sync"],
+              "midi": ["midi_note_f1", "midi_frame_f1_seed"],
+              "alignment": ["av_align", "clip_score", "imagebind_score", "ib_av", "desync_offset",
+                            "sync_conf"],
+              "quality": ["fad_vggish", "fd_panns", "si_sdr", "clap_score", "is_panns", "kl_passt",
+                          "mel_distance", "snr_db"],
+              "other": ["rtf", "params", "xfad_vggish", "a_mos_overall"]}
+    for group, metrics in groups.items():
+        for metric in metrics:
+            assert metric_group(metric) == group, metric
+    results = [{"model": "m2", "per_clip": {"c2": {"si_sdr": 1, "midi_note_f1": 0.5, "note": "x"},
+                                            "c1": {"si_sdr": -2.5}}},
+               {"model": "m1", "metrics": {}}]
+    frame = per_clip_frame(results)
+    assert frame.to_dict("records") == [
+        {"model": "m2", "clip": "c1", "metric": "si_sdr", "group": "quality", "value": -2.5},
+        {"model": "m2", "clip": "c2", "metric": "midi_note_f1", "group": "midi", "value": 0.5},
+        {"model": "m2", "clip": "c2", "metric": "si_sdr", "group": "quality", "value": 1.0}]
+    assert list(per_clip_frame([]).columns) == ["model", "clip", "metric", "group", "value"]
