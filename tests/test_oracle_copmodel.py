@@ -178,6 +178,7 @@ def test_flow_path_target_and_losses_by_hand():
 
 def test_time_grid_and_sway_by_hand():
     assert FlowMatching.timesteps(4).tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert FlowMatching.timesteps(1).tolist() == [0.0, 1.0]
     swayed = FlowMatching.timesteps(2, sway=-1.0)
     # u + s (cos(pi u / 2) - 1 + u) at u = 0.5, s = -1: 1 - cos(pi / 4)
     assert swayed.tolist() == pytest.approx([0.0, 1 - math.cos(math.pi / 4), 1.0], abs=1e-6)
@@ -188,7 +189,9 @@ def test_time_grid_and_sway_by_hand():
 def test_logit_normal_times():
     fm = FlowMatching(logit_normal_mean=0.7, logit_normal_std=0.0)
     assert torch.allclose(fm.sample_t(3), torch.full((3,), 1 / (1 + math.exp(-0.7))))
-    t = FlowMatching(0.0, 1.0).sample_t(4000, generator=torch.Generator().manual_seed(0))
+    t = FlowMatching().sample_t(4000, generator=torch.Generator().manual_seed(0))  # N(0, 1) by default
+    again = FlowMatching().sample_t(4000, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(t, again)  # the generator is used
     assert 0 < float(t.min()) and float(t.max()) < 1
     assert float(t.mean()) == pytest.approx(0.5, abs=0.02)  # symmetric about 1/2
     logit = torch.log(t / (1 - t))
@@ -198,6 +201,7 @@ def test_logit_normal_times():
 def test_guidance_conventions_by_hand():
     c, u = torch.tensor([3.0]), torch.tensor([1.0])
     assert FlowMatching.guide(c, u, 2.0, "ours").item() == 5.0   # 1 + 2 * (3 - 1)
+    assert FlowMatching.guide(c, u, 2.0).item() == 5.0  # "ours" by default
     assert FlowMatching.guide(c, u, 2.0, "seed").item() == 7.0   # 3 + 2 * (3 - 1)
     with pytest.raises(ValueError):
         FlowMatching.guide(c, u, 2.0, "other")

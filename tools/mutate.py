@@ -159,7 +159,7 @@ def is_message_only(diff: str) -> bool:
     for old, new in zip(removed, added):
         if _STRING.sub("S", old) != _STRING.sub("S", new):
             # the message replaced by None: raise ValueError("some text") -> raise ValueError(None)
-            prose = [m for m in _STRING.findall(old) if " " in m.strip("\"'")]
+            prose = [m.group(0) for m in _STRING.finditer(old) if " " in m.group(1).strip("\"'")]
             if prose and any(old.replace(m, "None", 1) == new for m in prose):
                 continue
             return False  # something outside a string literal changed
