@@ -354,3 +354,42 @@ def test_metric_groups_and_per_clip_rows():
         {"model": "m2", "clip": "c2", "metric": "midi_note_f1", "group": "midi", "value": 0.5},
         {"model": "m2", "clip": "c2", "metric": "si_sdr", "group": "quality", "value": 1.0}]
     assert list(per_clip_frame([]).columns) == ["model", "clip", "metric", "group", "value"]
+
+
+def test_results_folder_to_frame_with_defaults(tmp_path):
+    import json
+
+    from copbench.errors import BenchError
+    from copbench.frame import RESULT_COLUMNS, load_per_clip, load_results, read_results_dir
+    from copbench.results import provenance_line
+
+    with pytest.raises(BenchError) as caught:
+        read_results_dir(tmp_path)
+    assert caught.value.item == str(tmp_path)
+    minimal = {"model": "zeta", "metrics": {"si_sdr": {"mean": 2, "n": 3, "seed_conventions": {"x": 1},
+                                                       "convention_note": "text"}},
+               "per_clip": {"c1": {"si_sdr": 2.0}}}
+    (tmp_path / "b.json").write_text(json.dumps(minimal))
+    (tmp_path / "a.json").write_text(json.dumps({"model": "alpha", "metrics": {}, "path": "kept"}))
+    rows = read_results_dir(tmp_path)
+    assert [r["model"] for r in rows] == ["alpha", "zeta"]
+    assert rows[0]["path"] == "kept" and rows[1]["path"] == str(tmp_path / "b.json")
+    frame = load_results(tmp_path)
+    assert list(frame.columns) == RESULT_COLUMNS
+    row = frame.iloc[0].to_dict()
+    # defaults of a minimal entry: higher is better, complete, nothing paired, no interval
+    assert row["higher_is_better"] is True and row["complete"] is True and row["n_paired"] == 0
+    assert row["n"] == 3 and row["mean"] == 2.0 and frame["mean"].dtype == np.float64
+    assert np.isnan(row["ci_low"]) and np.isnan(row["ci_high"])
+    assert row["extra"] == {"convention_note": "text"} and row["conventions"] == {"x": 1}
+    assert row["provenance"] == provenance_line(minimal) and row["path"] == str(tmp_path / "b.json")
+    assert load_per_clip(tmp_path).to_dict("records") == [
+        {"model": "zeta", "clip": "c1", "metric": "si_sdr", "group": "quality", "value": 2.0}]
+    not_complete = results_frame_of({**minimal, "complete": False})
+    assert not not_complete["complete"].iloc[0]
+
+
+def results_frame_of(res):
+    from copbench.frame import results_frame
+
+    return results_frame([res])
