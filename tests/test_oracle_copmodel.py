@@ -394,7 +394,7 @@ def test_condition_dropout_draws_by_hand():
     joint, _, _ = draws(1.0, 0.0, p_predicted=1.0)
     assert (joint["drop_video"] & joint["drop_text"] & joint["drop_roll"]).all()
     assert joint["use_predicted_roll"].all()
-    half, _, _ = draws(0.0, 0.5)
+    half, _, half_cfg = draws(0.0, 0.5)
     # each condition is drawn on its own
     assert (half["drop_video"] != half["drop_text"]).any() and (half["drop_text"] != half["drop_roll"]).any()
     assert (half["drop_video"] != half["drop_roll"]).any()
@@ -403,3 +403,10 @@ def test_condition_dropout_draws_by_hand():
     assert int(frames.min()) == 0 and int(frames.max()) == lens.video_frames - 1
     assert half["noise"].shape == (200, CoPModel(cfg).audio.channels, lens.mel_frames)
     assert ((half["t"] > 0) & (half["t"] < 1)).all()
+    # every draw depends only on (seed, stage, step, position): the same call repeats it,
+    # and a sample's draws do not depend on the other samples of its batch
+    again, _, _ = draws(0.0, 0.5)
+    alone = step_randomness(CoPModel(half_cfg), lens, [7], seed=1, stage=2, step=3)
+    for key, value in half.items():
+        assert torch.equal(value, again[key]), key
+        assert torch.equal(value[7:8], alone[key]), key
