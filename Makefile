@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 DEMO_DIR ?= demo
 
-.PHONY: install test test-fast parity demo demo-data bench clean browser-deps gpu-wheels
+.PHONY: install test test-fast parity demo demo-data bench clean browser-deps gpu-wheels mutate mutate-report
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,22 @@ parity: $(PARITY_VENV)/.installed
 test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
+# Mutation testing of the numeric core (docs/testing.md); not part of `make test` or CI.
+# `make mutate MODULE=copbench/stats.py` runs one module; MUTATE_JOBS=2 uses two cores.
+# A rerun resumes: mutmut keeps each module's state under .mutmut/<module>/mutants.
+MODULE ?=
+MUTATE_JOBS ?= 1
+$(VENV)/.mutate-installed: $(VENV)/.installed
+	$(PIP) install -e '.[test,mutate]'
+	touch $@
+
+mutate: $(VENV)/.mutate-installed
+	nice -n 10 $(PY) tools/mutate.py run $(MODULE) --jobs $(MUTATE_JOBS)
+	$(PY) tools/mutate.py report --out docs/testing.md
+
+mutate-report: $(VENV)/.mutate-installed
+	$(PY) tools/mutate.py report --out docs/testing.md
+
 demo: install
 	$(PY) examples/demo.py --out $(DEMO_DIR)
 
@@ -98,4 +114,4 @@ gpu-wheels:
 	@du -sh .whl
 
 clean:
-	rm -rf $(VENV) $(PARITY_VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(PARITY_VENV) $(DEMO_DIR) .pytest_cache .mutmut mutants

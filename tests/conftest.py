@@ -8,6 +8,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Hypothesis: a bounded number of examples, no deadline (shared CI cores), and in CI
+# (CI=true) derandomized with no example database, so a CI run is reproducible.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("dev", max_examples=40, deadline=None)
+_hypothesis_settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
+                                      database=None, print_blob=True)
+_hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev"))
+
 
 @pytest.fixture
 def make_video(tmp_path):
