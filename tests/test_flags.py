@@ -113,6 +113,7 @@ EXPECTED_STATUS = {
     "BenchError": 2, "ModelError": 2, "ModelUnavailableError": 2, "PairingError": 2,
     "MetricError": 2, "WeightsMissingError": 2, "ChecksumError": 2, "OutputAudioError": 2,
     "IncompleteOutputsError": 1, "ResultsConflictError": 2, "UnsafeWeightsError": 2,
+    "UnsupportedWeightsError": 2,
     "CopModelError": 2, "ConfigError": 2, "WeightsNotFoundError": 2, "CheckpointError": 2,
 }
 

@@ -92,7 +92,7 @@ class _KnownCandidates:
 
     def __init__(self, audios):
         self.audios = audios
-        self.cfg = SimpleNamespace(sample=SimpleNamespace(cfg=3.5))
+        self.cfg = SimpleNamespace(sample=SimpleNamespace(guidance_weight=3.5))
 
     def conditions(self, clip):
         assert clip.id.startswith("c")  # the clip itself is passed on
@@ -116,7 +116,7 @@ def test_preference_pair_stores_the_best_candidate_as_winner():
     # candidates in the order: one note (F1 1/2), wrong notes (F1 0), all three (F1 1)
     sampler = _KnownCandidates([one_note, wrong, full])
     clip = SimpleNamespace(id="c0", sample_rate=SR, notes=lambda: list(CHORD))
-    pairs, gaps = mine_pairs(sampler, [clip], candidates=3, steps=2, cfg=None, seed=0,
+    pairs, gaps = mine_pairs(sampler, [clip], candidates=3, steps=2, guidance=None, seed=0,
                              progress=False)
     assert len(pairs) == 1
     pair = pairs[0]
@@ -126,7 +126,7 @@ def test_preference_pair_stores_the_best_candidate_as_winner():
     assert pair["score_w"] == pytest.approx(1.0)
     assert pair["score_l"] == 0.0
     assert gaps == [pytest.approx(pair["score_w"] - pair["score_l"])]
-    assert pair["cfg"] == 3.5  # the checkpoint's guidance weight when none is given
+    assert pair["guidance_weight"] == 3.5  # the checkpoint's guidance weight when none is given
     assert torch.equal(pair["roll"], torch.full((5, 88), 0.5))
 
 
@@ -134,7 +134,7 @@ def test_candidates_that_all_score_the_same_give_no_pair():
     same = render_notes(CHORD, SR, SECONDS)
     sampler = _KnownCandidates([same, same])
     clip = SimpleNamespace(id="c0", sample_rate=SR, notes=lambda: list(CHORD))
-    pairs, gaps = mine_pairs(sampler, [clip], candidates=2, steps=2, cfg=1.0, seed=0,
+    pairs, gaps = mine_pairs(sampler, [clip], candidates=2, steps=2, guidance=1.0, seed=0,
                              progress=False)
     assert pairs == [] and gaps == []
     # a clip without a pair does not stop the mining: the next clip still gives one
@@ -143,7 +143,7 @@ def test_candidates_that_all_score_the_same_give_no_pair():
     clips = [clip, SimpleNamespace(id="c1", sample_rate=SR, notes=lambda: list(CHORD))]
     originals = mixed.vocode
     mixed.vocode = lambda f, c: one_note if (c.id == "c1" and f[0, 0] == 0) else originals(f, c)
-    pairs, gaps = mine_pairs(mixed, clips, candidates=2, steps=2, cfg=1.0, seed=0, progress=False)
+    pairs, gaps = mine_pairs(mixed, clips, candidates=2, steps=2, guidance=1.0, seed=0, progress=False)
     assert [p["clip_id"] for p in pairs] == ["c1"]
     # the gap is the winner's F1 minus the loser's: 1 - 1/2
     assert pairs[0]["score_l"] == pytest.approx(0.5) and gaps == [pytest.approx(0.5)]
@@ -220,15 +220,15 @@ def test_euler_sampler_by_hand():
     def never(x, t):
         raise AssertionError("the unconditional velocity is not needed at the neutral weight")
 
-    assert torch.allclose(fm.sample(lambda x, t: torch.ones_like(x), x0, 3, never, cfg=1.0), x0 + 1)
-    assert torch.allclose(fm.sample(lambda x, t: torch.ones_like(x), x0, 3, never, cfg=0.0,
+    assert torch.allclose(fm.sample(lambda x, t: torch.ones_like(x), x0, 3, never, weight=1.0), x0 + 1)
+    assert torch.allclose(fm.sample(lambda x, t: torch.ones_like(x), x0, 3, never, weight=0.0,
                                     convention="seed"), x0 + 1)
     # guided: u + 3 (c - u) with c = 2, u = 0 -> velocity 6 over a unit of time
     guided = fm.sample(lambda x, t: torch.full_like(x, 2.0), x0, 2,
-                       lambda x, t: torch.zeros_like(x), cfg=3.0)
+                       lambda x, t: torch.zeros_like(x), weight=3.0)
     assert torch.allclose(guided, x0 + 6.0)
     seed = fm.sample(lambda x, t: torch.full_like(x, 2.0), x0, 2,
-                     lambda x, t: torch.zeros_like(x), cfg=1.0, convention="seed")
+                     lambda x, t: torch.zeros_like(x), weight=1.0, convention="seed")
     assert torch.allclose(seed, x0 + 4.0)  # 2 + 1 * (2 - 0)
 
 
@@ -317,13 +317,13 @@ def test_candidate_seeds_weight_and_missing_roll():
     sampler = _RecordingCandidates([full, wrong])
     clip = SimpleNamespace(id="c7", sample_rate=SR, notes=lambda: list(CHORD))
     # candidate k of seed s is drawn with seed 1000 s + k (its features [k] pick audio k)
-    pairs, gaps = mine_pairs(sampler, [clip], candidates=2, steps=5, cfg=1.5, seed=0, progress=False)
+    pairs, gaps = mine_pairs(sampler, [clip], candidates=2, steps=5, guidance=1.5, seed=0, progress=False)
     assert [c[:3] for c in sampler.calls] == [(0, 5, 1.5), (1, 5, 1.5)]
     assert sampler.calls[0][3] == ["frames"]
-    assert pairs[0]["cfg"] == 1.5 and pairs[0]["roll"].shape == (0, 88)
+    assert pairs[0]["guidance_weight"] == 1.5 and pairs[0]["roll"].shape == (0, 88)
     assert pairs[0]["mel_w"][0, 0].item() == 0.0 and pairs[0]["mel_l"][0, 0].item() == 1.0
     sampler.calls.clear()
-    mine_pairs(sampler, [clip], candidates=2, steps=None, cfg=None, seed=3, progress=False)
+    mine_pairs(sampler, [clip], candidates=2, steps=None, guidance=None, seed=3, progress=False)
     assert [c[:3] for c in sampler.calls] == [(3000, None, 3.5), (3001, None, 3.5)]
 
 
