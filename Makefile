@@ -83,7 +83,7 @@ demo: install
 	$(PY) examples/demo.py --out $(DEMO_DIR)
 
 demo-data: install
-	$(VENV)/bin/copdata build --source synth --num-items 6 --item-seconds 20 --clip-seconds 10 --out $(DEMO_DIR)/data --force
+	$(VENV)/bin/copdata build --source synth --num-items 7 --valid-fraction 0.01 --item-seconds 20 --clip-seconds 10 --out $(DEMO_DIR)/data --force
 	$(VENV)/bin/copdata validate $(DEMO_DIR)/data
 	$(VENV)/bin/copdata stats $(DEMO_DIR)/data --plot $(DEMO_DIR)/stats.png
 	$(VENV)/bin/copdata show $(DEMO_DIR)/data $$(head -1 $(DEMO_DIR)/data/clips.jsonl | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["id"])') --out $(DEMO_DIR)/clip.png

@@ -72,9 +72,9 @@ SAMPLING: dict[str, tuple[str, str, dict]] = {
 
 
 def score_checkpoint(ckpt: Path, data: Path, seeds: list[int], split: str = "test",
-                     sample: dict | None = None) -> dict:
-    """Note F1 of a checkpoint's generations: per seed the mean over clips; ``sample``
-    overrides fields of the checkpoint's sampling config."""
+                     sample: dict | None = None, track: str = "tv2a") -> dict:
+    """Note F1 of a checkpoint's generations on ``track``: per seed the mean over clips;
+    ``sample`` overrides fields of the checkpoint's sampling config."""
     from dataclasses import replace
 
     import copdata
@@ -91,7 +91,8 @@ def score_checkpoint(ckpt: Path, data: Path, seeds: list[int], split: str = "tes
     clips = list(copdata.open_dataset(data).clips(split))
     per_seed = []
     for seed in seeds:
-        f1 = [score_candidates([sampler.generate(c, seed=seed)], c.sample_rate, c.notes())[0]
+        f1 = [score_candidates([sampler.generate(c, seed=seed, track=track)], c.sample_rate,
+                                c.notes())[0]
               for c in clips]
         per_seed.append(float(np.mean(f1)))
     return {"note_f1": float(np.mean(per_seed)), "per_seed": per_seed,

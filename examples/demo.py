@@ -4,7 +4,9 @@ It drives all three packages (copdata builds, copmodel trains and samples,
 copbench scores), so it lives above them, outside the packages.
 
 1. build a small synthetic dataset (``copdata.build.build_dataset`` with the
-   ``synth`` source): keyboard video + piano audio + MIDI + rolls;
+   ``synth`` source): keyboard video + piano audio + MIDI + rolls, split into
+   train / valid / test performances (``--valid-fraction``: at least one valid
+   performance; tune hyperparameters on valid, report test);
 2. train the tiny preset through stages 1 -> 2 -> 3 (stage 3: contrastive loss,
    plus DPO on preference pairs from ``copmodel prefs`` unless ``--no-dpo``);
 3. sample the test split (``copmodel.sample.sample_split``:
@@ -16,7 +18,10 @@ copbench scores), so it lives above them, outside the packages.
    Audeo-style chain (``rollsynth:CKPT``: predicted roll -> notes -> piano synth)
    and the ``oracle``, ``resynth``, ``shuffle``, ``silence`` baselines; write
    ``OUT/leaderboard.md`` / ``.html`` and print it, with the Roll Predictor's
-   frame F1 on the test video.
+   frame F1 on the test video;
+5. score the generator on the valid split too, on both tracks (``OUT/results-valid/``:
+   ``run-stage3``, ``copmodel-tiny-v2a``; sampling seed ``--seed``), and print its note F1
+   on valid and test (also in ``OUT/summary.json`` under ``generator``).
 
 Everything runs offline on CPU; the defaults aim at <= 10 minutes on 2 cores.
 """
@@ -34,13 +39,15 @@ log = logging.getLogger(__name__)
 BASELINES = ("oracle", "resynth", "shuffle", "silence")
 
 
-def build_data(out: Path, items: int, item_seconds: float, clip_seconds: float, seed: int) -> Path:
+def build_data(out: Path, items: int, item_seconds: float, clip_seconds: float, seed: int,
+               valid_fraction: float = 0.0) -> Path:
     from copdata.build import build_dataset
     from copdata.sources.base import BuildSettings
     from copdata.sources.synth import SynthSource
 
     data = out / "data"
-    summary = build_dataset(SynthSource(num_items=items, item_seconds=item_seconds, seed=seed),
+    summary = build_dataset(SynthSource(num_items=items, item_seconds=item_seconds, seed=seed,
+                                        valid_fraction=valid_fraction),
                             data, BuildSettings(clip_seconds=clip_seconds, seed=seed), workers=2,
                             force=True,
                             progress=False)
@@ -48,14 +55,15 @@ def build_data(out: Path, items: int, item_seconds: float, clip_seconds: float, 
     return data
 
 
-def run_copbench(model: str, data: Path, results: Path, metrics: list[str] | None) -> None:
-    """Score one model or baseline on the test split with copbench's Python API."""
+def run_copbench(model: str, data: Path, results: Path, metrics: list[str] | None,
+                 split: str = "test", **kwargs) -> dict:
+    """Score one model or baseline on ``split`` with copbench's Python API."""
     from copbench.run import run_benchmark
 
-    kwargs = {"out": results, "progress": False}
+    kwargs = {"out": results, "progress": False, **kwargs}
     if metrics:
         kwargs["metrics"] = metrics
-    run_benchmark(model, data, "test", **kwargs)
+    return run_benchmark(model, data, split, **kwargs)
 
 
 # The columns printed on screen (demo/leaderboard.md and .html hold every metric).
@@ -72,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python examples/demo.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="demo")
-    p.add_argument("--items", type=int, default=6, help="synthetic performances")
+    p.add_argument("--items", type=int, default=7, help="synthetic performances")
+    p.add_argument("--valid-fraction", type=float, default=0.01,
+                   help="share of the performances moved from train to the valid split; any "
+                        "value > 0 moves at least one (the default: one), 0 = no valid split")
     p.add_argument("--item-seconds", type=float, default=20.0)
     p.add_argument("--clip-seconds", type=float, default=5.0)
     p.add_argument("--steps", type=int, nargs=3, default=(50, 700, 60), metavar=("S1", "S2", "S3"),
@@ -102,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     timings: dict[str, float] = {}
-    data = build_data(out, args.items, args.item_seconds, args.clip_seconds, args.seed)
+    data = build_data(out, args.items, args.item_seconds, args.clip_seconds, args.seed,
+                      args.valid_fraction)
     timings["data"] = time.time() - t0
     cfg = check_config(tiny().override(train={"seed": args.seed}).with_settings(args.settings))
     run = out / "run"
@@ -153,6 +165,24 @@ def main(argv: list[str] | None = None) -> int:
     for model in (str(ckpt), str(out / "copmodel-tiny-v2a"), f"reconstruct:{ckpt}",
                   f"rollsynth:{ckpt}") + tuple(f"baseline:{name}" for name in BASELINES):
         run_copbench(model, data, results, args.metrics)
+    # the generator on every evaluated split and track: test above, valid here (the split
+    # to tune on; test is reported once)
+    import copdata
+
+    splits = ["test"] + (["valid"] if copdata.open_dataset(data).ids("valid") else [])
+    generator: dict = {}
+    for split in splits:
+        folder = results if split == "test" else out / "results-valid"
+        folder.mkdir(exist_ok=True)
+        for track, name in (("tv2a", "run-stage3"), ("v2a", "copmodel-tiny-v2a")):
+            if split != "test":
+                run_copbench(str(ckpt), data, folder, args.metrics, split, track=track,
+                             name=name, seed=args.seed)
+            res = json.loads((folder / f"{name}.json").read_text())
+            generator[f"{split}/{track}"] = {
+                m: res["metrics"][m]["mean"] for m in ("midi_note_f1", "midi_frame_f1")
+                if m in res["metrics"]} | {"clips": res["n_expected"]}
+    summary["generator"] = generator
     timings["copbench"] = time.time() - ts
     board = leaderboard(results)
     (out / "leaderboard.md").write_text(board + "\n", encoding="utf-8")
@@ -165,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     if "roll_predictor" in summary:
         r = summary["roll_predictor"]
         print(f"\nRoll Predictor frame F1 on test video: {r['f1']:.3f} (chance {r['chance_f1']:.3f})")
+    print("\ngenerator note F1 (sampling seed %d): " % args.seed + ", ".join(
+        f"{k} {v['midi_note_f1']:.3f}" for k, v in generator.items() if "midi_note_f1" in v))
     print(f"demo finished in {timings['total']:.0f} s; outputs in {out}")
     return 0
 
