@@ -52,13 +52,20 @@ def ranking_metric() -> dict:
 
 def score_candidates(audios: list[np.ndarray], sample_rate: int, reference_notes) -> list[float]:
     """Note F1 (copbench's ``midi_note_f1``: :func:`copdata.scoring.note_scores`) of
-    each candidate's transcription."""
+    each candidate's transcription; a silent candidate transcribes to no notes."""
+    from copdata.errors import SilentInputError
     from copdata.scoring import note_scores
     from copdata.transcribe import get_transcriber
 
     transcriber = get_transcriber()
-    return [note_scores(reference_notes, transcriber.transcribe(a, sample_rate))["f1"]
-            for a in audios]
+
+    def notes_of(audio):
+        try:
+            return transcriber.transcribe(audio, sample_rate)
+        except SilentInputError:
+            return []  # a silent candidate has no notes (copbench's silent_output convention)
+
+    return [note_scores(reference_notes, notes_of(a))["f1"] for a in audios]
 
 
 def load_preferences(path: str | Path) -> dict:

@@ -130,6 +130,20 @@ def test_preference_pair_stores_the_best_candidate_as_winner():
     assert torch.equal(pair["roll"], torch.full((5, 88), 0.5))
 
 
+def test_a_silent_candidate_loses_instead_of_stopping_the_mining():
+    # found by the mutation work: the transcriber refuses silence (SilentInputError),
+    # which stopped mine_pairs; a silent candidate has no notes, so F1 0 against three
+    full = render_notes(CHORD, SR, SECONDS)
+    silence = np.zeros_like(full)
+    sampler = _KnownCandidates([silence, full])
+    clip = SimpleNamespace(id="c0", sample_rate=SR, notes=lambda: list(CHORD))
+    pairs, _ = mine_pairs(sampler, [clip], candidates=2, steps=2, guidance=1.0, seed=0,
+                          progress=False)
+    assert len(pairs) == 1
+    assert pairs[0]["mel_w"][0, 0].item() == 1.0 and pairs[0]["mel_l"][0, 0].item() == 0.0
+    assert pairs[0]["score_w"] == pytest.approx(1.0) and pairs[0]["score_l"] == 0.0
+
+
 def test_candidates_that_all_score_the_same_give_no_pair():
     same = render_notes(CHORD, SR, SECONDS)
     sampler = _KnownCandidates([same, same])
