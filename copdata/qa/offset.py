@@ -155,17 +155,11 @@ def estimate_offset(motion: np.ndarray, onsets: np.ndarray, fps: float,
     if corr is None:
         return 0.0, 0.0
     lags = np.arange(-max_lag, max_lag + 1)
-    best = int(np.argmax(corr))
-    shift = 0.0
-    if 0 < best < len(corr) - 1:
-        left, mid, right = corr[best - 1], corr[best], corr[best + 1]
-        curvature = left - 2 * mid + right
-        if curvature < 0:
-            shift = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
+    position, best = _peak(corr)
     far = np.abs(lags - lags[best]) > CONFIDENCE_EXCLUSION_FRAMES
     runner_up = float(corr[far].max()) if far.any() else 0.0
     confidence = float(np.clip(corr[best] - max(runner_up, 0.0), 0.0, 1.0))
-    return round((lags[best] + shift) / fps, 4), round(confidence, 4)
+    return round((position - max_lag) / fps, 4), round(confidence, 4)
 
 
 def offset_curve(motion: np.ndarray, onsets: np.ndarray, max_lag: int) -> np.ndarray | None:
