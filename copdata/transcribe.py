@@ -137,17 +137,23 @@ def _note_creation() -> Any:
                                f"`{INSTALL_HINT}`", item="basic_pitch") from exc
 
 
-def default_model_path() -> Path:
-    """Path of ``nmp.onnx`` inside the installed basic-pitch package (found with
-    importlib, without importing the package)."""
+def package_folders(module: str, label: str, install_hint: str) -> list[str]:
+    """Folders of an installed package, found with importlib without importing it;
+    :class:`TranscriberError` naming ``install_hint`` when it is not installed."""
     try:
-        spec = importlib.util.find_spec("basic_pitch")
+        spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
-        raise TranscriberError(f"basic-pitch is not installed; install it with `{INSTALL_HINT}`",
-                               item="basic_pitch")
-    for folder in spec.submodule_search_locations:
+        raise TranscriberError(f"{label} is not installed; install it with `{install_hint}`",
+                               item=module)
+    return list(spec.submodule_search_locations)
+
+
+def default_model_path() -> Path:
+    """Path of ``nmp.onnx`` inside the installed basic-pitch package (found with
+    importlib, without importing the package)."""
+    for folder in package_folders("basic_pitch", "basic-pitch", INSTALL_HINT):
         path = Path(folder).joinpath(*MODEL_RELPATH)
         if path.is_file():
             return path

@@ -58,14 +58,9 @@ _TORCH_LOCK = threading.Lock()
 
 
 def _package_dir() -> Path:
-    try:
-        spec = importlib.util.find_spec("transkun")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise TranscriberError(f"transkun is not installed; install it with `{INSTALL_HINT}`",
-                               item="transkun")
-    return Path(list(spec.submodule_search_locations)[0])
+    from .transcribe import package_folders
+
+    return Path(package_folders("transkun", "transkun", INSTALL_HINT)[0])
 
 
 def melscale_fbanks(n_freqs: int, f_min: float, f_max: float, n_mels: int,
