@@ -82,16 +82,19 @@ def test_bad_audio_is_a_clear_error():
 def test_fast_hpss_is_librosas_hpss(piano):
     """Oracle: librosa's own HPSS (N-D median filters) on the same power
     spectrogram of rendered piano plus drums; the row-wise 1-D filters must
-    give the same parts to the last bit (float32 in, float32 out)."""
+    give the same parts to the last bit (float32 in, float32 out), with the
+    two kernels in librosa's order (time, frequency) and unequal, so a swap
+    of them fails."""
     import librosa
 
-    from copdata.qa.audio import HPSS_KERNEL, HPSS_MARGIN, hpss_power
+    from copdata.qa.audio import HPSS_KERNEL, HPSS_MARGIN, HPSS_TIME_KERNEL, hpss_power
 
     audio, _ = piano
     mix = (audio + synthetic.drums(SECONDS, SR, seed=4)).astype(np.float32)
-    power = np.abs(librosa.stft(mix, n_fft=1024, hop_length=256)) ** 2
+    power = np.abs(librosa.stft(mix, n_fft=1024, hop_length=512)) ** 2
     harmonic, percussive = hpss_power(power)
-    ref_h, ref_p = librosa.decompose.hpss(power, kernel_size=HPSS_KERNEL, margin=HPSS_MARGIN)
+    ref_h, ref_p = librosa.decompose.hpss(power, kernel_size=(HPSS_TIME_KERNEL, HPSS_KERNEL),
+                                          margin=HPSS_MARGIN)
     assert harmonic.dtype == ref_h.dtype == np.float32
     np.testing.assert_array_equal(harmonic, ref_h)
     np.testing.assert_array_equal(percussive, ref_p)

@@ -56,8 +56,14 @@ def shrink_grey(frame: np.ndarray, factor: int = MOTION_DOWNSCALE, stacked: bool
     h, w = (grey.shape[-2] // factor) * factor, (grey.shape[-1] // factor) * factor
     if h == 0 or w == 0:
         return grey
-    blocks = grey[..., :h, :w].reshape(grey.shape[:-2] + (h // factor, factor, w // factor, factor))
-    return blocks.mean(axis=(-3, -1))
+    import cv2  # INTER_AREA at a whole factor is the block mean, several times faster
+
+    size = (w // factor, h // factor)
+    if stacked:
+        return np.stack([cv2.resize(g[:h, :w], size, interpolation=cv2.INTER_AREA) for g in grey]) \
+            .reshape(grey.shape[:-2] + (h // factor, w // factor))
+    return cv2.resize(np.ascontiguousarray(grey[:h, :w]), size, interpolation=cv2.INTER_AREA) \
+        .reshape(h // factor, w // factor)
 
 
 def _band_means(change: np.ndarray, bands: int) -> np.ndarray:
