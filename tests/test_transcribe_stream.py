@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from copdata.audio_stream import AudioCursor, array_blocks, iter_audio_blocks
-from copdata.media import read_audio
+from copdata.media.blocks import AudioCursor, array_blocks, iter_audio_blocks
+from copdata.media.decode import read_audio
 from copdata.notes import snap_notes
 from copdata.render.performance import generate_performance
 from copdata.render.piano import render_audio
-from copdata.transcribe import get_transcriber
-from copdata.transcribe_stream import transcribe_blocks
+from copdata.transcription import get_transcriber
+from copdata.transcription.stream import transcribe_blocks
 from mediafactory import make_long_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,8 +49,8 @@ def test_seams_give_the_whole_file_notes(transcriber, piano, chunk, context, blo
 
 def test_stream_at_the_model_rate_and_a_silent_stream(transcriber, piano):
     audio, sr = piano
-    from copdata.transcribe import to_model_rate
     from copdata.errors import SilentInputError
+    from copdata.transcription.basic_pitch_grid import to_model_rate
 
     audio_22k = to_model_rate(audio[: 20 * sr], sr)
     whole = transcriber.transcribe(audio_22k, 22050)

@@ -2,7 +2,7 @@
 
 - :func:`iter_audio_blocks` decodes a file's first audio stream block by block
   (mono float32 at a target rate, libswresample) and yields exactly the
-  samples :func:`copdata.media.read_audio` returns for the same arguments, in
+  samples :func:`copdata.media.decode.read_audio` returns for the same arguments, in
   order: their concatenation is equal, sample for sample.
 - :func:`array_blocks` cuts an in-memory array into blocks (rendered sources).
 - :class:`AudioCursor` takes consecutive spans out of a block stream (the
@@ -18,8 +18,8 @@ from typing import Iterable, Iterator
 import av
 import numpy as np
 
-from .errors import MediaError, MissingStreamError
-from .media import _AV_ERRORS, _open
+from ..errors import MediaError, MissingStreamError
+from .decode import _AV_ERRORS, _open
 
 BLOCK_SAMPLES = 1 << 16  # ~1.5 s at 44.1 kHz
 
@@ -30,7 +30,7 @@ def iter_audio_blocks(path: str | Path, sample_rate: int, start: float = 0.0,
     """Mono float32 blocks of ``path`` at ``sample_rate`` for ``[start, end)``.
 
     Sample 0 is time ``start`` (container time, streams starting late are
-    padded with zeros as in :func:`copdata.media.read_audio`). Blocks hold
+    padded with zeros as in :func:`copdata.media.decode.read_audio`). Blocks hold
     about ``block_samples`` samples (the last may be shorter). Raises
     :class:`MissingStreamError` without an audio stream and
     :class:`MediaError` when decoding fails (on the block where it fails).

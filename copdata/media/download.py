@@ -33,8 +33,8 @@ from pathlib import Path
 
 import av
 
-from .errors import DownloadError, MediaError
-from .media import _AV_ERRORS, MIN_VIDEO_SIDE, probe
+from ..errors import DownloadError, MediaError
+from .decode import _AV_ERRORS, MIN_VIDEO_SIDE, probe
 
 log = logging.getLogger(__name__)
 
