@@ -3,7 +3,7 @@ import pytest
 
 from copdata.errors import MediaError, MissingStreamError
 from copdata.media import decode, encode
-from mediafactory import decode_level
+from mediafactory import decode_level, pyav_decode
 
 
 def test_variable_frame_rate_becomes_a_constant_grid(make_video):
@@ -72,3 +72,32 @@ def test_bad_files_are_typed_errors(tmp_path, make_video):
     silent = make_video("noaudio.mp4", with_audio=False, seconds=1.0)
     with pytest.raises(MissingStreamError):
         decode.read_audio(silent, 44100)
+
+
+def test_read_audio_gives_the_samples_a_wav_holds(tmp_path):
+    # oracle: 16-bit samples the test writes itself (soundfile); FFmpeg reads s16 as x / 32768
+    import soundfile as sf
+    rate = 22050
+    pcm = np.random.default_rng(0).integers(-30000, 30000, size=3 * rate + 123, dtype=np.int16)
+    path = tmp_path / "known.wav"
+    sf.write(path, pcm, rate, subtype="PCM_16")
+    expected = pcm.astype(np.float32) / 32768
+    audio, sr = decode.read_audio(path)
+    assert sr == rate and np.array_equal(audio, expected)
+    for start, end in [(0.0, None), (0.37, 1.2), (1.5, None), (1.25, 2.5), (2.9, None)]:
+        part, _ = decode.read_audio(path, start=start, end=end)
+        lo, hi = round(start * rate), None if end is None else round(end * rate)
+        assert np.array_equal(part, expected[lo:hi]), (start, end)
+    assert len(decode.read_audio(path, start=4.0)[0]) == 0  # past the end: no samples
+
+
+def test_read_audio_resampled_equals_an_independent_pyav_decode(make_video):
+    # oracle: the whole stream decoded and resampled in the test with PyAV's own
+    # resampler; read_audio must give the same samples, trimmed at round(t * rate)
+    path = make_video("r.mp4", seconds=4.0, sample_rate=48000, channels=2, size=(64, 32))
+    for rate in (16000, 44100):
+        whole = pyav_decode(path, rate)
+        for start, end in [(0.0, None), (0.21, 0.97), (0.5, 3.3)]:
+            got, sr = decode.read_audio(path, rate, start, end)
+            lo, hi = round(start * rate), None if end is None else round(end * rate)
+            assert sr == rate and np.array_equal(got, whole[lo:hi]), (rate, start, end)

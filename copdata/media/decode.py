@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -25,10 +24,11 @@ import av
 import numpy as np
 
 from ..errors import MediaError, MissingStreamError
+from .blocks import iter_audio_blocks
+from .container import AV_ERRORS, codec_of, open_container
 
 log = logging.getLogger(__name__)
 RESAMPLER_NAME = "libswresample (PyAV AudioResampler)"
-_AV_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError, RuntimeError)
 MIN_VIDEO_SIDE = 8  # pixels: smaller frames cannot show a keyboard (and 1x1 cannot be H.264)
 
 
@@ -46,29 +46,6 @@ class MediaInfo:
     sample_rate: int = 0
 
 
-def _open(path: str | Path):
-    path = str(path)
-    if not os.path.exists(path):
-        raise MediaError("file not found", item=path)
-    if os.path.getsize(path) == 0:
-        raise MediaError("file is empty (0 bytes); re-download or remove it", item=path)
-    try:
-        return av.open(path)
-    except _AV_ERRORS as exc:
-        raise MediaError(f"cannot open media ({type(exc).__name__}: {exc}); the file is "
-                         "corrupt, truncated or not a media file", item=path) from exc
-
-
-def codec_of(stream, path):
-    """``stream.codec_context``; PyAV gives ``None`` when the codec id cannot be
-    read (a bit-flipped header): a :class:`MediaError`, not an AttributeError."""
-    ctx = stream.codec_context
-    if ctx is None:
-        raise MediaError(f"the {stream.type} stream's codec cannot be read (unknown or "
-                         "damaged codec header); the file is corrupt", item=str(path))
-    return ctx
-
-
 def _stream_duration(stream, container) -> float:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -81,13 +58,13 @@ def probe(path: str | Path) -> MediaInfo:
     """Streams and durations of a media file; raises :class:`MediaError`."""
     try:
         return _probe(path)
-    except _AV_ERRORS as exc:  # e.g. a stream whose codec parameters are unreadable
+    except AV_ERRORS as exc:  # e.g. a stream whose codec parameters are unreadable
         raise MediaError(f"cannot read the streams ({type(exc).__name__}: {exc}); the file is "
                          "corrupt or not a media file", item=str(path)) from exc
 
 
 def _probe(path: str | Path) -> MediaInfo:
-    with _open(path) as container:
+    with open_container(path) as container:
         v = container.streams.video[0] if container.streams.video else None
         a = container.streams.audio[0] if container.streams.audio else None
         if v is None and a is None:
@@ -110,49 +87,22 @@ def read_audio(path: str | Path, sample_rate: int | None = None, start: float = 
 
     ``sample_rate=None`` keeps the file's rate; otherwise audio is resampled with
     libswresample. ``start``/``end`` (seconds from the container start) trim the
-    result; sample 0 of the result is time ``start``. Raises
-    :class:`MissingStreamError` when there is no audio stream and
+    result; sample 0 of the result is time ``start`` (a stream that starts late
+    is preceded by zeros). The samples are the concatenated blocks of
+    :func:`copdata.media.blocks.iter_audio_blocks`, the one decoding loop.
+    Raises :class:`MissingStreamError` when there is no audio stream and
     :class:`MediaError` when decoding fails.
     """
-    with _open(path) as container:
-        if not container.streams.audio:
-            raise MissingStreamError("no audio stream; the CoP clip needs the performance's "
-                                     "sound", item=str(path))
-        stream = container.streams.audio[0]
-        rate = int(sample_rate or codec_of(stream, path).sample_rate)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        origin = container.start_time / 1e6 if container.start_time else 0.0
-        if start > 1.0:
-            container.seek(int(max(start - 1.0, 0) * 1e6))
-        chunks: list[np.ndarray] = []
-        first_time = None
-        try:
-            for frame in container.decode(stream):
-                if first_time is None:
-                    first_time = (frame.time if frame.time is not None else origin) - origin
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
-        except _AV_ERRORS as exc:
-            if not chunks:
-                raise MediaError(f"cannot decode audio ({type(exc).__name__}: {exc})",
-                                 item=str(path)) from exc
-            raise MediaError(f"audio decoding failed after {sum(map(len, chunks)) / rate:.2f} s "
-                             f"({type(exc).__name__}: {exc}); the file is truncated or corrupt",
-                             item=str(path)) from exc
-    if not chunks:
-        raise MediaError("the audio stream holds no samples", item=str(path))
-    audio = np.concatenate(chunks).astype(np.float32, copy=False)
-    # Align sample 0 with container time 0 (streams may start a little late).
-    offset = int(round((first_time or 0.0) * rate))
-    if offset > 0:
-        audio = np.concatenate([np.zeros(offset, np.float32), audio])
-    elif offset < 0:
-        audio = audio[-offset:]
-    lo = int(round(start * rate))
-    hi = None if end is None else int(round(end * rate))
-    return np.ascontiguousarray(audio[lo:hi]), rate
+    rate = sample_rate
+    if not rate:
+        with open_container(path) as container:
+            if not container.streams.audio:
+                raise MissingStreamError("no audio stream; the CoP clip needs the performance's "
+                                         "sound", item=str(path))
+            rate = codec_of(container.streams.audio[0], path).sample_rate
+    blocks = list(iter_audio_blocks(path, int(rate), start, end))
+    audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
 
 
 def _iter_warped(path, fps, start, end, warp, size, rgb):
@@ -201,7 +151,7 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
     if warp is not None:
         yield from _iter_warped(path, fps, start, end, warp, size, rgb)
         return
-    container = _open(path)
+    container = open_container(path)
     try:
         if not container.streams.video:
             raise MissingStreamError("no video stream", item=str(path))
@@ -250,7 +200,7 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
                 for a, b in zip(chain, chain[1:]):
                     a.link_to(b)
                 graph.configure()
-            except _AV_ERRORS as exc:
+            except AV_ERRORS as exc:
                 raise MediaError(f"cannot set up the {cw}x{ch} -> {out_w}x{out_h} frame filter "
                                  f"({type(exc).__name__}: {exc})", item=str(path)) from exc
 
@@ -281,7 +231,7 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
                 if prev is None or frame is not prev[1]:
                     prev, prev_rgb = (t, frame), None
                 frame_dur = max(frame_dur, 0.0)
-        except _AV_ERRORS as exc:
+        except AV_ERRORS as exc:
             raise MediaError(f"video decoding failed near frame {i} ({type(exc).__name__}: "
                              f"{exc}); the file is truncated or corrupt", item=str(path)) from exc
         if prev is None:
@@ -301,7 +251,7 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
 
 def read_frames(path: str | Path) -> np.ndarray:
     """Every decoded frame of a (clip) video as uint8 ``(T, H, W, 3)``."""
-    with _open(path) as container:
+    with open_container(path) as container:
         if not container.streams.video:
             raise MissingStreamError("no video stream", item=str(path))
         stream = container.streams.video[0]
@@ -314,7 +264,7 @@ def read_frames(path: str | Path) -> np.ndarray:
 
 def decoded_frames(path: str | Path) -> Iterator[np.ndarray]:
     """Stream every decoded frame of a video as uint8 ``(H, W, 3)``."""
-    with _open(path) as container:
+    with open_container(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for f in container.decode(stream):
@@ -322,7 +272,7 @@ def decoded_frames(path: str | Path) -> Iterator[np.ndarray]:
 
 
 def count_frames(path: str | Path) -> int:
-    with _open(path) as container:
+    with open_container(path) as container:
         return sum(1 for _ in container.decode(video=0))
 
 
