@@ -264,7 +264,7 @@ class _NoQA:
     this process, so only for one-worker builds (workers are spawned)."""
 
     def __enter__(self):
-        import copdata.build as build_module
+        import copdata.build.cut as build_module
         from copdata.notes import segment_notes
         from copdata.qa.stage import ClipObserver, ClipQA
 
@@ -283,7 +283,7 @@ class _NoQA:
         return self
 
     def __exit__(self, *exc):
-        import copdata.build as build_module
+        import copdata.build.cut as build_module
         from copdata.qa.stage import ClipObserver
 
         build_module.clip_qa, ClipObserver.__call__ = self._saved
