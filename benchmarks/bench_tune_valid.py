@@ -16,10 +16,10 @@ draws (± std over draws). The selection score is the mean of the two tracks.
 - A training knob (``--stage3-lr-scales``): stage 3 retrained per draw from that draw's
   stage-2 checkpoint and preference pairs (``TUNE/s3lr-X/draw-N/run``, stage 2 and the
   feature cache linked, not copied) with ``train.stage3_lr_scale=X``, then sampled at
-  ``--train-sample`` (default: the demo's guidance and steps). Every listed scale is
-  retrained the same way, the demo's 0.2 included (rows marked "retrained"): the new
-  heads of stage 3 draw their initial weights from the global RNG, which the demo had
-  advanced through stages 1 and 2, so only retrained rows compare with each other.
+  ``--train-sample`` (default: the demo's guidance and steps). The demo's own scale
+  (0.2) is the draw's own checkpoint, not retrained: stage 3 seeds torch with
+  ``train.seed`` and loads the whole stage-2 EMA before training, so retraining it is
+  the same run.
 - ``--report-test "W S [X]"``: the chosen configuration (guidance W, steps S, stage-3 LR
   scale X, default the demo's) on the **test** split, both tracks: run once, after the
   choice, and reported as the headline; it never enters the selection.
@@ -65,8 +65,8 @@ def train_stage3(draw: int, folder: Path, scale: float, out: Path, steps: int) -
     """Stage 3 of one draw again, from its stage-2 checkpoint and preference pairs, at
     ``train.stage3_lr_scale=scale``; the demo's settings otherwise."""
     run = out / f"s3lr-{scale:g}" / f"draw-{draw}" / "run"
-    ckpt = run / "stage3" / "last.ckpt"
-    if ckpt.is_file():
+    ckpt, done = run / "stage3" / "last.ckpt", run / "stage3.done.json"
+    if done.is_file():  # last.ckpt alone may be a periodic save of an interrupted run
         return ckpt
     run.mkdir(parents=True, exist_ok=True)
     for name in ("stage2", "cache", "prefs.pt"):
@@ -85,10 +85,15 @@ def train_stage3(draw: int, folder: Path, scale: float, out: Path, steps: int) -
         [f"train.stage3_lr_scale={scale}"]))
     prefs = load_preferences(run / "prefs.pt")
     t0 = time.time()
-    train_folder(3, cfg, folder / "data", run, max_steps=steps,
-                 prefs=prefs if prefs["pairs"] else None, progress=False)
-    print(f"[tune] draw {draw} stage 3 at stage3_lr_scale={scale:g}: "
-          f"{time.time() - t0:.0f} s", flush=True)
+    # saved every 10 steps and resumed (optimizer, EMA, RNG, step: the same run), so a
+    # run cut by a time limit goes on where it stopped
+    train_folder(3, cfg, folder / "data", run, max_steps=steps, save_every=10,
+                 resume=ckpt.is_file(), prefs=prefs if prefs["pairs"] else None,
+                 progress=False)
+    seconds = time.time() - t0
+    done.write_text(json.dumps({"draw": draw, "stage3_lr_scale": scale, "steps": steps,
+                                "seconds": round(seconds, 1)}) + "\n")
+    print(f"[tune] draw {draw} stage 3 at stage3_lr_scale={scale:g}: {seconds:.0f} s", flush=True)
     return ckpt
 
 
@@ -101,6 +106,10 @@ def config_name(w: float, steps: int, scale: float | None) -> str:
     """``scale`` None: the draw's own stage-3 checkpoint (the demo's 0.2)."""
     s3 = f"s3lr={DEMO_SCALE:g}" if scale is None else f"s3lr={scale:g} retrained"
     return f"w={w:g} steps={steps} {s3}"
+
+
+def demo_or(scale: float) -> float | None:
+    return None if scale == DEMO_SCALE else scale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,12 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         for steps in args.steps:
             configs[config_name(w, steps, None), "valid"] = (w, steps, None)
     tw, ts = args.train_sample or (demo.guidance_weight, demo.steps)
-    for scale in args.stage3_lr_scales:
+    for scale in map(demo_or, args.stage3_lr_scales):
         configs[config_name(tw, int(ts), scale), "valid"] = (tw, int(ts), scale)
     if args.report_test:
         parts = args.report_test.split()
         w, steps = float(parts[0]), int(parts[1])
-        scale = float(parts[2]) if len(parts) > 2 else None
+        scale = demo_or(float(parts[2])) if len(parts) > 2 else None
         configs[config_name(w, steps, scale), "test"] = (w, steps, scale)
 
     ckpts: dict[tuple[int, float | None], Path] = {}
