@@ -1,7 +1,7 @@
 """Tune the demo on the valid split over data draws; report test once.
 
     PYTHONPATH=. python benchmarks/bench_tune_valid.py --draws DRAWS --out TUNE
-        [--guidance 1 2 3 4 5] [--steps 25] [--seeds 0 1 2 3 4] [--jobs 2]
+        [--guidance 1 2 3 4 5] [--steps 25] [--also "3 12" ...] [--seeds 0 1 2 3 4] [--jobs 2]
         [--stage3-lr-scales 0.1 0.4] [--report-test "GUIDANCE STEPS [SCALE]"]
 
 ``DRAWS`` is the output folder of ``benchmarks/bench_draws.py`` (one trained demo per
@@ -12,7 +12,8 @@ mean over clips); per draw the mean over sampling seeds; the row is the mean ove
 draws (± std over draws). The selection score is the mean of the two tracks.
 
 - Sampling knobs (no training): every (guidance weight, ODE steps) of the grid
-  ``--guidance`` x ``--steps`` on each draw's trained stage-3 checkpoint.
+  ``--guidance`` x ``--steps`` (and the ``--also`` pairs) on each draw's trained stage-3
+  checkpoint.
 - A training knob (``--stage3-lr-scales``): stage 3 retrained per draw from that draw's
   stage-2 checkpoint and preference pairs (``TUNE/s3lr-X/draw-N/run``, stage 2 and the
   feature cache linked, not copied) with ``train.stage3_lr_scale=X``, then sampled at
@@ -22,7 +23,9 @@ draws (± std over draws). The selection score is the mean of the two tracks.
   the same run.
 - ``--report-test "W S [X]"``: the chosen configuration (guidance W, steps S, stage-3 LR
   scale X, default the demo's) on the **test** split, both tracks: run once, after the
-  choice, and reported as the headline; it never enters the selection.
+  choice, and reported as the headline; it never enters the selection. When it is the
+  demo's own configuration, the scores are bench_draws.py's (``DRAWS/draw-N.scores.json``:
+  the same call on the same checkpoints and seeds), not computed again.
 
 Scores are kept in ``TUNE/scores.json`` (a rerun scores only what is new); the table
 goes to ``TUNE/tune.md`` and ``TUNE/tune.json``.
@@ -85,9 +88,9 @@ def train_stage3(draw: int, folder: Path, scale: float, out: Path, steps: int) -
         [f"train.stage3_lr_scale={scale}"]))
     prefs = load_preferences(run / "prefs.pt")
     t0 = time.time()
-    # saved every 10 steps and resumed (optimizer, EMA, RNG, step: the same run), so a
+    # saved every 5 steps and resumed (optimizer, EMA, RNG, step: the same run), so a
     # run cut by a time limit goes on where it stopped
-    train_folder(3, cfg, folder / "data", run, max_steps=steps, save_every=10,
+    train_folder(3, cfg, folder / "data", run, max_steps=steps, save_every=5,
                  resume=ckpt.is_file(), prefs=prefs if prefs["pairs"] else None,
                  progress=False)
     seconds = time.time() - t0
@@ -119,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="tune")
     p.add_argument("--guidance", type=float, nargs="*", default=[1, 2, 3, 4, 5])
     p.add_argument("--steps", type=int, nargs="*", default=[25], help="ODE (Euler) steps")
+    p.add_argument("--also", nargs="*", default=[], metavar='"W STEPS"',
+                   help='further (guidance, steps) pairs outside the grid, e.g. "3 12" "3 50"')
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                    help="sampling seeds")
     p.add_argument("--stage3-lr-scales", type=float, nargs="*", default=[],
@@ -150,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     for w in args.guidance:
         for steps in args.steps:
             configs[config_name(w, steps, None), "valid"] = (w, steps, None)
+    for pair in args.also:
+        w, steps = pair.split()
+        configs[config_name(float(w), int(steps), None), "valid"] = (float(w), int(steps), None)
     tw, ts = args.train_sample or (demo.guidance_weight, demo.steps)
     for scale in map(demo_or, args.stage3_lr_scales):
         configs[config_name(tw, int(ts), scale), "valid"] = (tw, int(ts), scale)
@@ -170,6 +178,20 @@ def main(argv: list[str] | None = None) -> int:
                     trained[draw, scale] = pool.submit(train_stage3, draw, folder, scale, out,
                                                        args.stage3_steps)
         ckpts.update({k: job.result() for k, job in trained.items()})
+
+    # the demo's own configuration on test is what bench_draws.py scored (the same
+    # score_checkpoint call on the same checkpoints and seeds): taken from its files
+    for (name, split), (w, steps, scale) in configs.items():
+        if split != "test" or (w, steps, scale) != (demo.guidance_weight, demo.steps, None):
+            continue
+        for draw in draws:
+            done = Path(args.draws).resolve() / f"draw-{draw}.scores.json"
+            known = json.loads(done.read_text()) if done.is_file() else {}
+            for track in TRACKS:
+                key = f"{name} | test/{track} | draw {draw}"
+                if key not in scores and known.get("seeds") == args.seeds \
+                        and f"test/{track}" in known:
+                    scores[key] = {**known[f"test/{track}"], "from": str(done)}
 
     jobs = {}
     with ProcessPoolExecutor(max(1, args.jobs), mp_context=get_context("spawn")) as pool:
