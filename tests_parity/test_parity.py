@@ -210,7 +210,8 @@ def test_frechet_distance_matches_frechet_audio_distance():
 def test_laion_clap_music_speech_full_size_layout_loads(tmp_path):
     """The music_speech checkpoint's full HTSAT-base size (tests/laion_layout.py, written
     from laion-clap's source) loads strictly through copbench; the numerical comparison
-    with laion-clap's own modules is in test_parity_clap.py (HTSAT-tiny)."""
+    with laion-clap's own modules is in test_parity_clap.py (HTSAT-tiny and HTSAT-base,
+    random weights)."""
     from laion_layout import laion_clap_state
     from copbench.embedders.clap import MUSIC_SPEECH_CONFIG
     text = MUSIC_SPEECH_CONFIG["text_config"]
