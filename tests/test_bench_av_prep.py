@@ -88,6 +88,7 @@ def _by_hand(net, audio, sr, seconds):
     return embedding.double().numpy()[0], logits.double()[0]
 
 
+@pytest.mark.slow  # ~45 s on 2 busy cores: three metrics and the hand path each run Cnn14
 def test_panns_metrics_equal_the_hand_prepared_computation(dataset, tmp_path, random_cnn14):
     """Outputs (each another clip's audio) with a DC offset of 0.3: one 0.5 s longer (a loud tail past the cut), one
     0.5 s shorter, the rest full length. kl_panns per clip, is_panns and fad_panns equal
