@@ -103,7 +103,7 @@ def _logits(reference, audio: torch.Tensor) -> np.ndarray:
 
 @pytest.mark.parametrize("rate,channels", [(44100, 1), (48000, 1), (48000, 2)])
 def test_prepared_audio_and_logits_follow_av_benchmark(tmp_path, reference_cnn14, rate, channels):
-    from copdata.media import read_audio
+    from copdata.media.decode import read_audio
     from copbench.metrics.panns_scores import kl_softmax
     reference, metric = reference_cnn14
     # the output: 0.5 s longer than the clip, a DC offset, another clip's music
