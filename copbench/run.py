@@ -5,7 +5,9 @@ dataset rate the way the references were made (a folder's files: decoded,
 downmixed and resampled in one step by libswresample, as ``copdata`` built
 the reference audio; a checkpoint's output is already mono at that rate; a
 rate still different is resampled with librosa ``soxr_hq``) -> length rule
-(trim or zero-pad the end to the reference length) -> every metric -> results
+(trim or zero-pad the end to the reference length; the metrics credited to
+av-benchmark instead remove the DC and cut without padding, on both sides, see
+:data:`copbench.metrics.AV_BENCHMARK_METRICS`) -> every metric -> results
 JSON with a 95% bootstrap CI on every mean and full provenance.
 
 Failures of the model: a clip whose output is broken (NaN/inf samples, an
@@ -34,7 +36,8 @@ from copdata.errors import CopDataError
 from . import __version__
 from .metrics import DEFAULT_METRICS, ScoreItem, build_metrics, fit_length
 from .errors import IncompleteOutputsError, MetricError
-from .metrics import ALL_METRICS
+from .metrics import ALL_METRICS, AV_BENCHMARK_METRICS
+from .metrics.base import AV_BENCHMARK_DC, AV_BENCHMARK_LENGTH_RULE
 from .models import TRACKS, resolve_model
 from .frame import UNSPECIFIED_TRACK
 from .pairing import pair_ids
@@ -45,10 +48,15 @@ from .stats import summarize
 log = logging.getLogger(__name__)
 RESAMPLER = ("folders: libswresample (copdata.media.decode.read_audio) to the dataset rate and mono, "
              "as the references; embedders: librosa soxr_hq on both sides")
-LENGTH_RULE = "trim or zero-pad the end of the output to the reference length"
+LENGTH_RULE = ("trim or zero-pad the end of the output to the reference length; the metrics "
+               f"credited to av-benchmark ({', '.join(AV_BENCHMARK_METRICS)}): "
+               + AV_BENCHMARK_LENGTH_RULE)
+DC = ("none, except the metrics credited to av-benchmark "
+      f"({', '.join(AV_BENCHMARK_METRICS)}): " + AV_BENCHMARK_DC)
 
 
-def _prepare_audio(audio: np.ndarray, sr: int, clip, counts: dict) -> np.ndarray:
+def _at_dataset_rate(audio: np.ndarray, sr: int, clip, counts: dict) -> np.ndarray:
+    """The output, mono float32 at the dataset rate, before the length rule."""
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     if not np.all(np.isfinite(audio)):
         raise CopDataError("output audio holds NaN or inf samples", item=clip.id)
@@ -56,6 +64,11 @@ def _prepare_audio(audio: np.ndarray, sr: int, clip, counts: dict) -> np.ndarray
         audio = librosa.resample(audio, orig_sr=int(sr), target_sr=int(clip.sample_rate),
                                  res_type="soxr_hq").astype(np.float32)
         counts["resampled"] += 1
+    return audio
+
+
+def _prepare_audio(audio: np.ndarray, sr: int, clip, counts: dict) -> np.ndarray:
+    audio = _at_dataset_rate(audio, sr, clip, counts)
     if audio.shape[0] != clip.num_samples:
         counts["length_fixed"] += 1
     return fit_length(audio, clip.num_samples)
@@ -115,7 +128,10 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
         clip = by_id[clip_id]
         try:
             audio, sr = source.audio(clip)
-            item = ScoreItem(clip, _prepare_audio(audio, sr, clip, counts))
+            full = _at_dataset_rate(audio, sr, clip, counts)
+            if full.shape[0] != clip.num_samples:
+                counts["length_fixed"] += 1
+            item = ScoreItem(clip, fit_length(full, clip.num_samples), full_audio=full)
             values: dict[str, float] = {}
             for metric in scorers:
                 values.update(metric.score(item))
@@ -178,6 +194,7 @@ def run_benchmark(model: str, data: str | Path, split: str = "test", metrics=DEF
             "embedder_weights": weights,
             "resampler": RESAMPLER,
             "length_rule": LENGTH_RULE,
+            "dc": DC,
             "audio_fixes": counts,
             "bootstrap": {"resamples": 1000, "level": 0.95, "method": "percentile"},
             "packages": package_versions(),

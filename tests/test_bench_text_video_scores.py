@@ -114,7 +114,14 @@ def test_clap_score_from_hf_cache(tmp_path, clip):
     sound = next(st["text"] for st in clip.steps() if st["step"] == "sound")
     assert sound.startswith("The result is") and sound != clip.caption  # not the video text
     text = metric.text_embedding(sound)
-    audio = metric.embedder.embed(clip.audio(), clip.sample_rate)
+    # av-benchmark's preparation by hand (AudioDataset.read_from_file): the mean removed,
+    # resampled to 48 kHz, cut to int(48000 * 2.0) samples (soxr gives one sample more)
+    import librosa
+    dc_free = (clip.audio().astype(np.float64) - clip.audio().astype(np.float64).mean())
+    at_48k = librosa.resample(dc_free.astype(np.float32), orig_sr=clip.sample_rate,
+                              target_sr=48000, res_type="soxr_hq")
+    assert at_48k.shape[0] > 96000
+    audio = np.asarray(metric.embedder._embed(at_48k[:96000]), np.float64)
     assert audio.shape == (1, 16)
     expected = 100 * text @ (audio.mean(0) / np.linalg.norm(audio.mean(0)))
     # default --clap-text caption: the clip's caption, as av-benchmark scores

@@ -105,7 +105,8 @@ def test_panns_cnn14_16k_matches_panns_inference(tmp_path):
     assert ours.shape == (1, 2048)
     diff = np.abs(ours - ref_embedding).max()
     _report("panns Cnn14-16k whole clip vs panns_inference 0.1.1", diff, np.abs(ref_embedding).max())
-    assert diff <= TOL
+    # relative to the output's scale: the absolute 1e-4 let fmin 0 pass (9.2e-5 of 0.755)
+    assert diff <= 1e-5 * np.abs(ref_embedding).max()
     clipwise = out["clipwise_output"].double().numpy()
     diff_logits = np.abs(logits - ref_logits).max()
     _report("panns logits (is_panns / kl_panns input)", diff_logits, np.abs(ref_logits).max())
@@ -210,7 +211,8 @@ def test_frechet_distance_matches_frechet_audio_distance():
 def test_laion_clap_music_speech_full_size_layout_loads(tmp_path):
     """The music_speech checkpoint's full HTSAT-base size (tests/laion_layout.py, written
     from laion-clap's source) loads strictly through copbench; the numerical comparison
-    with laion-clap's own modules is in test_parity_clap.py (HTSAT-tiny)."""
+    with laion-clap's own modules is in test_parity_clap.py (HTSAT-tiny and HTSAT-base,
+    random weights)."""
     from laion_layout import laion_clap_state
     from copbench.embedders.clap import MUSIC_SPEECH_CONFIG
     text = MUSIC_SPEECH_CONFIG["text_config"]

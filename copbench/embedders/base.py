@@ -24,11 +24,17 @@ from .weights import WeightsSpec
 RESAMPLER = "soxr_hq"
 
 
-def to_rate(audio: np.ndarray, sample_rate: int, target: int) -> np.ndarray:
+def to_rate(audio: np.ndarray, sample_rate: int, target: int,
+            seconds: float | None = None) -> np.ndarray:
+    """``audio`` resampled from ``sample_rate`` to ``target``; with ``seconds``, then cut to
+    its first ``int(target * seconds)`` samples (never padded), as av-benchmark's
+    ``AudioDataset`` cuts after resampling."""
     y = np.asarray(audio, dtype=np.float32).reshape(-1)
-    if int(sample_rate) == int(target):
-        return y
-    return librosa.resample(y, orig_sr=int(sample_rate), target_sr=int(target), res_type=RESAMPLER)
+    if int(sample_rate) != int(target):
+        y = librosa.resample(y, orig_sr=int(sample_rate), target_sr=int(target), res_type=RESAMPLER)
+    if seconds is not None:
+        y = y[:int(int(target) * float(seconds))]
+    return y
 
 
 def windows(audio: np.ndarray, size: int) -> np.ndarray:
@@ -107,8 +113,11 @@ class Embedder:
                 "resampler": f"librosa {RESAMPLER}", "settings": self.settings(),
                 "weights": self.weights_info}
 
-    def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        out = self._embed(to_rate(audio, sample_rate, self.SAMPLE_RATE))
+    def embed(self, audio: np.ndarray, sample_rate: int, seconds: float | None = None) -> np.ndarray:
+        """``(N, D)`` float64 embeddings of ``audio``; ``seconds``: cut at that length after
+        resampling to the embedder's rate (av-benchmark's length rule; see
+        :func:`copbench.metrics.base.av_benchmark_audio`)."""
+        out = self._embed(to_rate(audio, sample_rate, self.SAMPLE_RATE, seconds))
         return np.asarray(out, dtype=np.float64)
 
     def _embed(self, audio: np.ndarray) -> np.ndarray:

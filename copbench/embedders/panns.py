@@ -108,11 +108,13 @@ class PannsEmbedder(Embedder):
         n = max(audio.shape[0], N_FFT)  # reflect padding needs a frame's worth of samples
         return np.pad(audio, (0, n - audio.shape[0]))[None].astype(np.float32)
 
-    def embed_with_logits(self, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(embeddings (N, 2048), logits (N, 527))`` float64 of the audio."""
+    def embed_with_logits(self, audio: np.ndarray, sample_rate: int,
+                          seconds: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(embeddings (N, 2048), logits (N, 527))`` float64 of the audio (``seconds``:
+        as :meth:`Embedder.embed`)."""
         import torch
         from .base import to_rate
-        batch = torch.from_numpy(self._batches(to_rate(audio, sample_rate, SAMPLE_RATE)))
+        batch = torch.from_numpy(self._batches(to_rate(audio, sample_rate, SAMPLE_RATE, seconds)))
         batch = batch.to(next(self.model.parameters()).dtype)  # float64 in the parity suite
         with torch.inference_mode():
             embedding, logits = self.model(batch)

@@ -8,13 +8,18 @@ Names accepted by ``--metrics``: ``si_sdr``, ``midi``, ``av_align``,
 from __future__ import annotations
 
 from ..errors import MetricError
-from .base import Metric, ScoreItem, fit_length
+from .base import AV_BENCHMARK_EMBEDDERS, Metric, ScoreItem, fit_length
 from .fad_inf import frechet_distance_inf
 from .frechet import frechet_distance, frechet_from_stats
 
 DEFAULT_METRICS = ("si_sdr", "midi", "av_align", "fad_mel", "fad_basicpitch")
 ALL_METRICS = DEFAULT_METRICS + ("fad_vggish", "fad_vggish_relu", "fad_panns", "fad_panns_windowed",
                                   "fad_clap", "is_panns", "kl_panns", "clap_score", "clip_score")
+
+# Metrics credited to av-benchmark: their audio is prepared as av-benchmark prepares it
+# (DC removed, cut at the clip length, never padded; see copbench.metrics.base).
+AV_BENCHMARK_METRICS = tuple(f"fad_{e}" for e in AV_BENCHMARK_EMBEDDERS) + (
+    "is_panns", "kl_panns", "clap_score")
 
 
 def build_metric(name: str, per_clip_fad: bool = False, clap_text: str = "caption",
@@ -55,4 +60,4 @@ def build_metrics(names, per_clip_fad: bool = False, clap_text: str = "caption",
 
 __all__ = ["Metric", "ScoreItem", "fit_length", "frechet_distance", "frechet_distance_inf",
            "frechet_from_stats",
-           "build_metric", "build_metrics", "DEFAULT_METRICS", "ALL_METRICS"]
+           "build_metric", "build_metrics", "DEFAULT_METRICS", "ALL_METRICS", "AV_BENCHMARK_METRICS"]

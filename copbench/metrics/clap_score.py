@@ -16,7 +16,11 @@ normalised mean of the L2-normalised CLAP embeddings of the output's
 non-overlapping 10 s windows (:mod:`copbench.embedders.clap`, LAION-CLAP
 music_speech by default; deterministic, no random crops). av-benchmark's
 ``LAION-CLAP-Score`` is the same cosine without the factor 100 (so 0.31
-there is 31 here). Higher is better; range -100..100.
+there is 31 here). Higher is better; range -100..100. The output audio is
+prepared as av-benchmark's ``AudioDataset`` prepares it for LAION-CLAP
+(:func:`copbench.metrics.base.av_benchmark_prep`: the whole file's mean
+removed, resampled to 48 kHz, cut at the clip length, a shorter output not
+padded; CLAP's own repeat-padding then fills its 10 s window).
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import numpy as np
 
 from ..embedders.clap import ClapEmbedder
 from ..errors import MetricError
-from .base import Metric, ScoreItem
+from .base import Metric, ScoreItem, av_benchmark_prep
 
 NAME = "clap_score"
-VERSION = "3.0"  # 3.0: text chosen explicitly, default the caption
+# 3.0: text chosen explicitly, default the caption
+# 3.1: the output prepared as av-benchmark's (DC removed, cut at the clip length, no pad)
+VERSION = "3.1"
 
 
 def sound_text(clip) -> str:
@@ -69,7 +75,7 @@ class ClapScore(Metric):
         return {"text": self.text_choice,
                 "text_source": described.get(self.text_choice, "a fixed prompt"),
                 "scale": "100 x cosine", "embedder": self.embedder.provenance(),
-                "audio_pool": "normalised mean of window embeddings"}
+                "audio_pool": "normalised mean of window embeddings", **av_benchmark_prep()}
 
     def text_for(self, clip) -> str:
         if self.text_choice == "sound-step":
@@ -89,5 +95,6 @@ class ClapScore(Metric):
 
     def score(self, item: ScoreItem) -> dict[str, float]:
         text = self.text_for(item.clip)
-        audio = self.embedder.embed(item.audio, item.sample_rate).mean(axis=0)
+        audio = self.embedder.embed(item.av_benchmark_output(), item.sample_rate,
+                                    seconds=item.seconds).mean(axis=0)
         return {NAME: cosine_x100(self.text_embedding(text), audio)}

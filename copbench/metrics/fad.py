@@ -25,6 +25,12 @@ Two columns (see :mod:`copbench.metrics.fad_inf`):
   from 500 to all, FD fitted against 1/n, the intercept; seeded by the run's
   seed. No interval (fadtk gives none); a negative intercept is flagged.
 
+Audio: ``fad_vggish`` and ``fad_panns`` (av-benchmark's FD-VGG and FD-PANN)
+prepare both sides as av-benchmark's ``AudioDataset`` (the whole file's mean
+removed, resampled, cut at the clip length, a shorter output not padded; see
+:func:`copbench.metrics.base.av_benchmark_prep`); the other embedders take the
+output trimmed or zero-padded to the reference length, with its DC.
+
 ``per_clip=True`` also stores each clip's Fréchet distance between its own
 frames' Gaussian and the reference one, under the per-clip column
 ``fad_<e>_clip_fd`` (a diagnostic, not a FAD: ``copbench compare`` never
@@ -37,11 +43,14 @@ import numpy as np
 
 from .. import cache
 from ..embedders import build_embedder
-from .base import Metric, ScoreItem, fit_length
+from .base import (AV_BENCHMARK_EMBEDDERS, Metric, ScoreItem, av_benchmark_prep, fit_length,
+                   remove_dc)
 from .fad_inf import HALVES, MIN_N, STEPS, fad_inf, spread_at_n
 from .frechet import frechet_from_stats, frechet_result, gaussian_stats
 
 VERSION = "3.0"  # 3.0: _inf is fadtk's estimator
+# 3.1 (fad_vggish, fad_panns only): av-benchmark's audio preparation on both sides
+AV_BENCHMARK_VERSION = "3.1"
 
 
 class FadMetric(Metric):
@@ -51,6 +60,10 @@ class FadMetric(Metric):
     def __init__(self, embedder: str, per_clip: bool = False):
         self.embedder = build_embedder(embedder).load()
         self.NAME = f"fad_{embedder}"
+        # FD-VGG / FD-PANN: audio prepared as av-benchmark prepares it (DC, cut)
+        self.av_benchmark = embedder in AV_BENCHMARK_EMBEDDERS
+        if self.av_benchmark:
+            self.VERSION = AV_BENCHMARK_VERSION
         self.COLUMNS = {self.NAME: False, f"{self.NAME}_inf": False}
         self.per_clip = per_clip
         self._outputs: dict[str, np.ndarray] = {}
@@ -58,8 +71,15 @@ class FadMetric(Metric):
         self._scored_clips: dict = {}
         self.flags: list[str] = []
 
+    def _audio_prep(self) -> dict:
+        if self.av_benchmark:
+            return av_benchmark_prep()
+        return {"dc": "none", "length_rule": "the output trimmed or zero-padded at the end to "
+                                             "the reference length"}
+
     def settings(self) -> dict:
-        return {"embedder": self.embedder.provenance(), "covariance": "unbiased (ddof=1)",
+        return {"embedder": self.embedder.provenance(), **self._audio_prep(),
+                "covariance": "unbiased (ddof=1)",
                 "reference": "all clips of the split",
                 "fad_inf": f"fadtk score_inf: reference stats fixed, output frames drawn with "
                            f"replacement at {STEPS} sizes from {MIN_N} to all, FD = a + b / n, a",
@@ -76,7 +96,11 @@ class FadMetric(Metric):
         self._split_clips = sorted(clips, key=lambda c: str(c.id))
 
     def score(self, item: ScoreItem) -> dict[str, float]:
-        self._outputs[item.clip_id] = self.embedder.embed(item.audio, item.sample_rate)
+        if self.av_benchmark:
+            self._outputs[item.clip_id] = self.embedder.embed(
+                item.av_benchmark_output(), item.sample_rate, seconds=item.seconds)
+        else:
+            self._outputs[item.clip_id] = self.embedder.embed(item.audio, item.sample_rate)
         self._scored_clips[item.clip_id] = item.clip
         return {}
 
@@ -84,18 +108,24 @@ class FadMetric(Metric):
         clips = self._split_clips or [self._scored_clips[k] for k in sorted(self._scored_clips)]
         files = [(str(c.id), cache.file_sha256(c.dir / "audio.flac")) for c in clips]
         key = cache.cache_key({"kind": "fad_reference", "files": files,
-                               "embedder": self.embedder.provenance()})
+                               "embedder": self.embedder.provenance(),
+                               "audio_prep": self._audio_prep()})
         hit = cache.load("fad_reference", key)
         if hit is not None and {"ids", "lengths", "frames"} <= set(hit):  # else: an older layout
             bounds = np.cumsum(hit["lengths"])[:-1]
             return dict(zip([str(i) for i in hit["ids"]], np.split(hit["frames"], bounds)))
-        units = {str(c.id): self.embedder.embed(fit_length(c.audio(), c.num_samples), c.sample_rate)
-                 for c in clips}
+        units = {str(c.id): self._embed_reference(c) for c in clips}
         cache.save("fad_reference", key, {
             "ids": np.array(list(units), dtype=str),
             "lengths": np.array([u.shape[0] for u in units.values()], dtype=np.int64),
             "frames": np.concatenate(list(units.values()))})
         return units
+
+    def _embed_reference(self, clip) -> np.ndarray:
+        if self.av_benchmark:
+            return self.embedder.embed(remove_dc(clip.audio()), clip.sample_rate,
+                                       seconds=int(clip.num_samples) / int(clip.sample_rate))
+        return self.embedder.embed(fit_length(clip.audio(), clip.num_samples), clip.sample_rate)
 
     def finalize(self, seed: int) -> dict:
         if not self._outputs:

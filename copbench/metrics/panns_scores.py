@@ -25,6 +25,11 @@ as av-benchmark computes it). ``kl_panns_audioldm`` is audioldm_eval's formula,
 ``kl_div((softmax(out) + 1e-6).log(), softmax(ref), reduction="sum") / N``: it
 differs from av-benchmark's where ``p_out`` is small (up to ~12% at large KL), so
 it carries its own name.
+
+Audio (all columns, both sides): prepared as av-benchmark's ``AudioDataset``
+(:func:`copbench.metrics.base.av_benchmark_prep`): the mean of the whole file
+removed, resampled to 16 kHz, cut at the clip length, a shorter output not
+padded.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import numpy as np
 
 from ..embedders import build_embedder
 from ..stats import rng_for
-from .base import Metric, ScoreItem
+from .base import Metric, ScoreItem, av_benchmark_prep
 
 EPS = 1e-6
 SPLITS = 10
@@ -107,15 +112,23 @@ class _PannsLogits(Metric):
         self.embedder = build_embedder("panns").load()
 
     def settings(self) -> dict:
-        return {"embedder": self.embedder.provenance(), "features": "Cnn14 logits, whole clip"}
+        return {"embedder": self.embedder.provenance(), "features": "Cnn14 logits, whole clip",
+                **av_benchmark_prep()}
 
-    def logits(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        return self.embedder.embed_with_logits(audio, sample_rate)[1][0]
+    def logits(self, audio: np.ndarray, sample_rate: int, seconds: float | None = None) -> np.ndarray:
+        return self.embedder.embed_with_logits(audio, sample_rate, seconds)[1][0]
+
+    def output_logits(self, item: ScoreItem) -> np.ndarray:
+        """Logits of the output prepared as av-benchmark's (DC removed, cut at the clip length)."""
+        return self.logits(item.av_benchmark_output(), item.sample_rate, item.seconds)
+
+    def reference_logits(self, item: ScoreItem) -> np.ndarray:
+        return self.logits(item.av_benchmark_reference(), item.sample_rate, item.seconds)
 
 
 class InceptionScorePanns(_PannsLogits):
     NAME = "is_panns"
-    VERSION = "1.0"
+    VERSION = "1.1"  # 1.1: av-benchmark's audio preparation (DC removed, cut, no pad)
     COLUMNS = {"is_panns": True}
     SET_LEVEL = True
 
@@ -128,7 +141,7 @@ class InceptionScorePanns(_PannsLogits):
                 "ci": f"percentile bootstrap over clips ({N_BOOT})"}
 
     def score(self, item: ScoreItem) -> dict[str, float]:
-        self._logits[item.clip_id] = self.logits(item.audio, item.sample_rate)
+        self._logits[item.clip_id] = self.output_logits(item)
         return {}
 
     def finalize(self, seed: int) -> dict[str, dict]:
@@ -151,7 +164,9 @@ class InceptionScorePanns(_PannsLogits):
 
 class KlPanns(_PannsLogits):
     NAME = "kl_panns"
-    VERSION = "2.0"  # 2.0: av-benchmark's log_softmax formula (was audioldm_eval's + 1e-6)
+    # 2.0: av-benchmark's log_softmax formula (was audioldm_eval's + 1e-6)
+    # 2.1: av-benchmark's audio preparation on both sides (DC removed, cut, no pad)
+    VERSION = "2.1"
     COLUMNS = {"kl_panns": False, "kl_panns_sigmoid": False, "kl_panns_audioldm": False}
 
     def settings(self) -> dict:
@@ -161,8 +176,7 @@ class KlPanns(_PannsLogits):
                 "kl_panns_audioldm": "audioldm_eval: (softmax(out) + 1e-6).log()"}
 
     def score(self, item: ScoreItem) -> dict[str, float]:
-        out = self.logits(item.audio, item.sample_rate)
-        ref = self.logits(item.reference_audio(), item.sample_rate)
+        out, ref = self.output_logits(item), self.reference_logits(item)
         return {"kl_panns": float(kl_softmax(out, ref)[0]),
                 "kl_panns_sigmoid": float(kl_sigmoid(out, ref)[0]),
                 "kl_panns_audioldm": float(kl_softmax_audioldm(out, ref)[0])}
