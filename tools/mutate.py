@@ -177,14 +177,44 @@ def git_commit() -> str:
     return out.stdout.strip() + (" (+ uncommitted changes)" if dirty else "")
 
 
+def _earlier(out: Path | None) -> tuple[dict[str, str], dict[str, list[str]], set[str]]:
+    """The rows, notes and commits of the table already in ``out``: a module measured
+    in another clone (its sandbox is not here) keeps its last measured row."""
+    if out is None or not out.is_file():
+        return {}, {}, set()
+    text = out.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        return {}, {}, set()
+    table = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    rows, notes = {}, {}
+    for line in table.splitlines():
+        m = re.match(r"\| `([^`]+)` \|", line)
+        if m and "not measured" not in line:
+            rows[m.group(1)] = line
+        m = re.match(r"- `([^`]+)`", line)
+        if m:
+            notes.setdefault(m.group(1), []).append(line)
+    head = re.search(r"commit\(s\) (.*?) \(the last run", table)
+    commits = set(re.findall(r"`([^`]+)`", head.group(1))) if head else set()
+    return rows, notes, commits
+
+
 def report(out: Path | None) -> int:
     mutmut_cfg, cop_cfg = load_config()
     equivalent = cop_cfg.get("equivalent", {})
     rows, notes, commits = [], [], set()
+    old_rows, old_notes, old_commits = _earlier(out)
     for module in mutmut_cfg["only_mutate"]:
         box = SANDBOXES / slug(module)
         results = _results(box, module)
         if not results or all(v is None for v in results.values()):
+            if module in old_rows:  # measured elsewhere: keep its last row and notes
+                rows.append(old_rows[module])
+                prefix = slug(module) + "."
+                notes += [ln for name, lines in old_notes.items()
+                          if name.startswith(prefix) for ln in lines]
+                commits |= old_commits
+                continue
             rows.append(f"| `{module}` | not measured | | | | | | | | |")
             continue
         killed = sum(1 for v in results.values() if v in KILLED)
