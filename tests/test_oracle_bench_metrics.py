@@ -303,28 +303,24 @@ def test_is_panns_is_the_inception_score_of_the_clips_sorted_by_id(monkeypatch):
     settings = metric.settings()
     assert (settings["splits"], settings["shuffle_seed"]) == (10, 2020)
     assert settings["embedder"] == {"name": "panns", "weights": "fake"}
-
-
-def test_is_panns_with_few_clips_uses_one_split_per_clip_and_flags_it(monkeypatch):
-    from copbench.metrics.panns_scores import inception_score
-    # each clip certain of its own class: every split of one clip has IS 1, and the
-    # whole set of 4 would have IS 4 (worked by hand: KL(onehot || uniform) = log 4)
-    table = np.full((4, 4), -40.0)
-    table[np.arange(4), np.arange(4)] = 40.0
-    assert inception_score(table, 1, shuffle=False)[0] == pytest.approx(4.0, rel=1e-9)
+    assert {"ci", "features"} <= set(settings)
+    # exactly 10 clips: ten splits, not few
     metric = _panns_metric("InceptionScorePanns", table, monkeypatch)
-    for i in range(4):
+    for i in range(10):
+        metric.score(ScoreItem(_panns_clip(ids[i], i), _coded(i)))
+    ten = metric.finalize(seed=5)["is_panns"]
+    assert (ten["splits"], ten["flags"]) == (10, [])
+
+
+def test_is_panns_of_two_clips_resamples_with_two_splits(monkeypatch):
+    # two clips, two splits of one clip each: a split's IS is exp(KL(p || p)) = 1, so the
+    # value and every resample's are exactly 1 (resampled with ten splits they would be nan)
+    table = np.array([[3.0, 0.0, -1.0], [0.0, 2.0, 1.0]])
+    metric = _panns_metric("InceptionScorePanns", table, monkeypatch)
+    for i in (1, 0):
         metric.score(ScoreItem(_panns_clip(f"c{i}", i), _coded(i)))
-    out = metric.finalize(seed=0)["is_panns"]
-    assert (out["splits"], out["flags"], out["n"]) == (4, ["few_clips"], 4)
-    assert out["mean"] == pytest.approx(1.0, rel=1e-9) and out["std_splits"] == pytest.approx(0.0, abs=1e-9)
-    # one clip: no resampling, a point interval
-    metric = _panns_metric("InceptionScorePanns", table, monkeypatch)
-    metric.score(ScoreItem(_panns_clip("c0", 0), _coded(0)))
-    one = metric.finalize(seed=0)["is_panns"]
-    assert one["ci95"] == [one["mean"], one["mean"]] == pytest.approx([1.0, 1.0])
-    assert (one["splits"], one["flags"]) == (1, ["few_clips"])
-    assert _panns_metric("InceptionScorePanns", table, monkeypatch).finalize(0) == {}
+    out = metric.finalize(seed=1)["is_panns"]
+    assert (out["mean"], out["ci95"], out["splits"], out["flags"]) == (1.0, [1.0, 1.0], 2, ["few_clips"])
 
 
 def test_kl_panns_is_kl_of_the_reference_from_the_output_worked_by_hand(monkeypatch):
@@ -340,6 +336,41 @@ def test_kl_panns_is_kl_of_the_reference_from_the_output_worked_by_hand(monkeypa
     want = 0.5 * (np.log(0.5) - np.log(0.75 + 1e-6)) + 0.5 * (np.log(0.5) - np.log(0.25 + 1e-6))
     assert out["kl_panns_audioldm"] == pytest.approx(want, rel=1e-12)
     assert set(metric.settings()) >= {"kl_panns", "kl_panns_sigmoid", "kl_panns_audioldm", "embedder"}
+    assert metric.embedder.calls == [SR, SR]  # output and reference, at the clip's rate
+
+
+def test_kl_audioldm_where_a_reference_probability_underflows_to_zero():
+    """softmax((0, -1000)) is exactly (1, 0): the zero term is dropped (0 log 0 = 0),
+    quietly (no RuntimeWarning from log 0)."""
+    import warnings
+    from copbench.metrics.panns_scores import kl_softmax_audioldm
+    ref, out = np.array([[0.0, -1000.0]]), np.array([[0.0, np.log(3.0)]])  # p_out = (1/4, 3/4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = kl_softmax_audioldm(out, ref)
+    assert got == pytest.approx([-np.log(0.25 + 1e-6)], rel=1e-12)
+
+
+def test_panns_scores_compute_in_float64_whatever_the_logits_dtype():
+    """float32 logits: the scores are the float64 ones of the same values (torch in
+    float64 as the oracle), not float32 arithmetic (which is off by ~1e-7)."""
+    import torch
+    from copbench.metrics.panns_scores import inception_score, kl_sigmoid, kl_softmax, kl_softmax_audioldm
+    F = torch.nn.functional
+    rng = np.random.default_rng(4)
+    out32 = (rng.standard_normal((4, 50)) * 8).astype(np.float32)
+    ref32 = (rng.standard_normal((4, 50)) * 8).astype(np.float32)
+    o, r = torch.from_numpy(out32).double(), torch.from_numpy(ref32).double()
+    want_soft = F.kl_div(F.log_softmax(o, 1), F.log_softmax(r, 1), reduction="none", log_target=True).sum(1)
+    want_sig = F.kl_div(F.logsigmoid(o), F.logsigmoid(r), reduction="none", log_target=True).sum(1)
+    want_ldm = F.kl_div((o.softmax(1) + 1e-6).log(), r.softmax(1), reduction="none").sum(1)
+    assert kl_softmax(out32, ref32) == pytest.approx(want_soft.numpy(), rel=1e-10)
+    assert kl_sigmoid(out32, ref32) == pytest.approx(want_sig.numpy(), rel=1e-10)
+    assert kl_softmax_audioldm(out32, ref32) == pytest.approx(want_ldm.numpy(), rel=1e-10)
+    p = o.softmax(1)
+    q = p.mean(0, keepdim=True)
+    want_is = float((p * (p.log() - q.log())).sum(1).mean().exp())
+    assert inception_score(out32, 1, shuffle=False)[0] == pytest.approx(want_is, rel=1e-10)
 
 
 def test_softmax_helpers_survive_large_logits():
@@ -355,6 +386,7 @@ def test_softmax_helpers_survive_large_logits():
     (50, 25.0, 1.0, [12, 37]),          # 2 s: frames floor(0.5 * 25), floor(1.5 * 25)
     (75, 30.0, 1.0, [15, 45]),          # 2.5 s: whole seconds 0 and 1 only
     (10, 25.0, 1.0, [9]),               # 0.4 s: at least one frame, clamped to the last
+    (37, 25.0, 1.0, [12]),              # 1.48 s: one whole second, one frame
     (50, 25.0, 2.0, [6, 18, 31, 43]),   # 2 frames a second: (k + 0.5) / 2 s
 ])
 def test_clip_score_frame_times_worked_by_hand(num_frames, fps, rate, want):
@@ -383,6 +415,9 @@ class FakeImageEmbedder:
 
 
 class FakeWav2Clip:
+    def __init__(self):
+        self.calls = []
+
     def load(self):
         return self
 
@@ -390,6 +425,7 @@ class FakeWav2Clip:
         return {"name": "wav2clip"}
 
     def embed(self, audio, sample_rate):
+        self.calls.append((audio, sample_rate))
         # two windows whose mean lies along axes 12 and 37 with weights 3 and 1
         out = np.zeros((2, 512))
         out[0, 12], out[1, 12], out[1, 37] = 4.0, 2.0, 2.0
@@ -408,14 +444,20 @@ def test_clip_score_is_100_cos_of_mean_frame_and_mean_audio_embeddings(monkeypat
     frames = [np.full((4, 4, 3), i, np.uint8) for i in range(50)]  # frame i embeds along axis i
     clip = SimpleNamespace(id="c", sample_rate=SR, num_frames=50, fps=25.0,
                            iter_frames=lambda: iter(frames))
-    out = metric.score(ScoreItem(clip, np.zeros(2 * SR, np.float32)))
+    audio = np.zeros(2 * SR, np.float32)
+    out = metric.score(ScoreItem(clip, audio))
     assert metric.image_embedder.seen == [[12, 37]]
+    assert len(metric.audio_embedder.calls) == 1
+    assert metric.audio_embedder.calls[0][0] is audio and metric.audio_embedder.calls[0][1] == SR
     # video: (e12 + e37) / 2; audio: (3 e12 + e37) / 2; cos = (3 + 1) / (sqrt(2) sqrt(10))
     assert out == {"clip_score": pytest.approx(100 * 4 / np.sqrt(20), rel=1e-12)}
-    assert set(metric.settings()) >= {"frames_per_second", "audio_embedder", "image_embedder"}
+    assert set(metric.settings()) >= {"frames_per_second", "frame_times", "audio_embedder",
+                                      "image_embedder"}
     from copbench.errors import MetricError
     empty = SimpleNamespace(id="e", sample_rate=SR, num_frames=50, fps=25.0, iter_frames=lambda: iter([]))
-    with pytest.raises(MetricError):
+    with pytest.raises(MetricError) as caught:
         metric.score(ScoreItem(empty, np.zeros(2 * SR, np.float32)))
-    with pytest.raises(MetricError):
+    assert caught.value.item == "e"
+    with pytest.raises(MetricError, match="256-d") as caught:
         _clip_score_metric(monkeypatch, dims=256)  # CLIP's projection must match Wav2CLIP's 512
+    assert caught.value.item == "clip_score"
