@@ -445,7 +445,7 @@ class _ScoredSampler:
     def __init__(self):
         self.cfg = SimpleNamespace(sample=SimpleNamespace(guidance_weight=2.5, steps=9,
                                                           guidance_convention="cfg", sway=-1.0))
-        self.ckpt_hash, self.loaded = "abc123", []
+        self.ckpt_hash, self.loaded, self.drawn = "abc123", [], []
 
     def info(self):
         return {"roll": "predicted (probabilities)"}
@@ -454,6 +454,7 @@ class _ScoredSampler:
         return {"roll": torch.full((1, 3, 88), float(clip.index))}
 
     def generate_features(self, clip, seed, steps, weight, batch=None):
+        self.drawn.append((seed, steps, weight))
         return np.full((2, 4), float(seed % 1000), np.float32)
 
     def vocode(self, features, clip):
@@ -477,7 +478,7 @@ def _patch_prefs(monkeypatch, state, sampler):
             return iter(clips)
 
     monkeypatch.setattr(accelerate, "PartialState", lambda: state)
-    monkeypatch.setattr(copdata, "open_dataset", lambda path: _Data())
+    monkeypatch.setattr(copdata, "open_dataset", lambda path: opened.append(str(path)) or _Data())
     monkeypatch.setattr(prefs, "load_sampler",
                         lambda ckpt, device=None: sampler.loaded.append((str(ckpt), device)) or sampler)
     monkeypatch.setattr(prefs, "score_candidates",
@@ -492,7 +493,8 @@ def test_make_preferences_writes_the_pairs_and_the_settings(tmp_path, monkeypatc
     out = tmp_path / "p" / "prefs.pt"
     summary = make_preferences("run/last.pt", tmp_path, out, split="valid", candidates=3,
                                limit=3, seed=0, progress=False)
-    assert opened == ["valid"] and sampler.loaded == [("run/last.pt", "cpu")]
+    assert opened == [str(tmp_path), "valid"] and sampler.loaded == [("run/last.pt", "cpu")]
+    assert {d[1:] for d in sampler.drawn} == {(None, 2.5)}  # the checkpoint's steps and weight
     prefs = load_preferences(out)
     # clip0: best k=1 (0.9), worst k=0 (0.2); clip1 all equal: no pair; clip2: 0 over 1;
     # clip3 is past the limit
@@ -509,14 +511,61 @@ def test_make_preferences_writes_the_pairs_and_the_settings(tmp_path, monkeypatc
                     "metric": ranking_metric(), "clips": 3, "pairs": 2, "processes": 1}
     assert summary == {**info, "mean_gap": pytest.approx((0.7 + 0.6) / 2), "out": str(out)}
     assert not list(out.parent.glob(".*"))  # no temporary file left behind
-    # the steps and guidance asked for are the ones recorded
+    # the steps and guidance asked for are the ones used and recorded; the defaults:
+    # the train split, seed 0
+    sampler.drawn.clear()
+    out = tmp_path / "a" / "b" / "prefs.pt"  # parent folders are made
     again = make_preferences("run/last.pt", tmp_path, out, candidates=2, steps=4, guidance=1.0,
-                             seed=0, progress=False, device="cuda:3")
+                             progress=False, device="cuda:3")
+    assert opened[-1] == "train" and again["seed"] == 0
+    assert sorted(sampler.drawn) == sorted([(k, 4, 1.0) for k in (0, 1)] * 4)
+    assert {p["guidance_weight"] for p in load_preferences(out)["pairs"]} == {1.0}
     assert (again["steps"], again["guidance_weight"], again["clips"]) == (4, 1.0, 4)
     assert sampler.loaded[-1] == ("run/last.pt", "cuda:3")
     # with two candidates: clip0 1 over 0, clip2 0 over 1, clip3 1 over 0; clip1 none
     assert [p["clip_id"] for p in load_preferences(out)["pairs"]] == ["clip0", "clip2", "clip3"]
     assert again["mean_gap"] == pytest.approx((0.7 + 0.6 + 0.6) / 3)
+    assert state.waits == 0  # one process: no shards, nothing to wait for
+    # four candidates by default, seeds 1000 * seed + k
+    sampler.drawn.clear()
+    monkeypatch.setitem(SCORES, 0, [0.3, 0.3, 0.3, 0.1])
+    monkeypatch.setitem(SCORES, 1, [0.4, 0.4, 0.4, 0.4])
+    four = make_preferences("run/last.pt", tmp_path, out, limit=1, seed=2, progress=False)
+    assert four["candidates"] == 4 and [d[0] for d in sampler.drawn] == [2000, 2001, 2002, 2003]
+    # candidates that all score the same give no pair and a mean gap of 0
+    none = make_preferences("run/last.pt", tmp_path, out, limit=2, candidates=3, progress=False)
+    assert (none["pairs"], none["mean_gap"]) == (0, 0.0)
+    from copmodel.errors import ConfigError
+    with pytest.raises(ConfigError) as caught:
+        make_preferences("run/last.pt", tmp_path, out, candidates=1)
+    assert caught.value.item == "1"
+
+
+def test_preference_mining_shows_its_progress_only_when_asked(tmp_path, monkeypatch, capsys):
+    from copmodel.prefs import make_preferences, mine_pairs
+    sampler = _ScoredSampler()
+    _patch_prefs(monkeypatch, _FakeState(), sampler)
+    make_preferences("c.pt", tmp_path, tmp_path / "p.pt", candidates=3, limit=2)
+    err = capsys.readouterr().err
+    assert "prefs: 100%" in err and "2/2" in err and "clip/s" in err
+    make_preferences("c.pt", tmp_path, tmp_path / "p.pt", candidates=3, limit=2, progress=False)
+    assert capsys.readouterr().err == ""
+    clips = [SimpleNamespace(id="clip0", index=0, sample_rate=SR, notes=lambda: [])]
+    mine_pairs(sampler, clips, 3, None, None, 0)  # a bar by default
+    assert "prefs: 100%" in capsys.readouterr().err
+    # another process than the main one: no bar whatever is asked
+    _patch_prefs(monkeypatch, _FakeState(rank=1, world=2), sampler)
+    torch.save({"pairs": [], "gaps": []}, tmp_path / ".q.pt.rank0")
+    make_preferences("c.pt", tmp_path, tmp_path / "q.pt", candidates=3, limit=2)
+    assert capsys.readouterr().err == ""
+
+
+def test_old_preference_files_name_the_guidance_weight_cfg(tmp_path):
+    from copmodel.prefs import load_preferences
+    torch.save({"pairs": [{"clip_id": "a", "cfg": 3.0, "score_w": 1.0}, "junk"], "info": {}},
+               tmp_path / "old.pt")
+    assert load_preferences(tmp_path / "old.pt")["pairs"] == [
+        {"clip_id": "a", "guidance_weight": 3.0, "score_w": 1.0}]
 
 
 def test_make_preferences_merges_the_shards_of_two_processes_in_clip_order(tmp_path, monkeypatch):
