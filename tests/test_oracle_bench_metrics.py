@@ -461,3 +461,115 @@ def test_clip_score_is_100_cos_of_mean_frame_and_mean_audio_embeddings(monkeypat
     with pytest.raises(MetricError, match="256-d") as caught:
         _clip_score_metric(monkeypatch, dims=256)  # CLIP's projection must match Wav2CLIP's 512
     assert caught.value.item == "clip_score"
+
+
+# ---- fad_<embedder> ----------------------------------------------------------------------
+
+class FakeFrames:
+    """A stand-in embedder: clip audio coded with ``_coded(k)`` embeds to ``FRAMES[k]``."""
+
+    def __init__(self, table):
+        self.table, self.calls = table, []
+
+    def load(self):
+        return self
+
+    def provenance(self):
+        return {"name": "fake-frames", "version": "1"}
+
+    def embed(self, audio, sample_rate):
+        self.calls.append((int(audio[0]), len(audio), sample_rate))
+        return self.table[int(audio[0])]
+
+
+def _frechet_by_hand(a, b):
+    """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^1/2), scipy's sqrtm, unbiased covariances."""
+    from scipy import linalg
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = linalg.sqrtm(s_a @ s_b).real
+    return float((mu_a - mu_b) @ (mu_a - mu_b) + np.trace(s_a + s_b - 2 * root))
+
+
+def _fad_setup(monkeypatch, tmp_path, n_clips=5, frames=12, dims=3):
+    import copbench.metrics.fad as fad
+    monkeypatch.setenv("COPBENCH_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(7)
+    # references 0..n-1, outputs n..2n-1 (shifted: a real distance)
+    table = {k: rng.standard_normal((frames, dims)) + (0.5 if k >= n_clips else 0.0)
+             for k in range(2 * n_clips)}
+    fake = FakeFrames(table)
+    monkeypatch.setattr(fad, "build_embedder", lambda name: fake)
+    clips = []
+    for k in range(n_clips):
+        folder = tmp_path / f"clip{k}"
+        folder.mkdir(exist_ok=True)
+        (folder / "audio.flac").write_bytes(f"audio {k}".encode())  # hashed for the cache key
+        clips.append(SimpleNamespace(id=f"clip{k}", dir=folder, sample_rate=SR, num_samples=800,
+                                     audio=lambda k=k: _coded(k, 1000)))  # 1000 samples: cut to 800
+    return fad, fake, table, clips
+
+
+def test_fad_is_the_frechet_distance_of_all_output_and_reference_frames(monkeypatch, tmp_path):
+    from copbench.metrics.fad_inf import fad_inf, spread_at_n
+    fad, fake, table, clips = _fad_setup(monkeypatch, tmp_path)
+    metric = fad.FadMetric("fake", per_clip=True)
+    assert metric.NAME == "fad_fake" and metric.COLUMNS == {"fad_fake": False, "fad_fake_inf": False}
+    assert metric.finalize(0) == {}  # nothing scored
+    metric.bind_split(list(reversed(clips)))
+    for k in (3, 0, 1, 2):  # clip4 has no output
+        assert metric.score(ScoreItem(clips[k], _coded(5 + k, 800))) == {}
+    assert fake.calls == [(5 + k, 800, SR) for k in (3, 0, 1, 2)]
+    out = metric.finalize(seed=3)
+    # every reference clip of the split, cut to its num_samples, at its rate
+    assert sorted(fake.calls[4:]) == [(k, 800, SR) for k in range(5)]
+    ref = np.concatenate([table[k] for k in range(5)])
+    outs = {f"clip{k}": table[5 + k] for k in range(4)}
+    got = np.concatenate(list(outs.values()))
+    entry = out["fad_fake"]
+    assert entry["mean"] == pytest.approx(_frechet_by_hand(got, ref), rel=1e-9)
+    assert entry["value_eig"] == pytest.approx(entry["mean"], rel=1e-9)
+    assert entry["flags"] == ["missing_clips"] == metric.provenance()["flags"]
+    assert (entry["n"], entry["n_clips"], entry["n_frames"], entry["set_level"]) == \
+        (4, {"output": 4, "reference": 5}, {"output": 48, "reference": 60}, True)
+    refs = {f"clip{k}": table[k] for k in range(5)}
+    assert entry["ci95"] == list(spread_at_n(outs, refs, seed=3).ci95)
+    # per clip: each output clip's own Gaussian against the reference one
+    assert entry["per_clip_column"] == "fad_fake_clip_fd"
+    assert entry["per_clip"] == pytest.approx({c: _frechet_by_hand(v, ref) for c, v in outs.items()},
+                                              rel=1e-9)
+    inf = fad_inf(ref, got, seed=3)
+    entry_inf = out["fad_fake_inf"]
+    assert entry_inf["mean"] == pytest.approx(inf.value, rel=1e-12)
+    assert (entry_inf["slope"], entry_inf["r2"]) == pytest.approx((inf.slope, inf.r2), rel=1e-12)
+    assert entry_inf["points"] == [[n, fd] for n, fd in inf.points]
+    assert (entry_inf["seed"], entry_inf["n"], entry_inf["ci95"], entry_inf["set_level"]) == (3, 4, None, True)
+    assert entry_inf["n_frames"] == entry["n_frames"] and entry_inf["n_clips"] == entry["n_clips"]
+    # FAD-inf keeps the run's flags but its own sign: "negative" is its intercept's
+    assert set(entry_inf["flags"]) == {"missing_clips"} | set(inf.flags) and "few_frames" in inf.flags
+    assert {"embedder", "covariance", "reference", "fad_inf", "ci", "per_clip"} <= set(metric.settings())
+    assert metric.settings()["embedder"] == fake.provenance()
+
+
+def test_fad_reference_frames_are_cached_by_the_split(monkeypatch, tmp_path):
+    fad, fake, table, clips = _fad_setup(monkeypatch, tmp_path)
+    first = fad.FadMetric("fake")
+    for c in clips[:4]:
+        first.score(ScoreItem(c, _coded(5 + int(c.id[-1]), 800)))
+    value = first.finalize(seed=0)["fad_fake"]
+    assert "per_clip" not in value
+    # no bind_split: the reference is the scored clips (here 4 of 5), no missing_clips
+    assert value["n_clips"] == {"output": 4, "reference": 4} and "missing_clips" not in value["flags"]
+    calls = len(fake.calls)
+    second = fad.FadMetric("fake")
+    for c in clips[:4]:
+        second.score(ScoreItem(c, _coded(5 + int(c.id[-1]), 800)))
+    again = second.finalize(seed=0)["fad_fake"]
+    assert len(fake.calls) == calls + 4  # the outputs only: the reference came from the cache
+    assert again["mean"] == value["mean"] and again["n_frames"] == value["n_frames"]
+    # another split (one more clip): another key, embedded again
+    third = fad.FadMetric("fake")
+    third.bind_split(clips)
+    third.score(ScoreItem(clips[0], _coded(5, 800)))
+    assert third.finalize(seed=0)["fad_fake"]["n_clips"] == {"output": 1, "reference": 5}
+    assert len(fake.calls) == calls + 4 + 1 + 5
