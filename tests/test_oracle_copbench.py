@@ -393,3 +393,28 @@ def results_frame_of(res):
     from copbench.frame import results_frame
 
     return results_frame([res])
+
+
+def test_paper_columns_are_the_papers_table():
+    """arXiv 2503.22200's table: FAD (and FAD-inf), CLIP score, AV-Align, SI-SDR, MIDI note
+    precision/recall/F1 and MOS; every other column is behind --metrics all."""
+    from copbench.frame import is_paper_column
+    paper = ["fad_vggish", "fad_vggish_inf", "fad_clap", "clip_score", "av_align", "si_sdr",
+             "midi_note_precision", "midi_note_recall", "midi_note_f1", "mos_overall", "mos_sync"]
+    other = ["fad_vggish_clip_fd", "fd_panns", "kl_panns", "is_panns", "clap_score",
+             "midi_note_f1_offset", "midi_frame_f1", "midi_frame_f1_seed", "a_mos_overall",
+             "xfad_vggish", "si_sdr_db"]
+    assert [m for m in paper if not is_paper_column(m)] == []
+    assert [m for m in other if is_paper_column(m)] == []
+
+
+def test_tracks_come_v2a_then_tv2a_then_the_others_by_name():
+    import pandas as pd
+    from copbench.frame import tracks
+    frame = pd.DataFrame({"track": ["zeta", "tv2a", "alpha", "v2a", "unspecified", "tv2a"],
+                          "model": list("abcdef")})
+    got = tracks(frame)
+    assert [t for t, _ in got] == ["v2a", "tv2a", "alpha", "unspecified", "zeta"]
+    assert [list(rows["model"]) for _, rows in got] == [["d"], ["b", "f"], ["c"], ["e"], ["a"]]
+    # without the paper's tracks: by name
+    assert [t for t, _ in tracks(frame[frame.track.isin(["zeta", "alpha"])])] == ["alpha", "zeta"]
