@@ -215,7 +215,7 @@ class _QATimer:
         self.seconds = 0.0
 
     def __enter__(self):
-        import copdata.build as build_module
+        import copdata.build.cut as build_module
         from copdata.qa.stage import ClipObserver
 
         self._saved = (build_module.clip_qa, ClipObserver.__call__)
@@ -241,7 +241,7 @@ class _QATimer:
         return self
 
     def __exit__(self, *exc):
-        import copdata.build as build_module
+        import copdata.build.cut as build_module
         from copdata.qa.stage import ClipObserver
 
         build_module.clip_qa, ClipObserver.__call__ = self._saved

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
 
     import copdata
     from copdata.scoring import note_scores
-    from copdata.transcribe import get_transcriber
+    from copdata.transcription import get_transcriber
     from copmodel.audio import build_audio, round_trip
     from copmodel.presets import tiny
 

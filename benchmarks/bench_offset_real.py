@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from copdata.media import iter_frames
+from copdata.media.decode import iter_frames
 from copdata.notes import Note
 from copdata.qa import offset as qa_offset
 from copdata.qa.detect import detect_keyboard_in_video

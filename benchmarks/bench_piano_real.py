@@ -55,10 +55,10 @@ from pathlib import Path
 
 import numpy as np
 
-from copdata.media import read_audio
+from copdata.media.decode import read_audio
 from copdata.notes import Note
 from copdata.qa.audio import piano_evidence
-from copdata.transcribe import get_transcriber
+from copdata.transcription import get_transcriber
 
 SR = 44100
 CLIP_S = 10.0

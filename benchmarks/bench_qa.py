@@ -41,7 +41,7 @@ from copdata.qa.offset import av_offset  # noqa: E402
 from copdata.render.keyboard import KeyboardRenderer  # noqa: E402
 from copdata.render.performance import generate_performance  # noqa: E402
 from copdata.render.piano import render_notes  # noqa: E402
-from copdata.transcribe import get_transcriber  # noqa: E402
+from copdata.transcription import get_transcriber  # noqa: E402
 
 SR = 22050
 FPS = 25.0

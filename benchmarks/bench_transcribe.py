@@ -1,4 +1,4 @@
-"""Benchmark: copdata.transcribe against basic-pitch's own predict and CLI.
+"""Benchmark: copdata.transcription against basic-pitch's own predict and CLI.
 
 basic-pitch as ``pip install basic-pitch==0.4.0`` installs it (TensorFlow 2.15)
 lives in its own interpreter, e.g.::
@@ -14,7 +14,7 @@ to a 44.1 kHz mono 16-bit WAV, then timed:
   time from process start to the end of that first predict;
 * ``bp warm``: ``predict(wav, model)`` with the model already loaded (best of N);
 * ``bp CLI``: ``basic-pitch OUTDIR wav`` end to end (unless ``--skip-cli``);
-* ``ours cold``: a fresh process running ``copdata.transcribe.transcribe_file``;
+* ``ours cold``: a fresh process running ``copdata.transcription.transcribe_file``;
 * ``ours CLI``: ``python -m copdata transcribe wav --out x.mid`` end to end;
 * ``ours warm``: ``transcribe_file`` in this process with the model loaded (best of N).
 
@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from copdata.notes import Note  # noqa: E402
-from copdata.transcribe import get_transcriber, transcribe_file  # noqa: E402
+from copdata.transcription import get_transcriber, transcribe_file  # noqa: E402
 
 SAMPLE_RATE = 44100
 
@@ -70,7 +70,7 @@ json.dump({"import_s": t_import, "predict_cold_s": t_cold, "predict_warm_s": min
            "after_cold_s": time.perf_counter() - t_after_cold, "notes": notes}, open(out_json, "w"))
 """
 
-OURS_COLD = ("import sys; from copdata.transcribe import transcribe_file; "
+OURS_COLD = ("import sys; from copdata.transcription import transcribe_file; "
              "transcribe_file(sys.argv[1], sys.argv[2])")
 
 

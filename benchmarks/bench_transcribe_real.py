@@ -13,7 +13,7 @@ git directory as the project's ``fetch`` tool leaves it, or a checkout)::
 Prints, per transcriber and per piece: note counts, onset-only note F1 and
 with-offset note F1 (``mir_eval.transcription``, 50 ms onset tolerance, offset
 within 20% of the note or 50 ms), with each post-processing in
-:mod:`copdata.transcribe_post` applied, the mean over the pieces, and the speed
+:mod:`copdata.transcription.post` applied, the mean over the pieces, and the speed
 (seconds of audio per second of wall time, "x realtime", on this machine).
 Diagnostics: estimated / labelled duration of matched notes, and the share of
 false positives that are an octave above or below a labelled note with the same
@@ -37,11 +37,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from copdata.media import read_audio  # noqa: E402
+from copdata.media.decode import read_audio  # noqa: E402
 from copdata.notes import Note  # noqa: E402
 from copdata.scoring import note_scores  # noqa: E402
-from copdata.transcribe import TRANSCRIBERS, get_transcriber  # noqa: E402
-from copdata.transcribe_post import POSTPROCESSINGS, postprocess  # noqa: E402
+from copdata.transcription import TRANSCRIBERS, get_transcriber  # noqa: E402
+from copdata.transcription.post import POSTPROCESSINGS, postprocess  # noqa: E402
 
 DEVELOPMENT = range(1, 26)  # OMAPS 001-025; 026-050 are reserved: never read
 SAMPLE_RATE = 44100

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputAudioError, ModelError, ModelUnavailableError, PairingError
+from .errors import ModelError, ModelUnavailableError, OutputAudioError, PairingError
 
 BASELINES = ("oracle", "resynth", "silence", "noise", "shuffle")
 AUDIO_SUFFIXES = (".wav", ".flac")
@@ -83,11 +83,11 @@ class FolderOutputs(OutputSource):
     def audio(self, clip) -> tuple[np.ndarray, int]:
         """The output as the references were made: decoded, downmixed to mono and
         resampled to the dataset's rate in one step by libswresample
-        (:func:`copdata.media.read_audio`, the route every reference clip's audio
+        (:func:`copdata.media.decode.read_audio`, the route every reference clip's audio
         took at build time: stereo is ``0.707 (L + R)``, not the channel mean), so
         both sides of every comparison went through the same downmix and resampler."""
         from copdata.errors import MediaError
-        from copdata.media import read_audio
+        from copdata.media.decode import read_audio
         path = self.files[clip.id]
         try:
             data, sr = read_audio(path, sample_rate=int(clip.sample_rate))

@@ -43,7 +43,7 @@ from .results import (SCHEMA_VERSION, check_results_name, now_iso, package_versi
 from .stats import summarize
 
 log = logging.getLogger(__name__)
-RESAMPLER = ("folders: libswresample (copdata.media.read_audio) to the dataset rate and mono, "
+RESAMPLER = ("folders: libswresample (copdata.media.decode.read_audio) to the dataset rate and mono, "
              "as the references; embedders: librosa soxr_hq on both sides")
 LENGTH_RULE = "trim or zero-pad the end of the output to the reference length"
 

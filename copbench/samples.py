@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from copdata import open_dataset
 from copdata.errors import CopDataError
-from copdata.publish import flac_samples, publishable_views, roll_array
+from copdata.export.publish import flac_samples, publishable_views, roll_array
 
 from .errors import BenchError
 from .models import Baseline
@@ -74,9 +74,9 @@ def _figure(audio: np.ndarray, sample_rate: int, roll: np.ndarray, ref_roll: np.
 
 
 def _transcribed_roll(audio: np.ndarray, clip) -> np.ndarray:
-    from copdata.roll import render_roll
     from copdata.errors import SilentInputError
-    from copdata.transcribe import get_transcriber
+    from copdata.roll import render_roll
+    from copdata.transcription import get_transcriber
     try:
         notes = get_transcriber().transcribe(audio, clip.sample_rate, item=clip.id)
     except SilentInputError:

@@ -14,7 +14,7 @@ _os.environ.setdefault("MPLCONFIGDIR", _os.path.join(
     _os.environ.get("COPBENCH_CACHE") or _os.path.join(_os.path.expanduser("~"), ".cache",
                                                        "copbench"), "matplotlib"))
 
-from .dataset import Clip, Dataset, open_dataset
+from .dataset.store import Clip, Dataset, open_dataset
 from .notes import Note
 
 __version__ = "0.1.0"

@@ -55,7 +55,7 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
 
 def _note_post_list(text: str) -> tuple[str, ...]:
     from .errors import TranscriberError
-    from .transcribe_post import check_steps
+    from .transcription.post import check_steps
 
     try:
         return check_steps(s.strip() for s in text.split(",") if s.strip())
@@ -68,7 +68,7 @@ def add_transcriber_arguments(group, default: str = "auto", thresholds: bool = T
     """``--transcriber``, ``--device``, ``--note-post`` and basic-pitch's
     thresholds (shared by ``copdata build``, ``copdata transcribe`` and
     ``copbench run``; ``device=False`` where the command has its own ``--device``)."""
-    from .transcribe import TRANSCRIBERS
+    from .transcription import TRANSCRIBERS
 
     choices = ["auto", *TRANSCRIBERS]
     group.add_argument("--transcriber", default=default, choices=choices,
@@ -94,7 +94,7 @@ def add_transcriber_arguments(group, default: str = "auto", thresholds: bool = T
 
 def _settings(args):
     from .sources.base import BuildSettings
-    from .transcribe import resolve_transcriber_name
+    from .transcription import resolve_transcriber_name
 
     size = None
     if args.frame_size:
@@ -133,7 +133,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .validate import validate_dataset
+    from .dataset.validate import validate_dataset
 
     problems = validate_dataset(args.dir, progress=not args.quiet)
     args.exit_status = 1 if problems else 0  # kept when stdout is closed early (| head)
@@ -147,7 +147,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from .stats import dataset_stats, format_stats, plot_stats
+    from .dataset.stats import dataset_stats, format_stats, plot_stats
 
     stats = dataset_stats(args.dir)
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
@@ -195,7 +195,7 @@ def cmd_detect_keyboard(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from .show import show_clip
+    from .dataset.show import show_clip
 
     out = show_clip(args.dir, args.clip_id, args.out)
     print(f"wrote {out}")
@@ -203,9 +203,9 @@ def cmd_show(args) -> int:
 
 
 def cmd_transcribe(args) -> int:
-    from .transcribe import transcribe_file
+    from .transcription import transcribe_file
 
-    from .transcribe import resolve_transcriber_name
+    from .transcription import resolve_transcriber_name
 
     name = resolve_transcriber_name(args.transcriber)
     notes = transcribe_file(args.audio, args.out, transcriber=name, note_post=args.note_post,
@@ -217,7 +217,7 @@ def cmd_transcribe(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export_hf import export_main
+    from .export.hf import export_main
 
     return export_main(args)
 
@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", epilog=EXIT_STATUS, help="export a dataset in the Hugging Face Hub layout")
     try:
-        from .export_hf import add_cli_arguments as add_export_arguments
+        from .export.hf import add_cli_arguments as add_export_arguments
 
         add_export_arguments(ex)
     except ImportError:

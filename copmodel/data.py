@@ -31,8 +31,8 @@ import torch
 from tqdm import tqdm
 
 import copdata
-from copdata import media
 from copdata.errors import DatasetError
+from copdata.media.decode import read_audio
 
 from .presets import Config, SeqLens
 from .text import encode_caption
@@ -74,7 +74,7 @@ def condition_arrays(clip, cfg: Config, lens: SeqLens, roll: np.ndarray | None =
 def clip_arrays(clip, cfg: Config, lens: SeqLens, audio_repr) -> dict:
     """All training arrays of one clip (see the module docstring)."""
     out = condition_arrays(clip, cfg, lens)
-    audio, _ = media.read_audio(clip.dir / "audio.flac", cfg.audio.sample_rate)
+    audio, _ = read_audio(clip.dir / "audio.flac", cfg.audio.sample_rate)
     audio = np.asarray(audio, dtype=np.float32)[: lens.audio_samples]
     audio = np.pad(audio, (0, lens.audio_samples - len(audio)))
     with torch.no_grad():

@@ -3,7 +3,7 @@
 For each clip of a split, sample K candidates (seeds ``seed * 1000 + k``) with a
 checkpoint's EMA weights, its guidance weight and convention and the roll its
 Roll Predictor gives (the sampler's conditions), vocode them, transcribe them
-(``copdata.transcribe``) and score each with the note-level MIDI F1
+(``copdata.transcription``) and score each with the note-level MIDI F1
 (``copdata.scoring.note_scores``, what copbench reports as ``midi_note_f1``) against
 the clip's reference notes. The best candidate is the winner, the worst the loser;
 clips whose candidates all score the same give no pair.
@@ -41,7 +41,7 @@ def ranking_metric() -> dict:
     """Name, version and settings of the score that ranks candidates."""
     import copdata
     from copdata import scoring
-    from copdata.transcribe import get_transcriber
+    from copdata.transcription import get_transcriber
 
     return {"name": METRIC, "function": "copdata.scoring.note_scores",
             "version": f"copdata {copdata.__version__}",
@@ -55,7 +55,7 @@ def score_candidates(audios: list[np.ndarray], sample_rate: int, reference_notes
     each candidate's transcription; a silent candidate transcribes to no notes."""
     from copdata.errors import SilentInputError
     from copdata.scoring import note_scores
-    from copdata.transcribe import get_transcriber
+    from copdata.transcription import get_transcriber
 
     transcriber = get_transcriber()
 

@@ -175,7 +175,7 @@ def sample_split(sampler: Sampler, data, split: str, out: str | Path, *, seed: i
     import json
 
     import copdata
-    from copdata import media
+    from copdata.media.encode import write_audio
     from tqdm import tqdm
 
     from .errors import ConfigError
@@ -193,7 +193,7 @@ def sample_split(sampler: Sampler, data, split: str, out: str | Path, *, seed: i
             audio = sampler.generate(clip, seed=seed, steps=steps, guidance=guidance, track=track)
         else:
             audio = getattr(sampler, output)(clip)
-        media.write_audio(out / f"{clip.id}.wav", audio, clip.sample_rate)
+        write_audio(out / f"{clip.id}.wav", audio, clip.sample_rate)
     info = {**sampler.info(), "output": output, "seed": seed, "split": split,
             "clips": len(clips), "steps": steps or sampler.cfg.sample.steps,
             "guidance_weight": (sampler.cfg.sample.guidance_weight if guidance is None

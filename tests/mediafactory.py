@@ -132,3 +132,22 @@ def build_synth_dataset(out, num_items: int, item_seconds: float, clip_seconds: 
                               test_fraction=test_fraction, frame_size=frame_size),
                   Path(out), BuildSettings(clip_seconds=clip_seconds), progress=False)
     return Path(out)
+
+
+def pyav_decode(path, rate):
+    """An independent whole-file decode: PyAV's own resampler over every frame, the
+    stream's first sample placed at its container time (no seeking, no blocks)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        origin = container.start_time / 1e6 if container.start_time else 0.0
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks, first = [], None
+        for frame in container.decode(stream):
+            if first is None:
+                first = frame.time - origin
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    audio = np.concatenate(chunks)
+    lead = int(round(first * rate))
+    return np.concatenate([np.zeros(lead, np.float32), audio]) if lead > 0 else audio[-lead:]
+

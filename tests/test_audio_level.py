@@ -10,11 +10,13 @@ import av
 import numpy as np
 
 from copdata import open_dataset
-from copdata.build import build_dataset, fit_full_scale
-from copdata.media import as_written, full_scale_gain, pcm16, read_audio, write_audio
+from copdata.build import build_dataset
+from copdata.build.cut import fit_full_scale
+from copdata.dataset.validate import validate_dataset
+from copdata.media.decode import read_audio
+from copdata.media.encode import as_written, full_scale_gain, pcm16, write_audio
 from copdata.sources.base import BuildSettings
 from copdata.sources.local import LocalSource
-from copdata.validate import validate_dataset
 
 SETTINGS = BuildSettings(clip_seconds=2.0, fps=25.0, sample_rate=22050, transcriber="basic-pitch")
 

@@ -64,7 +64,7 @@ def test_same_inputs_identical_json(dataset, tmp_path):
 
 def test_folder_pairing_resampling_and_length(dataset, tmp_path):
     from copdata import open_dataset
-    from copdata.media import write_audio
+    from copdata.media.encode import write_audio
     import librosa
     ds = open_dataset(dataset)
     ids = sorted(ds.ids("test"))
@@ -88,7 +88,7 @@ def test_folder_pairing_resampling_and_length(dataset, tmp_path):
 
 
 def test_no_common_ids_is_an_error(dataset, tmp_path):
-    from copdata.media import write_audio
+    from copdata.media.encode import write_audio
     (tmp_path / "bad").mkdir()
     write_audio(tmp_path / "bad" / "other.wav", np.zeros(100, np.float32), 44100)
     with pytest.raises(PairingError):
@@ -222,8 +222,8 @@ def test_stereo_outputs_are_downmixed_and_resampled_as_the_references(dataset, t
     the old channel mean (0.707 x the reference) or a second resampling pass."""
     import librosa
     import soundfile
-    from copdata import open_dataset
     from copbench.models import FolderOutputs
+    from copdata import open_dataset
     clips = sorted(open_dataset(dataset).clips("test"), key=lambda c: c.id)
     folder = tmp_path / f"out{rate}"
     folder.mkdir()

@@ -15,11 +15,11 @@ import pytest
 from copdata import open_dataset
 from copdata.build import build_dataset
 from copdata.cli import main as cli_main
+from copdata.dataset.validate import validate_dataset
 from copdata.errors import BuildLockedError
 from copdata.ids import is_valid_clip_id
 from copdata.sources.base import BuildSettings
 from copdata.sources.local import LocalSource
-from copdata.validate import validate_dataset
 
 SETTINGS = BuildSettings(clip_seconds=2.0, fps=25.0, sample_rate=22050)
 VIEWS_SAME_BYTES = ("audio.flac", "notes.mid", "roll.npy", "steps.json")

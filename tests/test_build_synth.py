@@ -8,9 +8,9 @@ import pytest
 from copdata import open_dataset
 from copdata.build import build_dataset
 from copdata.cli import main as cli_main
+from copdata.dataset.validate import validate_dataset
 from copdata.sources.base import BuildSettings
 from copdata.sources.synth import SynthSource
-from copdata.validate import validate_dataset
 
 SETTINGS = BuildSettings(clip_seconds=4.0, fps=25.0, sample_rate=22050, seed=3)
 FILES = ("video.mp4", "audio.flac", "notes.mid", "roll.npy", "steps.json")

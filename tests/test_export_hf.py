@@ -15,7 +15,7 @@ from copdata import open_dataset
 from copdata.build import build_dataset
 from copdata.cli import main as cli_main
 from copdata.errors import DatasetError
-from copdata.export_hf import PublishError, export_hf
+from copdata.export.hf import PublishError, export_hf
 from copdata.notes import read_midi
 from copdata.sources.base import BuildSettings
 from copdata.sources.local import LocalSource
@@ -38,7 +38,7 @@ def dataset_dir(tmp_path_factory):
 
 
 def _load(out):
-    from copdata.export_hf import load_export
+    from copdata.export.hf import load_export
 
     # A private cache: datasets keys its cache on file names and mtimes, and the
     # clips of each test run differ only inside (encoder timestamps).
@@ -48,7 +48,7 @@ def _load(out):
 def test_round_trip_every_view_equals_the_clip_files(dataset_dir, tmp_path):
     import datasets
 
-    from copdata.export_hf import decode_audio
+    from copdata.export.hf import decode_audio
     ds = open_dataset(dataset_dir)
     splits = {r["split"] for r in ds.rows}
     assert splits == {"train", "test"}
@@ -162,7 +162,7 @@ def test_cli_export(dataset_dir, tmp_path, capsys):
 ROUND_TRIP = """
 import sys, numpy as np
 from copdata import open_dataset
-from copdata.export_hf import decode_audio, decode_video, load_export, torchcodec_ready
+from copdata.export.hf import decode_audio, decode_video, load_export, torchcodec_ready
 export, data, cache, audio_format, decoder = sys.argv[1:6]
 ds = open_dataset(data)
 if decoder == "datasets":  # datasets' own Audio/Video decoding (torchcodec + FFmpeg)
@@ -212,7 +212,7 @@ def test_export_decodes_audio_and_video_in_a_fresh_process(dataset_dir, tmp_path
 def test_datasets_own_decoder_gives_the_same_samples_and_frames(dataset_dir, tmp_path):
     """datasets' Audio/Video decoding (torchcodec + a system FFmpeg) returns the
     clip's exact samples and frames, like the PyAV/soundfile helpers."""
-    from copdata.export_hf import torchcodec_ready
+    from copdata.export.hf import torchcodec_ready
     if not torchcodec_ready():
         pytest.skip("torchcodec with a system FFmpeg is not installed (pip install torchcodec "
                     "built for this torch; apt-get install ffmpeg)")
@@ -223,7 +223,7 @@ def test_datasets_own_decoder_gives_the_same_samples_and_frames(dataset_dir, tmp
 def test_export_of_a_tampered_split_writes_nothing_outside_out(dataset_dir, tmp_path):
     import shutil
 
-    from copdata.dataset import read_jsonl, write_json_atomic
+    from copdata.dataset.store import read_jsonl, write_json_atomic
 
     bad = tmp_path / "deep" / "er" / "ds"
     shutil.copytree(dataset_dir, bad)

@@ -18,9 +18,9 @@ import pytest
 from copdata import open_dataset
 from copdata.build import build_dataset
 from copdata.cli import main as cli_main
+from copdata.dataset.validate import validate_dataset
 from copdata.sources.base import BuildSettings
 from copdata.sources.local import LocalSource
-from copdata.validate import validate_dataset
 
 SETTINGS = BuildSettings(clip_seconds=1.0, fps=25.0, sample_rate=22050)
 ROOT = Path(__file__).parents[1]
@@ -204,7 +204,7 @@ def test_pool_workers_exit_when_the_build_is_killed(tmp_path):
 
 
 def test_validate_finds_swapped_audio_and_false_rows(videos, tmp_path):
-    from copdata.dataset import read_jsonl, write_json_atomic
+    from copdata.dataset.store import read_jsonl, write_json_atomic
 
     out = tmp_path / "ds"
     build_dataset(LocalSource(videos), out, SETTINGS, progress=False)
@@ -294,7 +294,7 @@ def test_errors_are_one_line_and_a_traceback_needs_debug(tmp_path, capsys):
 
 def test_writers_refuse_names_that_leave_their_root(tmp_path, monkeypatch):
     from copbench import cache
-    from copdata.dataset import ClipWriter
+    from copdata.dataset.store import ClipWriter
     from copdata.errors import UnsafePathError
     from copdata.ids import path_under
 

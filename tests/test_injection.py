@@ -15,7 +15,7 @@ from mediafactory import build_synth_dataset
 
 from copbench.leaderboard import render_leaderboard
 from copbench.run import run_benchmark
-from copdata.export_hf import export_hf
+from copdata.export.hf import export_hf
 
 FORMULA = "=cmd|' \\C calc'!A0"
 TAG = "<img src=x onerror=alert(1)>|x"

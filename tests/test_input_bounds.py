@@ -8,8 +8,8 @@ import pretty_midi
 import pytest
 
 from copdata.cli import main
-from copdata.download import verify_media
 from copdata.errors import MediaError
+from copdata.media.download import verify_media
 
 
 @pytest.mark.parametrize("option", [
@@ -57,7 +57,7 @@ def test_byte_identical_copies_in_train_and_test_are_reported(tmp_path, capsys):
 
     from mediafactory import make_video
 
-    from copdata.validate import validate_dataset
+    from copdata.dataset.validate import validate_dataset
     (tmp_path / "in").mkdir()
     make_video(tmp_path / "in" / "take.mp4", seconds=2.2, fps=25, size=(64, 32))
     shutil.copyfile(tmp_path / "in" / "take.mp4", tmp_path / "in" / "copy.mp4")
@@ -92,7 +92,7 @@ def test_a_bit_flipped_sample_table_is_a_media_failure(tmp_path):
     context (None): a typed MediaError (a download's `content`), not InternalError."""
     from mediafactory import make_video
 
-    from copdata.media import probe
+    from copdata.media.decode import probe
     (tmp_path / "in").mkdir()
     video = make_video(tmp_path / "base.mp4", seconds=2.2, fps=25, size=(64, 32))
     data = video.read_bytes()

@@ -67,7 +67,7 @@ def test_cli_sample_writes_exact_length_wavs(synth_dir, run_dir, tmp_path):
     ds = copdata.open_dataset(synth_dir)
     test_ids = ds.ids("test")
     assert sorted(p.stem for p in out.glob("*.wav")) == sorted(test_ids)
-    audio, sr = copdata.media.read_audio(out / f"{test_ids[0]}.wav")
+    audio, sr = copdata.media.decode.read_audio(out / f"{test_ids[0]}.wav")
     clip = ds[test_ids[0]]
     assert sr == clip.sample_rate and audio.shape == (clip.num_samples,)
     assert json.loads((out / "sampler.json").read_text())["stage"] == 2
@@ -174,7 +174,7 @@ def test_roll_to_notes_gives_one_note_per_run():
 def test_default_representation_ceiling_is_near_the_ground_truth(synth_dir):
     """The tiny preset's audio representation, round-tripped, keeps the notes."""
     from copdata.scoring import note_scores
-    from copdata.transcribe import get_transcriber
+    from copdata.transcription import get_transcriber
     from copmodel.audio import build_audio, round_trip
 
     rep = build_audio(get_preset("tiny").audio)

@@ -16,12 +16,12 @@ import pytest
 
 from copdata import open_dataset
 from copdata.build import build_dataset
+from copdata.dataset.validate import validate_dataset
 from copdata.hashing import file_sha256
 from copdata.notes import Note, read_midi
 from copdata.qa.offset import estimate_offset
 from copdata.sources.base import BuildSettings
 from copdata.sources.synth import SynthSource
-from copdata.validate import validate_dataset
 
 PIANO = [Note(0.5, 1.0, 60, 80), Note(1.25, 2.0, 64, 90), Note(2.5, 3.5, 67, 100)]
 
@@ -184,7 +184,7 @@ def test_roll_clamps_velocity_start_and_length():
 
 
 def test_snap_notes_grid_clamps_and_drops():
-    from copdata.notes import TICKS_PER_SECOND, notes_to_arrays, snap_notes, segment_notes
+    from copdata.notes import TICKS_PER_SECOND, notes_to_arrays, segment_notes, snap_notes
 
     tick = 1 / TICKS_PER_SECOND
     snapped = snap_notes([Note(0.4 * tick, 2.6 * tick, 60, 0),        # -> ticks 0..3, velocity 1

@@ -138,7 +138,7 @@ def test_a_roll_has_a_key_on_exactly_where_a_note_overlaps_the_frame(ticks):
 def test_notes_written_to_midi_and_read_back_give_the_same_notes_and_roll(ticks):
     # MIDI cannot hold two sounding notes of one key (note-offs pair with the earliest
     # note-on): the law is for notes that do not overlap on a key, which is what a
-    # build writes (copdata.dataset.derive_views derives every view from the read-back)
+    # build writes (copdata.dataset.store.derive_views derives every view from the read-back)
     kept, busy_until = [], {}
     for s, e, p, v in sorted(ticks):
         if s >= busy_until.get(p, -1):

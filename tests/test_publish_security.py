@@ -15,8 +15,8 @@ from copbench.errors import BenchError
 from copbench.listen import StudyError, build_study
 from copbench.run import run_benchmark
 from copdata.errors import DatasetError
-from copdata.export_hf import export_hf
-from copdata.publish import UnpublishableError, publishable_views
+from copdata.export.hf import export_hf
+from copdata.export.publish import UnpublishableError, publishable_views
 
 SECRET = b"root:x:0:0:SECRET-" + os.urandom(8).hex().encode()
 

@@ -15,7 +15,7 @@ SECONDS = 6.0
 
 @pytest.fixture(scope="module")
 def transcriber():
-    from copdata.transcribe import get_transcriber
+    from copdata.transcription import get_transcriber
 
     return get_transcriber()
 

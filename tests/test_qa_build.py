@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from copdata.cli import main
+from copdata.dataset.validate import validate_dataset
 from copdata.qa import synthetic
 from copdata.qa.keyboard import iou
 from copdata.qa.stage import CLAIM_PIANO, CLAIM_PIANO_RECORDED
 from copdata.render.performance import generate_performance
 from copdata.render.piano import render_notes
-from copdata.validate import validate_dataset
 
 SR, FPS, SECONDS = 22050, 25.0, 10.4
 SIZE, BOX = (480, 240), (20, 120, 460, 180)
@@ -109,7 +109,7 @@ def test_permissive_build_keeps_all_and_words_steps_neutrally(videos, tmp_path):
     steps = json.loads((out / "clips" / "speech.00000000" / "steps.json").read_text())
     assert "solo piano" not in json.dumps(steps)
     assert validate_dataset(out, progress=False) == []
-    from copdata.stats import dataset_stats
+    from copdata.dataset.stats import dataset_stats
 
     qa = dataset_stats(out)["qa"]
     # a recorded source: "solo piano" needs the threshold chosen on real recordings

@@ -6,9 +6,8 @@ import pytest
 
 from copdata import open_dataset
 from copdata.build import build_dataset
-from copdata.cli import build_parser
-from copdata.cli import main as cli_main
-from copdata.rows import ClipRow
+from copdata.cli import build_parser, main as cli_main
+from copdata.dataset.rows import ClipRow
 from copdata.sources import SOURCE_MODULES, source_module
 from copdata.sources.base import BuildSettings
 from copdata.sources.local import LocalSource
@@ -110,8 +109,8 @@ def test_clip_row_round_trips_unknown_keys_and_to_pandas(tmp_path):
     with pytest.raises(KeyError, match="start"):  # nothing is filled in
         ClipRow.from_dict(partial)
     (out / "clips.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [raw[0], partial]))
+    from copdata.dataset.validate import validate_dataset
     from copdata.errors import DatasetError
-    from copdata.validate import validate_dataset
 
     with pytest.raises(DatasetError, match="start"):
         open_dataset(out)

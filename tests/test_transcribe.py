@@ -16,9 +16,11 @@ import mir_eval
 from copdata.errors import (MediaError, MissingStreamError, SampleRateError,  # noqa: E402
                             SilentInputError, TooShortError)
 from copdata.notes import Note, read_midi  # noqa: E402
-from copdata.transcribe import (FRAMES_PER_SECOND, MODEL_SAMPLE_RATE, Transcriber,  # noqa: E402
-                                frame_windows, get_transcriber, transcribe_file,
-                                unwrap_windows)
+from copdata.transcription import get_transcriber, transcribe_file  # noqa: E402
+from copdata.transcription.basic_pitch import BasicPitchTranscriber  # noqa: E402
+from copdata.transcription.basic_pitch_grid import (FRAMES_PER_SECOND,  # noqa: E402
+                                                    MODEL_SAMPLE_RATE, frame_windows,
+                                                    unwrap_windows)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -188,7 +190,7 @@ def test_model_loads_once_per_process_and_info_records_settings(transcriber):
 def test_thresholds_change_the_notes(song, transcriber, notes_22k):
     notes, seconds = song
     audio = render(notes, MODEL_SAMPLE_RATE, seconds)
-    strict = Transcriber(onset_threshold=0.9, frame_threshold=0.6, min_note_ms=400.0)
+    strict = BasicPitchTranscriber(onset_threshold=0.9, frame_threshold=0.6, min_note_ms=400.0)
     fewer = strict.transcribe(audio, MODEL_SAMPLE_RATE)
     assert len(fewer) < len(notes_22k)
     assert all(n.end - n.start >= 0.4 for n in fewer)
@@ -250,7 +252,7 @@ def test_transcribe_file_bad_inputs(tmp_path):
 
 def test_import_is_quiet_and_tensorflow_free():
     code = ("import sys, logging; logging.basicConfig(level=logging.WARNING);"
-            "from copdata.transcribe import get_transcriber; get_transcriber();"
+            "from copdata.transcription import get_transcriber; get_transcriber();"
             "print('TF' if 'tensorflow' in sys.modules else 'noTF')")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
@@ -269,8 +271,8 @@ def test_piano_renderer_if_present():
 def test_missing_model_file_names_the_fix(tmp_path):
     from copdata.errors import TranscriberError
     with pytest.raises(TranscriberError, match="basic-pitch"):
-        Transcriber(model_path=tmp_path / "nmp.onnx")
+        BasicPitchTranscriber(model_path=tmp_path / "nmp.onnx")
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not an onnx model")
     with pytest.raises(TranscriberError, match="onnxruntime"):
-        Transcriber(model_path=broken)
+        BasicPitchTranscriber(model_path=broken)

@@ -14,9 +14,10 @@ from copdata.errors import SilentInputError, TranscriberError
 from copdata.notes import Note, read_midi
 from copdata.render.piano import render_notes
 from copdata.scoring import note_scores
-from copdata.transcribe import (TRANSCRIBERS, get_transcriber, resolve_transcriber_name,
-                                transcribe_file, transcriber_for)
-from copdata.transcribe_post import apply_steps, check_steps, drop_octave_doublings, shorten_ends
+from copdata.transcription import (TRANSCRIBERS, get_transcriber, resolve_transcriber_name,
+                                   transcribe_file, transcriber_for)
+from copdata.transcription.post import (apply_steps, check_steps, drop_octave_doublings,
+                                        shorten_ends)
 
 SR = 44100
 
@@ -80,7 +81,7 @@ def test_transkun_mel_standin_equals_the_trained_filterbank():
     # oracle: the checkpoint's freq2mels buffer, computed by torchaudio at training time
     import torch
 
-    from copdata.transcribe_transkun import WEIGHTS_RELPATH, _package_dir, melscale_fbanks
+    from copdata.transcription.transkun import WEIGHTS_RELPATH, _package_dir, melscale_fbanks
     state = torch.load(_package_dir().joinpath(*WEIGHTS_RELPATH), map_location="cpu",
                        weights_only=True)["state_dict"]
     trained = state["framewiseFeatureExtractor.freq2mels"]
@@ -92,7 +93,7 @@ def test_transkun_mel_standin_equals_the_trained_filterbank():
 
 
 def test_transkun_device_choices():
-    from copdata.transcribe_transkun import resolve_device
+    from copdata.transcription.transkun import resolve_device
     import torch
 
     assert resolve_device("cpu") == "cpu"
@@ -128,7 +129,7 @@ def test_unknown_transcriber_or_setting_is_an_error(tmp_path, capsys):
 
 
 def test_transcribe_cli_applies_the_choice_and_the_post_processing(tmp_path, phrase_audio):
-    from copdata.media import write_audio
+    from copdata.media.encode import write_audio
 
     reference, audio = phrase_audio
     wav = tmp_path / "phrase.wav"

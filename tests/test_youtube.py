@@ -18,9 +18,9 @@ import av
 import numpy as np
 import pytest
 
-from copdata.download import (DownloadOptions, FAILURE_KINDS, MARKER, classify_failure,
-                              download_media)
 from copdata.errors import DownloadError, ManifestError
+from copdata.media.download import (FAILURE_KINDS, MARKER, DownloadOptions, classify_failure,
+                                    download_media)
 from copdata.sources.base import BuildSettings
 from copdata.sources.youtube import (YouTubeSource, add_cli_arguments, parse_ytdlp_opt,
                                      read_manifest, source_from_args, source_id_for_url)

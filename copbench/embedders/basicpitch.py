@@ -1,6 +1,6 @@
 """``basicpitch``: basic-pitch posteriors pooled per second (no download).
 
-The shipped basic-pitch model (through ``copdata.transcribe``, the same path
+The shipped basic-pitch model (through ``copdata.transcription``, the same path
 copdata transcribes with) gives note (88), onset (88) and contour (264)
 posteriors at 22050/256 frames per second; the embedding of each whole second
 ``k`` is the mean of the frames whose time lies in ``[k, k + 1)``: 440
@@ -28,7 +28,8 @@ class BasicPitchEmbedder(Embedder):
     SAMPLE_RATE = 22050
 
     def __init__(self):
-        from copdata.transcribe import FFT_HOP, MODEL_SAMPLE_RATE, get_transcriber
+        from copdata.transcription import get_transcriber
+        from copdata.transcription.basic_pitch_grid import FFT_HOP, MODEL_SAMPLE_RATE
         self.transcriber = get_transcriber()
         self.frame_rate = MODEL_SAMPLE_RATE / FFT_HOP
         self.SAMPLE_RATE = MODEL_SAMPLE_RATE

@@ -53,12 +53,12 @@ from tqdm import tqdm
 
 from copdata import open_dataset
 from copdata.errors import CopDataError
+from copdata.export.publish import flac_samples, publishable_views
 
 from ..errors import BenchError
 from ..models import BASELINES, Baseline, OutputSource
 from ..outputs import clip_output, sources_from_argument
 from ..results import now_iso
-from copdata.publish import flac_samples, publishable_views
 
 from .media import TARGET_DBFS, media_tags, normalize_level, write_stimulus
 

@@ -1,7 +1,7 @@
 """MIDI metrics: transcribe the output, compare with the reference MIDI.
 
 The output audio is transcribed with the same path copdata uses
-(``copdata.transcribe.transcriber_for``): basic-pitch through onnxruntime by
+(``copdata.transcription.transcriber_for``): basic-pitch through onnxruntime by
 default, Transkun with ``copbench run --transcriber transkun``; the
 transcriber's name, version, settings and note post-processing are recorded
 in the results (``settings.transcriber``).
@@ -37,8 +37,8 @@ from copdata import scoring
 from copdata.errors import SilentInputError
 from copdata.notes import Note
 from copdata.roll import render_roll
-from copdata.transcribe import transcriber_info
-from copdata.transcribe_post import apply_steps
+from copdata.transcription import transcriber_info
+from copdata.transcription.post import apply_steps
 
 from ..stats import rng_for
 from .base import Metric, ScoreItem
@@ -90,8 +90,8 @@ class MidiMetric(Metric):
     }
 
     def __init__(self, name: str = "basic-pitch", device: str | None = None, note_post=()):
-        from copdata.transcribe import resolve_transcriber_name, transcriber_for
-        from copdata.transcribe_post import check_steps
+        from copdata.transcription import resolve_transcriber_name, transcriber_for
+        from copdata.transcription.post import check_steps
         self.note_post = check_steps(note_post)
         self.transcriber = transcriber_for(resolve_transcriber_name(name), device=device)
         self._rolls: list[tuple[str, np.ndarray, np.ndarray]] = []

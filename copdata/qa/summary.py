@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset import open_dataset
+from ..dataset.store import open_dataset
 from .stage import MIN_OFFSET_CONFIDENCE, claim_thresholds
 
 SIGNALS = ("piano_score", "keyboard_score", "av_offset_s", "av_offset_confidence",

@@ -32,7 +32,7 @@ class BuildSettings:
     # Optional output frame size (width, height) after cropping; None keeps the
     # cropped size (rounded down to even numbers for H.264).
     frame_size: tuple[int, int] | None = None
-    # Transcription (recorded sources only): the transcriber (copdata.transcribe
+    # Transcription (recorded sources only): the transcriber (copdata.transcription
     # registry; "auto" is resolved by the CLI), its device (Transkun; a runtime
     # choice, not recorded), note post-processing steps, basic-pitch's thresholds.
     transcriber: str = "basic-pitch"
@@ -107,7 +107,7 @@ class Performance:
     def audio_blocks(self) -> Iterator[np.ndarray]:
         """The audio as consecutive float32 blocks (a fresh stream on every call)."""
         if self.audio is not None:
-            from ..audio_stream import array_blocks
+            from ..media.blocks import array_blocks
 
             return array_blocks(self.audio)
         return self.audio_stream()

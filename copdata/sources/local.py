@@ -15,10 +15,10 @@ import hashlib
 from dataclasses import replace
 from pathlib import Path
 
-from ..audio_stream import iter_audio_blocks
 from ..errors import ManifestError, MediaError, MissingStreamError
 from ..ids import sanitize_source_id
-from ..media import iter_frames, probe
+from ..media.blocks import iter_audio_blocks
+from ..media.decode import iter_frames, probe
 from .base import (BuildSettings, Performance, Source, SourceItem, assign_splits,
                    cross_split_problem)
 from .manifest import CommonFields, RowError, cell, item_meta, parse_common, read_rows

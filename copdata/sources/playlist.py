@@ -23,8 +23,8 @@ import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from ..download import DownloadOptions, classify_failure
 from ..errors import DownloadError
+from ..media.download import DownloadOptions, classify_failure
 
 log = logging.getLogger(__name__)
 LISTING_VERSION = 1

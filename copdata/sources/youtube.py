@@ -23,7 +23,7 @@ A malformed row does not stop the build: :meth:`YouTubeSource.items` yields it
 with the problem recorded, and :meth:`YouTubeSource.fetch` raises
 :class:`ManifestError` naming the row, which the build reports as a failed row.
 
-Downloads go through :func:`copdata.download.download_media` into
+Downloads go through :func:`copdata.media.download.download_media` into
 ``cache_dir/<source_id>/``; decoding (crop, start/end, constant fps,
 resampling) through :func:`copdata.sources.local.performance_from_files`.
 """
@@ -37,9 +37,9 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from ..download import DownloadOptions, download_media
 from ..errors import DownloadError, ManifestError
 from ..ids import path_under, sanitize_source_id
+from ..media.download import DownloadOptions, download_media
 from ..options import number
 from .base import BuildSettings, Performance, Source, SourceItem
 from .manifest import ManifestRow, RowError, cell, item_meta, parse_common, read_rows

@@ -27,8 +27,8 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import DatasetError
-from .ids import is_valid_clip_id
+from ..errors import DatasetError
+from ..ids import is_valid_clip_id
 
 PUBLISHED_VIEWS = ("video.mp4", "audio.flac", "notes.mid", "roll.npy", "steps.json")
 
@@ -95,7 +95,7 @@ def publishable_views(root: str | Path, row, names=PUBLISHED_VIEWS) -> dict[str,
 
 def flac_samples(data: bytes, item: str = "audio.flac"):
     """Mono float32 samples of a clip's (verified) FLAC bytes, the values
-    :meth:`copdata.dataset.Clip.audio` decodes from the file."""
+    :meth:`copdata.dataset.store.Clip.audio` decodes from the file."""
     import numpy as np
     import soundfile
 

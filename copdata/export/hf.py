@@ -27,7 +27,7 @@ wheel). Both ways give the clip's exact samples (``Clip.audio()``) and frames
 (``Clip.frames()``); :func:`decode_audio` and :func:`decode_video` also take
 what ``datasets`` decoded (torchcodec decoders).
 
-Every clip file is read through :func:`copdata.publish.publishable_views`
+Every clip file is read through :func:`copdata.export.publish.publishable_views`
 (regular files inside the dataset whose sha256 matches ``clips.jsonl``).
 
 Shards hold at most ``max_rows_per_shard`` rows and about ``max_shard_bytes`` of
@@ -53,14 +53,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from . import open_dataset
-from .dataset import Dataset
-from .errors import CopDataError, DatasetError
-from .export_card import dataset_card
-from .ids import check_split_name, is_valid_clip_id, path_under
-from .notes import read_midi
+from .. import open_dataset
+from ..dataset.rows import ClipRow
+from ..dataset.store import Dataset
+from ..errors import CopDataError, DatasetError
+from ..ids import check_split_name, is_valid_clip_id, path_under
+from ..notes import read_midi
+from .card import dataset_card
 from .publish import flac_samples, publishable_views
-from .rows import ClipRow
 
 log = logging.getLogger(__name__)
 AUDIO_FORMATS = ("flac", "array")
@@ -398,7 +398,7 @@ def add_cli_arguments(parser) -> None:
     parser.add_argument("--audio-format", choices=AUDIO_FORMATS, default="flac",
                         help="audio column: flac = a datasets.Audio feature holding the clip's "
                              "FLAC bytes, as Hub datasets do (default; decoded by datasets with "
-                             "torchcodec + FFmpeg, or by copdata.export_hf.decode_audio); array = "
+                             "torchcodec + FFmpeg, or by copdata.export.hf.decode_audio); array = "
                              "the decoded float32 samples, about 3x larger")
     parser.add_argument("--push", metavar="REPO_ID", default=None,
                         help="upload to this Hugging Face dataset repo after exporting")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from .dataset import Dataset
-from .escape import code_fence, md_text
-from .stats import dataset_stats
+from ..dataset.stats import dataset_stats
+from ..dataset.store import Dataset
+from ..escape import code_fence, md_text
 
 PROJECT_LICENSE = "apache-2.0"
 MAX_SOURCE_ROWS = 300
@@ -108,7 +108,7 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
               f"- `audio`: `Audio` ({sr} Hz), the clip's 16-bit FLAC file")
              + "; `video`: `Video`, the clip's H.264 MP4 file. `datasets` decodes them with "
              "torchcodec (which needs a system FFmpeg); without it, "
-             "`copdata.export_hf.load_export` loads them as `{bytes, path}` and "
+             "`copdata.export.hf.load_export` loads them as `{bytes, path}` and "
              "`decode_audio` / `decode_video` decode them with soundfile and PyAV, to the same "
              "samples and frames",
              "- `roll`: uint8 (frames, 88); column k is MIDI pitch 21+k (A0..C8); value = "
@@ -171,7 +171,7 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
                "samples = row['audio'].get_all_samples()  # torchcodec AudioDecoder"),
               "frames = row['video'].get_frames_in_range(0, len(row['video'])).data  # NCHW",
               "# without torchcodec (soundfile and PyAV only): copdata's helpers",
-              "from copdata.export_hf import load_export, decode_audio, decode_video",
+              "from copdata.export.hf import load_export, decode_audio, decode_video",
               "ds = load_export('PATH_OR_REPO', decode=False)",
               "audio = decode_audio(ds['train'][0]['audio'])  # float32 mono",
               "frames = decode_video(ds['train'][0]['video'])  # uint8 (T, H, W, 3)",

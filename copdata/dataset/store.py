@@ -24,14 +24,13 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import media
-from .errors import DatasetError, UnsafePathError
-from .ids import is_valid_clip_id, path_under
-from .notes import Note, midi_bytes, read_midi
-from .roll import render_roll
+from ..errors import DatasetError, UnsafePathError
+from ..ids import is_valid_clip_id, path_under
+from ..media import decode, encode
+from ..notes import Note, midi_bytes, read_midi
+from ..roll import render_roll
+from ..steps import caption as steps_caption, make_steps
 from .rows import ClipRow
-from .steps import caption as steps_caption
-from .steps import make_steps
 
 SCHEMA_VERSION = 1
 VIEW_FILES = ("video.mp4", "audio.flac", "notes.mid", "roll.npy", "steps.json")
@@ -99,11 +98,11 @@ class ClipWriter:
             shutil.rmtree(self.tmp)
         self.tmp.mkdir()
 
-    def video_encoder(self, fps: float, preset: str = "superfast", crf: int = 20) -> media.VideoEncoder:
-        return media.VideoEncoder(self.tmp / "video.mp4", fps, crf=crf, preset=preset)
+    def video_encoder(self, fps: float, preset: str = "superfast", crf: int = 20) -> encode.VideoEncoder:
+        return encode.VideoEncoder(self.tmp / "video.mp4", fps, crf=crf, preset=preset)
 
     def write_views(self, audio: np.ndarray, sample_rate: int, views: ClipViews) -> None:
-        media.write_audio(self.tmp / "audio.flac", audio, sample_rate)
+        encode.write_audio(self.tmp / "audio.flac", audio, sample_rate)
         (self.tmp / "notes.mid").write_bytes(views.midi)
         np.save(self.tmp / "roll.npy", views.roll, allow_pickle=False)
         (self.tmp / "steps.json").write_text(
@@ -182,15 +181,15 @@ class Clip:
 
     def audio(self) -> np.ndarray:
         """Mono float32 ``(num_samples,)`` at the dataset sample rate."""
-        audio, _ = media.read_audio(self.dir / "audio.flac", self.sample_rate)
+        audio, _ = decode.read_audio(self.dir / "audio.flac", self.sample_rate)
         return audio
 
     def frames(self) -> np.ndarray:
         """RGB uint8 ``(T, H, W, 3)``."""
-        return media.read_frames(self.dir / "video.mp4")
+        return decode.read_frames(self.dir / "video.mp4")
 
     def iter_frames(self) -> Iterator[np.ndarray]:
-        return media.decoded_frames(self.dir / "video.mp4")
+        return decode.decoded_frames(self.dir / "video.mp4")
 
     def notes(self) -> list[Note]:
         return read_midi(self.dir / "notes.mid")

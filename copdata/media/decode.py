@@ -1,34 +1,34 @@
-"""Media I/O through PyAV (FFmpeg inside the wheel; no system ffmpeg).
+"""Media decoding through PyAV (FFmpeg inside the wheel; no system ffmpeg).
 
 - :func:`probe` opens a file and reports its streams, or raises a typed error.
 - :func:`read_audio` decodes mono float32 at a target rate (libswresample).
 - :func:`iter_frames` decodes video to a constant frame rate by sample-and-hold
   (frame i shows the source frame on screen at ``start + i/fps``), so variable
   frame rate input gives a regular grid; optional crop box and resize.
-- :func:`encode_video` writes H.264 mp4 (yuv420p, even sizes); :func:`write_audio`
-  writes FLAC or WAV.
+- :func:`read_frames` / :func:`decoded_frames` / :func:`count_frames`: a clip's
+  frames as stored; :func:`db_full_scale`: an RMS level.
+
+Writing is :mod:`copdata.media.encode`; audio as a block stream is
+:mod:`copdata.media.blocks`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import queue
-import threading
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import av
 import numpy as np
 
-from .errors import MediaError, MissingStreamError
+from ..errors import MediaError, MissingStreamError
+from .blocks import iter_audio_blocks
+from .container import AV_ERRORS, codec_of, open_container
 
 log = logging.getLogger(__name__)
 RESAMPLER_NAME = "libswresample (PyAV AudioResampler)"
-_AV_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError, RuntimeError)
 MIN_VIDEO_SIDE = 8  # pixels: smaller frames cannot show a keyboard (and 1x1 cannot be H.264)
 
 
@@ -46,29 +46,6 @@ class MediaInfo:
     sample_rate: int = 0
 
 
-def _open(path: str | Path):
-    path = str(path)
-    if not os.path.exists(path):
-        raise MediaError("file not found", item=path)
-    if os.path.getsize(path) == 0:
-        raise MediaError("file is empty (0 bytes); re-download or remove it", item=path)
-    try:
-        return av.open(path)
-    except _AV_ERRORS as exc:
-        raise MediaError(f"cannot open media ({type(exc).__name__}: {exc}); the file is "
-                         "corrupt, truncated or not a media file", item=path) from exc
-
-
-def codec_of(stream, path):
-    """``stream.codec_context``; PyAV gives ``None`` when the codec id cannot be
-    read (a bit-flipped header): a :class:`MediaError`, not an AttributeError."""
-    ctx = stream.codec_context
-    if ctx is None:
-        raise MediaError(f"the {stream.type} stream's codec cannot be read (unknown or "
-                         "damaged codec header); the file is corrupt", item=str(path))
-    return ctx
-
-
 def _stream_duration(stream, container) -> float:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -81,13 +58,13 @@ def probe(path: str | Path) -> MediaInfo:
     """Streams and durations of a media file; raises :class:`MediaError`."""
     try:
         return _probe(path)
-    except _AV_ERRORS as exc:  # e.g. a stream whose codec parameters are unreadable
+    except AV_ERRORS as exc:  # e.g. a stream whose codec parameters are unreadable
         raise MediaError(f"cannot read the streams ({type(exc).__name__}: {exc}); the file is "
                          "corrupt or not a media file", item=str(path)) from exc
 
 
 def _probe(path: str | Path) -> MediaInfo:
-    with _open(path) as container:
+    with open_container(path) as container:
         v = container.streams.video[0] if container.streams.video else None
         a = container.streams.audio[0] if container.streams.audio else None
         if v is None and a is None:
@@ -110,49 +87,22 @@ def read_audio(path: str | Path, sample_rate: int | None = None, start: float = 
 
     ``sample_rate=None`` keeps the file's rate; otherwise audio is resampled with
     libswresample. ``start``/``end`` (seconds from the container start) trim the
-    result; sample 0 of the result is time ``start``. Raises
-    :class:`MissingStreamError` when there is no audio stream and
+    result; sample 0 of the result is time ``start`` (a stream that starts late
+    is preceded by zeros). The samples are the concatenated blocks of
+    :func:`copdata.media.blocks.iter_audio_blocks`, the one decoding loop.
+    Raises :class:`MissingStreamError` when there is no audio stream and
     :class:`MediaError` when decoding fails.
     """
-    with _open(path) as container:
-        if not container.streams.audio:
-            raise MissingStreamError("no audio stream; the CoP clip needs the performance's "
-                                     "sound", item=str(path))
-        stream = container.streams.audio[0]
-        rate = int(sample_rate or codec_of(stream, path).sample_rate)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        origin = container.start_time / 1e6 if container.start_time else 0.0
-        if start > 1.0:
-            container.seek(int(max(start - 1.0, 0) * 1e6))
-        chunks: list[np.ndarray] = []
-        first_time = None
-        try:
-            for frame in container.decode(stream):
-                if first_time is None:
-                    first_time = (frame.time if frame.time is not None else origin) - origin
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
-        except _AV_ERRORS as exc:
-            if not chunks:
-                raise MediaError(f"cannot decode audio ({type(exc).__name__}: {exc})",
-                                 item=str(path)) from exc
-            raise MediaError(f"audio decoding failed after {sum(map(len, chunks)) / rate:.2f} s "
-                             f"({type(exc).__name__}: {exc}); the file is truncated or corrupt",
-                             item=str(path)) from exc
-    if not chunks:
-        raise MediaError("the audio stream holds no samples", item=str(path))
-    audio = np.concatenate(chunks).astype(np.float32, copy=False)
-    # Align sample 0 with container time 0 (streams may start a little late).
-    offset = int(round((first_time or 0.0) * rate))
-    if offset > 0:
-        audio = np.concatenate([np.zeros(offset, np.float32), audio])
-    elif offset < 0:
-        audio = audio[-offset:]
-    lo = int(round(start * rate))
-    hi = None if end is None else int(round(end * rate))
-    return np.ascontiguousarray(audio[lo:hi]), rate
+    rate = sample_rate
+    if not rate:
+        with open_container(path) as container:
+            if not container.streams.audio:
+                raise MissingStreamError("no audio stream; the CoP clip needs the performance's "
+                                         "sound", item=str(path))
+            rate = codec_of(container.streams.audio[0], path).sample_rate
+    blocks = list(iter_audio_blocks(path, int(rate), start, end))
+    audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
 
 
 def _iter_warped(path, fps, start, end, warp, size, rgb):
@@ -201,7 +151,7 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
     if warp is not None:
         yield from _iter_warped(path, fps, start, end, warp, size, rgb)
         return
-    container = _open(path)
+    container = open_container(path)
     try:
         if not container.streams.video:
             raise MissingStreamError("no video stream", item=str(path))
@@ -250,7 +200,7 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
                 for a, b in zip(chain, chain[1:]):
                     a.link_to(b)
                 graph.configure()
-            except _AV_ERRORS as exc:
+            except AV_ERRORS as exc:
                 raise MediaError(f"cannot set up the {cw}x{ch} -> {out_w}x{out_h} frame filter "
                                  f"({type(exc).__name__}: {exc})", item=str(path)) from exc
 
@@ -281,7 +231,7 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
                 if prev is None or frame is not prev[1]:
                     prev, prev_rgb = (t, frame), None
                 frame_dur = max(frame_dur, 0.0)
-        except _AV_ERRORS as exc:
+        except AV_ERRORS as exc:
             raise MediaError(f"video decoding failed near frame {i} ({type(exc).__name__}: "
                              f"{exc}); the file is truncated or corrupt", item=str(path)) from exc
         if prev is None:
@@ -299,166 +249,9 @@ def iter_frames(path: str | Path, fps: float, start: float = 0.0, end: float | N
         container.close()
 
 
-def _fps_fraction(fps: float) -> Fraction:
-    return Fraction(fps).limit_denominator(1001)
-
-
-class VideoEncoder:
-    """Incremental H.264 mp4 writer (yuv420p); frames must share one even size.
-
-    With ``background=True`` (default) frames are encoded on a helper thread
-    (PyAV releases the GIL while x264 works), so encoding overlaps with the
-    decoding and rendering that produce the next frames. Errors from that
-    thread are raised by the next :meth:`write` or by :meth:`close`.
-    """
-
-    def __init__(self, path: str | Path, fps: float, crf: int = 20, preset: str = "superfast",
-                 threads: int = 1, background: bool = True):
-        self.path = str(path)
-        self.fps = _fps_fraction(fps)
-        # One x264 thread: builds parallelise over items (worker processes).
-        self.crf, self.preset, self.threads = crf, preset, threads
-        self.container = av.open(self.path, mode="w")
-        self.stream = None
-        self.count = 0
-        self._queue: queue.Queue | None = queue.Queue(maxsize=8) if background else None
-        self._worker: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def _open_stream(self, w: int, h: int) -> None:
-        if w % 2 or h % 2:
-            raise ValueError(f"H.264 needs even frame sizes, got {w}x{h}")
-        self.stream = self.container.add_stream(
-            "libx264", rate=self.fps, options={"crf": str(self.crf), "preset": self.preset,
-                                               "threads": str(self.threads)})
-        self.stream.width, self.stream.height = w, h
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.codec_context.time_base = 1 / self.fps
-
-    def _encode(self, image: np.ndarray | av.VideoFrame | None, pts: int) -> None:
-        if image is None:
-            packets = self.stream.encode(None)
-        else:
-            frame = (image if isinstance(image, av.VideoFrame)
-                     else av.VideoFrame.from_ndarray(image, format="rgb24"))
-            frame.pts = pts
-            frame.time_base = 1 / self.fps
-            packets = self.stream.encode(frame)
-        for packet in packets:
-            self.container.mux(packet)
-
-    def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            if self._error is None:
-                try:
-                    self._encode(*job)
-                except BaseException as exc:  # handed to the writing thread
-                    self._error = exc
-
-    def write(self, rgb: np.ndarray | av.VideoFrame) -> None:
-        """Append one frame: an RGB uint8 ``(H, W, 3)`` array or an ``av.VideoFrame``."""
-        if self._error is not None:
-            raise self._error
-        is_frame = isinstance(rgb, av.VideoFrame)
-        h, w = (rgb.height, rgb.width) if is_frame else rgb.shape[:2]
-        if self.stream is None:
-            self._open_stream(w, h)
-            if self._queue is not None:
-                self._worker = threading.Thread(target=self._run, daemon=True,
-                                                name="copdata-x264")
-                self._worker.start()
-        if not is_frame:  # a copy: the producer may reuse its buffer
-            rgb = np.array(rgb, dtype=np.uint8, order="C")
-        if self._worker is not None:
-            self._queue.put((rgb, self.count))
-        else:
-            self._encode(rgb, self.count)
-        self.count += 1
-
-    def close(self) -> None:
-        try:
-            if self._worker is not None:
-                self._queue.put(None)
-                self._worker.join()
-                self._worker = None
-            if self._error is not None:
-                raise self._error
-            if self.stream is not None:
-                self._encode(None, 0)
-        finally:
-            self.container.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def encode_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, **kw) -> int:
-    """Write frames to an H.264 mp4; returns the number written."""
-    with VideoEncoder(path, fps, **kw) as enc:
-        for rgb in frames:
-            enc.write(rgb)
-        return enc.count
-
-
-PCM16_WRITE_SCALE = 32767.0  # write_audio: float 1.0 -> 32767
-PCM16_READ_SCALE = 32768.0  # FFmpeg's s16 -> float conversion: 32767 -> 32767/32768
-
-
-def pcm16(audio: np.ndarray) -> np.ndarray:
-    """The int16 samples :func:`write_audio` stores for float ``audio``; samples
-    beyond [-1, 1] are clipped here, so callers bring the level inside first
-    (:func:`full_scale_gain`)."""
-    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    return (np.clip(audio, -1.0, 1.0) * PCM16_WRITE_SCALE).round().astype(np.int16)
-
-
-def as_written(audio: np.ndarray) -> np.ndarray:
-    """The float32 samples a file written by :func:`write_audio` decodes to
-    (what ``copdata validate`` and readers see)."""
-    return pcm16(audio).astype(np.float32) / PCM16_READ_SCALE
-
-
-def full_scale_gain(peak: float) -> float:
-    """The gain that brings a signal of this absolute ``peak`` inside [-1, 1]
-    without clipping: ``1 / peak`` above full scale, else 1 (quieter audio is
-    left as it is). Decoded compressed audio (AAC, MP3) can peak above 1.0."""
-    return 1.0 / float(peak) if peak > 1.0 else 1.0
-
-
-def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
-    """Write mono audio as 16-bit FLAC (``.flac``) or WAV (``.wav``) (:func:`pcm16`)."""
-    path = str(path)
-    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    if not np.all(np.isfinite(audio)):
-        raise ValueError("audio holds NaN or inf samples")
-    suffix = Path(path).suffix.lower()
-    codec = {".flac": "flac", ".wav": "pcm_s16le"}.get(suffix)
-    if codec is None:
-        raise ValueError(f"unsupported audio suffix {suffix!r}: use .flac or .wav")
-    pcm = pcm16(audio)
-    with av.open(path, mode="w", format="flac" if codec == "flac" else "wav") as container:
-        stream = container.add_stream(codec, rate=int(sample_rate), layout="mono")
-        stream.format = "s16"
-        block = 4096
-        for i in range(0, len(pcm), block):
-            frame = av.AudioFrame.from_ndarray(pcm[None, i:i + block], format="s16", layout="mono")
-            frame.sample_rate = int(sample_rate)
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-
-
 def read_frames(path: str | Path) -> np.ndarray:
     """Every decoded frame of a (clip) video as uint8 ``(T, H, W, 3)``."""
-    with _open(path) as container:
+    with open_container(path) as container:
         if not container.streams.video:
             raise MissingStreamError("no video stream", item=str(path))
         stream = container.streams.video[0]
@@ -471,7 +264,7 @@ def read_frames(path: str | Path) -> np.ndarray:
 
 def decoded_frames(path: str | Path) -> Iterator[np.ndarray]:
     """Stream every decoded frame of a video as uint8 ``(H, W, 3)``."""
-    with _open(path) as container:
+    with open_container(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for f in container.decode(stream):
@@ -479,7 +272,7 @@ def decoded_frames(path: str | Path) -> Iterator[np.ndarray]:
 
 
 def count_frames(path: str | Path) -> int:
-    with _open(path) as container:
+    with open_container(path) as container:
         return sum(1 for _ in container.decode(video=0))
 
 

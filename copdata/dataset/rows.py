@@ -17,8 +17,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .media import db_full_scale
-from .notes import Note
+from ..media.decode import db_full_scale
+from ..notes import Note
 
 
 _OPTIONAL = ("audio_gain_db", "audio_peak_dbfs")  # absent from older rows
@@ -41,7 +41,7 @@ class ClipStats:
     velocity_max: int | None
     active_frames: int  # roll frames with at least one key down
     # Level of the written audio.flac (rows before these were recorded lack them):
-    # the gain applied to fit full scale (copdata.build.fit_full_scale; 0.0: none)
+    # the gain applied to fit full scale (copdata.build.cut.fit_full_scale; 0.0: none)
     # and the written file's peak (None: silence).
     audio_gain_db: float | None = None
     audio_peak_dbfs: float | None = None
@@ -52,7 +52,7 @@ class ClipStats:
                 frame_shape: Sequence[int], clip_seconds: float,
                 audio_gain_db: float | None = None) -> "ClipStats":
         """Stats of a clip from its notes, roll, audio *as written* (see
-        :func:`copdata.media.as_written`) and frame shape ``(H, W, ...)``.
+        :func:`copdata.media.encode.as_written`) and frame shape ``(H, W, ...)``.
         ``audio_gain_db`` is the gain applied to fit full scale."""
         peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
         return cls(audio_gain_db=None if audio_gain_db is None else round(float(audio_gain_db), 2),

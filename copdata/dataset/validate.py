@@ -10,7 +10,7 @@ and states "a top-down view of a piano keyboard" / "solo piano" only when the
 row's ``qa.claims`` say so, and those claims follow from the row's
 ``keyboard_score`` / ``piano_score`` and the claim thresholds in
 ``dataset.json``'s ``qa`` block.
-Integrity (:mod:`copdata.integrity`): each view file's sha256 equals the hash
+Integrity (:mod:`copdata.dataset.integrity`): each view file's sha256 equals the hash
 recorded in ``clips.jsonl`` at build time (so an edited file, or audio swapped
 between two clips, is found), the row's stats equal those recomputed from the
 files, and start/end/segment agree, and no clip's video or audio is
@@ -28,15 +28,15 @@ import numpy as np
 import pretty_midi
 from tqdm.auto import tqdm
 
-from .dataset import TMP_PREFIX, VIEW_FILES, Clip, open_dataset
-from .errors import CopDataError
-from .ids import MAX_CLIP_ID, is_valid_clip_id
+from ..errors import CopDataError
+from ..ids import MAX_CLIP_ID, is_valid_clip_id
+from ..notes import notes_from_pretty_midi
+from ..roll import render_roll
+from ..sources.base import split_problem
+from ..steps import make_steps
 from .integrity import (check_hashes, check_spans, check_stats, cross_split_duplicates,
                         missing_hashes)
-from .sources.base import split_problem
-from .notes import notes_from_pretty_midi
-from .roll import render_roll
-from .steps import make_steps
+from .store import TMP_PREFIX, VIEW_FILES, Clip, open_dataset
 
 REQUIRED_SETTINGS = ("schema_version", "fps", "sample_rate", "clip_seconds", "source")
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .hashing import file_sha256
-from .media import db_full_scale
+from ..hashing import file_sha256
+from ..media.decode import db_full_scale
 from .rows import ClipRow
 
 HASHED_VIEWS = ("video.mp4", "audio.flac", "notes.mid", "roll.npy", "steps.json")

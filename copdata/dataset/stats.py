@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import open_dataset
-from .notes import note_name
+from ..notes import note_name
+from .store import open_dataset
 
 
 def _pitches(ds) -> list[int]:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import open_dataset
-from .errors import DatasetError
-from .notes import note_name
+from ..errors import DatasetError
+from ..notes import note_name
+from .store import open_dataset
 
 
 def show_clip(root: str | Path, clip_id: str, out: str | Path, num_frames: int = 8) -> Path:

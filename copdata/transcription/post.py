@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from .errors import TranscriberError
-from .notes import Note, snap_notes
+from ..errors import TranscriberError
+from ..notes import Note, snap_notes
 
 ONSET_TOLERANCE = 0.05
 BELOW_RATIO = 0.7  # a note with a louder partner an octave above it

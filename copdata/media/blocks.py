@@ -1,9 +1,8 @@
 """Audio as a stream of blocks, so a long source never sits in memory whole.
 
 - :func:`iter_audio_blocks` decodes a file's first audio stream block by block
-  (mono float32 at a target rate, libswresample) and yields exactly the
-  samples :func:`copdata.media.read_audio` returns for the same arguments, in
-  order: their concatenation is equal, sample for sample.
+  (mono float32 at a target rate, libswresample): the one decoding loop;
+  :func:`copdata.media.decode.read_audio` is the concatenation of its blocks.
 - :func:`array_blocks` cuts an in-memory array into blocks (rendered sources).
 - :class:`AudioCursor` takes consecutive spans out of a block stream (the
   audio of one clip after another), holding only what the next span needs.
@@ -18,8 +17,8 @@ from typing import Iterable, Iterator
 import av
 import numpy as np
 
-from .errors import MediaError, MissingStreamError
-from .media import _AV_ERRORS, _open
+from ..errors import MediaError, MissingStreamError
+from .container import AV_ERRORS, open_container
 
 BLOCK_SAMPLES = 1 << 16  # ~1.5 s at 44.1 kHz
 
@@ -30,14 +29,14 @@ def iter_audio_blocks(path: str | Path, sample_rate: int, start: float = 0.0,
     """Mono float32 blocks of ``path`` at ``sample_rate`` for ``[start, end)``.
 
     Sample 0 is time ``start`` (container time, streams starting late are
-    padded with zeros as in :func:`copdata.media.read_audio`). Blocks hold
+    padded with zeros as in :func:`copdata.media.decode.read_audio`). Blocks hold
     about ``block_samples`` samples (the last may be shorter). Raises
     :class:`MissingStreamError` without an audio stream and
     :class:`MediaError` when decoding fails (on the block where it fails).
     """
     lo = int(round(start * sample_rate))
     hi = None if end is None else int(round(end * sample_rate))
-    with _open(path) as container:
+    with open_container(path) as container:
         if not container.streams.audio:
             raise MissingStreamError("no audio stream; the CoP clip needs the performance's "
                                      "sound", item=str(path))
@@ -93,7 +92,7 @@ def iter_audio_blocks(path: str | Path, sample_rate: int, start: float = 0.0,
                     if pos is None:
                         pos = 0
                     pending.extend(place(chunk))
-        except _AV_ERRORS as exc:
+        except AV_ERRORS as exc:
             if not decoded:
                 raise MediaError(f"cannot decode audio ({type(exc).__name__}: {exc})",
                                  item=str(path)) from exc

@@ -1,6 +1,6 @@
 """Transcription of a stream of audio blocks in bounded memory.
 
-:func:`transcribe_blocks` gives the notes :meth:`Transcriber.transcribe` gives
+:func:`transcribe_blocks` gives the notes :meth:`BasicPitchTranscriber.transcribe` gives
 for the whole signal, while holding only a few seconds of audio and a few
 minutes of model output at a time:
 
@@ -34,15 +34,18 @@ import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from .errors import MediaError, SilentInputError, TooShortError
-from .notes import Note, snap_notes
-from .transcribe import (FRAMES_PER_SECOND, HOP_SAMPLES, MODEL_SAMPLE_RATE,
-                         OVERLAP_FRAMES, OVERLAP_SAMPLES, SILENT_PEAK_DBFS, WINDOW_SAMPLES,
-                         WINDOWS_PER_CALL, Transcriber)
+from ..errors import MediaError, SilentInputError, TooShortError
+from ..notes import Note, snap_notes
+from .base import SILENT_PEAK_DBFS
+from .basic_pitch_grid import (FRAMES_PER_SECOND, HOP_SAMPLES, MODEL_SAMPLE_RATE, OVERLAP_FRAMES,
+                               OVERLAP_SAMPLES, WINDOW_SAMPLES, WINDOWS_PER_CALL)
+
+if TYPE_CHECKING:  # the streaming pass runs basic-pitch's model; no import at run time
+    from .basic_pitch import BasicPitchTranscriber as Transcriber
 
 CHUNK_SECONDS = 30.0
 CONTEXT_SECONDS = 20.0
@@ -230,7 +233,7 @@ def transcribe_blocks(transcriber: Transcriber, blocks: Iterable[np.ndarray], sa
 
     Raises :class:`MediaError` for NaN/inf samples and
     :class:`SilentInputError` for a stream whose peak is below -80 dBFS, like
-    :meth:`Transcriber.transcribe`. ``spool_dir`` holds the temporary
+    :meth:`BasicPitchTranscriber.transcribe`. ``spool_dir`` holds the temporary
     posterior file (default: the system's temporary folder).
     """
     if chunk_seconds <= 0 or context_seconds < 0:

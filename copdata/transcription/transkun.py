@@ -44,8 +44,10 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .errors import TooShortError, TranscriberError
-from .notes import Note, snap_notes
+from ..errors import TooShortError, TranscriberError
+from ..notes import Note, snap_notes
+from .base import check_audio, package_folders, package_version, resampler_name
+from .stream import AudioSummary
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +60,6 @@ _TORCH_LOCK = threading.Lock()
 
 
 def _package_dir() -> Path:
-    from .transcribe import package_folders
-
     return Path(package_folders("transkun", "transkun", INSTALL_HINT)[0])
 
 
@@ -165,21 +165,17 @@ class TranskunTranscriber:
 
     def info(self) -> dict[str, Any]:
         """Name, version, weights checksum, device, segmenting and resampler."""
-        from .transcribe import _package_version, _resampler_name
-
-        return {"name": NAME, "version": _package_version("transkun"),
+        return {"name": NAME, "version": package_version("transkun"),
                 "model": self.weights_path.name, "model_sha256": self.model_sha256,
                 "runtime": f"torch {self._torch.__version__}",
                 "segment_seconds": self.config.get("segmentSizeInSecond"),
                 "segment_hop_seconds": self.config.get("segmentHopSizeInSecond"),
-                "thresholds": None, "resampler": _resampler_name(),
+                "thresholds": None, "resampler": resampler_name(),
                 "device": self.device, "threads": self.threads}
 
     def transcribe(self, audio: np.ndarray, sample_rate: int, *,
                    item: str | None = None) -> list[Note]:
         """Notes of ``audio`` (any rate; multichannel is mixed down)."""
-        from .transcribe import check_audio
-
         mono = check_audio(audio, sample_rate, item)
         if int(sample_rate) != MODEL_SAMPLE_RATE:
             import soxr
@@ -211,8 +207,6 @@ class TranskunTranscriber:
         """Notes of a block stream and its :class:`AudioSummary`. Transkun
         decodes a whole signal: the blocks are gathered (4 bytes a sample: 10.6 MB
         a minute at 44.1 kHz), then transcribed."""
-        from .transcribe_stream import AudioSummary
-
         chunks = [np.asarray(b, dtype=np.float32).reshape(-1) for b in blocks]
         audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         if audio.size == 0:

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import av
 
-from .errors import DownloadError, MediaError
-from .media import _AV_ERRORS, MIN_VIDEO_SIDE, probe
+from ..errors import DownloadError, MediaError
+from .container import AV_ERRORS
+from .decode import MIN_VIDEO_SIDE, probe
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def verify_media(path: Path, need_video: bool, need_audio: bool) -> None:
                     if next(iter(container.decode(stream)), None) is None:
                         raise MediaError(f"no {kind} frame decodes at {position:.1f} s",
                                          item=str(path))
-    except _AV_ERRORS as exc:  # FFmpeg's errors and what PyAV raises for unreadable codecs
+    except AV_ERRORS as exc:  # FFmpeg's errors and what PyAV raises for unreadable codecs
         raise MediaError(f"{kind} does not decode ({type(exc).__name__}: {exc})",
                          item=str(path)) from exc
 
