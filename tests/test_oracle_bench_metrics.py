@@ -82,10 +82,10 @@ def test_midi_settings_are_mir_evals_defaults_and_the_seed_keys():
 
 
 def test_midi_metric_builds_the_named_transcriber_on_the_named_device(monkeypatch):
-    import copdata.transcribe
+    import copdata.transcription
     from copbench.metrics.midi import MidiMetric
     calls = []
-    monkeypatch.setattr(copdata.transcribe, "transcriber_for",
+    monkeypatch.setattr(copdata.transcription, "transcriber_for",
                         lambda name, device=None: calls.append((name, device)) or "T")
     metric = MidiMetric("transkun", device="cuda:1", note_post=["octave"])
     assert calls == [("transkun", "cuda:1")] and metric.transcriber == "T"

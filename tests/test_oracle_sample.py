@@ -201,14 +201,14 @@ class _FakeSampler:
 
 def test_sample_split_writes_one_wav_per_clip_and_the_provenance(tmp_path):
     import json
-    from copdata import media
+    from copdata.media.decode import read_audio
     clips = [_clip("a", num_samples=800), _clip("b", num_samples=800), _clip("c", num_samples=800)]
     ds = SimpleNamespace(clips=lambda split: iter(clips) if split == "test" else iter([]))
     sampler = _FakeSampler()
     info = sample_split(sampler, ds, "test", tmp_path / "gen", seed=5, limit=2, progress=False)
     assert sampler.calls == [("generate", "a", 5, None, None, "tv2a"), ("generate", "b", 5, None, None, "tv2a")]
     assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["a.wav", "b.wav", "sampler.json"]
-    audio, rate = media.read_audio(tmp_path / "gen" / "a.wav", SR)
+    audio, rate = read_audio(tmp_path / "gen" / "a.wav", SR)
     assert rate == SR and len(audio) == 800 and np.allclose(audio, 0.25, atol=1e-4)
     assert info == {"ckpt": "k.pt", "output": "generate", "seed": 5, "split": "test", "clips": 2,
                     "steps": 6, "guidance_weight": 2.5, "track": "tv2a"}
@@ -222,7 +222,7 @@ def test_sample_split_writes_one_wav_per_clip_and_the_provenance(tmp_path):
                             progress=False)
         assert sampler.calls[-1] == (output, "a") and info["track"] is None
         assert info["output"] == output
-        audio, _ = media.read_audio(tmp_path / output / "a.wav", SR)
+        audio, _ = read_audio(tmp_path / output / "a.wav", SR)
         assert np.allclose(audio, value, atol=1e-4)
     with pytest.raises(ConfigError) as caught:
         sample_split(sampler, ds, "test", tmp_path / "x", output="mix", progress=False)
