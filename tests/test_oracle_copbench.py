@@ -461,3 +461,13 @@ def test_conventions_of_several_counters_add_up_and_a_flag_may_be_one_name():
     assert row["flags"] == ("few_clips",)
     assert row["conventions"] == {"notes_one_empty": 5, "silent_output": 1}
     assert row["n_conventions"] == 6
+
+
+def test_a_frame_without_entries_still_has_every_column():
+    from copbench.frame import RESULT_COLUMNS, results_frame
+    empty = results_frame([{"model": "a", "metrics": {}}])
+    assert list(empty.columns) == RESULT_COLUMNS and len(empty) == 0
+    assert empty["mean"].dtype == "float64"
+    row = results_frame([_results("b", {"si_sdr": {"mean": 1}}, track="v2a")]).iloc[0]
+    assert row["track"] == "v2a" and row["mean"] == 1.0
+    assert results_frame([_results("c", {"si_sdr": {"mean": 1}})]).iloc[0]["track"] == "unspecified"
