@@ -44,6 +44,7 @@ def _clip(clip_id="c1", seconds=1.0, sample_rate=SR, num_samples=None):
 
 def test_the_peak_limit_worked_by_hand():
     assert _limit(np.array([2.0, -1.0])).tolist() == pytest.approx([0.99, -0.495])
+    assert _limit(np.array([1.5, -0.75])).tolist() == pytest.approx([0.99, -0.495])
     kept = _limit(np.array([0.5, -0.99], np.float64))  # 0.99 itself is not above the limit
     assert kept.dtype == np.float32 and kept.tolist() == pytest.approx([0.5, -0.99])
     empty = _limit(np.zeros(0))
@@ -112,6 +113,10 @@ def test_generate_features_seeds_the_noise_and_passes_the_defaults(model, monkey
     batch = {"frames": None}
     sampler.generate_features(clip, seed=11, steps=3, guidance=0.0, batch=batch)
     assert calls[-1][0] == ["frames"] and calls[-1][3:] == (3, 0.0)
+    # generate passes them on (the vocoder replaced: it is slow)
+    monkeypatch.setattr(model.audio, "decode", lambda f, n: np.zeros(n))
+    sampler.generate(clip, seed=11, steps=2, guidance=0.5)
+    assert calls[-1][3:] == (2, 0.5)
 
 
 def test_generate_is_the_seeded_features_vocoded_to_the_clips_length_and_rate(model, monkeypatch):
@@ -145,15 +150,53 @@ def test_rollsynth_renders_the_predicted_notes_with_copdatas_piano(model, monkey
     from copdata.render.piano import render_notes
     sampler = Sampler(model, 2, "s2.pt", "h", 0)
     notes = [Note(0.1, 0.5, 60, 80), Note(0.4, 0.9, 67, 80)]
-    monkeypatch.setattr(sampler, "predict_notes", lambda clip: notes)
     clip = _clip(num_samples=SR - 100)
+    monkeypatch.setattr(sampler, "predict_notes", lambda c: notes if c is clip else None)
     audio = sampler.rollsynth(clip)
     want = np.asarray(render_notes(notes, SR, 1.0), np.float32)[:SR - 100]
     assert audio.shape == (SR - 100,) and np.array_equal(audio, want)
 
 
+def test_predicted_notes_are_the_runs_of_the_predicted_roll(model, monkeypatch):
+    sampler = Sampler(model, 2, "s2.pt", "h", 0)
+    clip = _clip()
+    roll = np.zeros((25, 88), np.uint8)
+    roll[5:10, 60 - 21] = 1  # C4 on frames 5..9 at 25 fps: 0.2 s to 0.4 s
+    roll[20:25, 0] = 1       # A0 on the last five frames: 0.8 s to 1.0 s
+    monkeypatch.setattr(sampler, "predict_roll", lambda c: roll if c is clip else None)
+    from copdata.notes import Note
+    assert sampler.predict_notes(clip) == [Note(0.2, 0.4, 60, 80), Note(0.8, 1.0, 21, 80)]
+    assert sampler.predict_notes(clip, velocity=30)[0] == Note(0.2, 0.4, 60, 30)
+    stage3 = Sampler(model, 3, "s3.pt", "h", 0)
+    monkeypatch.setattr(stage3, "predict_roll", lambda c: roll)
+    assert len(stage3.predict_notes(clip)) == 2
+
+
+def test_reconstruct_is_the_round_trip_limited(model, monkeypatch):
+    import copmodel.audio
+    seen = []
+
+    def round_trip(audio, sample_rate, representation, num_samples):
+        seen.append((audio, sample_rate, representation, num_samples))
+        return np.array([3.0, -1.5, 0.0])
+    monkeypatch.setattr(copmodel.audio, "round_trip", round_trip)
+    clip = _clip(num_samples=15000)
+    out = Sampler(model, 1, "s1.pt", "h", 0).reconstruct(clip)
+    (audio, rate, rep, n), = seen
+    assert np.array_equal(audio, clip.audio()) and (rate, rep, n) == (SR, model.audio, 15000)
+    assert out.dtype == np.float32 and out.tolist() == pytest.approx([0.99, -0.495, 0.0])
+
+
+def test_a_sampler_puts_the_model_and_its_inputs_on_its_device(model):
+    import copy
+    sampler = Sampler(copy.deepcopy(model), 2, "s2.pt", "h", 0, device="meta")
+    assert next(sampler.model.parameters()).device.type == "meta" and not sampler.model.training
+    batch = sampler.conditions(_clip())
+    assert {v.device.type for v in batch.values()} == {"meta"}
+
+
 def test_predicted_roll_and_notes_need_stage_2(model):
-    with pytest.raises(CheckpointError) as caught:
+    with pytest.raises(CheckpointError, match="stage-1 checkpoint has no trained Roll Predictor") as caught:
         Sampler(model, 1, "runs/stage1.pt", "h", 0).predict_notes(_clip())
     assert caught.value.item == "runs/stage1.pt"
     sampler = Sampler(model, 2, "s2.pt", "h", 0)
@@ -176,6 +219,7 @@ def test_load_sampler_reads_the_ema_weights_stage_step_and_hash(model, tmp_path)
     assert str(sampler.device) == "cpu" and not sampler.model.training
     loaded = sampler.model.state_dict()
     assert all(torch.equal(loaded[k], ema[k]) for k in ema)
+    assert str(load_sampler(path, device="meta").device) == "meta"
 
 
 class _FakeSampler:
@@ -184,7 +228,8 @@ class _FakeSampler:
         self.calls = []
 
     def info(self):
-        return {"ckpt": "k.pt"}
+        from pathlib import Path
+        return {"ckpt": Path("k.pt")}  # not JSON by itself: written as its text
 
     def generate(self, clip, seed, steps, guidance, track):
         self.calls.append(("generate", clip.id, seed, steps, guidance, track))
@@ -205,14 +250,17 @@ def test_sample_split_writes_one_wav_per_clip_and_the_provenance(tmp_path):
     clips = [_clip("a", num_samples=800), _clip("b", num_samples=800), _clip("c", num_samples=800)]
     ds = SimpleNamespace(clips=lambda split: iter(clips) if split == "test" else iter([]))
     sampler = _FakeSampler()
-    info = sample_split(sampler, ds, "test", tmp_path / "gen", seed=5, limit=2, progress=False)
+    gen = tmp_path / "runs" / "gen"  # parent folders are made
+    info = sample_split(sampler, ds, "test", gen, seed=5, limit=2, progress=False)
     assert sampler.calls == [("generate", "a", 5, None, None, "tv2a"), ("generate", "b", 5, None, None, "tv2a")]
-    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["a.wav", "b.wav", "sampler.json"]
-    audio, rate = read_audio(tmp_path / "gen" / "a.wav", SR)
+    assert sorted(p.name for p in gen.iterdir()) == ["a.wav", "b.wav", "sampler.json"]
+    audio, rate = read_audio(gen / "a.wav", SR)
     assert rate == SR and len(audio) == 800 and np.allclose(audio, 0.25, atol=1e-4)
-    assert info == {"ckpt": "k.pt", "output": "generate", "seed": 5, "split": "test", "clips": 2,
-                    "steps": 6, "guidance_weight": 2.5, "track": "tv2a"}
-    assert json.loads((tmp_path / "gen" / "sampler.json").read_text()) == info
+    assert {**info, "ckpt": str(info["ckpt"])} == {
+        "ckpt": "k.pt", "output": "generate", "seed": 5, "split": "test", "clips": 2,
+        "steps": 6, "guidance_weight": 2.5, "track": "tv2a"}
+    assert json.loads((gen / "sampler.json").read_text()) == {**info, "ckpt": "k.pt"}
+    sample_split(sampler, ds, "test", gen, limit=1, progress=False)  # into the same folder again
     info = sample_split(sampler, ds, "test", tmp_path / "v2a", steps=2, guidance=0.0, track="v2a",
                         progress=False)
     assert sampler.calls[-1] == ("generate", "c", 0, 2, 0.0, "v2a")
@@ -230,3 +278,18 @@ def test_sample_split_writes_one_wav_per_clip_and_the_provenance(tmp_path):
     with pytest.raises(ConfigError) as caught:
         sample_split(sampler, ds, "test", tmp_path / "x", track="a2v", progress=False)
     assert caught.value.item == "a2v"
+
+
+def test_sample_split_opens_a_dataset_folder_and_shows_progress_when_asked(tmp_path, monkeypatch, capsys):
+    import copdata
+    clips = [_clip("a", num_samples=400), _clip("b", num_samples=400)]
+    opened = []
+    monkeypatch.setattr(copdata, "open_dataset",
+                        lambda path: opened.append(path) or SimpleNamespace(clips=lambda split: iter(clips)))
+    sampler = _FakeSampler()
+    sample_split(sampler, str(tmp_path / "data"), "test", tmp_path / "out")
+    assert opened == [str(tmp_path / "data")]
+    err = capsys.readouterr().err
+    assert "generate: 100%" in err and "2/2" in err and "clip/s" in err
+    sample_split(sampler, tmp_path / "data", "test", tmp_path / "out", output="rollsynth", progress=False)
+    assert opened[-1] == tmp_path / "data" and capsys.readouterr().err == ""
