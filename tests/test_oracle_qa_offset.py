@@ -1,0 +1,105 @@
+"""copdata.qa.offset's building blocks worked by hand (issue 21: mutation testing).
+
+The end-to-end offset laws (a shift of the audio moves the estimate by as much,
+a sub-frame shift is recovered within a tenth of a frame) are in
+``test_oracle_copdata.py`` and ``test_properties.py``; here each step on inputs
+small enough to compute on paper.
+"""
+
+import numpy as np
+import pytest
+
+from copdata.notes import Note
+from copdata.qa import offset as qo
+
+
+def test_shrink_grey_is_the_luma_block_mean():
+    rgb = np.zeros((4, 8, 3), np.uint8)
+    rgb[:, :, 0] = 100  # red only: luma 0.299 * 100
+    rgb[:2, :4, 1] = 200  # top-left block also green: + 0.587 * 200
+    got = qo.shrink_grey(rgb, factor=2)
+    assert got.shape == (2, 4) and got.dtype == np.float32
+    assert got[0, 0] == pytest.approx(29.9 + 117.4) and got[1, 3] == pytest.approx(29.9)
+    # 2-D frames are grey already; a frame smaller than one block is kept as is
+    grey = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert np.array_equal(qo.shrink_grey(grey, factor=2), [[2.5, 4.5]])  # rows 0-1 only
+    assert np.array_equal(qo.shrink_grey(grey, factor=4), grey)
+    assert qo.shrink_grey(rgb[..., :3]).shape == (1, 2)  # the default factor is 4
+
+
+def test_motion_signal_by_hand():
+    a = np.zeros((8, 16), np.float32)
+    b = a.copy()
+    b[:, 12:] = 40.0  # the right quarter changes by 40 grey levels
+    motion = qo.motion_signal([a, b, b], bands=2)
+    # shrunk by 4: 2 x 4 blocks; the change |b - a| averaged over rows: (0, 0, 0, 40);
+    # two strips of two blocks: (0, 20); the third frame does not change
+    assert motion.tolist() == [[0.0, 0.0], [0.0, 20.0], [0.0, 0.0]]
+    assert qo.motion_signal([a, b]).tolist() == [[0.0], [10.0]]  # one band by default
+    # a frame of another size starts again from 0
+    assert qo.motion_signal([a, np.zeros((4, 16), np.float32)], bands=1).tolist() == [[0.0], [0.0]]
+
+
+def test_key_bands_by_white_key_position():
+    # A0 is the first of the 52 white keys, C8 the last; a black key sits between whites
+    assert qo.key_band(21, 8) == 0 and qo.key_band(108, 8) == 7
+    assert qo.key_band(10, 8) == 0 and qo.key_band(120, 8) == 7  # clamped to the piano
+    # C4 (MIDI 60) is white key 24 (0-based 23): (23 + 0.5) / 52 * 4 = 1.8 -> strip 1
+    assert qo.key_band(60, 4) == 1
+    # with two strips per white key (104): C4's centre 23.5 -> 47; C#4 sits on the C4-D4
+    # border, 24 whites - 0.5 + 0.5 = 24.0 -> 48; D4's centre 24.5 -> 49
+    assert [qo.key_band(p, 104) for p in (60, 61, 62)] == [47, 48, 49]
+
+
+def test_note_events_are_shared_between_the_two_nearest_frames():
+    # fps 10: frame i's centre is at (i + 0.5) / 10 s. An onset at 0.17 s is frame position
+    # 1.7 - 0.5 = 1.2: 0.8 of it in frame 1, 0.2 in frame 2; its end at 0.45 s is 4.0:
+    # all of RELEASE_WEIGHT x velocity in frame 4
+    sig = qo.note_onset_signal([Note(0.17, 0.45, 60, 100)], 10.0, 0, 6)
+    assert sig[:, 0] == pytest.approx([0, 80, 20, 0, 50, 0])
+    assert qo.RELEASE_WEIGHT == 0.5
+    # first_frame shifts the window; events outside it are dropped; bands by key
+    sig = qo.note_onset_signal([Note(0.17, 0.45, 21, 100), Note(0.25, 0.9, 108, 10)], 10.0, 2, 3, bands=2)
+    assert sig.shape == (3, 2)
+    assert sig[:, 0] == pytest.approx([20, 0, 50])  # frames 2, 3, 4
+    assert sig[:, 1] == pytest.approx([10, 0, 0])   # onset at position 2.0 -> frame 2 only
+
+
+def test_normalise_detrends_long_signals_and_zeroes_flat_ones():
+    flat = qo._normalise(np.full((20, 2), 3.0))
+    assert np.array_equal(flat, np.zeros((20, 2)))
+    short = qo._normalise(np.array([[1.0], [2.0], [3.0]]))  # up to 9 rows: z-score only
+    assert short[:, 0] == pytest.approx(np.array([-1.0, 0.0, 1.0]) / np.sqrt(2 / 3))
+    # a straight line is all trend: detrended (edges padded) it is flat inside
+    line = qo._normalise(np.arange(30, dtype=float)[:, None])
+    assert np.allclose(line[5:25, 0], line[5, 0])
+    assert line.std() == pytest.approx(1.0) and line.mean() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_peak_parabola_by_hand():
+    # (0, 1, 0.5): curvature 0 - 2 + 0.5 = -1.5, shift 0.5 (0 - 0.5) / -1.5 = 1/6
+    pos, best = qo._peak(np.array([0.0, 1.0, 0.5]))
+    assert best == 1 and pos == pytest.approx(1 + 1 / 6)
+    assert qo._peak(np.array([0.5, 1.0, 0.0]))[0] == pytest.approx(1 - 1 / 6)
+    assert qo._peak(np.array([1.0, 0.5, 0.0])) == (0.0, 0)  # at an end: no refinement
+    assert qo._peak(np.array([0.0, 0.5, 1.0])) == (2.0, 2)
+    assert qo._peak(np.array([0.0, 1.0, 1.0, 0.0]))[0] == pytest.approx(1.5)  # a tie: half way
+    assert qo._peak(np.array([0.9, 1.0, 0.95]))[0] == pytest.approx(1 + 0.5 * (0.9 - 0.95) / (0.9 - 2 + 0.95))
+    assert qo._peak(np.array([1.0, 1.0, 1.0])) == (0.0, 0)  # flat: no shift
+
+
+def test_confidence_is_the_peak_over_the_best_far_lag():
+    fps, n = 10.0, 40
+    rng = np.random.default_rng(0)
+    motion = np.abs(rng.standard_normal((n, 1))) + 0.5
+    max_lag = 10
+    onsets = np.zeros((n + 2 * max_lag, 1))
+    onsets[max_lag + 2: max_lag + 2 + n] = motion  # the audio 2 frames late
+    offset, confidence = qo.estimate_offset(motion, onsets, fps, max_offset_s=1.0)
+    assert offset == pytest.approx(0.2, abs=0.02)
+    corr = qo.offset_curve(motion, onsets, max_lag)
+    lags = np.arange(-max_lag, max_lag + 1)
+    best = int(np.argmax(corr))
+    far = np.abs(lags - lags[best]) > qo.CONFIDENCE_EXCLUSION_FRAMES
+    assert confidence == pytest.approx(np.clip(corr[best] - max(corr[far].max(), 0), 0, 1), abs=1e-4)
+    assert 0 < confidence < 1
