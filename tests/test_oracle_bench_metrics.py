@@ -499,7 +499,8 @@ def _fad_setup(monkeypatch, tmp_path, n_clips=5, frames=12, dims=3):
     table = {k: rng.standard_normal((frames, dims)) + (0.5 if k >= n_clips else 0.0)
              for k in range(2 * n_clips)}
     fake = FakeFrames(table)
-    monkeypatch.setattr(fad, "build_embedder", lambda name: fake)
+    fake.built = []
+    monkeypatch.setattr(fad, "build_embedder", lambda name: fake.built.append(name) or fake)
     clips = []
     for k in range(n_clips):
         folder = tmp_path / f"clip{k}"
@@ -514,6 +515,7 @@ def test_fad_is_the_frechet_distance_of_all_output_and_reference_frames(monkeypa
     from copbench.metrics.fad_inf import fad_inf, spread_at_n
     fad, fake, table, clips = _fad_setup(monkeypatch, tmp_path)
     metric = fad.FadMetric("fake", per_clip=True)
+    assert fake.built == ["fake"] and metric.provenance()["flags"] == []
     assert metric.NAME == "fad_fake" and metric.COLUMNS == {"fad_fake": False, "fad_fake_inf": False}
     assert metric.finalize(0) == {}  # nothing scored
     metric.bind_split(list(reversed(clips)))
@@ -544,6 +546,7 @@ def test_fad_is_the_frechet_distance_of_all_output_and_reference_frames(monkeypa
     assert (entry_inf["slope"], entry_inf["r2"]) == pytest.approx((inf.slope, inf.r2), rel=1e-12)
     assert entry_inf["points"] == [[n, fd] for n, fd in inf.points]
     assert (entry_inf["seed"], entry_inf["n"], entry_inf["ci95"], entry_inf["set_level"]) == (3, 4, None, True)
+    assert {"estimator", "interval"} <= set(entry_inf) and "interval" in entry
     assert entry_inf["n_frames"] == entry["n_frames"] and entry_inf["n_clips"] == entry["n_clips"]
     # FAD-inf keeps the run's flags but its own sign: "negative" is its intercept's
     assert set(entry_inf["flags"]) == {"missing_clips"} | set(inf.flags) and "few_frames" in inf.flags
@@ -566,10 +569,38 @@ def test_fad_reference_frames_are_cached_by_the_split(monkeypatch, tmp_path):
         second.score(ScoreItem(c, _coded(5 + int(c.id[-1]), 800)))
     again = second.finalize(seed=0)["fad_fake"]
     assert len(fake.calls) == calls + 4  # the outputs only: the reference came from the cache
-    assert again["mean"] == value["mean"] and again["n_frames"] == value["n_frames"]
+    assert again == value  # the cached frames are split back into the same clips
+    # the same audio files under other clip ids: another reference, embedded again
+    renamed = [SimpleNamespace(**{**vars(c), "id": "x" + c.id}) for c in clips[:4]]
+    fourth = fad.FadMetric("fake")
+    for c in renamed:
+        fourth.score(ScoreItem(c, _coded(5 + int(c.id[-1]), 800)))
+    assert fourth.finalize(seed=0)["fad_fake"]["flags"] == value["flags"]
+    assert len(fake.calls) == calls + 4 + 4 + 4
+    calls = len(fake.calls)
     # another split (one more clip): another key, embedded again
     third = fad.FadMetric("fake")
     third.bind_split(clips)
     third.score(ScoreItem(clips[0], _coded(5, 800)))
-    assert third.finalize(seed=0)["fad_fake"]["n_clips"] == {"output": 1, "reference": 5}
-    assert len(fake.calls) == calls + 4 + 1 + 5
+    one = third.finalize(seed=0)["fad_fake"]
+    assert one["n_clips"] == {"output": 1, "reference": 5}
+    assert one["flags"] == ["missing_clips", "too_few_clips"]  # too few: the spread's flag
+    assert len(fake.calls) == calls + 1 + 5
+
+
+def test_fad_per_clip_needs_two_frames_and_inf_keeps_its_own_sign(monkeypatch, tmp_path):
+    fad, fake, table, clips = _fad_setup(monkeypatch, tmp_path)
+    table[5], table[6] = table[5][:1], table[6][:2]  # outputs of one and of two frames
+    real = fad.frechet_result
+
+    def negative(a, b):  # the full FD flagged negative (round-off): FAD-inf does not inherit it
+        res = real(a, b)
+        res.flags = sorted(set(res.flags) | {"negative"})
+        return res
+    monkeypatch.setattr(fad, "frechet_result", negative)
+    metric = fad.FadMetric("fake", per_clip=True)
+    for k in (0, 1):
+        metric.score(ScoreItem(clips[k], _coded(5 + k, 800)))
+    out = metric.finalize(seed=0)
+    assert list(out["fad_fake"]["per_clip"]) == ["clip1"]  # one frame has no covariance
+    assert "negative" in out["fad_fake"]["flags"] and "negative" not in out["fad_fake_inf"]["flags"]
