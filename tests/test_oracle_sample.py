@@ -127,12 +127,12 @@ def test_generate_is_the_seeded_features_vocoded_to_the_clips_length_and_rate(mo
 
     def decode(features, num_samples):  # the vocoder (NNLS + Griffin-Lim) is slow: a stand-in
         decoded.append(num_samples)
-        t = np.arange(num_samples) / 16000.0
-        return (3.0 + float(np.mean(features))) * np.sin(2 * np.pi * 220.0 * t)
+        t = np.arange(num_samples) / 16000.0  # a pitch that follows the features
+        return 3.0 * np.sin(2 * np.pi * (220.0 + 50.0 * float(np.mean(features))) * t)
     monkeypatch.setattr(model.audio, "decode", decode)
-    a = sampler.generate(clip, seed=3, steps=1)
+    a = sampler.generate(clip, seed=3, steps=1, guidance=0.5)
     assert decoded == [16000]  # the 1 s clip at the model's 16 kHz
-    feats = sampler.generate_features(clip, seed=3, steps=1)
+    feats = sampler.generate_features(clip, seed=3, steps=1, guidance=0.5)
     # oracle: scipy's polyphase resampling 16 kHz -> 22.05 kHz (x 441 / 320), cut to the
     # clip's 22000 samples, the peak brought down to 0.99
     want = resample_poly(decode(feats, 16000), 441, 320)[:22000]
@@ -141,7 +141,7 @@ def test_generate_is_the_seeded_features_vocoded_to_the_clips_length_and_rate(mo
     assert a == pytest.approx(want.astype(np.float32), abs=1e-6)
     # (the seeding itself: test_generate_features_seeds_the_noise_and_passes_the_defaults)
     # the v2a track gives the model another caption: other features for the same seed
-    v2a = sampler.generate(clip, seed=3, steps=1, track="v2a")
+    v2a = sampler.generate(clip, seed=3, steps=1, guidance=0.5, track="v2a")
     assert v2a.shape == (22000,) and not np.array_equal(a, v2a)
 
 
