@@ -15,11 +15,19 @@ Sources:
   so each run includes the downloads.
 
 For each worker count a fresh output folder is built (``executor="local"``) and
-the script prints (one worker, built in this process) how much the QA stage
-adds to the build's wall time, then items/s, the realtime factor (seconds of output clips per wall
+the script prints items/s, the realtime factor (seconds of output clips per wall
 second) and the scaling ratio of the 2-worker run to the 1-worker run
 (``rtf(2) / rtf(1)``; 2.0 is perfect scaling). Wall time includes starting the
 worker processes and loading the transcriber in each of them.
+
+What the QA stage costs: ``--workers 1 --qa both --repeat 2`` builds every
+case with and without the QA stage (``--qa off``: frames not observed, clips
+not measured), interleaved, and prints how much QA adds to the wall time
+(the ratio per repeat and its median), after an untimed warm-up build of
+one item (imports, the transcriber's model). The QA stage's time measured inside
+the build is printed too, but it overstates the cost: it includes waits for
+the GIL held by the background encoder thread, which the build without QA
+spends elsewhere.
 
 ``--memory MINUTES,...`` instead measures the peak resident memory of one
 worker: for each duration it encodes one long source video (``--size``,
@@ -248,6 +256,40 @@ class _QATimer:
         return False
 
 
+class _NoQA:
+    """Builds without the QA stage (``--qa off``): the frame observer does
+    nothing and :func:`copdata.qa.stage.clip_qa` only cuts the clip's audio and
+    notes (no measurement, no claims), so ``--qa both`` measures what the QA
+    stage adds to the wall time by building with and without it. Patched in
+    this process, so only for one-worker builds (workers are spawned)."""
+
+    def __enter__(self):
+        import copdata.build.cut as build_module
+        from copdata.notes import segment_notes
+        from copdata.qa.stage import ClipObserver, ClipQA
+
+        self._saved = (build_module.clip_qa, ClipObserver.__call__)
+
+        def bare_clip_qa(observer, audio_window, window_start, item_notes, t0, settings,
+                         recorded=False, source_offset=None):
+            first = int(round(t0 * settings.sample_rate)) - window_start
+            audio = audio_window[first:first + settings.samples_per_clip]
+            notes = segment_notes(item_notes, t0, t0 + settings.clip_seconds)
+            return ClipQA({"claims": {"keyboard": False, "solo_piano": False}, "passed": True},
+                          audio, notes, [])
+
+        build_module.clip_qa = bare_clip_qa
+        ClipObserver.__call__ = lambda observer, frame: None
+        return self
+
+    def __exit__(self, *exc):
+        import copdata.build.cut as build_module
+        from copdata.qa.stage import ClipObserver
+
+        build_module.clip_qa, ClipObserver.__call__ = self._saved
+        return False
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -303,6 +345,13 @@ def main(argv=None) -> int:
                    help="keyboard crop box in source pixels, e.g. PianoYT-like "
                         "--size 1920x1080 --crop 40,680,1880,880")
     p.add_argument("--video-preset", default="superfast", help="x264 preset of video.mp4")
+    p.add_argument("--qa", choices=["on", "off", "both"], default="on",
+                   help="build with the QA stage (on), without it (off: frames unobserved, "
+                        "clips unmeasured), or both, interleaved per worker count, printing "
+                        "the wall-time ratio (what QA adds)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="build each (workers, qa) case this many times, interleaved; "
+                        "the figures are medians")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p.add_argument("--memory", default=None, metavar="MINUTES",
                    help="comma-separated source lengths in minutes: measure one worker's "
@@ -321,6 +370,8 @@ def main(argv=None) -> int:
     args.clip_seconds = args.clip_seconds or 4.0
     size = tuple(int(v) for v in args.size.lower().split("x"))
     counts = [int(w) for w in args.workers.split(",")]
+    if args.qa != "on" and max(counts) > 1:
+        p.error("--qa off/both builds in this process: use --workers 1")
     settings = BuildSettings(clip_seconds=args.clip_seconds, video_preset=args.video_preset)
     work = Path(tempfile.mkdtemp(prefix="bench_build-"))
     httpd = None
@@ -334,35 +385,65 @@ def main(argv=None) -> int:
             httpd = serve(work / "videos")
         results = []
         qa_timer = _QATimer()
+        modes = {"on": [True], "off": [False], "both": [False, True]}[args.qa]
+        runs: dict[tuple[int, bool], list[dict]] = {}
+        if args.qa == "both":  # untimed: imports and the transcriber load land on no one case
+            items, args.items = args.items, 1
+            build_dataset(make_source(args.source, work, args, "warmup", httpd), work / "out-warmup",
+                          settings, workers=1, progress=False)
+            args.items = items
+            shutil.rmtree(work / "out-warmup", ignore_errors=True)
+        for rep in range(args.repeat):
+            for workers in counts:
+                for with_qa in modes:
+                    run = f"w{workers}-{'qa' if with_qa else 'noqa'}-{rep}"
+                    source = make_source(args.source, work, args, run, httpd)
+                    out = work / f"out-{run}"
+                    qa_timer.seconds = 0.0
+                    timing = qa_timer if with_qa and workers <= 1 else _nothing()
+                    started = time.perf_counter()
+                    with (_NoQA() if not with_qa else _nothing()), timing:
+                        summary = build_dataset(source, out, settings, workers=workers,
+                                                progress=False)
+                    wall = time.perf_counter() - started
+                    if summary.failed:
+                        report = json.loads((out / "report.json").read_text())
+                        print("failures:", [r.get("message") for r in report if r["status"] != "ok"],
+                              file=sys.stderr)
+                    shutil.rmtree(out, ignore_errors=True)
+                    runs.setdefault((workers, with_qa), []).append(
+                        {"workers": workers, "qa": with_qa, "items": summary.items, "ok": summary.ok,
+                         "clips": summary.clips, "wall_s": wall, "qa_stage_s": qa_timer.seconds,
+                         "seconds": summary.seconds})
+                    print(f"run {rep + 1}/{args.repeat}: {workers} worker(s), QA {'on' if with_qa else 'off'}: "
+                          f"{wall:.1f} s wall" + (f" (QA stage timed inside: {qa_timer.seconds:.1f} s)"
+                                                  if with_qa and workers <= 1 else ""), flush=True)
+        for (workers, with_qa), rs in runs.items():
+            wall = float(np.median([r["wall_s"] for r in rs]))
+            results.append({"workers": workers, "qa": with_qa, "items": rs[0]["items"],
+                            "ok": rs[0]["ok"], "clips": rs[0]["clips"], "wall_s": round(wall, 2),
+                            "walls_s": [round(r["wall_s"], 2) for r in rs],
+                            "items_per_s": round(rs[0]["items"] / wall, 3),
+                            "realtime_factor": round(rs[0]["seconds"] / wall, 2)})
+            if with_qa and workers <= 1:
+                stage = float(np.median([r["qa_stage_s"] for r in rs]))
+                print(f"one worker: the QA stage timed inside the build took {stage:.1f} s of "
+                      f"{wall:.1f} s wall (includes waits for the encoder thread)")
         for workers in counts:
-            source = make_source(args.source, work, args, f"w{workers}", httpd)
-            out = work / f"out-w{workers}"
-            started = time.perf_counter()
-            qa_timer.seconds = 0.0
-            with qa_timer if workers <= 1 else _nothing():
-                summary = build_dataset(source, out, settings, workers=workers, progress=False)
-            wall = time.perf_counter() - started
-            if workers <= 1:
-                qa_share = qa_timer.seconds / max(wall - qa_timer.seconds, 1e-9)
-                print(f"one worker: the QA stage took {qa_timer.seconds:.1f} s of {wall:.1f} s wall: "
-                      f"it adds {qa_share:.0%} to the build's time without it")
-            if summary.failed:
-                report = json.loads((out / "report.json").read_text())
-                print("failures:", [r.get("message") for r in report if r["status"] != "ok"],
-                      file=sys.stderr)
-            results.append({"workers": workers, "items": summary.items, "ok": summary.ok,
-                            "clips": summary.clips, "wall_s": round(wall, 2),
-                            "items_per_s": round(summary.items / wall, 3),
-                            "realtime_factor": round(summary.seconds / wall, 2)})
+            if (workers, True) in runs and (workers, False) in runs:
+                ratios = [a["wall_s"] / b["wall_s"] - 1 for a, b in
+                          zip(runs[(workers, True)], runs[(workers, False)])]
+                print(f"{workers} worker(s): QA adds {float(np.median(ratios)):.0%} to the build's "
+                      f"wall time (per repeat: {', '.join(f'{r:.0%}' for r in ratios)})")
         print(f"source={args.source} items={args.items} x {args.item_seconds:g} s, "
               f"clips of {args.clip_seconds:g} s"
               + (f", video {args.size}" + (f" cropped to {args.crop}" if args.crop else "")
                  if args.source != "synth" else ""))
-        print(f"{'workers':>7} {'ok':>4} {'clips':>5} {'wall s':>8} {'items/s':>8} {'RTF':>7}")
+        print(f"{'workers':>7} {'QA':>3} {'ok':>4} {'clips':>5} {'wall s':>8} {'items/s':>8} {'RTF':>7}")
         for r in results:
-            print(f"{r['workers']:>7} {r['ok']:>4} {r['clips']:>5} {r['wall_s']:>8.2f} "
-                  f"{r['items_per_s']:>8.3f} {r['realtime_factor']:>6.2f}x")
-        by = {r["workers"]: r for r in results}
+            print(f"{r['workers']:>7} {'on' if r['qa'] else 'off':>3} {r['ok']:>4} {r['clips']:>5} "
+                  f"{r['wall_s']:>8.2f} {r['items_per_s']:>8.3f} {r['realtime_factor']:>6.2f}x")
+        by = {r["workers"]: r for r in results if r["qa"] == (args.qa != "off")}
         if 1 in by and 2 in by and by[1]["realtime_factor"] > 0:
             ratio = by[2]["realtime_factor"] / by[1]["realtime_factor"]
             print(f"scaling 2 vs 1 workers: {ratio:.2f}x (2.00 = perfect)")

@@ -55,7 +55,7 @@ else:
     channels = build_audio(cfg.audio).channels
     path = __import__("pathlib").Path(work) / "clip.npz"
     write_npz_atomic(path, {
-        "mel": rng.normal(-5, 1, (channels, lens.mel_frames)).astype(np.float32),
+        "feats": rng.normal(-5, 1, (channels, lens.feat_frames)).astype(np.float32),
         "frames": rng.integers(0, 256, (lens.video_frames, cfg.net.frame_height,
                                         cfg.net.frame_width), dtype=np.uint8),
         "roll": (rng.random((lens.video_frames, 88)) > 0.95).astype(np.float32),
@@ -64,7 +64,7 @@ else:
     data = ClipTensors(None, [f"c{i}" for i in range(n)], lens, paths=[path] * n)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if mode == "stacked":  # the old statistics: every clip's features in one tensor
-        Trainer.fit_stats = lambda self, model: model.audio.fit_stats(self.data.stacked_mel())
+        Trainer.fit_stats = lambda self, model: model.audio.fit_stats(self.data.stacked_feats())
     trainer = Trainer(1, cfg, data, f"{work}/run", progress=False)
     setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # model + statistics
     trainer.run()

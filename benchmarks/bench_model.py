@@ -40,7 +40,7 @@ def random_tensors(cfg, lens, n: int, seed: int = 0) -> ClipTensors:
 
     rng = np.random.default_rng(seed)
     net, channels = cfg.net, build_audio(cfg.audio).channels
-    items = [{"mel": rng.normal(-5, 1, (channels, lens.mel_frames)).astype(np.float32),
+    items = [{"feats": rng.normal(-5, 1, (channels, lens.feat_frames)).astype(np.float32),
               "frames": rng.integers(0, 256, (lens.video_frames, net.frame_height,
                                               net.frame_width), dtype=np.uint8),
               "roll": (rng.random((lens.video_frames, 88)) > 0.95).astype(np.float32),
@@ -98,7 +98,7 @@ def bench_preset(name, device, batch, train_steps, ode_measured, precision="auto
 
     model.eval()
     one = {k: v[None].to(device) for k, v in data[0].items()}
-    noise = torch.randn(1, model.audio.channels, lens.mel_frames, device=device)
+    noise = torch.randn(1, model.audio.channels, lens.feat_frames, device=device)
     measured = min(ode_measured, cfg.sample.steps)
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision_used == "bf16")
     with torch.no_grad(), amp:

@@ -39,7 +39,9 @@ are basic-pitch's transcription (as in a build). Files are split into a
 development part (tune the threshold) and a held-out part (reported once) by
 a hash of the file name. Prints per class the clips, median and max score;
 ROC AUC; the lowest claim threshold above every development negative and its
-share of piano clips kept; and writes ``OUT/scores.json``, ``OUT/roc.png`` and
+share of piano clips kept, by the score alone and with the build's rule that
+"solo piano" needs at least ``CLAIM_PIANO_PITCHES`` distinct pitches (then
+what that threshold does on the held-out part); and writes ``OUT/scores.json``, ``OUT/roc.png`` and
 the clips with their notes (``OUT/clips/*.npz``, for ``--rescore``).
 """
 
@@ -58,6 +60,7 @@ import numpy as np
 from copdata.media.decode import read_audio
 from copdata.notes import Note
 from copdata.qa.audio import piano_evidence
+from copdata.qa.stage import CLAIM_PIANO_PITCHES
 from copdata.transcription import get_transcriber
 
 SR = 44100
@@ -193,6 +196,7 @@ def main(argv=None) -> int:
             notes = [Note(float(a), float(b), int(p), int(v)) for a, b, p, v in cached["notes"]]
             ev = piano_evidence(cached["audio"], SR, notes)
             row.update({key: round(float(v), 4) for key, v in ev.items()})
+            row["pitches"] = len({n.pitch for n in notes})
         (out / "scores.json").write_text(json.dumps(rows, indent=1))
         report(rows, out)
         return 0
@@ -209,6 +213,7 @@ def main(argv=None) -> int:
                                                dtype=np.float64).reshape(-1, 4))
             rows.append({"file": name, "window": k, "class": cls, "piano": piano, "part": part,
                          "seconds": round(len(clip) / SR, 2), "notes": len(notes),
+                         "pitches": len({n.pitch for n in notes}),
                          **{key: round(float(v), 4) for key, v in ev.items()}})
             print(f"{part:>8} {cls:>26} {ev['piano_score']:.3f}  {name}#{k}", flush=True)
 
@@ -255,6 +260,39 @@ def main(argv=None) -> int:
     return 0
 
 
+def claim_score(row: dict, gated: bool) -> float:
+    """The row's piano_score, or 0 when ``gated`` and its notes have fewer
+    distinct pitches than a "solo piano" claim needs (CLAIM_PIANO_PITCHES)."""
+    if gated and row.get("pitches", CLAIM_PIANO_PITCHES) < CLAIM_PIANO_PITCHES:
+        return 0.0
+    return row["piano_score"]
+
+
+def _claim_report(rows: list[dict], gated: bool) -> None:
+    """The claim threshold chosen on the development part (the lowest above
+    every other clip) and what it does on the held-out part."""
+    rule = (f"piano_score with at least {CLAIM_PIANO_PITCHES} distinct pitches" if gated
+            else "piano_score alone")
+    dev = [r for r in rows if r["part"] == "dev"]
+    labels = np.array([int(r["piano"]) for r in dev])
+    scores = np.array([claim_score(r, gated) for r in dev])
+    neg, pos = scores[labels == 0], scores[labels == 1]
+    if not len(neg) or not len(pos):
+        return
+    at = float(np.ceil((neg.max() + 1e-9) * 100) / 100)
+    print(f"claims by {rule}: dev ROC AUC {roc_auc(labels, scores):.3f}; lowest claim threshold "
+          f"above every other clip {at:.2f}: keeps {float(np.mean(pos >= at)):.0%} of the piano clips")
+    held = [r for r in rows if r["part"] == "held-out"]
+    if held:
+        hl = np.array([int(r["piano"]) for r in held])
+        hs = np.array([claim_score(r, gated) for r in held])
+        claimed = [f"{r['class']} {r['piano_score']:.3f} ({r.get('pitches')} pitches)"
+                   for r, v in zip(held, hs) if not r["piano"] and v >= at]
+        print(f"  held-out: ROC AUC {roc_auc(hl, hs):.3f}; at {at:.2f} piano kept "
+              f"{float(np.mean(hs[hl == 1] >= at)) if hl.any() else float('nan'):.0%}, other clips "
+              f"claimed {len(claimed)} of {int((hl == 0).sum())}" + (f": {', '.join(claimed)}" if claimed else ""))
+
+
 def report(rows: list[dict], out: Path) -> None:
     print()
     for part in ("dev", "held-out"):
@@ -270,19 +308,8 @@ def report(rows: list[dict], out: Path) -> None:
         for cls in classes:
             s = np.array([r["piano_score"] for r in sel if r["class"] == cls])
             print(f"{cls:>28} {len(s):>5} {np.median(s):>7.3f} {s.max():>6.3f}")
-    dev = [r for r in rows if r["part"] == "dev"]
-    neg = [r["piano_score"] for r in dev if not r["piano"]]
-    pos = np.array([r["piano_score"] for r in dev if r["piano"]])
-    if neg and len(pos):
-        at = float(np.ceil((max(neg) + 1e-9) * 100) / 100)
-        print(f"dev: lowest claim threshold above every other clip {at:.2f}: keeps "
-              f"{float(np.mean(pos >= at)):.0%} of the piano clips")
-        held = [r for r in rows if r["part"] == "held-out"]
-        if held:
-            hp = np.array([r["piano_score"] for r in held if r["piano"]])
-            hn = np.array([r["piano_score"] for r in held if not r["piano"]])
-            print(f"held-out at {at:.2f}: piano kept {float(np.mean(hp >= at)) if len(hp) else float('nan'):.0%}, "
-                  f"other clips claimed {int((hn >= at).sum())} of {len(hn)}")
+    for gated in (False, True):
+        _claim_report(rows, gated)
     try:
         import matplotlib
 
@@ -293,7 +320,7 @@ def report(rows: list[dict], out: Path) -> None:
         for part, style in (("dev", "-"), ("held-out", "--")):
             sel = [r for r in rows if r["part"] == part]
             labels = np.array([int(r["piano"]) for r in sel])
-            scores = np.array([r["piano_score"] for r in sel])
+            scores = np.array([claim_score(r, True) for r in sel])
             if not len(sel) or labels.all() or not labels.any():
                 continue
             thr = np.unique(np.concatenate([scores, [np.inf]]))[::-1]
@@ -302,7 +329,7 @@ def report(rows: list[dict], out: Path) -> None:
             ax.plot(fpr, tpr, style, label=f"{part} (AUC {roc_auc(labels, scores):.3f})")
         ax.set_xlabel("other clips claimed (FPR)")
         ax.set_ylabel("piano clips claimed (TPR)")
-        ax.set_title("piano_score on real recordings")
+        ax.set_title(f"piano_score, >= {CLAIM_PIANO_PITCHES} pitches, real recordings", fontsize=9)
         ax.legend(loc="lower right")
         fig.tight_layout()
         fig.savefig(out / "roc.png", dpi=110)

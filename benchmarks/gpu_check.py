@@ -168,9 +168,9 @@ def ceiling_pairs(ckpt: Path, data: Path, prefs_path: Path, size: dict, device: 
         lens = seq_lens(sampler.cfg, clip.seconds, clip.fps)
         batch = sampler.conditions(clip)
         loser = sampler.generate_features(clip, seed=0, steps=size["sample_steps"], batch=batch)
-        winner = clip_arrays(clip, sampler.cfg, lens, audio_repr)["mel"]
-        pairs.append({"clip_id": clip.id, "mel_w": torch.from_numpy(winner),
-                      "mel_l": torch.from_numpy(loser), "roll": batch["roll"][0].float().cpu(),
+        winner = clip_arrays(clip, sampler.cfg, lens, audio_repr)["feats"]
+        pairs.append({"clip_id": clip.id, "feats_w": torch.from_numpy(winner),
+                      "feats_l": torch.from_numpy(loser), "roll": batch["roll"][0].float().cpu(),
                       "guidance_weight": sampler.cfg.sample.guidance_weight,
                       "score_w": 1.0, "score_l": 0.0})
     torch.save({"pairs": pairs, "info": {**info, "pairs": len(pairs),

@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test")
     s.add_argument("--out", required=True)
     s.add_argument("--steps", type=int, default=None)
-    s.add_argument("--guidance", "--cfg", dest="guidance", type=float, default=None,
+    s.add_argument("--guidance", dest="guidance", type=float, default=None,
                    metavar="W", help="classifier-free guidance weight (default: the "
                    "checkpoint's sample.guidance_weight)")
     s.add_argument("--track", default="tv2a", choices=("v2a", "tv2a"),
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--split", default="train")
     r.add_argument("--candidates", type=int, default=4)
     r.add_argument("--steps", type=int, default=None)
-    r.add_argument("--guidance", "--cfg", dest="guidance", type=float, default=None,
+    r.add_argument("--guidance", dest="guidance", type=float, default=None,
                    metavar="W", help="classifier-free guidance weight (default: the "
                    "checkpoint's sample.guidance_weight)")
     r.add_argument("--limit", type=int, default=None, help="at most this many clips")

@@ -2,7 +2,8 @@
 
 Each clip is precomputed once into the arrays the model consumes:
 
-- ``mel``: raw audio features ``float32 (C, mel_frames)`` of the clip audio at the
+- ``feats``: raw audio features (the representation's feature map: log-STFT, log-mel
+  or codec latents) ``float32 (C, feat_frames)`` of the clip audio at the
   internal sample rate (the model normalises them);
 - ``frames``: grayscale keyboard frames ``uint8 (T, frame_height, frame_width)``;
 - ``video_features``: ``float32 (T, D)`` only with a pretrained video encoder;
@@ -78,13 +79,19 @@ def clip_arrays(clip, cfg: Config, lens: SeqLens, audio_repr) -> dict:
     audio = np.asarray(audio, dtype=np.float32)[: lens.audio_samples]
     audio = np.pad(audio, (0, lens.audio_samples - len(audio)))
     with torch.no_grad():
-        mel = audio_repr.encode(torch.from_numpy(audio)[None], lens.mel_frames)[0]
-    out["mel"] = mel.float().cpu().numpy()
+        feats = audio_repr.encode(torch.from_numpy(audio)[None], lens.feat_frames)[0]
+    out["feats"] = feats.float().cpu().numpy()
     return out
 
 
+# Format of the cached arrays, part of every cache file's name: a cache written by
+# another format (version 1 stored the features as "mel") is never read; its clips are
+# precomputed again. Bump it whenever the arrays' names or meaning change.
+CACHE_VERSION = 2
+
+
 def _cache_key(clip, cfg: Config) -> str:
-    deps = {"row": clip.row, "audio": cfg.audio.__dict__,
+    deps = {"version": CACHE_VERSION, "row": clip.row, "audio": cfg.audio.__dict__,
             "frames": [cfg.net.frame_height, cfg.net.frame_width, cfg.net.video_encoder],
             "text": [cfg.net.text_encoder, cfg.net.text_vocab, cfg.net.text_max_tokens],
             "seconds": clip.seconds, "fps": clip.fps}
@@ -102,6 +109,17 @@ def write_npz_atomic(path: Path, arrays: dict) -> None:
 def read_npz(path: Path) -> dict:
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def read_cached(path: Path) -> dict:
+    """One clip's cached arrays; a file without the ``feats`` array (another cache
+    format) is a clear error rather than a ``KeyError`` mid-training."""
+    arrays = read_npz(path)
+    if "feats" not in arrays:
+        raise DatasetError(f"cached clip has no 'feats' array (arrays: {sorted(arrays)}): "
+                           f"written by another copmodel cache format; delete the file to "
+                           f"precompute it again (cache format {CACHE_VERSION})", item=str(path))
+    return arrays
 
 
 class ClipTensors(torch.utils.data.Dataset):
@@ -142,6 +160,12 @@ class ClipTensors(torch.utils.data.Dataset):
         if main:
             cache.mkdir(parents=True, exist_ok=True)
             todo = [(c, p) for c, p in zip(clips, paths) if not p.is_file()]
+            cached = {n.rsplit(".", 2)[0] for n in os.listdir(cache) if n.endswith(".npz")}
+            stale = sum(c.id in cached for c, _ in todo)
+            if stale:
+                log.warning("%d clips have cache files in %s that do not match this config or "
+                            "cache format %d (e.g. written by an older copmodel): computing "
+                            "them again", stale, cache, CACHE_VERSION)
             for clip, path in tqdm(todo, desc=f"precompute {split}", unit="clip", leave=False,
                                    disable=not progress):
                 write_npz_atomic(path, clip_arrays(clip, cfg, lens, audio_repr))
@@ -153,11 +177,11 @@ class ClipTensors(torch.utils.data.Dataset):
                                item=missing[0])
         return cls(None, ids, lens, paths)
 
-    def stacked_mel(self) -> torch.Tensor:
-        """Every clip's features in one tensor (small sets only: see :meth:`mel_maps`)."""
-        return torch.stack([self[i]["mel"] for i in range(len(self))])
+    def stacked_feats(self) -> torch.Tensor:
+        """Every clip's features in one tensor (small sets only: see :meth:`feature_maps`)."""
+        return torch.stack([self[i]["feats"] for i in range(len(self))])
 
-    def mel_maps(self, limit: int = 0, seed: int = 0):
+    def feature_maps(self, limit: int = 0, seed: int = 0):
         """The clips' raw features one at a time (every clip, or a seeded subset of
         ``limit`` clips), for streaming statistics."""
         indices = range(len(self))
@@ -165,14 +189,14 @@ class ClipTensors(torch.utils.data.Dataset):
             g = torch.Generator().manual_seed(seed)
             indices = sorted(torch.randperm(len(self), generator=g)[:limit].tolist())
         for i in indices:
-            arrays = self.items[i] if self.items is not None else read_npz(self.paths[i])
-            yield torch.as_tensor(arrays["mel"])
+            arrays = self.items[i] if self.items is not None else read_cached(self.paths[i])
+            yield torch.as_tensor(arrays["feats"])
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, i: int) -> dict:
-        arrays = self.items[i] if self.items is not None else read_npz(self.paths[i])
+        arrays = self.items[i] if self.items is not None else read_cached(self.paths[i])
         return {k: torch.as_tensor(v) for k, v in arrays.items()}
 
 

@@ -8,7 +8,7 @@ stages); the stage decides what is used and trained:
 - stage 3: + contrastive InfoNCE (audio tokens before video enters vs. video) and, with
   preference pairs, DPO against a frozen reference model.
 
-A batch is a dict: ``mel`` raw features ``(B, C, M)``; ``frames`` uint8
+A batch is a dict: ``feats`` raw audio features (the representation's feature map) ``(B, C, M)``; ``frames`` uint8
 ``(B, T, h, w)``; ``video_features`` ``(B, T, D)`` when a pretrained video encoder
 is used; ``roll`` ``(B, T, 88)`` in {0, 1}; ``text`` ids ``(B, L)`` or features
 ``(B, L, D)``; ``text_mask`` ``(B, L)``. Per-step randomness is passed in
@@ -124,7 +124,7 @@ class CoPModel(nn.Module):
                 pair_rand: dict | None = None, ref_errors: tuple | None = None) -> dict:
         """Losses of one training step; ``loss`` is their weighted sum."""
         tc = self.cfg.train
-        x1 = self.audio.normalize(batch["mel"])
+        x1 = self.audio.normalize(batch["feats"])
         n_tokens = x1.shape[-1] // self.cfg.net.patch
         roll = self.roll_condition(batch, rand.get("use_predicted_roll")) if stage >= 2 else None
         cond = self.conditions(batch, n_tokens, rand["drop_video"], rand["drop_text"],
@@ -170,12 +170,12 @@ class CoPModel(nn.Module):
         return self.conditions(batch, n_tokens, yes, yes, keep_roll, roll)
 
     def pair_errors(self, pairs: dict, rand: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-pair flow errors of winner ``mel_w`` and loser ``mel_l`` (shared noise, t),
+        """Per-pair flow errors of winner ``feats_w`` and loser ``feats_l`` (shared noise, t),
         under the conditions that generated the pair: ``pairs["roll"]`` (the roll the
         sampler used), and guidance weight ``pairs["guidance_weight"]`` (one per pair) with the
         sampling convention of the config."""
-        xw = self.audio.normalize(pairs["mel_w"])
-        xl = self.audio.normalize(pairs["mel_l"])
+        xw = self.audio.normalize(pairs["feats_w"])
+        xl = self.audio.normalize(pairs["feats_l"])
         n_tokens = xw.shape[-1] // self.cfg.net.patch
         no = torch.zeros(xw.shape[0], dtype=torch.bool, device=xw.device)
         roll = pairs.get("roll")

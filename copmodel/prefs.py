@@ -9,8 +9,8 @@ the clip's reference notes. The best candidate is the winner, the worst the lose
 clips whose candidates all score the same give no pair.
 
 The file (``torch.save``, read back weights-only by :func:`load_preferences`)
-holds ``{"pairs": [...], "info": {...}}``. A pair: ``clip_id``, ``mel_w``,
-``mel_l`` (raw audio features), ``roll`` (the roll the sampler used, ``(T, 88)``),
+holds ``{"pairs": [...], "info": {...}}``. A pair: ``clip_id``, ``feats_w``,
+``feats_l`` (raw audio features), ``roll`` (the roll the sampler used, ``(T, 88)``),
 ``guidance_weight``, ``score_w``, ``score_l``. ``info``: the checkpoint
 (path and sha256: DPO's reference model is that checkpoint's EMA), data, split,
 candidates, steps, guidance weight and convention, sway, seed, track, and ``metric`` (name,
@@ -35,6 +35,8 @@ from .sample import load_sampler
 
 log = logging.getLogger(__name__)
 METRIC = "midi_note_f1"
+# pair keys of files written by older copmodel -> today's names
+LEGACY_PAIR_KEYS = {"cfg": "guidance_weight", "mel_w": "feats_w", "mel_l": "feats_l"}
 
 
 def ranking_metric() -> dict:
@@ -78,8 +80,9 @@ def load_preferences(path: str | Path) -> dict:
     if not isinstance(prefs, dict) or not isinstance(prefs.get("pairs"), list):
         raise CheckpointError("not a copmodel preferences file (copmodel prefs --out)",
                               item=str(path))
-    # files written before the rename store the guidance weight as "cfg"
-    prefs["pairs"] = [{("guidance_weight" if k == "cfg" else k): v for k, v in p.items()}
+    # files written before the renames store the guidance weight as "cfg" and the
+    # features as "mel_w" / "mel_l"
+    prefs["pairs"] = [{LEGACY_PAIR_KEYS.get(k, k): v for k, v in p.items()}
                       for p in prefs["pairs"] if isinstance(p, dict)]
     return prefs
 
@@ -102,8 +105,8 @@ def mine_pairs(sampler, clips: list, candidates: int, steps: int | None,
             continue
         gaps.append(scores[best] - scores[worst])
         roll = batch["roll"][0].float().cpu() if "roll" in batch else torch.zeros(0, 88)
-        pairs.append({"clip_id": clip.id, "mel_w": torch.from_numpy(feats[best]),
-                      "mel_l": torch.from_numpy(feats[worst]), "roll": roll, "guidance_weight": weight,
+        pairs.append({"clip_id": clip.id, "feats_w": torch.from_numpy(feats[best]),
+                      "feats_l": torch.from_numpy(feats[worst]), "roll": roll, "guidance_weight": weight,
                       "score_w": float(scores[best]), "score_l": float(scores[worst])})
     return pairs, gaps
 

@@ -42,7 +42,7 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class NetConfig:
-    """Network sizes. ``patch`` mel frames form one audio token."""
+    """Network sizes. ``patch`` feature frames form one audio token."""
 
     dim: int = 128
     depth: int = 4
@@ -419,15 +419,15 @@ def check_config(cfg: Config) -> Config:
 class SeqLens:
     """Every length of one clip, derived from its duration and frame rate.
 
-    ``audio_samples`` at the internal rate; ``mel_frames`` = ceil(samples / hop)
-    rounded up to a multiple of ``patch``; ``tokens`` = mel_frames / patch;
+    ``audio_samples`` at the internal rate; ``feat_frames`` = ceil(samples / hop)
+    rounded up to a multiple of ``patch``; ``tokens`` = feat_frames / patch;
     ``video_frames`` = round(seconds * fps) = roll frames.
     """
 
     seconds: float
     fps: float
     audio_samples: int
-    mel_frames: int
+    feat_frames: int
     tokens: int
     video_frames: int
     patch: int
@@ -438,18 +438,18 @@ class SeqLens:
             raise ConfigError("clip seconds and fps must be positive",
                               item=f"seconds={seconds} fps={fps}")
         samples = int(round(seconds * audio.sample_rate))
-        mel = int(math.ceil(samples / audio.hop))
-        mel = int(math.ceil(mel / patch) * patch)
-        lens = cls(float(seconds), float(fps), samples, mel, mel // patch,
+        frames = int(math.ceil(samples / audio.hop))
+        frames = int(math.ceil(frames / patch) * patch)
+        lens = cls(float(seconds), float(fps), samples, frames, frames // patch,
                    int(round(seconds * fps)), patch)
         lens.check()
         return lens
 
     def check(self) -> None:
-        if self.mel_frames % self.patch:
-            raise ConfigError("mel frames must be a multiple of the patch size", item=str(self))
-        if self.tokens * self.patch != self.mel_frames or self.tokens < 1:
-            raise ConfigError("tokens * patch must equal mel frames", item=str(self))
+        if self.feat_frames % self.patch:
+            raise ConfigError("feature frames must be a multiple of the patch size", item=str(self))
+        if self.tokens * self.patch != self.feat_frames or self.tokens < 1:
+            raise ConfigError("tokens * patch must equal feature frames", item=str(self))
         if self.video_frames < 1:
             raise ConfigError("a clip needs at least one video frame", item=str(self))
 

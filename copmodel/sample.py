@@ -106,7 +106,7 @@ class Sampler:
         lens = seq_lens(self.cfg, clip.seconds, clip.fps)
         batch = self._batch(clip, lens, track) if batch is None else batch
         g = torch.Generator().manual_seed(int(seed))
-        noise = torch.randn(1, self.model.audio.channels, lens.mel_frames, generator=g)
+        noise = torch.randn(1, self.model.audio.channels, lens.feat_frames, generator=g)
         feats = self.model.generate(batch, noise.to(self.device), self.stage,
                                     steps or self.cfg.sample.steps,
                                     self.cfg.sample.guidance_weight if guidance is None

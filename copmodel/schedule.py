@@ -65,7 +65,7 @@ def step_randomness(model, lens, positions: list[int], seed: int, stage: int,
     rows = []
     for p in positions:
         g = sample_generator(seed, stage, step, p, device)
-        noise = torch.randn(model.audio.channels, lens.mel_frames, generator=g, device=device)
+        noise = torch.randn(model.audio.channels, lens.feat_frames, generator=g, device=device)
         t = model.flow.sample_t(1, generator=g, device=device)[0]
         drop_all = torch.rand(1, generator=g, device=device)[0] < tc.cond_dropout_all
         drops = (torch.rand(3, generator=g, device=device) < tc.cond_dropout) | drop_all

@@ -253,7 +253,7 @@ class Trainer:
             from .audio import FeatureStats
 
             stats = FeatureStats(channels)
-            for features in self.data.mel_maps(tc.stats_clips, tc.seed):
+            for features in self.data.feature_maps(tc.stats_clips, tc.seed):
                 stats.add(features)
             mean, std = stats.result()
             packed = torch.cat([mean, torch.tensor([std])])
@@ -348,8 +348,8 @@ class Trainer:
         rows = []
         for q in (pairs[pidx[p]] for p in positions):
             item = self.data[q["index"]]
-            rows.append({**item, "mel_w": torch.as_tensor(q["mel_w"]).float(),
-                         "mel_l": torch.as_tensor(q["mel_l"]).float(),
+            rows.append({**item, "feats_w": torch.as_tensor(q["feats_w"]).float(),
+                         "feats_l": torch.as_tensor(q["feats_l"]).float(),
                          "roll": torch.as_tensor(q["roll"]).float(),
                          "guidance_weight": torch.tensor(float(q["guidance_weight"]))})
         pair_batch = _to(collate(rows), self.acc.device)

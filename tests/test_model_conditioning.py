@@ -101,11 +101,11 @@ def _contrastive_run(cfg, matched: bool, steps: int = 20) -> list[float]:
     levels = torch.arange(8).reshape(8, 1, 1, 1) * 28
     batch["frames"] = (levels + torch.randint(0, 20, batch["frames"].shape, generator=g)).to(
         torch.uint8)
-    signature = torch.randn(8, batch["mel"].shape[1], 1, generator=g).expand_as(batch["mel"])
+    signature = torch.randn(8, batch["feats"].shape[1], 1, generator=g).expand_as(batch["feats"])
     losses = []
     for _ in range(steps):
-        audio = signature * 3 if matched else torch.randn(batch["mel"].shape, generator=g)
-        b = {**batch, "mel": audio}
+        audio = signature * 3 if matched else torch.randn(batch["feats"].shape, generator=g)
+        b = {**batch, "feats": audio}
         rand = {"noise": torch.randn(audio.shape, generator=g), "t": torch.full((8,), 0.8),
                 **{k: torch.zeros(8, dtype=torch.bool) for k in ("drop_video", "drop_text",
                                                                  "drop_roll")}}
@@ -139,8 +139,8 @@ def test_dpo_scores_pairs_with_their_roll_and_guidance():
     model = CoPModel(cfg).eval()
     perturb_zero_layers(model)
     batch, _ = micro_batch(cfg, b=2)
-    rand = {"noise": torch.randn_like(batch["mel"]), "t": torch.full((2,), 0.5)}
-    pairs = {**batch, "mel_w": batch["mel"], "mel_l": batch["mel"].flip(-1)}
+    rand = {"noise": torch.randn_like(batch["feats"]), "t": torch.full((2,), 0.5)}
+    pairs = {**batch, "feats_w": batch["feats"], "feats_l": batch["feats"].flip(-1)}
     plain = model.pair_errors(pairs, rand)
     guided = model.pair_errors({**pairs, "guidance_weight": torch.full((2,), 2.0)}, rand)
     other_roll = model.pair_errors({**pairs, "roll": 1 - pairs["roll"]}, rand)
@@ -166,7 +166,7 @@ def test_dpo_policy_starts_equal_to_its_reference(tmp_path):
     saved = load_checkpoint(ck2)
     assert any(not torch.equal(saved["weights"][k], saved["ema"][k]) for k in saved["ema"])
     item = data[0]
-    pairs = [{"clip_id": data.ids[0], "mel_w": item["mel"], "mel_l": item["mel"].flip(-1),
+    pairs = [{"clip_id": data.ids[0], "feats_w": item["feats"], "feats_l": item["feats"].flip(-1),
               "roll": item["roll"], "guidance_weight": 2.0}]
     prefs = attach_pairs({"pairs": pairs, "info": {"ckpt": str(ck2),
                                                    "ckpt_sha256": file_hash(ck2)}}, data)

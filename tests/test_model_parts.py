@@ -22,7 +22,7 @@ def micro_batch(cfg, seconds=1.0, fps=25.0, b=2, seed=0):
     lens = SeqLens.derive(seconds, fps, cfg.audio, cfg.net.patch)
     n = cfg.net
     batch = {
-        "mel": torch.randn(b, cfg.audio.n_mels, lens.mel_frames, generator=g),
+        "feats": torch.randn(b, cfg.audio.n_mels, lens.feat_frames, generator=g),
         "frames": torch.randint(0, 256, (b, lens.video_frames, n.frame_height, n.frame_width),
                                 generator=g).to(torch.uint8),
         "roll": (torch.rand(b, lens.video_frames, 88, generator=g) > 0.9).float(),
@@ -44,10 +44,10 @@ def test_seq_lens_derive_and_check():
     cfg = get_preset("tiny")
     lens = SeqLens.derive(10.0, 25.0, cfg.audio, cfg.net.patch)
     assert lens.audio_samples == 160000
-    assert lens.mel_frames == 500 and lens.tokens == 250 and lens.video_frames == 250
+    assert lens.feat_frames == 500 and lens.tokens == 250 and lens.video_frames == 250
     assert lens.frame_of_token()[:3] == [0, 1, 2]
     odd = SeqLens.derive(5.03, 30.0, cfg.audio, cfg.net.patch)
-    assert odd.mel_frames % cfg.net.patch == 0 and odd.tokens * 2 == odd.mel_frames
+    assert odd.feat_frames % cfg.net.patch == 0 and odd.tokens * 2 == odd.feat_frames
     with pytest.raises(ConfigError):
         SeqLens.derive(0.0, 25.0, cfg.audio, 2)
     with pytest.raises(ConfigError):
@@ -58,8 +58,8 @@ def test_shapes_all_stages():
     cfg = get_preset("micro")
     model = CoPModel(cfg)
     batch, lens = micro_batch(cfg)
-    b = batch["mel"].shape[0]
-    rand = {"noise": torch.randn_like(batch["mel"]), "t": torch.rand(b),
+    b = batch["feats"].shape[0]
+    rand = {"noise": torch.randn_like(batch["feats"]), "t": torch.rand(b),
             "drop_video": torch.zeros(b, dtype=torch.bool), "drop_text": torch.ones(b, dtype=torch.bool),
             "drop_roll": torch.zeros(b, dtype=torch.bool),
             "roll_frames": torch.randint(0, lens.video_frames, (b, 4))}
@@ -69,8 +69,8 @@ def test_shapes_all_stages():
         assert torch.isfinite(out["loss"])
     logits = model.roll_predictor(batch["frames"])
     assert logits.shape == (b, lens.video_frames, 88)
-    gen = model.generate(batch, torch.randn_like(batch["mel"]), 2, steps=2, guidance=2.0)
-    assert gen.shape == batch["mel"].shape
+    gen = model.generate(batch, torch.randn_like(batch["feats"]), 2, steps=2, guidance=2.0)
+    assert gen.shape == batch["feats"].shape
 
 
 def test_fresh_extra_dit_leaves_stage1_output_unchanged():
@@ -79,9 +79,9 @@ def test_fresh_extra_dit_leaves_stage1_output_unchanged():
     model = CoPModel(cfg).eval()
     perturb_zero_layers(model.dit)  # a "trained" stage-1 network with a nonzero output
     batch, lens = micro_batch(cfg)
-    b = batch["mel"].shape[0]
+    b = batch["feats"].shape[0]
     no = torch.zeros(b, dtype=torch.bool)
-    x, t = torch.randn_like(batch["mel"]), torch.full((b,), 0.3)
+    x, t = torch.randn_like(batch["feats"]), torch.full((b,), 0.3)
     with torch.no_grad():
         v1 = model.velocity(x, t, model.conditions(batch, lens.tokens, no, no))
         v2 = model.velocity(x, t, model.conditions(batch, lens.tokens, no, no, no, batch["roll"]))
@@ -101,12 +101,12 @@ def test_fresh_dit_outputs_zero_and_data_prediction_gives_velocity():
     no = torch.zeros(2, dtype=torch.bool)
     cond = model.conditions(batch, lens.tokens, no, no)
     t = torch.tensor([0.25, 0.75])
-    assert torch.count_nonzero(model.predict(batch["mel"], t, cond)) == 0
+    assert torch.count_nonzero(model.predict(batch["feats"], t, cond)) == 0
     # data prediction: x1_hat = 0 -> v = (0 - x_t) / (1 - t)
-    v = model.velocity(batch["mel"], t, cond)
-    assert torch.allclose(v, -batch["mel"] / (1 - t)[:, None, None], rtol=1e-5, atol=1e-6)
+    v = model.velocity(batch["feats"], t, cond)
+    assert torch.allclose(v, -batch["feats"] / (1 - t)[:, None, None], rtol=1e-5, atol=1e-6)
     vel = CoPModel(cfg.override(net={"prediction": "velocity"}))
-    assert torch.count_nonzero(vel.velocity(batch["mel"], t, vel.conditions(batch, lens.tokens, no, no))) == 0
+    assert torch.count_nonzero(vel.velocity(batch["feats"], t, vel.conditions(batch, lens.tokens, no, no))) == 0
 
 
 def test_data_prediction_error_is_weighted_velocity_error():
@@ -166,7 +166,7 @@ def test_sampling_is_deterministic_under_seed():
 
     def run(seed):
         g = torch.Generator().manual_seed(seed)
-        return model.generate(batch, torch.randn(1, 16, lens.mel_frames, generator=g), 2, 3, 2.0)
+        return model.generate(batch, torch.randn(1, 16, lens.feat_frames, generator=g), 2, 3, 2.0)
 
     a, b, c = run(7), run(7), run(8)
     assert torch.equal(a, b)
@@ -198,8 +198,8 @@ def test_dpo_through_the_model_prefers_the_winner():
     ref = CoPModel(cfg)
     ref.load_state_dict(model.state_dict())
     batch, lens = micro_batch(cfg, b=2)
-    pairs = {**batch, "mel_w": batch["mel"], "mel_l": batch["mel"].flip(-1) + 1.0}
-    rand = {"noise": torch.randn_like(batch["mel"]), "t": torch.full((2,), 0.5)}
+    pairs = {**batch, "feats_w": batch["feats"], "feats_l": batch["feats"].flip(-1) + 1.0}
+    rand = {"noise": torch.randn_like(batch["feats"]), "t": torch.full((2,), 0.5)}
     model.set_stage(3)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
     with torch.no_grad():

@@ -46,14 +46,56 @@ def test_precompute_matches_the_clip_and_caches(synth_dir, tmp_path):
     assert data.ids == ds.ids("train") and len(data) > 0
     item = data[0]
     clip = ds[data.ids[0]]
-    assert item["mel"].shape == (16, data.lens.mel_frames)
+    assert item["feats"].shape == (16, data.lens.feat_frames)
     assert item["frames"].shape == (clip.num_frames, 8, 48) and item["frames"].dtype == torch.uint8
     assert torch.equal(item["roll"], torch.as_tensor((clip.roll() > 0).astype(np.float32)))
-    # a loud clip has a mel well above the log floor
-    assert float(item["mel"].max()) > -3
+    # a loud clip has a log-mel well above the log floor
+    assert float(item["feats"].max()) > -3
     assert len(list((tmp_path / "cache").glob("*.npz"))) == len(data)
     again = ClipTensors.from_folder(synth_dir, "train", cfg, mel, tmp_path / "cache")
-    assert torch.equal(again[0]["mel"], item["mel"])
+    assert torch.equal(again[0]["feats"], item["feats"])
+
+
+def test_cache_of_another_format_is_recomputed_or_refused(synth_dir, tmp_path, monkeypatch,
+                                                         caplog):
+    """Cache format 1 stored the features as "mel": such files are never read as today's
+    (the format is part of the file name) and a stray one is a clear error."""
+    import copmodel.data as data_mod
+    from copdata.errors import DatasetError
+
+    cfg = get_preset("micro")
+    rep = LogMel(cfg.audio)
+    cache = tmp_path / "cache"
+    data = ClipTensors.from_folder(synth_dir, "train", cfg, rep, cache)
+    fresh = data[0]["feats"]
+    clip = copdata.open_dataset(synth_dir)[data.ids[0]]
+    # the format is in the key: another version names other files
+    monkeypatch.setattr(data_mod, "CACHE_VERSION", 1)
+    old_name = data_mod._cache_key(clip, cfg)
+    monkeypatch.undo()
+    assert old_name != data.paths[0].name and old_name.startswith(clip.id + ".")
+    # an old-format cache (key "mel") under the old names: ignored, recomputed, with a warning
+    old = tmp_path / "old"
+    old.mkdir()
+    for path in data.paths:
+        arrays = data_mod.read_npz(path)
+        arrays["mel"] = arrays.pop("feats") + 100  # would show if it were read
+        c = copdata.open_dataset(synth_dir)[path.name.rsplit(".", 2)[0]]
+        monkeypatch.setattr(data_mod, "CACHE_VERSION", 1)
+        name = data_mod._cache_key(c, cfg)
+        monkeypatch.undo()
+        data_mod.write_npz_atomic(old / name, arrays)
+    with caplog.at_level("WARNING", logger="copmodel.data"):
+        again = ClipTensors.from_folder(synth_dir, "train", cfg, rep, old)
+    assert torch.equal(again[0]["feats"], fresh)
+    assert any(f"{len(data)} clips have cache files" in r.getMessage() for r in caplog.records)
+    # an old-format file found under today's name is refused, naming the file
+    arrays = data_mod.read_npz(again.paths[0])
+    arrays["mel"] = arrays.pop("feats")
+    data_mod.write_npz_atomic(again.paths[0], arrays)
+    with pytest.raises(DatasetError, match="no 'feats' array") as err:
+        again[0]
+    assert err.value.item == str(again.paths[0])
 
 
 def test_cli_sample_writes_exact_length_wavs(synth_dir, run_dir, tmp_path):

@@ -53,10 +53,10 @@ def test_streaming_statistics_equal_the_stacked_formula():
 def test_stats_from_a_seeded_subset_of_clips_are_those_clips_stats(tmp_path):
     cfg = get_preset("micro")
     data = make_tensors(cfg, n=6)
-    picked = list(data.mel_maps(limit=3, seed=5))
+    picked = list(data.feature_maps(limit=3, seed=5))
     assert len(picked) == 3
-    assert [m.tolist() for m in picked] == [m.tolist() for m in data.mel_maps(limit=3, seed=5)]
-    everything = list(data.mel_maps())
+    assert [m.tolist() for m in picked] == [m.tolist() for m in data.feature_maps(limit=3, seed=5)]
+    everything = list(data.feature_maps())
     assert len(everything) == 6
     # the subset is drawn (not the first three clips) and is a subset of the clips
     keys = [tuple(m.flatten()[:4].tolist()) for m in everything]
@@ -118,6 +118,7 @@ def test_preference_file_is_memory_mapped(tmp_path, monkeypatch):
     from copmodel.prefs import load_preferences
 
     path = tmp_path / "prefs.pt"
+    # a file written before the renames: "cfg" for the guidance weight, "mel_w"/"mel_l"
     torch.save({"pairs": [{"clip_id": "c0", "mel_w": torch.ones(2, 3), "mel_l": torch.zeros(2, 3),
                            "roll": torch.zeros(4, 88), "cfg": 2.0}], "info": {}}, path)
     calls = []
@@ -132,7 +133,8 @@ def test_preference_file_is_memory_mapped(tmp_path, monkeypatch):
     assert calls and calls[-1].get("mmap") is True and calls[-1].get("weights_only") is True
     pair = prefs["pairs"][0]
     assert pair["guidance_weight"] == 2.0 and "cfg" not in pair  # old key read as the new one
-    assert torch.equal(pair["mel_w"], torch.ones(2, 3))
+    assert torch.equal(pair["feats_w"], torch.ones(2, 3))
+    assert torch.equal(pair["feats_l"], torch.zeros(2, 3)) and "mel_w" not in pair
 
 
 STATS_SCRIPT = """
@@ -146,7 +148,7 @@ acc = make_accelerator(cfg, 1)
 # each rank is handed different clips: the statistics must still be the main process's
 data = make_tensors(cfg, seed=acc.process_index)
 t = Trainer(1, cfg, data, sys.argv[1], progress=False, accelerator=acc)
-own = torch.stack(list(data.mel_maps())).transpose(0, 1).reshape(16, -1).mean(1)
+own = torch.stack(list(data.feature_maps())).transpose(0, 1).reshape(16, -1).mean(1)
 with open(f"{{sys.argv[1]}}/rank{{acc.process_index}}.json", "w") as fh:
     json.dump({{"mean": t.core.audio.mean.tolist(), "std": float(t.core.audio.std[0]),
                "own_mean": own.tolist()}}, fh)

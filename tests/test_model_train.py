@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_tensors(cfg, n=6, seconds=1.0, fps=25.0, seed=0) -> ClipTensors:
-    """Clips whose mel holds a tone band per active key, so stages have real structure."""
+    """Clips whose features hold a tone band per active key, so stages have real structure."""
     rng = np.random.default_rng(seed)
     lens = SeqLens.derive(seconds, fps, cfg.audio, cfg.net.patch)
     items = []
@@ -30,15 +30,15 @@ def make_tensors(cfg, n=6, seconds=1.0, fps=25.0, seed=0) -> ClipTensors:
         roll = np.zeros((lens.video_frames, 88), np.float32)
         key = int(rng.integers(30, 60))
         roll[5:15, key] = 1
-        mel = rng.normal(-6, 0.02, (cfg.audio.n_mels, lens.mel_frames)).astype(np.float32)
-        mel[key % cfg.audio.n_mels, 10:30] += 4
+        feats = rng.normal(-6, 0.02, (cfg.audio.n_mels, lens.feat_frames)).astype(np.float32)
+        feats[key % cfg.audio.n_mels, 10:30] += 4
         frames = rng.integers(0, 40, (lens.video_frames, cfg.net.frame_height,
                                       cfg.net.frame_width)).astype(np.uint8)
         frames[5:15, :, key // 2] = 250
         ids = np.zeros(cfg.net.text_max_tokens, np.int64)
         ids[:3] = [1, 2 + i % 5, 3]
         mask = ids > 0
-        items.append({"mel": mel, "frames": frames, "roll": roll, "text": ids, "text_mask": mask})
+        items.append({"feats": feats, "frames": frames, "roll": roll, "text": ids, "text_mask": mask})
     return ClipTensors(items, [f"c{i}" for i in range(n)], lens)
 
 
@@ -183,12 +183,12 @@ cfg = get_preset("micro")
 acc = make_accelerator()
 data = ClipTensors.from_folder(sys.argv[1], "train", cfg, build_audio(cfg.audio), sys.argv[2],
                                accelerator=acc, progress=False)
-digest = hashlib.sha256(b"".join(data[i]["mel"].numpy().tobytes() for i in range(len(data))))
+digest = hashlib.sha256(b"".join(data[i]["feats"].numpy().tobytes() for i in range(len(data))))
 # one file per rank: two processes printing to one pipe can interleave their lines
 out = Path(sys.argv[3]) / f"rank{{acc.process_index}}.json"
 out.write_text(json.dumps({{"rank": acc.process_index, "world": acc.num_processes,
                            "clips": len(data), "in_memory": data.items is not None,
-                           "mel": digest.hexdigest()}}))
+                           "feats": digest.hexdigest()}}))
 """
 
 
@@ -211,7 +211,7 @@ def test_two_processes_share_one_atomically_written_cache(tmp_path):
 
     rows = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["rank"] for r in rows] == [0, 1] and all(r["world"] == 2 for r in rows)
-    assert rows[0]["mel"] == rows[1]["mel"] and rows[0]["clips"] == rows[1]["clips"] > 0
+    assert rows[0]["feats"] == rows[1]["feats"] and rows[0]["clips"] == rows[1]["clips"] > 0
     assert not any(r["in_memory"] for r in rows)  # read from the cache when used
     files = sorted(p.name for p in cache.iterdir())
     assert len(files) == rows[0]["clips"] and all(f.endswith(".npz") for f in files)

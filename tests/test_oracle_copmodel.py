@@ -121,8 +121,8 @@ def test_preference_pair_stores_the_best_candidate_as_winner():
     assert len(pairs) == 1
     pair = pairs[0]
     assert pair["clip_id"] == "c0"
-    assert pair["mel_w"][0, 0].item() == 2.0  # the full performance won
-    assert pair["mel_l"][0, 0].item() == 1.0  # the wrong notes lost
+    assert pair["feats_w"][0, 0].item() == 2.0  # the full performance won
+    assert pair["feats_l"][0, 0].item() == 1.0  # the wrong notes lost
     assert pair["score_w"] == pytest.approx(1.0)
     assert pair["score_l"] == 0.0
     assert gaps == [pytest.approx(pair["score_w"] - pair["score_l"])]
@@ -140,7 +140,7 @@ def test_a_silent_candidate_loses_instead_of_stopping_the_mining():
     pairs, _ = mine_pairs(sampler, [clip], candidates=2, steps=2, guidance=1.0, seed=0,
                           progress=False)
     assert len(pairs) == 1
-    assert pairs[0]["mel_w"][0, 0].item() == 1.0 and pairs[0]["mel_l"][0, 0].item() == 0.0
+    assert pairs[0]["feats_w"][0, 0].item() == 1.0 and pairs[0]["feats_l"][0, 0].item() == 0.0
     assert pairs[0]["score_w"] == pytest.approx(1.0) and pairs[0]["score_l"] == 0.0
 
 
@@ -335,7 +335,7 @@ def test_candidate_seeds_weight_and_missing_roll():
     assert [c[:3] for c in sampler.calls] == [(0, 5, 1.5), (1, 5, 1.5)]
     assert sampler.calls[0][3] == ["frames"]
     assert pairs[0]["guidance_weight"] == 1.5 and pairs[0]["roll"].shape == (0, 88)
-    assert pairs[0]["mel_w"][0, 0].item() == 0.0 and pairs[0]["mel_l"][0, 0].item() == 1.0
+    assert pairs[0]["feats_w"][0, 0].item() == 0.0 and pairs[0]["feats_l"][0, 0].item() == 1.0
     sampler.calls.clear()
     mine_pairs(sampler, [clip], candidates=2, steps=None, guidance=None, seed=3, progress=False)
     assert [c[:3] for c in sampler.calls] == [(3000, None, 3.5), (3001, None, 3.5)]
@@ -415,7 +415,7 @@ def test_condition_dropout_draws_by_hand():
     frames = half["roll_frames"]
     assert frames.shape == (200, cfg.train.roll_frames_per_clip)
     assert int(frames.min()) == 0 and int(frames.max()) == lens.video_frames - 1
-    assert half["noise"].shape == (200, CoPModel(cfg).audio.channels, lens.mel_frames)
+    assert half["noise"].shape == (200, CoPModel(cfg).audio.channels, lens.feat_frames)
     assert ((half["t"] > 0) & (half["t"] < 1)).all()
     # every draw depends only on (seed, stage, step, position): the same call repeats it,
     # and a sample's draws do not depend on the other samples of its batch

@@ -77,3 +77,38 @@ def test_bad_audio_is_a_clear_error():
         silence_ratio(np.zeros((2, 100, 3)), SR)
     with pytest.raises(ValueError, match="NaN"):
         piano_score(np.array([0.0, np.nan]), SR, [])
+
+
+def test_fast_hpss_is_librosas_hpss(piano):
+    """Oracle: librosa's own HPSS (N-D median filters) on the same power
+    spectrogram of rendered piano plus drums; the row-wise 1-D filters must
+    give the same parts to the last bit (float32 in, float32 out), with the
+    two kernels in librosa's order (time, frequency) and unequal, so a swap
+    of them fails."""
+    import librosa
+
+    from copdata.qa.audio import HPSS_KERNEL, HPSS_MARGIN, HPSS_TIME_KERNEL, hpss_power
+
+    audio, _ = piano
+    mix = (audio + synthetic.drums(SECONDS, SR, seed=4)).astype(np.float32)
+    power = np.abs(librosa.stft(mix, n_fft=1024, hop_length=512)) ** 2
+    harmonic, percussive = hpss_power(power)
+    ref_h, ref_p = librosa.decompose.hpss(power, kernel_size=(HPSS_TIME_KERNEL, HPSS_KERNEL),
+                                          margin=HPSS_MARGIN)
+    assert harmonic.dtype == ref_h.dtype == np.float32
+    np.testing.assert_array_equal(harmonic, ref_h)
+    np.testing.assert_array_equal(percussive, ref_p)
+
+
+@pytest.mark.parametrize("shape", [(6, 40), (3, 31), (4, 5), (1, 1), (2, 100)])
+@pytest.mark.parametrize("size", [1, 3, 31])
+def test_row_median_is_scipys_median_filter(shape, size):
+    """Oracle: scipy.ndimage.median_filter with a (1, size) footprint, on
+    rows as long as the kernel, shorter (repeated reflections) and longer."""
+    from scipy.ndimage import median_filter
+
+    from copdata.qa.audio import _median_rows
+
+    spec = np.random.default_rng(sum(shape) + size).random(shape).astype(np.float32)
+    np.testing.assert_array_equal(_median_rows(spec, size),
+                                  median_filter(spec, size=(1, size), mode="reflect"))

@@ -9,7 +9,7 @@ from copdata.cli import main
 from copdata.dataset.validate import validate_dataset
 from copdata.qa import synthetic
 from copdata.qa.keyboard import iou
-from copdata.qa.stage import CLAIM_PIANO, CLAIM_PIANO_RECORDED
+from copdata.qa.stage import CLAIM_PIANO, CLAIM_PIANO_PITCHES, CLAIM_PIANO_RECORDED
 from copdata.render.performance import generate_performance
 from copdata.render.piano import render_notes
 
@@ -115,7 +115,8 @@ def test_permissive_build_keeps_all_and_words_steps_neutrally(videos, tmp_path):
     # a recorded source: "solo piano" needs the threshold chosen on real recordings
     info = json.loads((out / "dataset.json").read_text())
     assert info["qa"]["claim_piano"] == CLAIM_PIANO_RECORDED > CLAIM_PIANO
-    at_threshold = sum(r["qa"]["piano_score"] >= CLAIM_PIANO_RECORDED for r in rows.values())
+    at_threshold = sum(r["qa"]["piano_score"] >= CLAIM_PIANO_RECORDED
+                       and r["qa"]["piano_pitches"] >= CLAIM_PIANO_PITCHES for r in rows.values())
     assert qa["clips_with_qa"] == 4 and qa["claims_solo_piano"] == at_threshold
     # a claim the scores do not support is caught
     lines = (out / "clips.jsonl").read_text().splitlines()
@@ -124,8 +125,13 @@ def test_permissive_build_keeps_all_and_words_steps_neutrally(videos, tmp_path):
         row = json.loads(line)
         if row["id"] == "speech.00000000":
             row["qa"]["claims"]["solo_piano"] = True
+        if row["id"] == "piano.00000000":  # a high score from a few pitches claims nothing
+            row["qa"].update(piano_score=0.99, piano_pitches=CLAIM_PIANO_PITCHES - 1)
+            row["qa"]["claims"]["solo_piano"] = True
         tampered.append(json.dumps(row))
     (out / "clips.jsonl").write_text("\n".join(tampered) + "\n")
     problems = validate_dataset(out, progress=False)
     assert any("speech.00000000" in p and "claims.solo_piano" in p for p in problems)
+    assert any("piano.00000000" in p and "claims.solo_piano" in p and "distinct pitches" in p
+               for p in problems), problems
     assert any("speech.00000000" in p and "steps.json" in p for p in problems)

@@ -97,3 +97,15 @@ def test_auto_crop_on_the_youtube_source_over_loopback(tmp_path):
     first = first.to_ndarray(format="rgb24") if hasattr(first, "to_ndarray") else first
     x0, y0, x1, y1 = found["box"]
     assert abs(first.shape[1] - (x1 - x0)) <= 1 and abs(first.shape[0] - (y1 - y0)) <= 1
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 5])
+def test_median_grey_is_numpys_median_with_ties(count):
+    """Oracle: np.median over every tuple of 0..3 (ties included), per pixel."""
+    import itertools
+
+    from copdata.qa.keyboard import median_grey
+
+    values = np.array(list(itertools.product(range(4), repeat=count)), np.float32)
+    frames = [values[:, k].reshape(-1, 4) for k in range(count)]
+    np.testing.assert_array_equal(median_grey(frames), np.median(values, axis=1).reshape(-1, 4))

@@ -80,3 +80,32 @@ def test_source_offset_is_confident_only_when_its_clips_agree():
     # two peaks of about the same height (a steady beat): no clearly lower second peak
     double = [_curve(-5, rng=rng) + _curve(8) for _ in range(5)]
     assert not source_offset(double, 25.0, notes=200)["confident"]
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_motion_signal_matches_a_frame_by_frame_loop(colour):
+    """Oracle: the definition worked frame by frame (grey, 4x4 block means,
+    mean absolute change per strip); a frame of another size restarts it."""
+    from copdata.qa.offset import MOTION_DOWNSCALE
+
+    rng = np.random.default_rng(5)
+    shape = (18, 35, 3) if colour else (18, 35)
+    frames = [rng.integers(0, 256, shape).astype(np.uint8) for _ in range(6)]
+
+    def grey(frame):
+        g = frame.astype(np.float64) @ [0.299, 0.587, 0.114] if colour else frame.astype(np.float64)
+        f = MOTION_DOWNSCALE
+        h, w = g.shape[0] // f, g.shape[1] // f
+        return np.array([[g[i * f:(i + 1) * f, j * f:(j + 1) * f].mean() for j in range(w)]
+                         for i in range(h)])
+
+    expected = np.zeros((6, 3))
+    for t in range(1, 6):
+        change = np.abs(grey(frames[t]) - grey(frames[t - 1])).mean(axis=0)  # 8 columns
+        expected[t] = [change[0:2].mean(), change[2:5].mean(), change[5:8].mean()]
+    np.testing.assert_allclose(motion_signal(frames, 3), expected, rtol=1e-5)
+    other = rng.integers(0, 256, (shape[0] + 4,) + shape[1:]).astype(np.uint8)
+    mixed = motion_signal(frames[:3] + [other] + frames[3:5], 3)
+    np.testing.assert_allclose(mixed[:3], expected[:3], rtol=1e-5)
+    assert mixed[3].tolist() == [0.0, 0.0, 0.0]  # a new size: no change measured
+    np.testing.assert_allclose(mixed[5], expected[4], rtol=1e-5)

@@ -32,3 +32,24 @@ def test_claim_thresholds_follow_the_build_options():
     assert claim_thresholds(0.7, 0.2) == (0.7, 0.2)
     assert claims({"piano_score": 0.69, "keyboard_score": 0.2}, 0.7, 0.2) == \
         {"keyboard": True, "solo_piano": False}
+
+
+def test_solo_piano_needs_enough_distinct_pitches():
+    """Worked by hand: the same score claims solo piano with six distinct
+    pitches, not with five (a few held notes of any pitched instrument), and a
+    row made before the pitch count (no ``piano_pitches``) is judged on its
+    score alone."""
+    from copdata.qa.stage import CLAIM_PIANO_PITCHES, measure_audio
+
+    assert CLAIM_PIANO_PITCHES == 6
+    row = {"piano_score": 0.9, "keyboard_score": 0.0}
+    assert claims({**row, "piano_pitches": 6}, 0.80, 0.5)["solo_piano"] is True
+    assert claims({**row, "piano_pitches": 5}, 0.80, 0.5)["solo_piano"] is False
+    assert claims(row, 0.80, 0.5)["solo_piano"] is True
+    assert claims({**row, "piano_pitches": 40, "piano_score": 0.79}, 0.80, 0.5)["solo_piano"] is False
+    # the count is of distinct pitches: a note repeated five times is one pitch
+    import numpy as np
+
+    audio = np.zeros(22050, np.float32)
+    notes = [Note(0.1 * k, 0.1 * k + 0.05, 60, 80) for k in range(5)] + [Note(0.6, 0.7, 64, 80)]
+    assert measure_audio(audio, 22050, notes)["piano_pitches"] == 2

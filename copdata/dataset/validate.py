@@ -74,7 +74,8 @@ def _check_audio(clip: Clip) -> list[str]:
 
 
 def _check_claims(clip: Clip, qa_settings: dict | None) -> list[str]:
-    """The row's QA claims follow from its scores and the dataset's thresholds."""
+    """The row's QA claims follow from its scores (and distinct pitches, for
+    solo piano) and the dataset's thresholds."""
     qa = clip.row.get("qa")
     if qa is None:
         return [] if not qa_settings else ["row has no qa object although the build ran QA"]
@@ -92,9 +93,16 @@ def _check_claims(clip: Clip, qa_settings: dict | None) -> list[str]:
         min_keys = qa_settings.get("claim_keyboard_keys")
         if name == "keyboard" and min_keys is not None and qa.get("keyboard_keys") is not None:
             expected = expected and qa["keyboard_keys"] >= min_keys  # a partial keyboard
+        min_pitches = qa_settings.get("claim_piano_pitches")
+        pitches = qa.get("piano_pitches")
+        if name == "solo_piano" and min_pitches is not None and pitches is not None:
+            expected = expected and pitches >= min_pitches  # a few held notes: no claim
         if bool(claims.get(name)) != bool(expected):
             problems.append(f"qa.claims.{name}={claims.get(name)} but {score}={value} and the "
-                            f"claim threshold is {qa_settings[key]}")
+                            f"claim threshold is {qa_settings[key]}"
+                            + (f" ({pitches} distinct pitches, {min_pitches} needed)"
+                               if name == "solo_piano" and min_pitches is not None
+                               and pitches is not None else ""))
     return problems
 
 

@@ -64,7 +64,8 @@ MAX_PARTIALS = 16
 NOTE_TAIL_SECONDS = 0.25  # damper release and room sound after a note's end
 SILENCE_BLOCK_SECONDS = 0.05
 QA_SILENCE_DBFS = -60.0
-HPSS_KERNEL = 31
+HPSS_KERNEL = 31  # bins (21.5 Hz each): the percussive median, across frequency
+HPSS_TIME_KERNEL = 15  # frames (23 ms hops): the harmonic median, across time (0.35 s)
 HPSS_MARGIN = 2.0
 HPSS_SAMPLE_RATE = 22050
 LOUDNESS_BLOCK_SECONDS = 0.4
@@ -162,11 +163,54 @@ def piano_evidence(audio: np.ndarray, sample_rate: int, notes: Sequence) -> dict
             "percussive": round(percussive, 4), "piano_score": round(score, 4)}
 
 
+def _median_rows(spec: np.ndarray, size: int) -> np.ndarray:
+    """Median filter of odd width ``size`` along the last axis of a 2-D array,
+    ``mode="reflect"``, as ``scipy.ndimage.median_filter(spec, size=(1, size))``
+    computes it, but several times faster: every row is padded by its own
+    reflection (SciPy's ``reflect`` is NumPy's ``symmetric``) and the rows,
+    laid end to end, go through SciPy's fast 1-D median filter once; no window
+    of a kept sample reaches past its row's padding. Rows shorter than
+    ``size`` (where repeated reflections differ) take SciPy's N-D filter."""
+    from scipy.ndimage import median_filter
+
+    if size % 2 != 1:
+        raise ValueError(f"the median filter's width must be odd, got {size}")
+    half = size // 2
+    rows, width = spec.shape
+    if width < size or rows == 0:
+        return median_filter(spec, size=(1, size), mode="reflect")
+    padded = np.pad(spec, ((0, 0), (half, half)), mode="symmetric")
+    filtered = median_filter(padded.ravel(), size=size, mode="reflect")
+    return filtered.reshape(padded.shape)[:, half:half + width].copy()
+
+
+def hpss_power(power: np.ndarray, kernel: tuple[int, int] = (HPSS_TIME_KERNEL, HPSS_KERNEL),
+               margin: float = HPSS_MARGIN) -> tuple[np.ndarray, np.ndarray]:
+    """Harmonic and percussive parts of a power spectrogram ``(freq, time)``:
+    what ``librosa.decompose.hpss(power, kernel_size=kernel, margin=margin)``
+    returns (a median filter of ``kernel[0]`` frames across time for the
+    harmonic part and of ``kernel[1]`` bins across frequency for the
+    percussive part, soft masks of power 2 with the margin), with the median
+    filters run as 1-D filters row by row."""
+    import librosa
+
+    power = np.asarray(power)
+    harmonic_median = _median_rows(power, kernel[0])
+    percussive_median = _median_rows(np.ascontiguousarray(power.T), kernel[1]).T
+    split_zeros = margin == 1
+    mask_h = librosa.util.softmask(harmonic_median, percussive_median * margin, power=2.0,
+                                   split_zeros=split_zeros)
+    mask_p = librosa.util.softmask(percussive_median, harmonic_median * margin, power=2.0,
+                                   split_zeros=split_zeros)
+    return power * mask_h, power * mask_p
+
+
 def percussive_share(audio: np.ndarray, sample_rate: int) -> float:
-    """Share of the clip's power that median-filtering HPSS (librosa,
-    kernel :data:`HPSS_KERNEL`, margin :data:`HPSS_MARGIN`, 46 ms window, on
-    the audio decimated to about :data:`HPSS_SAMPLE_RATE` Hz) assigns to
-    percussion: ``P / (H + P)``."""
+    """Share of the clip's power that median-filtering HPSS (librosa's
+    definition, :func:`hpss_power`: 46 ms window, hop half of it, medians of
+    :data:`HPSS_TIME_KERNEL` frames across time and :data:`HPSS_KERNEL` bins
+    across frequency, margin :data:`HPSS_MARGIN`, on the audio decimated to
+    about :data:`HPSS_SAMPLE_RATE` Hz) assigns to percussion: ``P / (H + P)``."""
     import librosa
 
     audio = _check(audio, sample_rate).astype(np.float32)
@@ -177,8 +221,8 @@ def percussive_share(audio: np.ndarray, sample_rate: int) -> float:
         audio = decimate(audio, step, ftype="fir", zero_phase=False).astype(np.float32)
         sample_rate = sample_rate // step
     n_fft = 1 << int(round(math.log2(0.046 * sample_rate)))
-    power = np.abs(librosa.stft(audio, n_fft=n_fft, hop_length=n_fft // 4)) ** 2
-    harmonic, percussive = librosa.decompose.hpss(power, kernel_size=HPSS_KERNEL, margin=HPSS_MARGIN)
+    power = np.abs(librosa.stft(audio, n_fft=n_fft, hop_length=n_fft // 2)) ** 2
+    harmonic, percussive = hpss_power(power)
     total = float(harmonic.sum() + percussive.sum())
     return float(percussive.sum()) / total if total > 0 else 0.0
 

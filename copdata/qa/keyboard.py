@@ -92,6 +92,25 @@ class KeyboardBox:
         return cls(tuple(int(v) for v in box) if box else None, float(d.get("confidence", 0.0)))
 
 
+def median_grey(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-pixel median of the frames' grey images (``float32``): moving
+    hands vanish. Three or five frames take a min/max network (exactly
+    ``np.median``, many times faster); other counts ``np.median``."""
+    greys = [to_grey(f) for f in frames]
+    if len(greys) == 1:
+        return greys[0]
+    if len({g.shape for g in greys}) == 1 and len(greys) in (3, 5):
+        if len(greys) == 3:
+            lo, hi, last = np.minimum(greys[0], greys[1]), np.maximum(greys[0], greys[1]), greys[2]
+        else:
+            a, b, c, d, last = greys
+            lo = np.maximum(np.minimum(a, b), np.minimum(c, d))
+            hi = np.minimum(np.maximum(a, b), np.maximum(c, d))
+        # median of (last, lo, hi): max(min(x, y), min(max(x, y), z)) is any three's median
+        return np.maximum(np.minimum(last, lo), np.minimum(np.maximum(last, lo), hi))
+    return np.median(np.stack(greys), axis=0).astype(np.float32)
+
+
 def to_grey(frame: np.ndarray) -> np.ndarray:
     frame = np.asarray(frame)
     if frame.ndim == 2:
@@ -154,7 +173,7 @@ def detect_keyboard(frames: Sequence[np.ndarray] | np.ndarray) -> KeyboardBox:
         else [frames]
     if not frames:
         raise ValueError("no frames")
-    grey = np.median(np.stack([to_grey(f) for f in frames]), axis=0) if len(frames) > 1 else to_grey(frames[0])
+    grey = median_grey(frames)
     h, w = grey.shape
     dark = _dark_mask(grey)
     max_width = max(w / 40.0, 4.0)

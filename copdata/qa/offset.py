@@ -46,32 +46,54 @@ SOURCE_MIN_CLIPS = 3
 SOURCE_MIN_NOTES = 30
 
 
-def shrink_grey(frame: np.ndarray, factor: int = MOTION_DOWNSCALE) -> np.ndarray:
-    """Grey ``float32`` frame, averaged over ``factor x factor`` blocks."""
+def shrink_grey(frame: np.ndarray, factor: int = MOTION_DOWNSCALE, stacked: bool = False) -> np.ndarray:
+    """Grey ``float32`` frame, averaged over ``factor x factor`` blocks
+    (``stacked``: ``frame`` is a stack of frames, shrunk each)."""
     frame = np.asarray(frame)
-    grey = frame.astype(np.float32) if frame.ndim == 2 else \
-        frame[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    h, w = (grey.shape[0] // factor) * factor, (grey.shape[1] // factor) * factor
+    colour = frame.ndim == (4 if stacked else 3)
+    grey = frame[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) \
+        if colour else frame.astype(np.float32)
+    h, w = (grey.shape[-2] // factor) * factor, (grey.shape[-1] // factor) * factor
     if h == 0 or w == 0:
         return grey
-    return grey[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+    import cv2  # INTER_AREA at a whole factor is the block mean, several times faster
+
+    size = (w // factor, h // factor)
+    if stacked:
+        return np.stack([cv2.resize(g[:h, :w], size, interpolation=cv2.INTER_AREA) for g in grey]) \
+            .reshape(grey.shape[:-2] + (h // factor, w // factor))
+    return cv2.resize(np.ascontiguousarray(grey[:h, :w]), size, interpolation=cv2.INTER_AREA) \
+        .reshape(h // factor, w // factor)
+
+
+def _band_means(change: np.ndarray, bands: int) -> np.ndarray:
+    """Mean of each of ``bands`` equal-width column strips of ``change``
+    (rows: frames): ``(rows, bands)``, 0 for an empty strip."""
+    edges = np.linspace(0, change.shape[1], bands + 1).astype(int)
+    return np.stack([change[:, a:b].mean(axis=1) if b > a else np.zeros(change.shape[0], change.dtype)
+                     for a, b in zip(edges[:-1], edges[1:])], axis=1)
 
 
 def motion_signal(frames: Iterable[np.ndarray], bands: int = 1) -> np.ndarray:
     """Mean absolute change between consecutive shrunk grey frames in each of
-    ``bands`` vertical strips of equal width: ``(T, bands)``; row 0 is 0."""
-    out, prev = [], None
-    for frame in frames:
+    ``bands`` vertical strips of equal width: ``(T, bands)``; row 0 is 0, and
+    so is a row whose frame differs in size from the one before."""
+    frames = [np.asarray(f) for f in frames]
+    out = np.zeros((len(frames), bands))
+    if len(frames) < 2:
+        return out
+    if len({f.shape for f in frames}) == 1:  # one shape: all frames at once
+        grey = shrink_grey(np.stack(frames), stacked=True)
+        change = np.abs(grey[1:] - grey[:-1]).mean(axis=1)  # (T - 1, W)
+        out[1:] = _band_means(change, bands)
+        return out
+    prev = None
+    for i, frame in enumerate(frames):
         grey = shrink_grey(frame)
-        if prev is None or prev.shape != grey.shape:
-            out.append(np.zeros(bands))
-        else:
-            change = np.abs(grey - prev).mean(axis=0)
-            edges = np.linspace(0, len(change), bands + 1).astype(int)
-            out.append(np.array([change[a:b].mean() if b > a else 0.0
-                                 for a, b in zip(edges[:-1], edges[1:])]))
+        if prev is not None and prev.shape == grey.shape:
+            out[i] = _band_means(np.abs(grey - prev).mean(axis=0)[None], bands)[0]
         prev = grey
-    return np.asarray(out, dtype=np.float64).reshape(-1, bands)
+    return out
 
 
 def key_band(pitch: int, bands: int) -> int:

@@ -54,7 +54,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .keyboard import KeyboardBox, detect_keyboard, to_grey
+from .keyboard import KeyboardBox, detect_keyboard, median_grey
 
 MAX_TILT_DEG = 20.0
 TILT_STEP_DEG = 0.5
@@ -283,8 +283,7 @@ def detect_keyboard_view(frames: Sequence[np.ndarray] | np.ndarray,
         else [frames]
     if not frames:
         raise ValueError("no frames")
-    grey = np.median(np.stack([to_grey(f) for f in frames]), axis=0) if len(frames) > 1 \
-        else to_grey(frames[0])
+    grey = median_grey(frames)
     src_h, src_w = grey.shape
     scale = 1.0
     if src_w > WORK_WIDTH:
