@@ -498,7 +498,7 @@ def test_make_preferences_writes_the_pairs_and_the_settings(tmp_path, monkeypatc
     prefs = load_preferences(out)
     # clip0: best k=1 (0.9), worst k=0 (0.2); clip1 all equal: no pair; clip2: 0 over 1;
     # clip3 is past the limit
-    got = [(p["clip_id"], p["mel_w"][0, 0].item(), p["mel_l"][0, 0].item()) for p in prefs["pairs"]]
+    got = [(p["clip_id"], p["feats_w"][0, 0].item(), p["feats_l"][0, 0].item()) for p in prefs["pairs"]]
     assert got == [("clip0", 1.0, 0.0), ("clip2", 0.0, 1.0)]
     assert [(p["score_w"], p["score_l"]) for p in prefs["pairs"]] == [(0.9, 0.2), (0.7, 0.1)]
     assert torch.equal(prefs["pairs"][1]["roll"], torch.full((3, 88), 2.0))
@@ -560,19 +560,19 @@ def test_preference_mining_shows_its_progress_only_when_asked(tmp_path, monkeypa
     assert capsys.readouterr().err == ""
 
 
-def test_old_preference_files_name_the_guidance_weight_cfg(tmp_path):
+def test_old_preference_files_name_the_guidance_weight_cfg_and_the_features_mel(tmp_path):
     from copmodel.prefs import load_preferences
-    torch.save({"pairs": [{"clip_id": "a", "cfg": 3.0, "score_w": 1.0}, "junk"], "info": {}},
-               tmp_path / "old.pt")
+    torch.save({"pairs": [{"clip_id": "a", "cfg": 3.0, "score_w": 1.0, "mel_w": 1, "mel_l": 2},
+                          "junk"], "info": {}}, tmp_path / "old.pt")
     assert load_preferences(tmp_path / "old.pt")["pairs"] == [
-        {"clip_id": "a", "guidance_weight": 3.0, "score_w": 1.0}]
+        {"clip_id": "a", "guidance_weight": 3.0, "score_w": 1.0, "feats_w": 1, "feats_l": 2}]
 
 
 def test_make_preferences_merges_the_shards_of_two_processes_in_clip_order(tmp_path, monkeypatch):
     from copmodel.prefs import load_preferences, make_preferences
     out = tmp_path / "prefs.pt"
     # rank 1 (clips 1 and 3) has written its shard: clip3's pair, gap 0.6
-    rank1 = {"pairs": [{"clip_id": "clip3", "mel_w": torch.zeros(2, 4), "mel_l": torch.ones(2, 4),
+    rank1 = {"pairs": [{"clip_id": "clip3", "feats_w": torch.zeros(2, 4), "feats_l": torch.ones(2, 4),
                         "roll": torch.zeros(3, 88), "guidance_weight": 2.5,
                         "score_w": 0.6, "score_l": 0.0}], "gaps": [0.6]}
     torch.save(rank1, tmp_path / ".prefs.pt.rank1")
