@@ -103,3 +103,34 @@ def test_confidence_is_the_peak_over_the_best_far_lag():
     far = np.abs(lags - lags[best]) > qo.CONFIDENCE_EXCLUSION_FRAMES
     assert confidence == pytest.approx(np.clip(corr[best] - max(corr[far].max(), 0), 0, 1), abs=1e-4)
     assert 0 < confidence < 1
+
+
+def test_every_white_key_has_its_own_strip_of_52_and_a_black_key_its_right_neighbours():
+    """Oracle: pretty_midi's note names (a white key has no sharp): with 52 strips the 52
+    white keys A0..C8 take strips 0..51 in order; a black key lies on the border of its
+    two white neighbours and takes one of their strips."""
+    import pretty_midi
+    white = [p for p in range(21, 109) if "#" not in pretty_midi.note_number_to_name(p)]
+    black = [p for p in range(21, 109) if p not in white]
+    assert len(white) == 52
+    assert [qo.key_band(p, 52) for p in white] == list(range(52))
+    assert all(qo.key_band(p, 52) in (qo.key_band(p - 1, 52), qo.key_band(p + 1, 52)) for p in black)
+    # the ends with two strips per white key: A0's centre 0.5 -> 1, C8's 51.5 -> 103
+    assert qo.key_band(21, 104) == 1 and qo.key_band(108, 104) == 103 == qo.key_band(120, 104)
+
+
+def test_note_events_in_one_frame_add_up():
+    # two onsets at frame position 1.0 exactly (0.15 s at 10 fps), one band by default
+    sig = qo.note_onset_signal([Note(0.15, 0.55, 60, 40), Note(0.15, 0.55, 64, 60)], 10.0, 0, 4)
+    assert sig.shape == (4, 1) and sig[:, 0] == pytest.approx([0, 100, 0, 0])
+
+
+def test_normalise_detrends_from_ten_rows_and_scales_all_columns_together():
+    # 9 rows: no detrending, each column centred on its own mean, one sd for the whole
+    x = np.stack([np.arange(9.0), 10 + 2 * np.arange(9.0)], axis=1)
+    got = qo._normalise(x)
+    centred = x - x.mean(axis=0)
+    assert got == pytest.approx(centred / centred.std())
+    # 10 rows: a straight line loses its trend (9-frame moving average, edges padded)
+    line = qo._normalise(np.arange(10.0)[:, None])[:, 0]
+    assert np.allclose(line[4:6], line[4]) and not np.allclose(line, line[0])
