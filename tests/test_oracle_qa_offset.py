@@ -134,3 +134,36 @@ def test_normalise_detrends_from_ten_rows_and_scales_all_columns_together():
     # 10 rows: a straight line loses its trend (9-frame moving average, edges padded)
     line = qo._normalise(np.arange(10.0)[:, None])[:, 0]
     assert np.allclose(line[4:6], line[4]) and not np.allclose(line, line[0])
+
+
+def test_source_offset_of_no_curves_and_of_agreeing_clips():
+    assert qo.source_offset([], 25.0, 10) == {"offset_s": 0.0, "half_width_s": None,
+                                             "second_peak": None, "agree": 0.0, "clips": 0,
+                                             "notes": 10, "confident": False}
+    lags = np.arange(-10, 11)
+    curve = np.exp(-0.5 * (lags - 2.0) ** 2)  # symmetric about lag +2: no sub-frame shift
+    out = qo.source_offset([curve, curve, curve, None], 25.0, 40)
+    # 2 frames at 25 fps; every draw the same curve: no width; the best lag more than 3
+    # frames away (6 or -2) over the peak: exp(-8), 0.0003 to four places; all clips agree
+    assert out == {"offset_s": 0.08, "half_width_s": 0.0, "second_peak": round(float(np.exp(-8)), 4),
+                   "agree": 1.0, "clips": 3, "notes": 40, "confident": True}
+    assert not qo.source_offset([curve, curve, curve], 25.0, 29)["confident"]  # too few notes
+    assert not qo.source_offset([curve, curve], 25.0, 40)["confident"]  # too few clips
+
+
+def test_estimate_offset_input_guards():
+    fps, max_lag = 10.0, 1
+    motion = np.array([[0.0], [1.0], [0.0], [1.0]])  # four frames: the fewest it takes
+    onsets = np.zeros((4 + 2 * max_lag, 1))
+    onsets[max_lag:max_lag + 4] = motion
+    offset, _ = qo.estimate_offset(motion, onsets, fps, max_offset_s=0.1)
+    assert offset == pytest.approx(0.0, abs=0.05)
+    with pytest.raises(ValueError):
+        qo.estimate_offset(motion[:3], onsets[:5], fps, max_offset_s=0.1)
+    with pytest.raises(ValueError):
+        qo.estimate_offset(motion, onsets[:, :0], fps, max_offset_s=0.1)
+    with pytest.raises(ValueError):
+        qo.estimate_offset(motion, motion, 0.0, max_offset_s=0.1)
+    # half a frame per second is a valid (slow) frame rate: one lag each way is 2 s
+    slow = qo.estimate_offset(motion, onsets, 0.5, max_offset_s=2.0)
+    assert slow[0] == pytest.approx(0.0, abs=1.0)
