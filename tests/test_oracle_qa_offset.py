@@ -167,3 +167,17 @@ def test_estimate_offset_input_guards():
     # half a frame per second is a valid (slow) frame rate: one lag each way is 2 s
     slow = qo.estimate_offset(motion, onsets, 0.5, max_offset_s=2.0)
     assert slow[0] == pytest.approx(0.0, abs=1.0)
+
+
+def test_onset_strength_lands_in_the_frame_that_holds_the_onset():
+    # clicks at 0.2 s and 0.61 s, 16 kHz, 25 fps: frames floor(0.2 * 25) = 5 and
+    # floor(0.61 * 25) = 15 hold them; each frame keeps its interval's maximum strength
+    sr, fps = 16000, 25.0
+    audio = np.zeros(sr, np.float32)
+    for t in (0.2, 0.61):
+        i = int(t * sr)
+        audio[i:i + 160] = np.hanning(160) * np.sign(np.sin(np.arange(160)))
+    sig = qo.onset_signal(audio, sr, fps, 25)
+    assert sig.shape == (25,) and sig.min() >= 0
+    assert sorted(np.argsort(sig)[-2:].tolist()) == [5, 15]
+    assert qo.onset_signal(audio, sr, fps, 10)[5] == sig[5]  # fewer frames: the same values
