@@ -69,3 +69,17 @@ def test_si_sdr_clip_range_and_bootstrap_defaults():
     # 1000 percentile-bootstrap resamples, 95 % intervals (docs/copbench.md, results' ci95)
     assert (stats.N_BOOT, stats.LEVEL) == (1000, 0.95)
     assert _defaults(stats.bootstrap_ci)["n_boot"] == stats.N_BOOT
+
+
+def test_set_level_bootstrap_and_inception_score_settings():
+    from copbench.metrics import clip_score, panns_scores
+    # the seed metric's and is_panns' CIs: 200 percentile-bootstrap resamples over clips
+    # (docs/copbench.md; the settings they record say so)
+    assert midi.SEED_BOOT == 200 and panns_scores.N_BOOT == 200
+    # torch-fidelity's isc_features_to_metric as av-benchmark calls it:
+    # splits=10, samples_shuffle=True, rng_seed=2020
+    assert (panns_scores.SPLITS, panns_scores.ISC_SEED) == (10, 2020)
+    # audioldm_eval's KL: (softmax(out) + 1e-6).log()
+    assert panns_scores.EPS == 1e-6
+    # clip_score: one video frame per second (at k + 0.5 s)
+    assert clip_score.FRAMES_PER_SECOND == 1.0

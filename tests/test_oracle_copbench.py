@@ -393,3 +393,81 @@ def results_frame_of(res):
     from copbench.frame import results_frame
 
     return results_frame([res])
+
+
+def test_paper_columns_are_the_papers_table():
+    """arXiv 2503.22200's table: FAD (and FAD-inf), CLIP score, AV-Align, SI-SDR, MIDI note
+    precision/recall/F1 and MOS; every other column is behind --metrics all."""
+    from copbench.frame import is_paper_column
+    paper = ["fad_vggish", "fad_vggish_inf", "fad_clap", "clip_score", "av_align", "si_sdr",
+             "midi_note_precision", "midi_note_recall", "midi_note_f1", "mos_overall", "mos_sync"]
+    other = ["fad_vggish_clip_fd", "fd_panns", "kl_panns", "is_panns", "clap_score",
+             "midi_note_f1_offset", "midi_frame_f1", "midi_frame_f1_seed", "a_mos_overall",
+             "xfad_vggish", "si_sdr_db"]
+    assert [m for m in paper if not is_paper_column(m)] == []
+    assert [m for m in other if is_paper_column(m)] == []
+
+
+def test_tracks_come_v2a_then_tv2a_then_the_others_by_name():
+    import pandas as pd
+    from copbench.frame import tracks
+    frame = pd.DataFrame({"track": ["zeta", "tv2a", "alpha", "v2a", "unspecified", "tv2a"],
+                          "model": list("abcdef")})
+    got = tracks(frame)
+    assert [t for t, _ in got] == ["v2a", "tv2a", "alpha", "unspecified", "zeta"]
+    assert [list(rows["model"]) for _, rows in got] == [["d"], ["b", "f"], ["c"], ["e"], ["a"]]
+    # without the paper's tracks: by name
+    assert [t for t, _ in tracks(frame[frame.track.isin(["zeta", "alpha"])])] == ["alpha", "zeta"]
+
+
+def test_best_models_skips_entries_that_are_not_measurements():
+    """Flagged entries, entries with values set by a convention and distances below 0
+    are never best; a distance of exactly 0 (or between 0 and 1) is a measurement."""
+    from copbench.frame import best_models, is_distance, results_frame
+
+    def entry(mean, higher=True, **extra):
+        return {"mean": mean, "ci95": [mean - 1, mean + 1], "n": 3, "higher_is_better": higher, **extra}
+
+    results = [
+        _results("flagged", {"si_sdr": entry(9.0, flags=["too_few_clips"]),
+                             "fad_mel": entry(0.1, False, conventions={"both_silent": 1}),
+                             "kl_panns": entry(-0.5, False), "is_panns": entry(-1.0, False)}),
+        _results("plain", {"si_sdr": entry(5.0), "fad_mel": entry(0.5, False),
+                           "kl_panns": entry(0.0, False), "is_panns": entry(2.0, False)}),
+        _results("other", {"si_sdr": entry(4.0), "fad_mel": entry(0.7, False),
+                           "kl_panns": entry(0.2, False), "is_panns": entry(3.0, False)}),
+    ]
+    frame = results_frame(results)
+    # is_panns is not a distance: its negative value is a measurement and the lowest
+    assert best_models(frame) == {"si_sdr": {"plain"}, "fad_mel": {"plain"},
+                                  "kl_panns": {"plain"}, "is_panns": {"flagged"}}
+    assert [m for m in ("fad_vggish", "fd_panns", "kl_passt", "kl_panns") if not is_distance(m)] == []
+    assert [m for m in ("si_sdr", "is_panns", "clap_score", "midi_note_f1") if is_distance(m)] == []
+    # nothing complete: nothing is best
+    assert best_models(results_frame([_results("x", {"si_sdr": entry(1.0)}, n_failed=2)])) == {}
+    # two tracks in one frame: an error, never a ranking across tracks
+    two = results_frame([_results("a", {"si_sdr": entry(1.0)}, track="v2a"),
+                         _results("b", {"si_sdr": entry(2.0)}, track="tv2a")])
+    with pytest.raises(ValueError, match="one track"):
+        best_models(two)
+
+
+def test_conventions_of_several_counters_add_up_and_a_flag_may_be_one_name():
+    from copbench.frame import results_frame
+    res = _results("m", {"midi_note_f1": {"mean": 0.5, "flags": "few_clips",
+                                          "conventions": {"notes_one_empty": 2, "silent_output": 1},
+                                          "seed_conventions": {"notes_one_empty": 3}}})
+    row = results_frame([res]).iloc[0]
+    assert row["flags"] == ("few_clips",)
+    assert row["conventions"] == {"notes_one_empty": 5, "silent_output": 1}
+    assert row["n_conventions"] == 6
+
+
+def test_a_frame_without_entries_still_has_every_column():
+    from copbench.frame import RESULT_COLUMNS, results_frame
+    empty = results_frame([{"model": "a", "metrics": {}}])
+    assert list(empty.columns) == RESULT_COLUMNS and len(empty) == 0
+    assert empty["mean"].dtype == "float64"
+    row = results_frame([_results("b", {"si_sdr": {"mean": 1}}, track="v2a")]).iloc[0]
+    assert row["track"] == "v2a" and row["mean"] == 1.0
+    assert results_frame([_results("c", {"si_sdr": {"mean": 1}})]).iloc[0]["track"] == "unspecified"

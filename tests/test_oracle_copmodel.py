@@ -424,3 +424,214 @@ def test_condition_dropout_draws_by_hand():
     for key, value in half.items():
         assert torch.equal(value, again[key]), key
         assert torch.equal(value[7:8], alone[key]), key
+
+
+class _FakeState:
+    """accelerate.PartialState of one process of ``world`` (rank ``rank``)."""
+
+    def __init__(self, rank=0, world=1):
+        self.process_index, self.num_processes = rank, world
+        self.is_main_process, self.device = rank == 0, "cpu"
+        self.waits = 0
+
+    def wait_for_everyone(self):
+        self.waits += 1
+
+
+class _ScoredSampler:
+    """Candidate k of a clip has features ``[k]``; its audio is the clip's score row,
+    ``score_candidates`` is replaced by a lookup of those scores."""
+
+    def __init__(self):
+        self.cfg = SimpleNamespace(sample=SimpleNamespace(guidance_weight=2.5, steps=9,
+                                                          guidance_convention="cfg", sway=-1.0))
+        self.ckpt_hash, self.loaded, self.drawn = "abc123", [], []
+
+    def info(self):
+        return {"roll": "predicted (probabilities)"}
+
+    def conditions(self, clip):
+        return {"roll": torch.full((1, 3, 88), float(clip.index))}
+
+    def generate_features(self, clip, seed, steps, weight, batch=None):
+        self.drawn.append((seed, steps, weight))
+        return np.full((2, 4), float(seed % 1000), np.float32)
+
+    def vocode(self, features, clip):
+        return (clip.index, int(features[0, 0]))
+
+
+SCORES = {0: [0.2, 0.9, 0.5], 1: [0.4, 0.4, 0.4], 2: [0.7, 0.1, 0.3], 3: [0.0, 0.6, 0.6]}
+
+
+def _patch_prefs(monkeypatch, state, sampler):
+    import accelerate
+    import copdata
+    import copmodel.prefs as prefs
+    clips = [SimpleNamespace(id=f"clip{i}", index=i, sample_rate=SR, notes=lambda: [])
+             for i in range(4)]
+    opened = []
+
+    class _Data:
+        def clips(self, split):
+            opened.append(split)
+            return iter(clips)
+
+    monkeypatch.setattr(accelerate, "PartialState", lambda: state)
+    monkeypatch.setattr(copdata, "open_dataset", lambda path: opened.append(str(path)) or _Data())
+    monkeypatch.setattr(prefs, "load_sampler",
+                        lambda ckpt, device=None: sampler.loaded.append((str(ckpt), device)) or sampler)
+    monkeypatch.setattr(prefs, "score_candidates",
+                        lambda audios, sr, notes: [SCORES[c][k] for c, k in audios])
+    return opened
+
+
+def test_make_preferences_writes_the_pairs_and_the_settings(tmp_path, monkeypatch):
+    from copmodel.prefs import load_preferences, make_preferences, ranking_metric
+    sampler, state = _ScoredSampler(), _FakeState()
+    opened = _patch_prefs(monkeypatch, state, sampler)
+    out = tmp_path / "p" / "prefs.pt"
+    summary = make_preferences("run/last.pt", tmp_path, out, split="valid", candidates=3,
+                               limit=3, seed=0, progress=False)
+    assert opened == [str(tmp_path), "valid"] and sampler.loaded == [("run/last.pt", "cpu")]
+    assert {d[1:] for d in sampler.drawn} == {(None, 2.5)}  # the checkpoint's steps and weight
+    prefs = load_preferences(out)
+    # clip0: best k=1 (0.9), worst k=0 (0.2); clip1 all equal: no pair; clip2: 0 over 1;
+    # clip3 is past the limit
+    got = [(p["clip_id"], p["feats_w"][0, 0].item(), p["feats_l"][0, 0].item()) for p in prefs["pairs"]]
+    assert got == [("clip0", 1.0, 0.0), ("clip2", 0.0, 1.0)]
+    assert [(p["score_w"], p["score_l"]) for p in prefs["pairs"]] == [(0.9, 0.2), (0.7, 0.1)]
+    assert torch.equal(prefs["pairs"][1]["roll"], torch.full((3, 88), 2.0))
+    assert prefs["pairs"][0]["guidance_weight"] == 2.5
+    info = prefs["info"]
+    assert info == {"ckpt": "run/last.pt", "ckpt_sha256": "abc123", "data": str(tmp_path),
+                    "split": "valid", "candidates": 3, "seed": 0, "steps": 9,
+                    "guidance_weight": 2.5, "guidance_convention": "cfg", "sway": -1.0,
+                    "track": "tv2a", "roll": "predicted (probabilities)",
+                    "metric": ranking_metric(), "clips": 3, "pairs": 2, "processes": 1}
+    assert summary == {**info, "mean_gap": pytest.approx((0.7 + 0.6) / 2), "out": str(out)}
+    assert not list(out.parent.glob(".*"))  # no temporary file left behind
+    # the steps and guidance asked for are the ones used and recorded; the defaults:
+    # the train split, seed 0
+    sampler.drawn.clear()
+    out = tmp_path / "a" / "b" / "prefs.pt"  # parent folders are made
+    again = make_preferences("run/last.pt", tmp_path, out, candidates=2, steps=4, guidance=1.0,
+                             progress=False, device="cuda:3")
+    assert opened[-1] == "train" and again["seed"] == 0
+    assert sorted(sampler.drawn) == sorted([(k, 4, 1.0) for k in (0, 1)] * 4)
+    assert {p["guidance_weight"] for p in load_preferences(out)["pairs"]} == {1.0}
+    assert (again["steps"], again["guidance_weight"], again["clips"]) == (4, 1.0, 4)
+    assert sampler.loaded[-1] == ("run/last.pt", "cuda:3")
+    # with two candidates: clip0 1 over 0, clip2 0 over 1, clip3 1 over 0; clip1 none
+    assert [p["clip_id"] for p in load_preferences(out)["pairs"]] == ["clip0", "clip2", "clip3"]
+    assert again["mean_gap"] == pytest.approx((0.7 + 0.6 + 0.6) / 3)
+    assert state.waits == 0  # one process: no shards, nothing to wait for
+    # four candidates by default, seeds 1000 * seed + k
+    sampler.drawn.clear()
+    monkeypatch.setitem(SCORES, 0, [0.3, 0.3, 0.3, 0.1])
+    monkeypatch.setitem(SCORES, 1, [0.4, 0.4, 0.4, 0.4])
+    four = make_preferences("run/last.pt", tmp_path, out, limit=1, seed=2, progress=False)
+    assert four["candidates"] == 4 and [d[0] for d in sampler.drawn] == [2000, 2001, 2002, 2003]
+    # candidates that all score the same give no pair and a mean gap of 0
+    none = make_preferences("run/last.pt", tmp_path, out, limit=2, candidates=3, progress=False)
+    assert (none["pairs"], none["mean_gap"]) == (0, 0.0)
+    from copmodel.errors import ConfigError
+    with pytest.raises(ConfigError) as caught:
+        make_preferences("run/last.pt", tmp_path, out, candidates=1)
+    assert caught.value.item == "1"
+
+
+def test_preference_mining_shows_its_progress_only_when_asked(tmp_path, monkeypatch, capsys):
+    from copmodel.prefs import make_preferences, mine_pairs
+    sampler = _ScoredSampler()
+    _patch_prefs(monkeypatch, _FakeState(), sampler)
+    make_preferences("c.pt", tmp_path, tmp_path / "p.pt", candidates=3, limit=2)
+    err = capsys.readouterr().err
+    assert "prefs: 100%" in err and "2/2" in err and "clip/s" in err
+    make_preferences("c.pt", tmp_path, tmp_path / "p.pt", candidates=3, limit=2, progress=False)
+    assert capsys.readouterr().err == ""
+    clips = [SimpleNamespace(id="clip0", index=0, sample_rate=SR, notes=lambda: [])]
+    mine_pairs(sampler, clips, 3, None, None, 0)  # a bar by default
+    assert "prefs: 100%" in capsys.readouterr().err
+    # another process than the main one: no bar whatever is asked
+    _patch_prefs(monkeypatch, _FakeState(rank=1, world=2), sampler)
+    torch.save({"pairs": [], "gaps": []}, tmp_path / ".q.pt.rank0")
+    make_preferences("c.pt", tmp_path, tmp_path / "q.pt", candidates=3, limit=2)
+    assert capsys.readouterr().err == ""
+
+
+def test_old_preference_files_name_the_guidance_weight_cfg_and_the_features_mel(tmp_path):
+    from copmodel.prefs import load_preferences
+    torch.save({"pairs": [{"clip_id": "a", "cfg": 3.0, "score_w": 1.0, "mel_w": 1, "mel_l": 2},
+                          "junk"], "info": {}}, tmp_path / "old.pt")
+    assert load_preferences(tmp_path / "old.pt")["pairs"] == [
+        {"clip_id": "a", "guidance_weight": 3.0, "score_w": 1.0, "feats_w": 1, "feats_l": 2}]
+
+
+def test_make_preferences_merges_the_shards_of_two_processes_in_clip_order(tmp_path, monkeypatch):
+    from copmodel.prefs import load_preferences, make_preferences
+    out = tmp_path / "prefs.pt"
+    # rank 1 (clips 1 and 3) has written its shard: clip3's pair, gap 0.6
+    rank1 = {"pairs": [{"clip_id": "clip3", "feats_w": torch.zeros(2, 4), "feats_l": torch.ones(2, 4),
+                        "roll": torch.zeros(3, 88), "guidance_weight": 2.5,
+                        "score_w": 0.6, "score_l": 0.0}], "gaps": [0.6]}
+    torch.save(rank1, tmp_path / ".prefs.pt.rank1")
+    sampler, state = _ScoredSampler(), _FakeState(rank=0, world=2)
+    _patch_prefs(monkeypatch, state, sampler)
+    summary = make_preferences("c.pt", tmp_path, out, candidates=3, seed=0, progress=False)
+    pairs = load_preferences(out)["pairs"]
+    # rank 0 mined clips 0 and 2; the merged file is in the dataset's clip order
+    assert [p["clip_id"] for p in pairs] == ["clip0", "clip2", "clip3"]
+    assert summary["pairs"] == 3 and summary["processes"] == 2 and summary["clips"] == 4
+    assert summary["mean_gap"] == pytest.approx((0.7 + 0.6 + 0.6) / 3)
+    assert state.waits == 2 and not (tmp_path / ".prefs.pt.rank0").exists()
+    # rank 1 of two writes its shard and no file: the main process writes it
+    other = tmp_path / "other"
+    other.mkdir()
+    torch.save({"pairs": [], "gaps": []}, other / ".prefs.pt.rank0")
+    state1 = _FakeState(rank=1, world=2)
+    _patch_prefs(monkeypatch, state1, _ScoredSampler())
+    make_preferences("c.pt", tmp_path, other / "prefs.pt", candidates=3, seed=0, progress=False)
+    assert not (other / "prefs.pt").exists() and not (other / ".prefs.pt.rank1").exists()
+
+
+def test_contrastive_head_is_a_two_layer_mlp_as_checkpoints_store_it():
+    """The audio MLP is Linear(dim, dim) -> GELU -> Linear(dim, out): the parameter names
+    and shapes stage-3 checkpoints hold (a checkpoint of another layout does not load)."""
+    from copmodel.losses import ContrastiveHead
+    head = ContrastiveHead(dim=8, video_dim=5, out_dim=4)
+    shapes = {k: tuple(v.shape) for k, v in head.state_dict().items()}
+    assert shapes == {"audio_proj.0.weight": (8, 8), "audio_proj.0.bias": (8,),
+                      "audio_proj.2.weight": (4, 8), "audio_proj.2.bias": (4,),
+                      "video_proj.weight": (4, 5), "video_proj.bias": (4,), "log_temp": ()}
+    assert isinstance(head.audio_proj[1], torch.nn.GELU)
+
+
+def test_info_nce_keeps_its_targets_on_the_inputs_device():
+    # the meta device stands in for a GPU: a target made on the CPU would not match
+    audio, video = torch.randn(3, 4, device="meta"), torch.randn(3, 4, device="meta")
+    loss = info_nce(audio, video, torch.tensor(math.log(0.07), device="meta"))
+    assert loss.device.type == "meta" and loss.shape == ()
+
+
+def test_gather_batch_concatenates_the_processes_rows_in_rank_order(monkeypatch):
+    import torch.distributed as dist
+    import torch.distributed.nn.functional as dist_fn
+    from copmodel.losses import gather_batch
+
+    x = torch.arange(6.0).reshape(3, 2)
+    assert gather_batch(x) is x  # no process group: the rows themselves
+    world = {"size": 2}
+    seen = []
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: world["size"])
+
+    def all_gather(t):  # rank 0's rows, then rank 1's (ours plus 100)
+        seen.append(t.is_contiguous())
+        return [t, t + 100.0][:world["size"]]
+    monkeypatch.setattr(dist_fn, "all_gather", all_gather)
+    y = torch.arange(6.0).reshape(2, 3).T  # a non-contiguous view: all_gather needs contiguous
+    assert torch.equal(gather_batch(y), torch.cat([y, y + 100.0])) and seen == [True]
+    world["size"] = 1  # one process in a group: the rows themselves, nothing gathered
+    assert gather_batch(x) is x and seen == [True]

@@ -177,15 +177,53 @@ def git_commit() -> str:
     return out.stdout.strip() + (" (+ uncommitted changes)" if dirty else "")
 
 
+def _earlier(out: Path | None) -> tuple[dict[str, str], dict[str, list[str]], set[str]]:
+    """The rows, notes and commits of the table already in ``out``: a module measured
+    in another clone (its sandbox is not here) keeps its last measured row."""
+    if out is None or not out.is_file():
+        return {}, {}, set()
+    text = out.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        return {}, {}, set()
+    table = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    rows, notes = {}, {}
+    for line in table.splitlines():
+        m = re.match(r"\| `([^`]+)` \|", line)
+        if m and "not measured" not in line:
+            rows[m.group(1)] = line
+        m = re.match(r"- `([^`]+)`", line)
+        if m:
+            notes.setdefault(m.group(1), []).append(line)
+    head = re.search(r"commit\(s\) (.*?) \(the last run", table)
+    commits = set(re.findall(r"`([^`]+)`", head.group(1))) if head else set()
+    return rows, notes, commits
+
+
+def _commit_cell(row: str, old_commits: set[str]) -> str:
+    """A kept row with its commit cell (rows of tables before the commit column get
+    the earlier table's commit list)."""
+    if row.count("|") >= 12:
+        return row
+    earlier = ", ".join(sorted(old_commits)) or "?"
+    return f"{row} one of {earlier} |"
+
+
 def report(out: Path | None) -> int:
     mutmut_cfg, cop_cfg = load_config()
     equivalent = cop_cfg.get("equivalent", {})
     rows, notes, commits = [], [], set()
+    old_rows, old_notes, old_commits = _earlier(out)
     for module in mutmut_cfg["only_mutate"]:
         box = SANDBOXES / slug(module)
         results = _results(box, module)
         if not results or all(v is None for v in results.values()):
-            rows.append(f"| `{module}` | not measured | | | | | | | | |")
+            if module in old_rows:  # measured elsewhere: keep its last row and notes
+                rows.append(_commit_cell(old_rows[module], old_commits))
+                prefix = slug(module) + "."
+                notes += [ln for name, lines in old_notes.items()
+                          if name.startswith(prefix) for ln in lines]
+                continue
+            rows.append(f"| `{module}` | not measured | | | | | | | | | |")
             continue
         killed = sum(1 for v in results.values() if v in KILLED)
         timeouts = sum(1 for v in results.values() if v in TIMEOUT)
@@ -204,10 +242,10 @@ def report(out: Path | None) -> int:
         # mutmut checks every mutant again when the selection or settings change, so
         # the longest recorded run is a full one
         seconds = max((r["seconds"] for r in runs), default=None)
-        commits.add(runs[-1].get("commit", "?") if runs else "?")
+        commit = runs[-1].get("commit", "?") if runs else "?"
         rows.append(f"| `{module}` | {len(results)} | {killed + timeouts} | {len(eq)} | {len(excluded)} "
                     f"| {len(open_)} | {no_tests} | {not_run} | {score:.0f} % | "
-                    f"{'' if seconds is None else f'{seconds / 60:.0f} min'} |")
+                    f"{'' if seconds is None else f'{seconds / 60:.0f} min'} | {commit} |")
         for k in eq:
             notes.append(f"- `{k}`: {equivalent[k]}")
         for k in open_:
@@ -215,11 +253,12 @@ def report(out: Path | None) -> int:
                           if ln.startswith("+") and not ln.startswith("+++")), "+?")
             notes.append(f"- `{k}` survives: `{first[1:].strip()[:100]}`")
     table = "\n".join([
-        f"Measured with mutmut 3 on commit(s) {', '.join(f'`{c}`' for c in sorted(commits))} "
-        f"(the last run of each module; {time.strftime('%Y-%m-%d')}; `python tools/mutate.py report`).",
+        f"Measured with mutmut 3; each row names the commit of the module's last run "
+        f"(\"+ uncommitted changes\": run on that commit's working tree with the tests of the "
+        f"next commit). Written {time.strftime('%Y-%m-%d')} by `python tools/mutate.py report`.",
         "",
-        "| module | mutants | killed | equivalent | excluded (message text) | survived | no test reaches it | not run | score | longest run (1 process) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | mutants | killed | equivalent | excluded (message text) | survived | no test reaches it | not run | score | longest run (1 process) | commit |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *rows,
         "",
         "Score = killed / (mutants - equivalent - excluded - not run): a timeout counts as killed, "
