@@ -244,7 +244,8 @@ def test_midi_seed_metric_needs_25_fps_and_two_chunks():
 # ---- is_panns, kl_panns ----------------------------------------------------------------
 
 class FakePanns:
-    """A stand-in Cnn14: the logits of a clip are ``TABLE[int(audio[0])]`` (one window)."""
+    """A stand-in Cnn14: the logits of a clip are ``TABLE[audio[0] - audio[1]]`` (one window;
+    a difference of samples, so av-benchmark's DC removal leaves the row index as it is)."""
 
     def __init__(self, table):
         self.table, self.calls = np.asarray(table, np.float64), []
@@ -255,9 +256,9 @@ class FakePanns:
     def provenance(self):
         return {"name": "panns", "weights": "fake"}
 
-    def embed_with_logits(self, audio, sample_rate):
+    def embed_with_logits(self, audio, sample_rate, seconds=None):
         self.calls.append(sample_rate)
-        logits = self.table[int(audio[0])][None, :]
+        logits = self.table[int(round(float(audio[0]) - float(audio[1])))][None, :]
         return np.zeros((1, 4)), logits
 
 
