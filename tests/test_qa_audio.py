@@ -112,3 +112,23 @@ def test_row_median_is_scipys_median_filter(shape, size):
     spec = np.random.default_rng(sum(shape) + size).random(shape).astype(np.float32)
     np.testing.assert_array_equal(_median_rows(spec, size),
                                   median_filter(spec, size=(1, size), mode="reflect"))
+
+
+@pytest.mark.parametrize("sample_rate", [16000, 44100, 48000])
+def test_loudness_equals_pyloudnorm(sample_rate):
+    # oracle: pyloudnorm (Steinmetz & Reiss), an independent BS.1770-4 implementation with
+    # its own K-weighting filters, blocks and gates. The signal has energy below the 38 Hz
+    # high pass and above the 1.5 kHz shelf, a quiet second the relative gate removes and a
+    # near-silent tail under the absolute gate (-70 LUFS).
+    import pyloudnorm as pyln
+    rng = np.random.default_rng(sample_rate)
+    t = np.arange(int(sample_rate * 7.3)) / sample_rate
+    x = (0.3 * np.sin(2 * np.pi * 440 * t) * (1 + 0.8 * np.sin(2 * np.pi * 0.3 * t))
+         + 0.2 * np.sin(2 * np.pi * 25 * t) + 0.05 * np.sin(2 * np.pi * 5000 * t)
+         + 0.05 * rng.standard_normal(len(t)))
+    x[int(sample_rate * 2):int(sample_rate * 3)] *= 0.001
+    x[int(sample_rate * 6):] *= 1e-5
+    ours = loudness_lufs(x, sample_rate)
+    assert ours == pytest.approx(pyln.Meter(sample_rate).integrated_loudness(x), abs=0.006)
+    louder = loudness_lufs(2 * x, sample_rate)  # +6.02 dB, the gates move with it
+    assert louder - ours == pytest.approx(20 * np.log10(2), abs=0.011)
