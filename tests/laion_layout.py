@@ -5,6 +5,8 @@ cannot be imported beside the CPU torch build): key names and shapes of
 wrapped as its released checkpoints are (``{"epoch", "state_dict": {"module.*"}}``).
 Used by the unit tests (tiny sizes) and the parity suite (full size)."""
 
+import json
+
 import numpy as np
 import torch
 
@@ -71,3 +73,21 @@ def laion_clap_state(text_cfg, embed_dim, depths, heads, window, joint, classes=
             sd[f"{side}_transform.sequential.{k}.bias"] = rnd(joint)
     sd["logit_scale_a"], sd["logit_scale_t"] = torch.tensor(2.6), torch.tensor(2.7)
     return {"epoch": 15, "state_dict": {f"module.{k}": v for k, v in sd.items()}}
+
+
+def byte_level_tokenizer(folder):
+    """A RoBERTa byte-level BPE tokenizer with no merges (one token per byte): the real
+    roberta-base vocabulary cannot be fetched here; both sides use this one."""
+    from transformers import RobertaTokenizer
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+            *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    byte_chars = [chr(b) if b in keep else chr(next(extra)) for b in range(256)]
+    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>"])}
+    for ch in byte_chars:
+        vocab.setdefault(ch, len(vocab))
+    vocab["<mask>"] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return RobertaTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt")), len(vocab)

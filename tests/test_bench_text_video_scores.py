@@ -11,6 +11,7 @@ import torch
 from copbench.cache import file_sha256
 from copbench.embedders.weights import clear_overrides, set_override
 from copbench.errors import ChecksumError, WeightsMissingError
+from laion_layout import byte_level_tokenizer
 
 
 @pytest.fixture(autouse=True)
@@ -23,25 +24,9 @@ def _isolated(tmp_path, monkeypatch):
     clear_overrides()
 
 
-def _byte_level_tokenizer(folder):
-    from transformers import RobertaTokenizer
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-            *range(ord("®"), ord("ÿ") + 1)]
-    extra = iter(range(256, 512))
-    byte_chars = [chr(b) if b in keep else chr(next(extra)) for b in range(256)]  # GPT-2 byte map
-    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>"])}
-    for ch in byte_chars:
-        vocab.setdefault(ch, len(vocab))
-    vocab["<mask>"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return RobertaTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt")), len(vocab)
-
-
 def make_tiny_clap(folder):
     from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
-    tok, vocab_size = _byte_level_tokenizer(folder / "tok")
+    tok, vocab_size = byte_level_tokenizer(folder / "tok")
     config = ClapConfig(
         text_config=dict(vocab_size=vocab_size, hidden_size=16, num_hidden_layers=1,
                          num_attention_heads=2, intermediate_size=32, max_position_embeddings=64,

@@ -9,7 +9,6 @@ L2-normalised embeddings <= 1e-5, both sides run in float64 (in float32 the rand
 transformer amplifies round-off of the two STFT implementations to ~1e-4).
 """
 
-import json
 import sys
 
 import numpy as np
@@ -19,27 +18,10 @@ import torch
 from copbench.cache import file_sha256
 from copbench.embedders import build_embedder
 from copbench.embedders.weights import set_override
+from laion_layout import byte_level_tokenizer  # tests/ is on sys.path (conftest)
 
 SR = 48000
 REL_TOL = 1e-5
-
-
-def byte_level_tokenizer(folder):
-    """A RoBERTa byte-level BPE tokenizer with no merges (one token per byte): the real
-    roberta-base vocabulary cannot be fetched here; both sides use this one."""
-    from transformers import RobertaTokenizer
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-            *range(ord("®"), ord("ÿ") + 1)]
-    extra = iter(range(256, 512))
-    byte_chars = [chr(b) if b in keep else chr(next(extra)) for b in range(256)]
-    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>"])}
-    for ch in byte_chars:
-        vocab.setdefault(ch, len(vocab))
-    vocab["<mask>"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return RobertaTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt")), len(vocab)
 
 
 def music(seconds, seed=0, sr=SR):
