@@ -131,8 +131,7 @@ def _check_midi_roll_steps(clip: Clip) -> list[str]:
     else:
         if roll.dtype != np.uint8 or roll.shape != (clip.num_frames, 88):
             problems.append(f"roll is {roll.dtype} {roll.shape}, expected uint8 ({clip.num_frames}, 88)")
-        elif not np.array_equal(roll, render_roll(notes, clip.num_frames, clip.fps)):
-            diff = int((roll != render_roll(notes, clip.num_frames, clip.fps)).sum())
+        elif diff := int((roll != render_roll(notes, clip.num_frames, clip.fps)).sum()):
             problems.append(f"roll differs from the roll rendered from notes.mid in {diff} cells")
     try:
         steps = clip.steps()
