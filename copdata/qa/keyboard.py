@@ -167,13 +167,19 @@ def _dark_mask(grey: np.ndarray) -> np.ndarray:
     return keep
 
 
-def detect_keyboard(frames: Sequence[np.ndarray] | np.ndarray) -> KeyboardBox:
-    """The keyboard box in ``frames`` (see the module docstring)."""
+def frames_grey(frames: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """The per-pixel median grey of one frame (H, W[, 3]) or of several (a list or an
+    (N, H, W, 3) array); ``ValueError`` when there are none."""
     frames = [np.asarray(f) for f in frames] if not isinstance(frames, np.ndarray) or frames.ndim == 4 \
         else [frames]
     if not frames:
         raise ValueError("no frames")
-    grey = median_grey(frames)
+    return median_grey(frames)
+
+
+def detect_keyboard(frames: Sequence[np.ndarray] | np.ndarray) -> KeyboardBox:
+    """The keyboard box in ``frames`` (see the module docstring)."""
+    grey = frames_grey(frames)
     h, w = grey.shape
     dark = _dark_mask(grey)
     max_width = max(w / 40.0, 4.0)

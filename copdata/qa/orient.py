@@ -54,7 +54,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .keyboard import KeyboardBox, detect_keyboard, median_grey
+from .keyboard import KeyboardBox, detect_keyboard, frames_grey
 
 MAX_TILT_DEG = 20.0
 TILT_STEP_DEG = 0.5
@@ -279,11 +279,7 @@ def detect_keyboard_view(frames: Sequence[np.ndarray] | np.ndarray,
     """The keyboard in ``frames`` from either long side, tilted up to
     :data:`MAX_TILT_DEG` (see the module docstring). ``tilts`` replaces the
     searched candidates (``[0.0]``: upright or far side only, no tilt search)."""
-    frames = [np.asarray(f) for f in frames] if not isinstance(frames, np.ndarray) or frames.ndim == 4 \
-        else [frames]
-    if not frames:
-        raise ValueError("no frames")
-    grey = median_grey(frames)
+    grey = frames_grey(frames)
     src_h, src_w = grey.shape
     scale = 1.0
     if src_w > WORK_WIDTH:
