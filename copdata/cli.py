@@ -81,8 +81,9 @@ def add_transcriber_arguments(group, default: str = "auto", thresholds: bool = T
                            help="transkun: cpu, cuda, cuda:N or auto (default: auto)")
     group.add_argument("--note-post", type=_note_post_list, default=(), metavar="STEPS",
                        help="note post-processing, comma-separated: octave (drop weaker octave "
-                            "doublings), ends (halve note durations); measured in "
-                            "docs/piano10h.md (default: none)")
+                            "doublings), ends (halve note durations), floor (notes "
+                            "last at least 0.1 s); measured in docs/transcription.md "
+                            "(default: none)")
     if thresholds:
         group.add_argument("--onset-threshold", type=number(float, 0, 1), default=0.5,
                            help="basic-pitch only")
