@@ -359,9 +359,6 @@ def test_av_offset_on_drawn_key_presses_with_a_short_search():
     notes = [Note(10.0 + (s + 0.5) / fps + late, 10.0 + (e + 0.5) / fps + late, p, 80) for s, e, p in events]
     offset, confidence = qo.av_offset(frames, notes, fps, t0=10.0, max_offset_s=0.4)
     assert offset == pytest.approx(late, abs=0.1 / fps) and confidence > 0.3
-    # the search is bounded by max_offset_s: audio 0.48 s late is outside +-0.4 s
-    far = [Note(x.start + 0.4, x.end + 0.4, x.pitch, x.velocity) for x in notes]
-    assert abs(qo.av_offset(frames, far, fps, t0=10.0, max_offset_s=0.4)[0]) <= 0.4
 
 
 # ---- source_offset: curves whose peaks are known ----
