@@ -87,9 +87,14 @@ def test_flow_runs_each_pair_on_one_opencv_thread_and_restores_the_setting(make_
     monkeypatch.setattr(av, "_pair_magnitude",
                         lambda a, b: seen.append(cv2.getNumThreads()) or real(a, b))
     before = cv2.getNumThreads()
-    trajectory, fps = av.flow_trajectory(video, workers=2)
+    cv2.setNumThreads(3)  # a setting other than 1 (what an unset or None one reads as)
+    try:
+        trajectory, fps = av.flow_trajectory(video, workers=2)
+        after = cv2.getNumThreads()
+    finally:
+        cv2.setNumThreads(before)
     assert fps == 25.0 and len(trajectory) == 10 and len(seen) == 9  # 10 frames, 9 pairs
-    assert set(seen) == {1} and cv2.getNumThreads() == before
+    assert set(seen) == {1} and after == 3
     from copbench.errors import MetricError
     with pytest.raises(MetricError) as caught:
         av.flow_trajectory(video.parent / "missing.mp4")
