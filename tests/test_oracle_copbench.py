@@ -213,6 +213,37 @@ def test_si_sdr_is_clipped_to_plus_minus_100_db():
     assert convention is None and value == pytest.approx(-60.0, abs=1e-6)
 
 
+def test_si_sdr_target_at_the_silence_threshold_is_the_floor():
+    import math
+
+    from copbench.metrics.si_sdr import _TINY, si_sdr_with_convention
+
+    # worked by hand: r = [1, -1, 0, 0], s = [c, -c, d, -d] (both zero mean); alpha = <s, r> / <r, r> = c,
+    # so the target t = [c, -c, 0, 0] has energy 2 c^2 = 1e-20 exactly and the noise [0, 0, d, -d] has 2 d^2.
+    c, d = math.sqrt(5e-21), 1e-12
+    target = c * np.array([1.0, -1.0, 0.0, 0.0])
+    assert float(target @ target) == _TINY
+    # a target at the silence threshold is treated as silent (inclusive, as the silence test
+    # on the inputs): -100 dB, not the 10 log10(1e-20 / 2e-24) = +37 dB of the bare ratio
+    assert si_sdr_with_convention(np.array([c, -c, d, -d]), np.array([1.0, -1.0, 0.0, 0.0])) == (-100.0, None)
+
+
+def test_si_sdr_settings_state_what_the_metric_does():
+    from copbench.metrics.si_sdr import SiSdr, si_sdr_with_convention
+
+    settings = SiSdr().settings()
+    assert set(settings) == {"zero_mean", "floor_db", "ceil_db"}
+    ref = np.sin(np.arange(50) * 0.4)
+    # the recorded clip bounds are the values the degenerate cases give
+    assert settings["floor_db"] == si_sdr_with_convention(ref, np.zeros(50))[0] == -100.0
+    assert settings["ceil_db"] == si_sdr_with_convention(ref, ref)[0] == 100.0
+    # zero_mean: a DC offset on either side changes nothing
+    out = ref + 0.2 * np.cos(np.arange(50) * 1.3)
+    assert settings["zero_mean"] is True
+    assert si_sdr_with_convention(out + 3.0, ref - 2.0)[0] == pytest.approx(si_sdr_with_convention(out, ref)[0],
+                                                                            abs=1e-9)
+
+
 def test_si_sdr_inputs_are_flat_float64_and_finite():
     from copbench.metrics.si_sdr import si_sdr
 

@@ -212,6 +212,42 @@ def test_logit_normal_times():
     assert float(logit.std()) == pytest.approx(1.0, abs=0.05)
 
 
+def test_logit_normal_times_come_from_the_generator_whatever_the_default_device():
+    # the draw is made on the generator's device (the CPU without one), so a seeded run
+    # gives the same times when torch's default device is another one
+    expected = FlowMatching().sample_t(3, generator=torch.Generator().manual_seed(0))
+    with torch.device("meta"):
+        assert torch.equal(FlowMatching().sample_t(3, generator=torch.Generator().manual_seed(0)), expected)
+        assert FlowMatching().sample_t(3).device.type == "cpu"
+    # and the times land on the device asked for
+    assert FlowMatching().sample_t(3, device="meta").device.type == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA generator")
+def test_logit_normal_times_drawn_on_a_cuda_generator():
+    expected = torch.sigmoid(torch.randn(3, generator=torch.Generator("cuda").manual_seed(0), device="cuda"))
+    t = FlowMatching().sample_t(3, generator=torch.Generator("cuda").manual_seed(0))
+    assert t.device.type == "cpu" and torch.equal(t, expected.cpu())
+
+
+def test_time_grid_on_the_device_asked_for():
+    assert FlowMatching.timesteps(4, device="meta").device.type == "meta"
+    assert FlowMatching.timesteps(4, sway=-1.0, device="meta").device.type == "meta"
+
+
+def test_path_and_data_velocity_keep_the_datas_dtype():
+    # bfloat16 data with float32 times (as under autocast): t is cast to the data's dtype,
+    # so the path and the velocity stay bfloat16 (a float32 t would promote them)
+    x0 = torch.zeros(2, 3, dtype=torch.bfloat16)
+    x1 = torch.ones(2, 3, dtype=torch.bfloat16)
+    t = torch.tensor([0.25, 0.5])
+    xt = FlowMatching().interpolate(x0, x1, t)
+    assert xt.dtype == torch.bfloat16 and xt[:, 0].tolist() == [0.25, 0.5]
+    v = FlowMatching.velocity_from_data(x1, xt, t)
+    # (1 - x_t) / (1 - t) = 1 on this path
+    assert v.dtype == torch.bfloat16 and v.tolist() == [[1.0] * 3] * 2
+
+
 def test_guidance_conventions_by_hand():
     c, u = torch.tensor([3.0]), torch.tensor([1.0])
     assert FlowMatching.guide(c, u, 2.0, "ours").item() == 5.0   # 1 + 2 * (3 - 1)
