@@ -14,7 +14,8 @@ import scipy.linalg
 
 from copbench.metrics.frechet import (COMPLEX_TOL, MISMATCH_TOL, NEGATIVE_TOL, OFFSET_EPS,
                                       FrechetWarning, frechet_distance, frechet_from_stats,
-                                      frechet_result)
+                                      frechet_result, gaussian_stats, negative_beyond_tolerance,
+                                      trace_sqrt_product_eig)
 
 MU_A, MU_B = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.5])
 VAR_A, VAR_B = np.array([1.0, 4.0, 0.25]), np.array([4.0, 1.0, 0.25])
@@ -318,12 +319,27 @@ def test_two_samples_are_enough_and_shapes_are_checked():
         frechet_result(np.zeros((1, 2)), np.zeros((5, 2)))
 
 
-def test_the_warning_points_at_the_caller():
+def test_the_warning_points_at_the_caller(monkeypatch):
+    import sys
+
+    # the frame that called frechet_distance, seen from inside it (under mutmut a trampoline
+    # sits between the test and the function body, so the caller is found, not assumed)
+    real_warn, callers = warnings.warn, []
+
+    def spy(message, category=None, stacklevel=1, **kwargs):
+        caller = sys._getframe(1).f_back
+        callers.append((caller.f_code.co_filename, caller.f_lineno))
+        return real_warn(message, category, stacklevel + 1, **kwargs)
+
+    monkeypatch.setattr(warnings, "warn", spy)
     rng = np.random.default_rng(3)
     with pytest.warns(FrechetWarning) as caught:
         frechet_distance(rng.standard_normal((3, 5)), rng.standard_normal((3, 5)))
-    # (under mutmut a trampoline frame sits between the caller and frechet_distance)
-    assert caught[0].filename == __file__ or caught[0].filename.endswith("trampoline.py")
+    assert (caught[0].filename, caught[0].lineno) == callers[0]
+    import copbench.metrics.frechet as fr
+
+    if not hasattr(fr, "x_frechet_distance__mutmut_orig"):  # not under mutmut: this test
+        assert caught[0].filename == __file__
     assert "rank_deficient" in str(caught[0].message) and "N = 3, D = 5" in str(caught[0].message)
 
 
@@ -361,6 +377,80 @@ def test_stats_are_taken_in_float64_and_shapes_checked():
         frechet_from_stats(np.zeros(2), np.eye(2), np.zeros(2), np.eye(3))
     with pytest.raises(ValueError):
         frechet_from_stats(np.zeros(3), np.eye(2), np.zeros(3), np.eye(2))
+
+
+def test_shapes_are_named_in_the_error_and_covariances_must_be_square():
+    # each mismatch raises the function's own message (not numpy's, from a later step)
+    for args in [(np.zeros(2), np.eye(2), np.zeros(3), np.eye(2)),
+                 (np.zeros(2), np.eye(2), np.zeros(2), np.eye(3)),
+                 (np.zeros(3), np.eye(2), np.zeros(3), np.eye(2)),
+                 # not square: (3, 2) covariances with 3-dim means
+                 (np.zeros(3), np.ones((3, 2)), np.zeros(3), np.ones((3, 2))),
+                 (np.zeros(2), np.ones((3, 2)), np.zeros(2), np.ones((3, 2))),
+                 # means must be vectors
+                 (np.zeros((2, 1)), np.eye(2), np.zeros((2, 1)), np.eye(2))]:
+        with pytest.raises(ValueError, match="share one dimension"):
+            frechet_from_stats(*args)
+
+
+def test_gaussian_stats_in_float64_of_2d_samples():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((200, 3)) * 1000 + np.pi).astype(np.float32)
+    mu, sigma = gaussian_stats(x)
+    # taken in float64: a float32 mean of these rows differs from it by ~1e-5
+    x64 = x.astype(np.float64)
+    assert mu.dtype == np.float64 and np.array_equal(mu, x64.mean(axis=0))
+    assert np.allclose(sigma, np.cov(x64.T), rtol=1e-13, atol=0)  # features are the columns (ddof=1)
+    for bad in (np.zeros(5), np.zeros((1, 3)), np.zeros((2, 3, 1))):
+        with pytest.raises(ValueError, match="need"):
+            gaussian_stats(bad)
+
+
+def test_negative_beyond_tolerance_at_its_edges():
+    # the tolerance is NEGATIVE_TOL times max(1, |scale|): strict at the edge
+    assert not negative_beyond_tolerance(-NEGATIVE_TOL, 0.5)
+    assert negative_beyond_tolerance(-2 * NEGATIVE_TOL, 0.5)
+    assert not negative_beyond_tolerance(-3 * NEGATIVE_TOL, 4.0)   # within 4 tol
+    assert negative_beyond_tolerance(-5 * NEGATIVE_TOL, 4.0)
+    assert negative_beyond_tolerance(-1.8 * NEGATIVE_TOL, 1.5)     # beyond 1.5 tol
+    assert not negative_beyond_tolerance(-1.2 * NEGATIVE_TOL, -1.5)  # |scale|
+
+
+def test_identical_large_sets_are_zero_and_not_flagged_negative():
+    # a law: FD(a, a) = 0. With values ~1e7 (N <= D, the nuclear-norm route) the terms are ~1e14
+    # and round-off leaves about +-0.1 (some of these seeds round below zero), far inside the
+    # tolerance, which scales with both sets' variance (1e-9 of ~1e15)
+    for seed in range(10):
+        a = np.random.default_rng(seed).standard_normal((3, 5)) * 1e7
+        res = frechet_result(a, a.copy())
+        assert res.flags == ["rank_deficient"]
+        assert 0.0 <= res.value <= 1e-12 * 2 * np.var(a, axis=0, ddof=1).sum()
+
+
+def test_a_precomputed_root_is_used():
+    sa, sb, sc = np.diag([1.0, 4.0]), np.diag([4.0, 9.0]), np.diag([9.0, 16.0])
+    # tr((Sa Sb)^(1/2)) = 1 * 2 + 2 * 3 = 8; with Sc's root given instead of Sa's: 3 * 2 + 4 * 3 = 18
+    assert trace_sqrt_product_eig(sa, sb) == pytest.approx(8.0, rel=1e-12)
+    assert trace_sqrt_product_eig(sa, sb, sqrt_a=np.diag([3.0, 4.0])) == pytest.approx(18.0, rel=1e-12)
+
+
+def test_flag_edges_of_the_sqrtm_route(monkeypatch):
+    import copbench.metrics.frechet as fr
+
+    # 1 x 1 covariances 0.25 and 0.25 (D = 1): tr sqrt(Sa Sb) = 0.25 by both routes
+    mu, s = np.zeros(1), np.array([[0.25]])
+    true_sqrtm = scipy.linalg.sqrtm
+    # the mismatch test is strict: a difference of exactly MISMATCH_TOL * max(1, 0.25) is no mismatch
+    monkeypatch.setattr(fr, "trace_sqrt_product_eig", lambda *a, **k: 0.0)
+    monkeypatch.setattr(scipy.linalg, "sqrtm", lambda m, *a, **k: np.array([[MISMATCH_TOL]]))
+    assert "mismatch" not in frechet_from_stats(mu, s, mu, s).flags
+    monkeypatch.setattr(scipy.linalg, "sqrtm", lambda m, *a, **k: np.array([[2 * MISMATCH_TOL]]))
+    assert "mismatch" in frechet_from_stats(mu, s, mu, s).flags
+    # the complex test is strict too: an imaginary part of exactly COMPLEX_TOL * max(1, 0.25) is kept quiet
+    monkeypatch.setattr(scipy.linalg, "sqrtm", lambda m, *a, **k: true_sqrtm(m) + 1j * COMPLEX_TOL)
+    assert "complex" not in frechet_from_stats(mu, s, mu, s).flags
+    monkeypatch.setattr(scipy.linalg, "sqrtm", lambda m, *a, **k: true_sqrtm(m) + 2j * COMPLEX_TOL)
+    assert "complex" in frechet_from_stats(mu, s, mu, s).flags
 
 
 def test_metric_groups_and_per_clip_rows():

@@ -102,7 +102,8 @@ def frechet_from_stats(mu_a, sigma_a, mu_b, sigma_b, n_samples: int | None = Non
     when it does not exceed the dimension."""
     mu_a, mu_b = np.atleast_1d(np.asarray(mu_a, np.float64)), np.atleast_1d(np.asarray(mu_b, np.float64))
     sigma_a, sigma_b = np.atleast_2d(np.asarray(sigma_a, np.float64)), np.atleast_2d(np.asarray(sigma_b, np.float64))
-    if mu_a.shape != mu_b.shape or sigma_a.shape != sigma_b.shape or sigma_a.shape[0] != mu_a.shape[0]:
+    # (D,) means and (D, D) covariances: mu_a.shape * 2 is (D, D)
+    if mu_a.shape != mu_b.shape or sigma_a.shape != sigma_b.shape or sigma_a.shape != mu_a.shape * 2:
         raise ValueError("means and covariances must share one dimension")
     flags: list[str] = []
     if n_samples is not None and n_samples <= mu_a.shape[0]:
