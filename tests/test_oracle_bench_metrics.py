@@ -248,7 +248,7 @@ class FakePanns:
     a difference of samples, so av-benchmark's DC removal leaves the row index as it is)."""
 
     def __init__(self, table):
-        self.table, self.calls = np.asarray(table, np.float64), []
+        self.table, self.calls, self.seconds = np.asarray(table, np.float64), [], []
 
     def load(self):
         return self
@@ -258,6 +258,7 @@ class FakePanns:
 
     def embed_with_logits(self, audio, sample_rate, seconds=None):
         self.calls.append(sample_rate)
+        self.seconds.append(seconds)
         logits = self.table[int(round(float(audio[0]) - float(audio[1])))][None, :]
         return np.zeros((1, 4)), logits
 
@@ -338,6 +339,28 @@ def test_kl_panns_is_kl_of_the_reference_from_the_output_worked_by_hand(monkeypa
     assert out["kl_panns_audioldm"] == pytest.approx(want, rel=1e-12)
     assert set(metric.settings()) >= {"kl_panns", "kl_panns_sigmoid", "kl_panns_audioldm", "embedder"}
     assert metric.embedder.calls == [SR, SR]  # output and reference, at the clip's rate
+
+
+def test_panns_logits_are_taken_up_to_the_clips_length(monkeypatch):
+    # av-benchmark cuts both sides at the clip's length (--audio_length): a 0.5 s clip whose
+    # output runs 1 s asks the embedder for 0.5 s of each, output and reference
+    table = np.array([[0.0, 0.0], [np.log(3.0), 0.0]])
+    metric = _panns_metric("KlPanns", table, monkeypatch)
+    clip = SimpleNamespace(id="c", sample_rate=SR, num_samples=SR // 2, audio=lambda: _coded(0, SR // 2))
+    metric.score(ScoreItem(clip, _coded(1, SR)))
+    assert metric.embedder.seconds == [0.5, 0.5]
+    metric = _panns_metric("InceptionScorePanns", table, monkeypatch)
+    metric.score(ScoreItem(clip, _coded(1, SR)))
+    assert metric.embedder.seconds == [0.5]
+
+
+def test_is_panns_of_one_clip_is_one_with_a_point_interval(monkeypatch):
+    # one clip, one split: IS = exp(KL(p || p)) = 1; nothing to resample, so the interval is (1, 1)
+    metric = _panns_metric("InceptionScorePanns", np.array([[3.0, 0.0, -1.0]]), monkeypatch)
+    metric.score(ScoreItem(_panns_clip("only", 0), _coded(0)))
+    out = metric.finalize(seed=1)["is_panns"]
+    assert (out["mean"], out["ci95"], out["n"], out["splits"], out["flags"]) == (1.0, [1.0, 1.0], 1, 1,
+                                                                                  ["few_clips"])
 
 
 def test_kl_audioldm_where_a_reference_probability_underflows_to_zero():
