@@ -19,6 +19,16 @@ _hypothesis_settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev"))
 
 
+# tqdm's default write lock holds a multiprocessing semaphore shared by every forked process.
+# mutmut runs each mutant in a process forked from one server: a mutant killed while it held
+# that semaphore left it taken, and every later mutant's progress bar blocked on it (each then
+# counted as killed by timeout). Tests need no cross-process lock: a per-process one.
+import threading as _threading  # noqa: E402
+
+import tqdm as _tqdm  # noqa: E402
+
+_tqdm.tqdm.set_lock(_threading.RLock())
+
 @pytest.fixture
 def make_video(tmp_path):
     from mediafactory import make_video as _make
