@@ -578,6 +578,76 @@ def test_fad_is_the_frechet_distance_of_all_output_and_reference_frames(monkeypa
     assert metric.settings()["embedder"] == fake.provenance()
 
 
+class FakeFramesAv:
+    """A stand-in VGGish / PANNs for the av-benchmark path: audio coded with ``_coded_dc(k)``
+    embeds to ``table[k]`` (a difference of samples: removing the DC keeps the code); each
+    call records the length, the mean (the DC left), the rate and the cut."""
+
+    def __init__(self, table):
+        self.table, self.calls = table, []
+
+    def load(self):
+        return self
+
+    def provenance(self):
+        return {"name": "fake-av", "version": "1"}
+
+    def embed(self, audio, sample_rate, seconds=None):
+        audio = np.asarray(audio, np.float64)
+        code = int(round(audio[0] - audio[1]))
+        self.calls.append((code, len(audio), round(float(audio.mean()), 6), sample_rate, seconds))
+        return self.table[code]
+
+
+def _coded_dc(k, n, dc):
+    audio = np.full(n, dc, np.float32)
+    audio[0] += k
+    return audio
+
+
+def test_fad_vggish_and_panns_prepare_both_sides_as_av_benchmark(monkeypatch, tmp_path):
+    """fad_vggish / fad_panns (av-benchmark's FD-VGG, FD-PANN): each side's whole file has its
+    mean removed and is cut at the clip's length by the embedder (seconds = num_samples / rate):
+    the output before the length rule (1200 samples, DC 0.5), the reference unfitted (1000
+    samples, DC 0.3), for a clip of 800 samples. Worked by hand from the recorded calls."""
+    from copbench.metrics.base import AV_BENCHMARK_DC, AV_BENCHMARK_LENGTH_RULE, fit_length
+    import copbench.metrics.fad as fad
+    rng = np.random.default_rng(5)
+    table = {k: rng.standard_normal((6, 2)) + (0.7 if k >= 3 else 0.0) for k in range(6)}
+    for name in ("vggish", "panns"):
+        monkeypatch.setenv("COPBENCH_CACHE", str(tmp_path / name / "cache"))  # embedded afresh
+        fake = FakeFramesAv(table)
+        monkeypatch.setattr(fad, "build_embedder", lambda embedder, fake=fake: fake)
+        metric = fad.FadMetric(name)
+        assert (metric.NAME, metric.VERSION) == (f"fad_{name}", "3.1")
+        settings = metric.settings()
+        assert (settings["dc"], settings["length_rule"]) == (AV_BENCHMARK_DC, AV_BENCHMARK_LENGTH_RULE)
+        clips = []
+        for k in range(3):
+            folder = tmp_path / name / f"clip{k}"
+            folder.mkdir(parents=True)
+            (folder / "audio.flac").write_bytes(f"audio {k}".encode())
+            clips.append(SimpleNamespace(id=f"clip{k}", dir=folder, sample_rate=SR, num_samples=800,
+                                         audio=lambda k=k: _coded_dc(k, 1000, 0.3)))
+        for k, clip in enumerate(clips):
+            full = _coded_dc(3 + k, 1200, 0.5)
+            metric.score(ScoreItem(clip, fit_length(full, 800), full_audio=full))
+        out = metric.finalize(seed=0)[f"fad_{name}"]
+        cut = 800 / SR
+        # outputs: full length, DC gone (the code k/1200 of the mean is removed too: mean 0)
+        assert fake.calls[:3] == [(3 + k, 1200, 0.0, SR, cut) for k in range(3)]
+        assert fake.calls[3:] == [(k, 1000, 0.0, SR, cut) for k in range(3)]
+        expected = fad.frechet_result(np.concatenate([table[3 + k] for k in range(3)]),
+                                      np.concatenate([table[k] for k in range(3)])).value
+        assert out["mean"] == expected
+    # any other embedder: no preparation, VERSION 3.0, the length rule of the output
+    fake = FakeFrames({})
+    monkeypatch.setattr(fad, "build_embedder", lambda embedder: fake)
+    other = fad.FadMetric("fake")
+    assert other.VERSION == "3.0" and other.settings()["dc"] == "none"
+    assert "length_rule" in other.settings() and not other.av_benchmark
+
+
 def test_fad_reference_frames_are_cached_by_the_split(monkeypatch, tmp_path):
     fad, fake, table, clips = _fad_setup(monkeypatch, tmp_path)
     first = fad.FadMetric("fake")
