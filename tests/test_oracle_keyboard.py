@@ -287,6 +287,11 @@ def test_white_keys_are_searched_one_black_key_length_below():
     assert detect_keyboard(img).box == (box[0], box[1], box[2], box[1] + 2 * 30)
 
 
+def test_an_odd_black_key_length_with_long_white_keys():
+    img, box, _ = _draw(shape=(220, 800), white_len=100, black_len=31)
+    assert detect_keyboard(img).box == (box[0], box[1], box[2], box[1] + 2 * 31)
+
+
 def test_white_keys_shorter_than_their_black_keys_length():
     img, box, _ = _draw(white_len=50, black_len=30)
     assert detect_keyboard(img).box == box
@@ -494,7 +499,7 @@ def test_no_box_where_the_keys_are_not_dark_or_have_no_white_below():
     assert _from_keys([x + 9 for x in xs], yb=(60, 98)) != KeyboardBox(None, 0.0)
     assert _from_keys(xs, yb=(130, 160)) == KeyboardBox(None, 0.0)  # rows with no key dark
     # black keys down to the frame's bottom: no white rows below them
-    assert _from_keys(xs, top=162, black_len=38, white_len=38) == KeyboardBox(None, 0.0)
+    assert _from_keys(xs, top=162, black_len=38, white_len=38, yb=(162, 200)) == KeyboardBox(None, 0.0)
 
 
 @pytest.mark.parametrize("gap,dark_gaps", [(125, True), (135, False)])
@@ -660,3 +665,76 @@ def test_a_dark_line_ends_the_keyboard_only_when_4_px_wide(line, found_end):
         assert found.box[2] == box[2] and found.ends_found[1]
     else:
         assert found.box[2] == round(last + 1.85 * 12) and not found.ends_found[1]
+
+
+def test_the_thinnest_keyboard_black_keys_two_rows_long():
+    img, box, _ = _draw(black_len=2, white_len=4)
+    found = detect_keyboard(img)
+    assert found.box == box and found.black_keys == 36
+
+
+def test_a_keyboard_at_the_top_of_the_frame_with_keys_in_the_bottom_rows():
+    """The black keys start at row 0; the frame's last rows show black keys too
+    (a reflection): the keyboard's rows do not wrap around the frame."""
+    img, box, _ = _draw(y0=0)
+    img[-3:] = img[10:13]
+    assert detect_keyboard(img).box == box
+
+
+def test_more_candidate_bands_than_max_bands():
+    """Six gratings of twelve bars (each a band of chained runs, fewer keys than
+    the keyboard's band) below a keyboard: the MAX_BANDS = 5 bands with the most
+    chained keys are tried, the keyboard's among them."""
+    img, box, _ = _draw()
+    for k in range(6):
+        y = 130 + 7 * k
+        img[y:y + 3, 100:250] = WHITE
+        for x in range(106, 244, 12):
+            img[y:y + 3, x - 3:x + 4] = BLACK
+    assert detect_keyboard(img).box == box
+
+
+@pytest.mark.parametrize("line,found_end", [(1, False), (2, True)])
+def test_narrow_white_keys_need_a_two_pixel_end(line, found_end):
+    """White keys of 8 px: 0.3 white keys rounds to 2 px, the least run that ends
+    the keyboard."""
+    img, box, centres = _draw(shape=(200, 600), x0=20, w=8, bg=WHITE)
+    img[:, box[2]:box[2] + line] = BG
+    found = detect_keyboard(img)
+    if found_end:
+        assert found.box[2] == box[2] and found.ends_found[1]
+    else:
+        assert found.box[2] == round(centres[-1] + 1.85 * 8) and not found.ends_found[1]
+
+
+def test_a_column_bright_in_three_tenths_of_the_white_rows_is_still_bright():
+    """Ten white-key rows (98..108). Past the last black key (at 650) the white
+    band goes on to 660 in all rows, then to 670 in its top three rows only
+    (3 of 10: still bright enough to be key; one gap line there is dark), then
+    ends: the end is at 670."""
+    img, box, centres = _draw(white_len=48)
+    last = int(centres[-1])
+    img[98:108, last + 10:] = BG
+    img[98:101, last + 10:last + 20] = WHITE
+    found = detect_keyboard(img)
+    assert found.box[3] == 108
+    assert found.box[2] == last + 20 and found.ends_found[1]
+
+
+def test_the_walk_keeps_the_piano_wide_window_with_the_most_keys():
+    """A lone C# (110) an octave before eight full octaves: the window of 49.5
+    white keys from it holds fewer keys than the one from the next key (180)."""
+    keys = [110.0] + _lattice(range(1, 9))
+    assert _walk(keys, _lattice([4])) == [x for x in keys[1:] if x <= 180.0 + 495.0]
+
+
+@pytest.mark.parametrize("w,found", [(34, True), (35, False)])
+def test_black_keys_wider_than_a_fortieth_of_the_frame_are_not_keys(w, found):
+    """In an 800-px frame a dark run of at most 800 / 40 = 20 px can be a black key:
+    two octaves drawn with white keys of 34 px have black keys of round(0.6 * 34) =
+    20 px and are found; of 35 px (21-px black keys) are not."""
+    img, box, centres = _draw(w=w, n_white=15, first_white=0, x0=100)
+    result = detect_keyboard(img)
+    assert (result.box is not None) is found
+    if found:
+        assert set(centres) <= set(result.centres)
