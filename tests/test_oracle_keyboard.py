@@ -738,3 +738,15 @@ def test_black_keys_wider_than_a_fortieth_of_the_frame_are_not_keys(w, found):
     assert (result.box is not None) is found
     if found:
         assert set(centres) <= set(result.centres)
+
+
+def test_a_grating_beside_the_upper_half_of_the_black_keys_is_another_band():
+    """Bars chained to the keys in the upper half of the black-key rows only: the
+    rows' longest chain jumps in extent at the half (more than BAND_EXTENT_JUMP =
+    2 % of the width), so the rows form two bands; the keyboard is still found whole."""
+    img, box, centres = _draw(first_white=0, n_white=36, x0=40)
+    img[60:80, box[2]:790] = WHITE
+    for x in range(box[2] + 12, 785, 12):
+        img[60:80, x - 3:x + 4] = BLACK
+    found = detect_keyboard(img)
+    assert found.box == box and found.centres == tuple(centres)
