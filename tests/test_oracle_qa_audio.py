@@ -260,15 +260,15 @@ def rendered():
 def clip_cases(rendered):
     audio, notes = rendered
     sr16, sr44 = 16000, 44100
-    # at 16 kHz the top bin is 8000 Hz exactly (inside the band); A4 for the
-    # second half only, the tone sounding throughout
-    a4_16k = _sine(440.0, sr16, 3.0) + _sine(8000.0, sr16, 3.0, amp=0.2)
+    # at 16 kHz the top bin is 8000 Hz exactly (inside the band, outside C4's
+    # partials); C4 for the second half only, the tone sounding throughout
+    c4_16k = _sine(261.63, sr16, 3.0) + 0.2 * (-1.0) ** np.arange(3 * sr16)  # a cosine at 8000 Hz
     # at 44.1 kHz a 200 Hz tone lies under the resolvable band (275 Hz) and counts nowhere
     a4_44k = _sine(440.0, sr44, 2.0) + _sine(200.0, sr44, 2.0)
     return [
         ("piano", audio, 22050, notes),
         ("piano-detuned-notes", audio, 22050, [Note(n.start, n.end, n.pitch + 1, n.velocity) for n in notes]),
-        ("a4-16k", a4_16k, sr16, [Note(1.5, 3.0, 69, 90)]),
+        ("c4-16k", c4_16k, sr16, [Note(1.5, 3.0, 60, 90)]),
         ("a4-44k", a4_44k, sr44, [Note(0.3, 1.6, 69, 90)]),
     ]
 
