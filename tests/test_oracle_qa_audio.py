@@ -101,6 +101,38 @@ def test_note_mask_on_fine_and_coarse_grids(bin_hz, pitch):
     assert got[:, 0].any() == (bin_hz == 20.0)
 
 
+def _tuning_putting_a_partial_on(hz, pitch, k):
+    """The tuning (semitones) at which partial ``k`` of ``pitch`` has its lower
+    edge ``k f0 2^(-25/1200)`` exactly at ``hz`` in float64, computed as the
+    mask computes it (found by bisection; None where no float hits it)."""
+    ratio = 2.0 ** (-qa.PARTIAL_TOLERANCE_CENTS / 1200.0)
+
+    def lower_edge(tuning):
+        return k * (440.0 * 2.0 ** ((pitch - 69 + tuning + 0.0 / 100.0) / 12.0)) * ratio
+
+    a, b = -0.5, 0.5
+    if not lower_edge(a) < hz <= lower_edge(b):
+        return None
+    for _ in range(200):
+        mid = (a + b) / 2
+        a, b = (mid, b) if lower_edge(mid) < hz else (a, mid)
+    return b if lower_edge(b) == hz else None
+
+
+def test_a_partial_starting_exactly_at_8_khz_is_in_the_mask():
+    """PIANO_MAX_HZ closes the band (keep has freqs <= 8000): a partial whose
+    lower edge is exactly 8000 Hz is still a partial; only those starting above
+    it are left out. Partials 6-7 of D6-E6 (their lower partials end below 7.5 kHz)."""
+    freqs = np.arange(11000) * 1.0
+    hits = [(pitch, k, t) for pitch, k in ((86, 7), (88, 6), (89, 6))
+            if (t := _tuning_putting_a_partial_on(8000.0, pitch, k)) is not None]
+    assert hits, "no tuning puts these partials on 8000 Hz in this float arithmetic"
+    for pitch, k, tuning in hits:
+        mask = qa._note_mask([Note(0.0, 1.0, pitch, 90)], 2, 0.1, freqs, tuning, 0.0, 0.2)
+        assert mask[:, 8000:8050].all(), (pitch, k)
+        assert not mask[:, 7600:7700].any(), (pitch, k)  # the gap under it: those bins are partial k's
+
+
 # --- the spectrogram -----------------------------------------------------------
 
 @pytest.mark.parametrize("sr, n_fft", [(44100, 16384), (22050, 8192), (16000, 8192)])
@@ -410,3 +442,89 @@ def test_loudness_with_digital_silence_warns_nothing():
     import pyloudnorm as pyln
 
     assert lufs == pytest.approx(pyln.Meter(sr).integrated_loudness(x), abs=0.006)
+
+
+def _block_power(x, sr):
+    """Mean square of each 400 ms block (75 % overlap) of the K-weighted clip,
+    summed as loudness_lufs sums it (so a float equality below is its equality)."""
+    block = int(round(0.4 * sr))
+    weighted = qa.k_weight(x, sr)
+    return np.mean(np.lib.stride_tricks.sliding_window_view(weighted ** 2, block)[::block // 4], axis=1)
+
+
+def _block_loudness(x, sr):
+    """BS.1770-4's loudness of each block: -0.691 + 10 log10(mean square)."""
+    return -0.691 + 10 * np.log10(_block_power(x, sr))
+
+
+def _scale_to_gate(x, sr, block_index=0):
+    """The gain that puts block ``block_index`` of ``x`` at exactly -70 LUFS
+    (bisection over float gains, then the next floats up)."""
+    lk = _block_loudness(x, sr)[block_index]
+    a = b = 10 ** ((-70.0 - lk) / 20)
+    a, b = a * 0.999, b * 1.001
+    for _ in range(200):
+        mid = (a + b) / 2
+        a, b = (mid, b) if _block_loudness(mid * x, sr)[block_index] < -70.0 else (a, mid)
+    for _ in range(50):
+        if _block_loudness(b * x, sr)[block_index] == -70.0:
+            return b
+        b = np.nextafter(b, np.inf)
+    pytest.fail("no gain puts the block at exactly -70 LUFS")
+
+
+def test_a_block_exactly_at_the_absolute_gate_is_gated_out():
+    """BS.1770-4 keeps the blocks whose loudness is above the absolute gate
+    (l_j > -70 LKFS), so a block at exactly -70 is not counted: a clip of that
+    one block is silence (None), and next to a louder block it leaves the
+    result to that block alone."""
+    sr = 48000
+    block = int(round(0.4 * sr))
+    noise = np.random.default_rng(3).standard_normal(block + block // 4)
+    one = noise[:block] * _scale_to_gate(noise[:block], sr)
+    assert _block_loudness(one, sr)[0] == -70.0
+    assert qa.loudness_lufs(one, sr) is None
+    # two blocks: the first (causal filters: only its own samples) at exactly -70,
+    # the second with a tail 10 dB up, about -65 LUFS
+    x = noise.copy()
+    x[block:] *= 3.0
+    x = x * _scale_to_gate(x, sr, 0)
+    lk = _block_loudness(x, sr)
+    assert lk[0] == -70.0 and -67.0 < lk[1] < -63.0
+    assert qa.loudness_lufs(x, sr) == round(float(lk[1]), 2)
+
+
+def test_a_block_exactly_at_the_relative_gate_is_gated_out():
+    """BS.1770-4's relative gate keeps l_j > Gamma_R (10 LU under the mean of
+    the blocks above -70): two blocks, the first quiet and the second's tail
+    raised until the first sits exactly on Gamma_R (the first block's samples,
+    and so its loudness, do not change); the result is the second block's."""
+    import math
+
+    sr = 48000
+    block = int(round(0.4 * sr))
+    base = np.random.default_rng(5).standard_normal(block + block // 4)
+
+    def gap(level, gain):  # the first block's loudness minus the relative gate
+        x = base * level
+        x[block:] *= gain
+        power = _block_power(x, sr)
+        lk = -0.691 + 10 * np.log10(power)
+        relative = -0.691 + 10 * math.log10(float(power[lk > -70.0].mean())) + -10.0
+        return lk[0] - relative, x, lk
+
+    for level in (0.011, 0.012, 0.013, 0.03, 0.01, 0.014):  # float grids: not every level hits
+        a, b = 5.0, 15.0  # the second block ~19x the first's power puts the first on the gate
+        for _ in range(100):
+            mid = (a + b) / 2
+            a, b = (mid, b) if gap(level, mid)[0] > 0 else (a, mid)
+        gain = a
+        for _ in range(20):
+            gain = np.nextafter(gain, -np.inf)
+        for _ in range(40):
+            diff, x, lk = gap(level, gain)
+            if diff == 0.0:
+                assert qa.loudness_lufs(x, sr) == round(float(lk[1]), 2)
+                return
+            gain = np.nextafter(gain, np.inf)
+    pytest.fail("no level puts the first block exactly on the relative gate")
