@@ -122,7 +122,7 @@ def _tuning_putting_a_partial_on(hz, pitch, k):
 def test_a_partial_starting_exactly_at_8_khz_is_in_the_mask():
     """PIANO_MAX_HZ closes the band (keep has freqs <= 8000): a partial whose
     lower edge is exactly 8000 Hz is still a partial; only those starting above
-    it are left out. Partials 6-7 of D6-E6 (their lower partials end below 7.5 kHz)."""
+    it are left out. Partials 7, 6, 6 of D6, E6, F6 (their lower partials end below 7.6 kHz)."""
     freqs = np.arange(11000) * 1.0
     hits = [(pitch, k, t) for pitch, k in ((86, 7), (88, 6), (89, 6))
             if (t := _tuning_putting_a_partial_on(8000.0, pitch, k)) is not None]
@@ -499,8 +499,6 @@ def test_a_block_exactly_at_the_relative_gate_is_gated_out():
     the blocks above -70): two blocks, the first quiet and the second's tail
     raised until the first sits exactly on Gamma_R (the first block's samples,
     and so its loudness, do not change); the result is the second block's."""
-    import math
-
     sr = 48000
     block = int(round(0.4 * sr))
     base = np.random.default_rng(5).standard_normal(block + block // 4)
