@@ -25,6 +25,26 @@ and whether it is confident. The median error at ``d = 0`` over the videos is
 the systematic lag of the motion behind the sound on real video (the key
 travels before the hammer strikes; a camera frame is a snapshot); it is
 printed, not subtracted.
+
+**The MIDI's origin is not the video's start.** The repository's README says
+the authors cut the MIDI's leading silence and kept each video's offset in a
+``V*.wmv.txt`` that is not in the repository (``utils/wav_conversion``); every
+MIDI starts with a note at 0.0 s. So the truth of each video is unknown up to
+a base offset ``b`` (seconds, several). Here ``b`` is the per-key estimator's
+own estimate over the whole video with a wide search (+-8 s), its
+**reference**; the benchmark also re-estimates it from the first and the second
+half of the notes separately (disjoint data) to show how far it can be
+trusted. Each source is then the video with the MIDI shifted by ``-b + d``,
+truth ``d``. An estimate "within one frame" is measured against that
+reference: it checks precision and consistency, not an absolute truth (and
+the key-travel lead cannot be measured here: it is inside ``b``).
+
+Both estimators see the same sources: the strip estimator of
+:mod:`copdata.qa.offset` (per 10 s clip, then ``source_offset``) and the
+per-key one of :mod:`copdata.qa.keyoffset` (all notes of the source). The
+per-key signal and its settings were chosen on the **development** videos
+V1, V2, V3, V5; V6-V10 are **held out** (reported once with everything
+fixed). Errors are in frames of the 25 fps grid the build uses.
 """
 
 from __future__ import annotations
@@ -40,6 +60,7 @@ import numpy as np
 
 from copdata.media.decode import iter_frames
 from copdata.notes import Note
+from copdata.qa import keyoffset
 from copdata.qa import offset as qa_offset
 from copdata.qa.detect import detect_keyboard_in_video
 from copdata.qa.orient import strip_matrix
@@ -61,70 +82,105 @@ def load_notes(path: Path) -> list[Note]:
     return [n for n in notes if 21 <= n.pitch <= 108]
 
 
-def video_motion(video: Path) -> np.ndarray:
+DEV = ("V1", "V2", "V3", "V5")
+REFERENCE_SEARCH_S = 8.0
+
+
+def strip_frames(video: Path) -> np.ndarray:
     found, _ = detect_keyboard_in_video(video)
     if found.box is None:
         raise SystemExit(f"{video.name}: no keyboard found")
-    warp = None
-    crop = found.box
-    if not found.upright:
-        matrix, w, h = strip_matrix(found.frame_size, found.rotation_deg, found.strip_box, found.mirrored)
-        warp, crop = (matrix, (w, h)), None
-    frames = iter_frames(video, FPS, crop=crop, warp=warp)
-    return qa_offset.motion_signal(frames, qa_offset.DEFAULT_BANDS)
+    matrix, w, h = strip_matrix(found.frame_size, found.rotation_deg, found.strip_box, found.mirrored)
+    return np.stack(list(iter_frames(video, FPS, warp=(matrix, (w, h)))))
+
+
+def shifted(notes: list[Note], by: float) -> list[Note]:
+    return [Note(x.start + by, x.end + by, x.pitch, x.velocity) for x in notes]
+
+
+def strip_source(motion: np.ndarray, heard: list[Note], n: int, max_lag: int) -> tuple[dict, int, list]:
+    curves, acted, per_clip = [], 0, []
+    for c in range(motion.shape[0] // n):
+        m = motion[c * n:(c + 1) * n]
+        onsets = qa_offset.note_onset_signal(heard, FPS, c * n - max_lag, n + 2 * max_lag,
+                                             qa_offset.DEFAULT_BANDS)
+        per_clip.append(qa_offset.estimate_offset(m, onsets, FPS))
+        curves.append(qa_offset.offset_curve(m, onsets, max_lag))
+    return qa_offset.source_offset(curves, FPS, len(heard)), motion.shape[0] // n, per_clip
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("repo", help="git directory of the fetched github:ppfish45/AI-Pianist snapshot")
+    p.add_argument("--videos", nargs="*", default=list(VIDEOS), help="subset of V1..V10")
     args = p.parse_args(argv)
     max_lag = int(math.ceil(qa_offset.DEFAULT_MAX_OFFSET_S * FPS))
     n = int(CLIP_S * FPS)
-    rows, wrong_conf = [], []
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in VIDEOS:
+        for name in args.videos:
             for suffix in (".wmv", ".wmv.mid"):
                 (Path(tmp) / f"{name}{suffix}").write_bytes(subprocess.run(
                     ["git", "--git-dir", args.repo, "show", f"{COMMIT}:DataSet/TestSet/{name}{suffix}"],
                     check=True, capture_output=True).stdout)
-            motion = video_motion(Path(tmp) / f"{name}.wmv")
+            frames = strip_frames(Path(tmp) / f"{name}.wmv")
             notes = load_notes(Path(tmp) / f"{name}.wmv.mid")
-            clips = motion.shape[0] // n
+            split = "dev" if name in DEV else "held-out"
+            seconds = round(frames.shape[0] / FPS, 1)
+            columns = keyoffset.find_key_columns(frames[::max(len(frames) // 15, 1)])
+            if columns is None:
+                print(f"{name}: no key map", flush=True)
+                continue
+            press = keyoffset.press_signal(frames, columns)
+            motion = qa_offset.motion_signal(frames, qa_offset.DEFAULT_BANDS)
+            del frames
+
+            def wide(sub):
+                curves, lags = keyoffset.note_curves(press, columns, sub, FPS, 0.0, REFERENCE_SEARCH_S)
+                return keyoffset.source_key_offset(curves, lags, FPS)
+
+            ref = wide(notes)
+            b = ref["offset_s"]
+            ordered = sorted(notes, key=lambda x: x.start)
+            half = len(ordered) // 2
+            first, second = wide(ordered[:half]), wide(ordered[half:])
+            print(f"{name} [{split}] {seconds:.1f}s, keys {columns.pitches[0]}-{columns.pitches[-1]}, "
+                  f"{len(notes)} notes: reference b = {b:+.3f} s (+-{ref['half_width_s']} s, 2nd "
+                  f"{ref['second_peak']}); first half of the notes {first['offset_s']:+.3f} s, second "
+                  f"half {second['offset_s']:+.3f} s (differ by "
+                  f"{abs(first['offset_s'] - second['offset_s']) * FPS:.2f} frames)", flush=True)
             for d in OFFSETS:
-                heard = [Note(x.start + d, x.end + d, x.pitch, x.velocity) for x in notes]
-                curves, acted, acted_ok = [], 0, 0
-                for c in range(clips):
-                    m = motion[c * n:(c + 1) * n]
-                    onsets = qa_offset.note_onset_signal(heard, FPS, c * n - max_lag, n + 2 * max_lag,
-                                                         qa_offset.DEFAULT_BANDS)
-                    off, conf = qa_offset.estimate_offset(m, onsets, FPS)
-                    if conf >= MIN_OFFSET_CONFIDENCE:
-                        acted += 1
-                        acted_ok += abs(off - d) <= 1 / FPS
-                    if abs(off - d) > 1 / FPS:
-                        wrong_conf.append(conf)
-                    curves.append(qa_offset.offset_curve(m, onsets, max_lag))
-                src = qa_offset.source_offset(curves, FPS, len(notes))
-                rows.append({"video": name, "seconds": round(motion.shape[0] / FPS, 1), "d": d,
-                             "clips": clips, "acted": acted, "acted_ok": acted_ok,
-                             "error_frames": round((src["offset_s"] - d) * FPS, 2), **src})
-                print(f"{name:>4} {rows[-1]['seconds']:>5.1f}s d={d:+.2f}  per clip: {acted}/{clips} "
-                      f"acted on, {acted_ok} within 1 frame | source {src['offset_s']:+.3f} s "
-                      f"(error {rows[-1]['error_frames']:+.2f} frames, +-{src['half_width_s']} s, "
-                      f"2nd {src['second_peak']}, agree {src['agree']:.2f}) "
-                      f"{'CONFIDENT' if src['confident'] else '-'}", flush=True)
-    err0 = [r["error_frames"] for r in rows if r["d"] == 0.0]
-    print(f"\nlag of motion behind sound at d=0: median {np.median(err0):+.2f} frames "
-          f"(per video: {', '.join(f'{e:+.1f}' for e in err0)})")
-    acted = sum(r["acted"] for r in rows)
-    print(f"per clip (today's rule, confidence >= {MIN_OFFSET_CONFIDENCE}): {acted} of "
-          f"{sum(r['clips'] for r in rows)} clips acted on, {sum(r['acted_ok'] for r in rows)} "
-          f"of them within 1 frame; the most confident wrong clip estimate: {max(wrong_conf):.3f}")
-    conf = [r for r in rows if r["confident"]]
-    ok = [r for r in conf if abs(r["error_frames"]) <= 1.0]
-    print(f"per source: {len(conf)} of {len(rows)} confident, {len(ok)} of them within 1 frame; "
-          f"sources >= 60 s confident: {sum(r['confident'] for r in rows if r['seconds'] >= 60)} of "
-          f"{sum(r['seconds'] >= 60 for r in rows)}")
+                heard = shifted(notes, -b + d)
+                old, clips, per_clip = strip_source(motion, heard, n, max_lag)
+                curves, lags = keyoffset.note_curves(press, columns, heard, FPS, 0.0,
+                                                     qa_offset.DEFAULT_MAX_OFFSET_S)
+                new = keyoffset.source_key_offset(curves, lags, FPS)
+                row = {"video": name, "split": split, "seconds": seconds, "d": d, "clips": clips,
+                       "old": old, "new": new,
+                       "old_error": round((old["offset_s"] - d) * FPS, 2),
+                       "new_error": round((new["offset_s"] - d) * FPS, 2),
+                       "old_acted": sum(c >= MIN_OFFSET_CONFIDENCE for _, c in per_clip),
+                       "old_acted_ok": sum(c >= MIN_OFFSET_CONFIDENCE and abs(o - d) <= 1 / FPS
+                                           for o, c in per_clip)}
+                rows.append(row)
+                print(f"  d={d:+.2f} | strip: {old['offset_s']:+.3f} s err {row['old_error']:+6.2f} fr "
+                      f"{'CONF' if old['confident'] else '-':4} | keys: {new['offset_s']:+.3f} s err "
+                      f"{row['new_error']:+6.2f} fr, +-{new['half_width_s']} s, 2nd "
+                      f"{new['second_peak']}, matched {new['matched']}/{new['notes']} "
+                      f"{'CONFIDENT' if new['confident'] else '-'}", flush=True)
+    for split in ("dev", "held-out"):
+        part = [r for r in rows if r["split"] == split]
+        if not part:
+            continue
+        print(f"\n{split}: {len({r['video'] for r in part})} videos, {len(part)} sources")
+        for method in ("old", "new"):
+            conf = [r for r in part if r[method]["confident"]]
+            wrong = [r for r in conf if abs(r[f"{method}_error"]) > 1.0]
+            long_ = [r for r in part if r["seconds"] >= 60]
+            print(f"  {'strip' if method == 'old' else 'keys '}: confident {len(conf)} of {len(part)}, "
+                  f"confident and wrong (> 1 frame) {len(wrong)}, sources >= 60 s confident "
+                  f"{sum(r[method]['confident'] for r in long_)} of {len(long_)}; median |error| "
+                  f"{np.median([abs(r[f'{method}_error']) for r in part]):.2f} frames")
     return 0
 
 

@@ -1,0 +1,352 @@
+"""Audio-to-video offset from per-key presses matched to notes of the same pitch.
+
+Plain functions over arrays, on the keyboard **strip**: the keyboard cropped
+and turned upright, low keys on the left, black keys above the white keys'
+fronts (:func:`copdata.qa.orient.strip_matrix`). Sign convention as in
+:mod:`copdata.qa.offset`: the offset is **positive when the audio is late**.
+
+* **Keys** (:func:`find_key_columns`, :func:`key_columns`): the black keys'
+  centres come from the detector's black-key lattice
+  (:func:`copdata.qa.keyboard.detect_keyboard` on the strip's median). Their
+  spacings (two short, one long, three short, one long... in white keys)
+  name them (:func:`black_phase`); the octave is known when all 36 black keys
+  of an 88-key piano are seen (the first is A#0) or ``first_black_pitch`` is
+  given. White keys have equal width, black keys sit at the boundary between
+  their white neighbours plus a standard offset per pitch class
+  (:data:`BLACK_OFFSET`): a cubic in the white-key index, fitted to the black
+  keys' centres, gives every white key's edges (a camera's perspective makes
+  far keys narrower), so each MIDI pitch gets its column.
+* **Press signal** (:func:`press_signal`): per frame ``i >= 1`` and key, the
+  mean absolute grey change ``|g_i - g_{i-1}|`` over the key's column (inner
+  70 % of its width; a white key over the strip's height, a black key above
+  the black keys' ends), minus the median over all keys in that frame (what
+  every key shares: lighting, compression). Row 0 is 0.
+* **Frame timing**: frame ``i`` shows time ``t0 + i/fps`` (a camera's
+  snapshot); change row ``i`` holds what happened between ``(i-1)/fps`` and
+  ``i/fps``, so it is placed at time ``(i - 0.5)/fps``: a key going down at
+  time ``tau`` shows on average at change row ``tau*fps + 0.5``.
+* **Curves** (:func:`note_curves`): each key's signal is high-passed (minus a
+  :data:`DETREND_FRAMES`-frame moving average) and divided by its standard
+  deviation; each note of a visible pitch gives the curve
+  ``c_n(L) = z_key(t_n*fps + 0.5 - L)`` (linear interpolation) over lags ``L``
+  of ``-max_lag..max_lag`` frames in steps of :data:`LAG_STEP_FRAMES`. Their
+  mean over notes is the sum of the per-key cross-correlations of the press
+  signal with each key's onset train.
+* **Source offset** (:func:`source_key_offset`): the mean curve's peak
+  (refined by a parabola) minus the key-travel lead ``lead_s`` (the key is
+  down before the hammer sounds; :data:`KEY_LEAD_S`). ``half_width_s``: half
+  the 95 % bootstrap interval of the peak (notes drawn with replacement);
+  ``second_peak``: the best value more than :data:`EXCLUSION_FRAMES` frames
+  from the peak over the peak's; ``matched``: notes whose own press signal at
+  the peak is above :data:`MATCH_Z`. Confident only when the half-width is at
+  most one frame, ``second_peak <= MAX_SECOND_PEAK`` and at least
+  :data:`MIN_NOTES` notes count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+BLACK_PITCH_CLASSES = (1, 3, 6, 8, 10)
+# black key centre minus the boundary between its white neighbours, in white
+# keys, per pitch class (fitted on the AI-Pianist development videos' lattices)
+BLACK_OFFSET = {1: -0.1, 3: 0.1, 6: -0.15, 8: 0.0, 10: 0.1}
+# gaps between consecutive black keys from C#: C#-D# short, D#-F# long,
+# F#-G# short, G#-A# short, A#-C# long
+_GAP_LONG = (False, True, False, False, True)
+_BLACK_ORDER = (1, 3, 6, 8, 10)
+KEY_INNER = 0.7  # share of a key's width measured (its middle)
+BLACK_KEY_WIDTH = 0.56  # in white keys
+DETREND_FRAMES = 9
+LAG_STEP_FRAMES = 0.1
+EXCLUSION_FRAMES = 3
+MATCH_Z = 1.0
+KEY_LEAD_S = 0.0  # not measured (docs/qa.md): the AI-Pianist MIDI's origin is trimmed
+BOOTSTRAP = 200
+MAX_SECOND_PEAK = 0.8
+MIN_NOTES = 30
+FULL_BLACK_KEYS = 36  # an 88-key piano: A#0 .. A#7
+PIANO_LOWEST, PIANO_HIGHEST = 21, 108  # A0, C8: no key map names a pitch outside
+
+
+@dataclass(frozen=True)
+class KeyColumns:
+    """Where each visible key lies in the strip: ``pitches`` (MIDI) with their
+    column ``[x0, x1)`` in strip pixels, whether each is black, the row where
+    the black keys end (``black_bottom``) and the strip's size."""
+
+    pitches: tuple[int, ...]
+    x0: tuple[float, ...]
+    x1: tuple[float, ...]
+    black: tuple[bool, ...]
+    black_bottom: int
+    width: int
+    height: int
+
+    def column(self, pitch: int) -> tuple[float, float] | None:
+        try:
+            k = self.pitches.index(int(pitch))
+        except ValueError:
+            return None
+        return self.x0[k], self.x1[k]
+
+
+def is_black(pitch: int) -> bool:
+    return int(pitch) % 12 in BLACK_PITCH_CLASSES
+
+
+def white_index(pitch: int) -> int:
+    """White keys below ``pitch`` counted from MIDI 0 (C-1 is white key 0)."""
+    pitch = int(pitch)
+    octave, pc = divmod(pitch, 12)
+    return 7 * octave + sum(1 for q in range(pc) if q not in BLACK_PITCH_CLASSES)
+
+
+def black_phase(centres: Sequence[float]) -> int:
+    """Pitch class of the first of consecutive black keys at ``centres``
+    (left to right), from the pattern of long and short gaps between them.
+    Each gap is divided by the mean of the five gaps around it (an octave:
+    the camera's perspective cancels); the phase whose long gaps are the
+    widest wins. ``ValueError`` with fewer than 6 keys."""
+    centres = np.asarray(centres, float)
+    if len(centres) < 6:
+        raise ValueError(f"need at least 6 black keys to name them, got {len(centres)}")
+    gaps = np.diff(centres)
+    local = np.array([gaps[max(0, min(i - 2, len(gaps) - 5)):][:5].mean() for i in range(len(gaps))])
+    rel = gaps / local
+    pattern = np.where(np.array(_GAP_LONG), 1.0, -1.0)
+    scores = [float(np.sum(rel * pattern[(np.arange(len(rel)) + ph) % 5])) for ph in range(5)]
+    return _BLACK_ORDER[int(np.argmax(scores))]
+
+
+def black_pitches(centres: Sequence[float], first_black_pitch: int) -> list[int]:
+    """MIDI pitches of consecutive black keys starting at ``first_black_pitch``."""
+    out, p = [], int(first_black_pitch)
+    if not is_black(p):
+        raise ValueError(f"pitch {p} is not a black key")
+    for _ in range(len(centres)):
+        out.append(p)
+        p += 1
+        while not is_black(p):
+            p += 1
+    return out
+
+
+def key_columns(centres: Sequence[float], first_black_pitch: int, width: int, height: int,
+                black_bottom: int) -> KeyColumns:
+    """The columns of every key (white and black) whose column lies at least
+    half inside ``[0, width)``, from the black keys' ``centres`` in the strip
+    and the first one's pitch (see the module docstring)."""
+    centres = np.asarray(centres, float)
+    pitches = black_pitches(centres, first_black_pitch)
+    boundary = np.array([white_index(p) + BLACK_OFFSET[p % 12] for p in pitches])
+    mid = boundary.mean()
+    degree = 3 if len(centres) >= 10 else 1
+    poly = np.polyfit(boundary - mid, centres, degree)
+
+    def x_at(j: float) -> float:
+        return float(np.polyval(poly, j - mid))
+
+    lo_white = int(math.floor(boundary.min())) - 3
+    hi_white = int(math.ceil(boundary.max())) + 3
+    keys = []
+    for p in range(PIANO_LOWEST, PIANO_HIGHEST + 1):
+        j = white_index(p)
+        if j < lo_white or j > hi_white:
+            continue
+        if is_black(p):
+            if p in pitches:
+                centre = float(centres[pitches.index(p)])
+            else:
+                centre = x_at(j + BLACK_OFFSET[p % 12])
+            half = 0.5 * BLACK_KEY_WIDTH * (x_at(j + 0.5) - x_at(j - 0.5))
+            a, b = centre - half, centre + half
+        else:
+            a, b = x_at(j), x_at(j + 1)
+        if b <= a:
+            continue
+        inside = (min(b, width) - max(a, 0.0)) / (b - a)
+        if inside >= 0.5:
+            keys.append((p, a, b, is_black(p)))
+    return KeyColumns(tuple(k[0] for k in keys), tuple(round(k[1], 3) for k in keys),
+                      tuple(round(k[2], 3) for k in keys), tuple(k[3] for k in keys),
+                      int(black_bottom), int(width), int(height))
+
+
+def _grey(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.ndim == 3:
+        return frame[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return frame.astype(np.float32)
+
+
+def find_key_columns(frames: Sequence[np.ndarray], first_black_pitch: int | None = None
+                     ) -> KeyColumns | None:
+    """The key columns of an upright keyboard strip from its frames (their
+    median; see the module docstring), or None when no black-key lattice is
+    found or its octave is unknown (fewer than all 36 black keys and no
+    ``first_black_pitch``)."""
+    from .keyboard import detect_keyboard, frames_grey
+
+    grey = frames_grey(list(frames))
+    h, w = grey.shape
+    pad = max(h // 2, 8)  # the detector looks for a keyboard inside a scene
+    padded = np.pad(grey, pad, mode="constant", constant_values=float(np.median(grey)) * 0.5)
+    found = detect_keyboard([padded])
+    if found.box is None or len(found.centres) < 6:
+        return None
+    centres = np.asarray(found.centres, float) - pad
+    if first_black_pitch is None:
+        if len(centres) != FULL_BLACK_KEYS or black_phase(centres) != 10:
+            return None
+        first_black_pitch = 22  # A#0
+    elif black_phase(centres) != int(first_black_pitch) % 12:
+        return None
+    cols = np.clip(np.round(centres).astype(int), 0, w - 1)
+    profile = grey[:, cols].mean(axis=1)
+    dark = np.flatnonzero(profile < (profile.min() + profile.max()) / 2)
+    black_bottom = int(dark.max()) + 1 if len(dark) else h // 2
+    return key_columns(centres, first_black_pitch, w, h, black_bottom)
+
+
+def _regions(columns: KeyColumns) -> list[tuple[int, int, int, int]]:
+    out = []
+    for a, b, black in zip(columns.x0, columns.x1, columns.black):
+        margin = (b - a) * (1 - KEY_INNER) / 2
+        x0 = max(int(math.ceil(a + margin)), 0)
+        x1 = min(int(math.floor(b - margin)) + 1, columns.width)
+        if x1 <= x0:
+            x0 = min(max(int(round((a + b) / 2)), 0), columns.width - 1)
+            x1 = x0 + 1
+        y1 = columns.black_bottom if black else columns.height
+        out.append((x0, x1, 0, max(y1, 1)))
+    return out
+
+
+def press_signal(frames: Iterable[np.ndarray], columns: KeyColumns) -> np.ndarray:
+    """Per frame and key (``columns.pitches``) the press signal of the module
+    docstring: ``(T, K)``; row 0 is 0."""
+    regions = _regions(columns)
+    rows, prev = [], None
+    for frame in frames:
+        grey = _grey(frame)
+        if grey.shape != (columns.height, columns.width):
+            raise ValueError(f"frame of {grey.shape[::-1]} pixels, the key columns are for "
+                             f"{columns.width}x{columns.height}")
+        if prev is None:
+            rows.append(np.zeros(len(regions)))
+        else:
+            change = np.abs(grey - prev)
+            # column sums over the two row bands (all rows / above the black keys' ends)
+            full = np.concatenate([[0.0], np.cumsum(change.sum(axis=0), dtype=np.float64)])
+            top = np.concatenate([[0.0], np.cumsum(change[:columns.black_bottom].sum(axis=0),
+                                                    dtype=np.float64)])
+            row = np.empty(len(regions))
+            for k, (x0, x1, _, y1) in enumerate(regions):
+                sums = top if y1 == columns.black_bottom and columns.black[k] else full
+                row[k] = (sums[x1] - sums[x0]) / ((x1 - x0) * y1)
+            rows.append(row - np.median(row))
+        prev = grey
+    return np.array(rows).reshape(len(rows), len(regions))
+
+
+def _standardise(press: np.ndarray) -> np.ndarray:
+    """High-pass (minus a moving average) and divide each key's column by its
+    standard deviation (0 for a flat key)."""
+    x = np.asarray(press, float)
+    if x.shape[0] > DETREND_FRAMES:
+        from scipy.ndimage import uniform_filter1d
+
+        x = x - uniform_filter1d(x, DETREND_FRAMES, axis=0, mode="nearest")
+    x = x - x.mean(axis=0)
+    sd = x.std(axis=0)
+    return np.divide(x, sd, out=np.zeros_like(x), where=sd > 0)
+
+
+def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: float,
+                t0: float = 0.0, max_lag_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(curves, lags)``: one curve per note whose key has a column and whose
+    lag window lies inside the frames (frame 0 shows time ``t0``; notes in the
+    same clock as ``t0``), ``curves[n, j] = z(t_n*fps + 0.5 - lags[j])``;
+    ``lags`` in frames, ``-max_lag..max_lag`` in steps of
+    :data:`LAG_STEP_FRAMES`."""
+    z = _standardise(press)
+    max_lag = math.ceil(max_lag_s * fps)
+    steps = int(round(max_lag / LAG_STEP_FRAMES))
+    lags = np.arange(-steps, steps + 1) * LAG_STEP_FRAMES
+    index = {p: k for k, p in enumerate(columns.pitches)}
+    grid = np.arange(z.shape[0])
+    out = []
+    for note in notes:
+        k = index.get(int(note.pitch))
+        if k is None:
+            continue
+        u = (note.start - t0) * fps + 0.5 - lags
+        if u.min() < 1 or u.max() > z.shape[0] - 1:
+            continue
+        out.append(np.interp(u, grid, z[:, k]))
+    return np.array(out).reshape(len(out), len(lags)), lags
+
+
+def _peak(curve: np.ndarray) -> tuple[float, int]:
+    best = int(np.argmax(curve))
+    shift = 0.0
+    if 0 < best < len(curve) - 1:
+        left, mid, right = curve[best - 1], curve[best], curve[best + 1]
+        curvature = left - 2 * mid + right
+        if curvature < 0:
+            shift = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
+    return best + shift, best
+
+
+def source_key_offset(curves: np.ndarray, lags: np.ndarray, fps: float, lead_s: float = KEY_LEAD_S,
+                      boot: int = BOOTSTRAP, seed: int = 0) -> dict:
+    """One offset for a source from all its notes' curves (:func:`note_curves`;
+    several clips' curves may be stacked): see the module docstring."""
+    curves = np.asarray(curves, float)
+    out = {"offset_s": 0.0, "half_width_s": None, "second_peak": None, "notes": int(len(curves)),
+           "matched": 0, "confident": False, "method": "keys"}
+    if len(curves) < 2:
+        return out
+    step = float(lags[1] - lags[0])
+    mean = curves.mean(axis=0)
+    pos, best = _peak(mean)
+    lag = float(lags[0]) + pos * step
+    top = float(mean[best])
+    far = np.abs(lags - lags[best]) > EXCLUSION_FRAMES
+    second = float(mean[far].max()) / top if far.any() and top > 0 else 1.0
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(curves), np.full(len(curves), 1.0 / len(curves)), size=boot)
+    draws = np.array([_peak(m)[0] for m in weights @ curves / len(curves)])
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    half = (hi - lo) / 2 * step / fps
+    matched = int(np.sum(curves[:, best] > MATCH_Z))
+    out.update({"offset_s": round(lag / fps - lead_s, 4), "half_width_s": round(float(half), 4),
+                "second_peak": round(second, 4), "matched": matched})
+    out["confident"] = bool(top > 0 and half <= 1.0 / fps and second <= MAX_SECOND_PEAK
+                            and len(curves) >= MIN_NOTES)
+    return out
+
+
+def key_offset(frames: Iterable[np.ndarray], notes: Sequence, fps: float, t0: float = 0.0,
+               columns: KeyColumns | None = None, max_lag_s: float = 1.0,
+               lead_s: float = KEY_LEAD_S) -> dict:
+    """The source offset of a strip video (frames from ``t0``, every frame
+    listed) against ``notes``: :func:`find_key_columns` (unless ``columns``),
+    :func:`press_signal`, :func:`note_curves`, :func:`source_key_offset`.
+    Not confident, with ``"reason"``, when no key map is found."""
+    frames = list(frames)
+    if columns is None:
+        step = max(len(frames) // 15, 1)
+        columns = find_key_columns(frames[::step])
+    if columns is None:
+        return {"offset_s": 0.0, "half_width_s": None, "second_peak": None, "notes": 0,
+                "matched": 0, "confident": False, "method": "keys",
+                "reason": "no key map (black-key lattice not found or its octave unknown)"}
+    press = press_signal(frames, columns)
+    curves, lags = note_curves(press, columns, notes, fps, t0, max_lag_s)
+    return source_key_offset(curves, lags, fps, lead_s)
