@@ -137,7 +137,9 @@ def main(argv=None) -> int:
 
             def wide(sub):
                 curves, lags = keyoffset.note_curves(press, columns, sub, FPS, 0.0, REFERENCE_SEARCH_S)
-                return keyoffset.source_key_offset(curves, lags, FPS)
+                release, _ = keyoffset.note_curves(press, columns, sub, FPS, 0.0, REFERENCE_SEARCH_S,
+                                                   at="end")
+                return keyoffset.source_key_offset(curves, lags, FPS, release_curves=release)
 
             ref = wide(notes)
             b = ref["offset_s"]
@@ -146,7 +148,7 @@ def main(argv=None) -> int:
             first, second = wide(ordered[:half]), wide(ordered[half:])
             print(f"{name} [{split}] {seconds:.1f}s, keys {columns.pitches[0]}-{columns.pitches[-1]}, "
                   f"{len(notes)} notes: reference b = {b:+.3f} s (+-{ref['half_width_s']} s, 2nd "
-                  f"{ref['second_peak']}); first half of the notes {first['offset_s']:+.3f} s, second "
+                  f"{ref['second_peak']}, releases {ref.get('release_offset_s')} s); first half of the notes {first['offset_s']:+.3f} s, second "
                   f"half {second['offset_s']:+.3f} s (differ by "
                   f"{abs(first['offset_s'] - second['offset_s']) * FPS:.2f} frames)", flush=True)
             for d in OFFSETS:
@@ -154,7 +156,9 @@ def main(argv=None) -> int:
                 old, clips, per_clip = strip_source(motion, heard, n, max_lag)
                 curves, lags = keyoffset.note_curves(press, columns, heard, FPS, 0.0,
                                                      qa_offset.DEFAULT_MAX_OFFSET_S)
-                new = keyoffset.source_key_offset(curves, lags, FPS)
+                release, _ = keyoffset.note_curves(press, columns, heard, FPS, 0.0,
+                                                   qa_offset.DEFAULT_MAX_OFFSET_S, at="end")
+                new = keyoffset.source_key_offset(curves, lags, FPS, release_curves=release)
                 row = {"video": name, "split": split, "seconds": seconds, "d": d, "clips": clips,
                        "old": old, "new": new,
                        "old_error": round((old["offset_s"] - d) * FPS, 2),
@@ -166,7 +170,8 @@ def main(argv=None) -> int:
                 print(f"  d={d:+.2f} | strip: {old['offset_s']:+.3f} s err {row['old_error']:+6.2f} fr "
                       f"{'CONF' if old['confident'] else '-':4} | keys: {new['offset_s']:+.3f} s err "
                       f"{row['new_error']:+6.2f} fr, +-{new['half_width_s']} s, 2nd "
-                      f"{new['second_peak']}, matched {new['matched']}/{new['notes']} "
+                      f"{new['second_peak']}, release {new.get('press_release_frames')} fr, "
+                      f"matched {new['matched']}/{new['notes']} "
                       f"{'CONFIDENT' if new['confident'] else '-'}", flush=True)
     for split in ("dev", "held-out"):
         part = [r for r in rows if r["split"] == split]

@@ -168,3 +168,17 @@ def test_a_change_every_key_shares_is_no_press(columns):
     assert np.allclose(press[0], 0) and np.abs(press[1]).max() < 1.0  # the whole picture darkened
     k = columns.pitches.index(60)
     assert press[3, k] > 30 and np.argmax(press[3]) == k  # only C4 changed
+
+
+def test_releases_that_disagree_with_the_presses_make_it_not_confident(synthetic):
+    notes, truth, cols, press = synthetic
+    frames = press_video(notes, truth, 24.0)
+    both = ko.key_offset(frames, notes, FPS)  # presses and releases, key map found on the frames
+    assert both["confident"] and abs(both["offset_s"] - truth) * FPS <= 0.1
+    assert abs(both["release_offset_s"] - truth) * FPS <= 0.2 and both["press_release_frames"] <= 0.3
+    # the notes' ends 0.3 s later than the keys come up: the presses still match
+    late_ends = [Note(n.start, n.end + 0.3, n.pitch, n.velocity) for n in notes]
+    est = ko.key_offset(frames, late_ends, FPS, columns=cols)
+    assert abs(est["offset_s"] - truth) * FPS <= 0.1
+    assert est["press_release_frames"] == pytest.approx(0.3 * FPS, abs=0.3)
+    assert not est["confident"]

@@ -38,9 +38,14 @@ fronts (:func:`copdata.qa.orient.strip_matrix`). Sign convention as in
   the 95 % bootstrap interval of the peak (notes drawn with replacement);
   ``second_peak``: the best value more than :data:`EXCLUSION_FRAMES` frames
   from the peak over the peak's; ``matched``: notes whose own press signal at
-  the peak is above :data:`MATCH_Z`. Confident only when the half-width is at
-  most one frame, ``second_peak <= MAX_SECOND_PEAK`` and at least
-  :data:`MIN_NOTES` notes count.
+  the peak is above :data:`MATCH_Z`. The same curves at the notes' **ends**
+  (the key coming up) give a second estimate from other events
+  (``release_offset_s``). Confident only when the half-width is at most one
+  frame, ``second_peak <= MAX_SECOND_PEAK``, at least :data:`MIN_NOTES`
+  notes count and (when releases are given) the release estimate is within
+  :data:`MAX_PRESS_RELEASE_FRAMES` frames of the press estimate: a finger
+  resting on a key hides its press and shows only its lift, which a press
+  curve alone takes for the press.
 """
 
 from __future__ import annotations
@@ -69,6 +74,10 @@ KEY_LEAD_S = 0.0  # not measured (docs/qa.md): the AI-Pianist MIDI's origin is t
 BOOTSTRAP = 200
 MAX_SECOND_PEAK = 0.8
 MIN_NOTES = 30
+# presses and releases must tell the same offset (chosen on the development
+# videos: 1.4 frames where a look at the frames agrees, >= 3.8 where the
+# finger resting on a key makes its lift the only visible event)
+MAX_PRESS_RELEASE_FRAMES = 2.0
 FULL_BLACK_KEYS = 36  # an 88-key piano: A#0 .. A#7
 PIANO_LOWEST, PIANO_HIGHEST = 21, 108  # A0, C8: no key map names a pitch outside
 
@@ -268,12 +277,16 @@ def _standardise(press: np.ndarray) -> np.ndarray:
 
 
 def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: float,
-                t0: float = 0.0, max_lag_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                t0: float = 0.0, max_lag_s: float = 1.0, at: str = "start"
+                ) -> tuple[np.ndarray, np.ndarray]:
     """``(curves, lags)``: one curve per note whose key has a column and whose
     lag window lies inside the frames (frame 0 shows time ``t0``; notes in the
     same clock as ``t0``), ``curves[n, j] = z(t_n*fps + 0.5 - lags[j])``;
     ``lags`` in frames, ``-max_lag..max_lag`` in steps of
-    :data:`LAG_STEP_FRAMES`."""
+    :data:`LAG_STEP_FRAMES`. ``t_n`` is the note's start (``at="start"``:
+    the key goes down) or its end (``"end"``: the key comes up)."""
+    if at not in ("start", "end"):
+        raise ValueError(f"at must be 'start' or 'end', got {at!r}")
     z = _standardise(press)
     max_lag = math.ceil(max_lag_s * fps)
     steps = int(round(max_lag / LAG_STEP_FRAMES))
@@ -285,7 +298,7 @@ def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: fl
         k = index.get(int(note.pitch))
         if k is None:
             continue
-        u = (note.start - t0) * fps + 0.5 - lags
+        u = ((note.start if at == "start" else note.end) - t0) * fps + 0.5 - lags
         if u.min() < 1 or u.max() > z.shape[0] - 1:
             continue
         out.append(np.interp(u, grid, z[:, k]))
@@ -304,9 +317,13 @@ def _peak(curve: np.ndarray) -> tuple[float, int]:
 
 
 def source_key_offset(curves: np.ndarray, lags: np.ndarray, fps: float, lead_s: float = KEY_LEAD_S,
-                      boot: int = BOOTSTRAP, seed: int = 0) -> dict:
+                      boot: int = BOOTSTRAP, seed: int = 0,
+                      release_curves: np.ndarray | None = None) -> dict:
     """One offset for a source from all its notes' curves (:func:`note_curves`;
-    several clips' curves may be stacked): see the module docstring."""
+    several clips' curves may be stacked): see the module docstring.
+    ``release_curves`` (the same notes' ends, ``at="end"``): their peak
+    (``release_offset_s``) must lie within :data:`MAX_PRESS_RELEASE_FRAMES`
+    of the presses' for a confident estimate (``press_release_frames``)."""
     curves = np.asarray(curves, float)
     out = {"offset_s": 0.0, "half_width_s": None, "second_peak": None, "notes": int(len(curves)),
            "matched": 0, "confident": False, "method": "keys"}
@@ -327,8 +344,18 @@ def source_key_offset(curves: np.ndarray, lags: np.ndarray, fps: float, lead_s: 
     matched = int(np.sum(curves[:, best] > MATCH_Z))
     out.update({"offset_s": round(lag / fps - lead_s, 4), "half_width_s": round(float(half), 4),
                 "second_peak": round(second, 4), "matched": matched})
+    agree = True
+    if release_curves is not None:
+        agree = False
+        release = np.asarray(release_curves, float)
+        if len(release) >= 2:
+            rel_lag = float(lags[0]) + _peak(release.mean(axis=0))[0] * step
+            gap = abs(rel_lag - lag)
+            out.update({"release_offset_s": round(rel_lag / fps - lead_s, 4),
+                        "press_release_frames": round(gap, 2)})
+            agree = gap <= MAX_PRESS_RELEASE_FRAMES
     out["confident"] = bool(top > 0 and half <= 1.0 / fps and second <= MAX_SECOND_PEAK
-                            and len(curves) >= MIN_NOTES)
+                            and len(curves) >= MIN_NOTES and agree)
     return out
 
 
@@ -349,4 +376,5 @@ def key_offset(frames: Iterable[np.ndarray], notes: Sequence, fps: float, t0: fl
                 "reason": "no key map (black-key lattice not found or its octave unknown)"}
     press = press_signal(frames, columns)
     curves, lags = note_curves(press, columns, notes, fps, t0, max_lag_s)
-    return source_key_offset(curves, lags, fps, lead_s)
+    release, _ = note_curves(press, columns, notes, fps, t0, max_lag_s, at="end")
+    return source_key_offset(curves, lags, fps, lead_s, release_curves=release)
