@@ -109,83 +109,132 @@ def strip_source(motion: np.ndarray, heard: list[Note], n: int, max_lag: int) ->
     return qa_offset.source_offset(curves, FPS, len(heard)), motion.shape[0] // n, per_clip
 
 
+def video_paths(repo: str, which: str, names: list[str] | None) -> list[tuple[str, str, str]]:
+    """``(name, path in the repository, split)`` of the videos to measure."""
+    if which == "test":
+        chosen = names or list(VIDEOS)
+        return [(v, f"DataSet/TestSet/{v}.wmv", "dev" if v in DEV else "held-out") for v in chosen]
+    listing = subprocess.run(["git", "--git-dir", repo, "ls-tree", "-r", "--name-only", COMMIT,
+                              "DataSet/TrainSet"], check=True, capture_output=True, text=True).stdout
+    paths = [x for x in listing.split() if x.endswith(".wmv")]
+    return [(x[len("DataSet/TrainSet/"):-len(".wmv")].replace("/", "_"), x, "train (held-out)")
+            for x in paths if not names or x[len("DataSet/TrainSet/"):-len(".wmv")] in names]
+
+
+def wide_offset(press, columns, notes) -> dict:
+    """The per-key estimate over +-REFERENCE_SEARCH_S (the MIDI origin is unknown)."""
+    curves, lags = keyoffset.note_curves(press, columns, notes, FPS, 0.0, REFERENCE_SEARCH_S)
+    release, _ = keyoffset.note_curves(press, columns, notes, FPS, 0.0, REFERENCE_SEARCH_S, at="end")
+    return keyoffset.source_key_offset(curves, lags, FPS, release_curves=release)
+
+
+def key_source(press, columns, heard) -> dict:
+    curves, lags = keyoffset.note_curves(press, columns, heard, FPS, 0.0, qa_offset.DEFAULT_MAX_OFFSET_S)
+    release, _ = keyoffset.note_curves(press, columns, heard, FPS, 0.0, qa_offset.DEFAULT_MAX_OFFSET_S,
+                                       at="end")
+    return keyoffset.source_key_offset(curves, lags, FPS, release_curves=release)
+
+
+def _line(new: dict, d: float) -> str:
+    return (f"keys: {new['offset_s']:+.3f} s err {(new['offset_s'] - d) * FPS:+6.2f} fr, "
+            f"+-{new['half_width_s']} s, 2nd {new['second_peak']}, release "
+            f"{new.get('press_release_frames')} fr, matched {new['matched']}/{new['notes']} "
+            f"{'CONFIDENT' if new['confident'] else '-'}")
+
+
+def summary(rows: list[dict], title: str, methods=("old", "new")) -> None:
+    if not rows:
+        return
+    print(f"\n{title}: {len({r['video'] for r in rows})} videos, {len(rows)} sources")
+    for method in methods:
+        if method not in rows[0]:
+            continue
+        conf = [r for r in rows if r[method]["confident"]]
+        wrong = [r for r in conf if abs(r[f"{method}_error"]) > 1.0]
+        long_ = [r for r in rows if r["seconds"] >= 60]
+        print(f"  {'strip' if method == 'old' else 'keys '}: confident {len(conf)} of {len(rows)}, "
+              f"confident and wrong (> 1 frame) {len(wrong)}"
+              + (f" (worst {max(abs(r[f'{method}_error']) for r in wrong):.2f} frames)" if wrong else "")
+              + f", sources >= 60 s confident {sum(r[method]['confident'] for r in long_)} of "
+              f"{len(long_)}; median |error| "
+              f"{np.median([abs(r[f'{method}_error']) for r in rows]):.2f} frames")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("repo", help="git directory of the fetched github:ppfish45/AI-Pianist snapshot")
-    p.add_argument("--videos", nargs="*", default=list(VIDEOS), help="subset of V1..V10")
+    p.add_argument("--set", choices=("test", "train"), default="test",
+                   help="DataSet/TestSet (V1-V10: development V1 V2 V3 V5, held-out V6-V10) or "
+                        "DataSet/TrainSet (71 videos, all held out: never looked at while building)")
+    p.add_argument("--videos", nargs="*", help="subset (V1..V10, or TrainSet paths like 10/+45/1)")
+    p.add_argument("--keys-only", action="store_true", help="skip the strip estimator (faster)")
     args = p.parse_args(argv)
     max_lag = int(math.ceil(qa_offset.DEFAULT_MAX_OFFSET_S * FPS))
     n = int(CLIP_S * FPS)
-    rows = []
+    rows, cross = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.videos:
-            for suffix in (".wmv", ".wmv.mid"):
-                (Path(tmp) / f"{name}{suffix}").write_bytes(subprocess.run(
-                    ["git", "--git-dir", args.repo, "show", f"{COMMIT}:DataSet/TestSet/{name}{suffix}"],
+        for name, path, split in video_paths(args.repo, args.set, args.videos):
+            for suffix in ("", ".mid"):
+                (Path(tmp) / f"{name}.wmv{suffix}").write_bytes(subprocess.run(
+                    ["git", "--git-dir", args.repo, "show", f"{COMMIT}:{path}{suffix}"],
                     check=True, capture_output=True).stdout)
-            frames = strip_frames(Path(tmp) / f"{name}.wmv")
+            try:
+                frames = strip_frames(Path(tmp) / f"{name}.wmv")
+            except SystemExit as exc:
+                print(f"{name} [{split}]: {exc}", flush=True)
+                continue
             notes = load_notes(Path(tmp) / f"{name}.wmv.mid")
-            split = "dev" if name in DEV else "held-out"
             seconds = round(frames.shape[0] / FPS, 1)
             columns = keyoffset.find_key_columns(frames[::max(len(frames) // 15, 1)])
             if columns is None:
-                print(f"{name}: no key map", flush=True)
+                print(f"{name} [{split}] {seconds:.1f}s: no key map (not all 36 black keys seen)",
+                      flush=True)
                 continue
             press = keyoffset.press_signal(frames, columns)
-            motion = qa_offset.motion_signal(frames, qa_offset.DEFAULT_BANDS)
+            motion = None if args.keys_only else qa_offset.motion_signal(frames, qa_offset.DEFAULT_BANDS)
             del frames
-
-            def wide(sub):
-                curves, lags = keyoffset.note_curves(press, columns, sub, FPS, 0.0, REFERENCE_SEARCH_S)
-                release, _ = keyoffset.note_curves(press, columns, sub, FPS, 0.0, REFERENCE_SEARCH_S,
-                                                   at="end")
-                return keyoffset.source_key_offset(curves, lags, FPS, release_curves=release)
-
-            ref = wide(notes)
+            ref = wide_offset(press, columns, notes)
             b = ref["offset_s"]
             ordered = sorted(notes, key=lambda x: x.start)
-            half = len(ordered) // 2
-            first, second = wide(ordered[:half]), wide(ordered[half:])
+            halves = (ordered[:len(ordered) // 2], ordered[len(ordered) // 2:])
+            refs = [wide_offset(press, columns, h) for h in halves]
             print(f"{name} [{split}] {seconds:.1f}s, keys {columns.pitches[0]}-{columns.pitches[-1]}, "
                   f"{len(notes)} notes: reference b = {b:+.3f} s (+-{ref['half_width_s']} s, 2nd "
-                  f"{ref['second_peak']}, releases {ref.get('release_offset_s')} s); first half of the notes {first['offset_s']:+.3f} s, second "
-                  f"half {second['offset_s']:+.3f} s (differ by "
-                  f"{abs(first['offset_s'] - second['offset_s']) * FPS:.2f} frames)", flush=True)
+                  f"{ref['second_peak']}, releases {ref.get('release_offset_s')} s, "
+                  f"{'confident' if ref['confident'] else 'not confident'}); first half of the notes "
+                  f"{refs[0]['offset_s']:+.3f} s, second half {refs[1]['offset_s']:+.3f} s (differ by "
+                  f"{abs(refs[0]['offset_s'] - refs[1]['offset_s']) * FPS:.2f} frames)", flush=True)
             for d in OFFSETS:
                 heard = shifted(notes, -b + d)
-                old, clips, per_clip = strip_source(motion, heard, n, max_lag)
-                curves, lags = keyoffset.note_curves(press, columns, heard, FPS, 0.0,
-                                                     qa_offset.DEFAULT_MAX_OFFSET_S)
-                release, _ = keyoffset.note_curves(press, columns, heard, FPS, 0.0,
-                                                   qa_offset.DEFAULT_MAX_OFFSET_S, at="end")
-                new = keyoffset.source_key_offset(curves, lags, FPS, release_curves=release)
-                row = {"video": name, "split": split, "seconds": seconds, "d": d, "clips": clips,
-                       "old": old, "new": new,
-                       "old_error": round((old["offset_s"] - d) * FPS, 2),
-                       "new_error": round((new["offset_s"] - d) * FPS, 2),
-                       "old_acted": sum(c >= MIN_OFFSET_CONFIDENCE for _, c in per_clip),
-                       "old_acted_ok": sum(c >= MIN_OFFSET_CONFIDENCE and abs(o - d) <= 1 / FPS
-                                           for o, c in per_clip)}
+                new = key_source(press, columns, heard)
+                row = {"video": name, "split": split, "seconds": seconds, "d": d, "new": new,
+                       "new_error": round((new["offset_s"] - d) * FPS, 2)}
+                text = ""
+                if motion is not None:
+                    old, clips, _ = strip_source(motion, heard, n, max_lag)
+                    row.update(old=old, old_error=round((old["offset_s"] - d) * FPS, 2))
+                    text = (f"strip: {old['offset_s']:+.3f} s err {row['old_error']:+6.2f} fr "
+                            f"{'CONF' if old['confident'] else '-':4} | ")
                 rows.append(row)
-                print(f"  d={d:+.2f} | strip: {old['offset_s']:+.3f} s err {row['old_error']:+6.2f} fr "
-                      f"{'CONF' if old['confident'] else '-':4} | keys: {new['offset_s']:+.3f} s err "
-                      f"{row['new_error']:+6.2f} fr, +-{new['half_width_s']} s, 2nd "
-                      f"{new['second_peak']}, release {new.get('press_release_frames')} fr, "
-                      f"matched {new['matched']}/{new['notes']} "
-                      f"{'CONFIDENT' if new['confident'] else '-'}", flush=True)
-    for split in ("dev", "held-out"):
-        part = [r for r in rows if r["split"] == split]
-        if not part:
-            continue
-        print(f"\n{split}: {len({r['video'] for r in part})} videos, {len(part)} sources")
-        for method in ("old", "new"):
-            conf = [r for r in part if r[method]["confident"]]
-            wrong = [r for r in conf if abs(r[f"{method}_error"]) > 1.0]
-            long_ = [r for r in part if r["seconds"] >= 60]
-            print(f"  {'strip' if method == 'old' else 'keys '}: confident {len(conf)} of {len(part)}, "
-                  f"confident and wrong (> 1 frame) {len(wrong)}, sources >= 60 s confident "
-                  f"{sum(r[method]['confident'] for r in long_)} of {len(long_)}; median |error| "
-                  f"{np.median([abs(r[f'{method}_error']) for r in part]):.2f} frames")
+                print(f"  d={d:+.2f} | {text}{_line(new, d)}", flush=True)
+            # each half against the other half's reference: truth from disjoint notes
+            for h, other in ((0, 1), (1, 0)):
+                span = (halves[h][-1].start - halves[h][0].start) if halves[h] else 0.0
+                for d in OFFSETS:
+                    new = key_source(press, columns, shifted(halves[h], -refs[other]["offset_s"] + d))
+                    cross.append({"video": name, "split": split, "seconds": round(span, 1), "d": d,
+                                  "new": new, "new_error": round((new["offset_s"] - d) * FPS, 2)})
+                worst = cross[-len(OFFSETS):]
+                print(f"  half {h + 1} ({len(halves[h])} notes over {span:.1f} s) against half "
+                      f"{other + 1}'s reference: {sum(r['new']['confident'] for r in worst)} of "
+                      f"{len(worst)} confident, errors "
+                      f"{', '.join(format(r['new_error'], '+.2f') for r in worst)} frames",
+                      flush=True)
+    for split in ("dev", "held-out", "train (held-out)"):
+        summary([r for r in rows if r["split"] == split],
+                f"{split}, whole videos against their own reference")
+        summary([r for r in cross if r["split"] == split],
+                f"{split}, each half against the other half's reference (its span as its length)")
     return 0
 
 
