@@ -182,3 +182,22 @@ def test_releases_that_disagree_with_the_presses_make_it_not_confident(synthetic
     assert abs(est["offset_s"] - truth) * FPS <= 0.1
     assert est["press_release_frames"] == pytest.approx(0.3 * FPS, abs=0.3)
     assert not est["confident"]
+
+
+def test_rendered_frame_timing_shows_a_press_one_frame_earlier_and_is_accounted_for():
+    """A renderer that shows in frame i the keys down during [i/fps, (i+1)/fps)
+    (copdata's roll convention) puts each press one frame before a camera
+    would; frame_timing="rendered" reads the truth, "camera" one frame late."""
+    seconds, truth = 16.0, -0.21
+    notes = random_notes(50, seconds, seed=3)
+    frames = []
+    for i in range(int(seconds * FPS)):
+        a, b = i / FPS, (i + 1) / FPS
+        down = {n.pitch for n in notes if n.start - truth < b and n.end - truth > a}
+        frames.append(draw_keyboard(down))
+    rendered = ko.key_offset(frames, notes, FPS, frame_timing="rendered")
+    camera = ko.key_offset(frames, notes, FPS)
+    assert rendered["confident"] and abs(rendered["offset_s"] - truth) * FPS <= 0.1, rendered
+    assert camera["offset_s"] - rendered["offset_s"] == pytest.approx(1 / FPS, abs=1e-3)
+    with pytest.raises(ValueError, match="frame_timing"):
+        ko.key_offset(frames, notes, FPS, frame_timing="snapshot")

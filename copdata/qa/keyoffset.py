@@ -24,7 +24,10 @@ fronts (:func:`copdata.qa.orient.strip_matrix`). Sign convention as in
 * **Frame timing**: frame ``i`` shows time ``t0 + i/fps`` (a camera's
   snapshot); change row ``i`` holds what happened between ``(i-1)/fps`` and
   ``i/fps``, so it is placed at time ``(i - 0.5)/fps``: a key going down at
-  time ``tau`` shows on average at change row ``tau*fps + 0.5``.
+  time ``tau`` shows on average at change row ``tau*fps + 0.5``. Rendered
+  video (copdata's renderer, the roll) shows in frame ``i`` the keys down
+  during ``[i/fps, (i+1)/fps)``: a press shows one frame earlier, and
+  ``frame_timing="rendered"`` places change row ``i`` at ``(i + 0.5)/fps``.
 * **Curves** (:func:`note_curves`): each key's signal is high-passed (minus a
   :data:`DETREND_FRAMES`-frame moving average) and divided by its standard
   deviation; each note of a visible pitch gives the curve
@@ -78,6 +81,8 @@ MIN_NOTES = 30
 # videos: 1.4 frames where a look at the frames agrees, >= 3.8 where the
 # finger resting on a key makes its lift the only visible event)
 MAX_PRESS_RELEASE_FRAMES = 2.0
+# where change row i lies, in frames from i, per frame-timing convention
+ROW_TIME = {"camera": -0.5, "rendered": 0.5}
 FULL_BLACK_KEYS = 36  # an 88-key piano: A#0 .. A#7
 PIANO_LOWEST, PIANO_HIGHEST = 21, 108  # A0, C8: no key map names a pitch outside
 
@@ -231,36 +236,55 @@ def _regions(columns: KeyColumns) -> list[tuple[int, int, int, int]]:
         if x1 <= x0:
             x0 = min(max(int(round((a + b) / 2)), 0), columns.width - 1)
             x1 = x0 + 1
-        y1 = columns.black_bottom if black else columns.height
-        out.append((x0, x1, 0, max(y1, 1)))
+        y1 = max(columns.black_bottom, 1) if black else columns.height
+        out.append((x0, x1, 0, y1))
     return out
+
+
+class PressStream:
+    """:func:`press_signal` one frame at a time (bounded memory): call with
+    each frame in order (RGB or grey, already the strip: ``columns``' size),
+    then :attr:`press` is the ``(T, K)`` signal so far."""
+
+    def __init__(self, columns: KeyColumns):
+        self.columns = columns
+        self.regions = _regions(columns)
+        self.rows: list[np.ndarray] = []
+        self.prev: np.ndarray | None = None
+
+    def __call__(self, frame: np.ndarray) -> None:
+        columns = self.columns
+        grey = _grey(frame)
+        if grey.shape != (columns.height, columns.width):
+            raise ValueError(f"frame of {grey.shape[::-1]} pixels, the key columns are for "
+                             f"{columns.width}x{columns.height}")
+        if self.prev is None:
+            self.rows.append(np.zeros(len(self.regions)))
+        else:
+            change = np.abs(grey - self.prev)
+            # column sums over the two row bands (all rows / above the black keys' ends)
+            full = np.concatenate([[0.0], np.cumsum(change.sum(axis=0), dtype=np.float64)])
+            top = np.concatenate([[0.0], np.cumsum(change[:columns.black_bottom].sum(axis=0),
+                                                    dtype=np.float64)])
+            row = np.empty(len(self.regions))
+            for k, (x0, x1, _, y1) in enumerate(self.regions):
+                sums = top if columns.black[k] else full
+                row[k] = (sums[x1] - sums[x0]) / ((x1 - x0) * y1)
+            self.rows.append(row - np.median(row))
+        self.prev = grey
+
+    @property
+    def press(self) -> np.ndarray:
+        return np.array(self.rows).reshape(len(self.rows), len(self.regions))
 
 
 def press_signal(frames: Iterable[np.ndarray], columns: KeyColumns) -> np.ndarray:
     """Per frame and key (``columns.pitches``) the press signal of the module
     docstring: ``(T, K)``; row 0 is 0."""
-    regions = _regions(columns)
-    rows, prev = [], None
+    stream = PressStream(columns)
     for frame in frames:
-        grey = _grey(frame)
-        if grey.shape != (columns.height, columns.width):
-            raise ValueError(f"frame of {grey.shape[::-1]} pixels, the key columns are for "
-                             f"{columns.width}x{columns.height}")
-        if prev is None:
-            rows.append(np.zeros(len(regions)))
-        else:
-            change = np.abs(grey - prev)
-            # column sums over the two row bands (all rows / above the black keys' ends)
-            full = np.concatenate([[0.0], np.cumsum(change.sum(axis=0), dtype=np.float64)])
-            top = np.concatenate([[0.0], np.cumsum(change[:columns.black_bottom].sum(axis=0),
-                                                    dtype=np.float64)])
-            row = np.empty(len(regions))
-            for k, (x0, x1, _, y1) in enumerate(regions):
-                sums = top if y1 == columns.black_bottom and columns.black[k] else full
-                row[k] = (sums[x1] - sums[x0]) / ((x1 - x0) * y1)
-            rows.append(row - np.median(row))
-        prev = grey
-    return np.array(rows).reshape(len(rows), len(regions))
+        stream(frame)
+    return stream.press
 
 
 def _standardise(press: np.ndarray) -> np.ndarray:
@@ -277,16 +301,22 @@ def _standardise(press: np.ndarray) -> np.ndarray:
 
 
 def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: float,
-                t0: float = 0.0, max_lag_s: float = 1.0, at: str = "start"
-                ) -> tuple[np.ndarray, np.ndarray]:
+                t0: float = 0.0, max_lag_s: float = 1.0, at: str = "start",
+                frame_timing: str = "camera") -> tuple[np.ndarray, np.ndarray]:
     """``(curves, lags)``: one curve per note whose key has a column and whose
     lag window lies inside the frames (frame 0 shows time ``t0``; notes in the
     same clock as ``t0``), ``curves[n, j] = z(t_n*fps + 0.5 - lags[j])``;
     ``lags`` in frames, ``-max_lag..max_lag`` in steps of
     :data:`LAG_STEP_FRAMES`. ``t_n`` is the note's start (``at="start"``:
-    the key goes down) or its end (``"end"``: the key comes up)."""
+    the key goes down) or its end (``"end"``: the key comes up).
+    ``frame_timing``: ``"camera"`` (frame ``i`` is a snapshot at ``i/fps``:
+    change row ``i`` at ``(i - 0.5)/fps``) or ``"rendered"`` (frame ``i``
+    shows the keys down during ``[i/fps, (i+1)/fps)``, the roll's and
+    copdata's renderer's convention: change row ``i`` at ``(i + 0.5)/fps``)."""
     if at not in ("start", "end"):
         raise ValueError(f"at must be 'start' or 'end', got {at!r}")
+    if frame_timing not in ROW_TIME:
+        raise ValueError(f"frame_timing must be one of {sorted(ROW_TIME)}, got {frame_timing!r}")
     z = _standardise(press)
     max_lag = math.ceil(max_lag_s * fps)
     steps = int(round(max_lag / LAG_STEP_FRAMES))
@@ -298,7 +328,7 @@ def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: fl
         k = index.get(int(note.pitch))
         if k is None:
             continue
-        u = ((note.start if at == "start" else note.end) - t0) * fps + 0.5 - lags
+        u = ((note.start if at == "start" else note.end) - t0) * fps - ROW_TIME[frame_timing] - lags
         if u.min() < 1 or u.max() > z.shape[0] - 1:
             continue
         out.append(np.interp(u, grid, z[:, k]))
@@ -361,7 +391,7 @@ def source_key_offset(curves: np.ndarray, lags: np.ndarray, fps: float, lead_s: 
 
 def key_offset(frames: Iterable[np.ndarray], notes: Sequence, fps: float, t0: float = 0.0,
                columns: KeyColumns | None = None, max_lag_s: float = 1.0,
-               lead_s: float = KEY_LEAD_S) -> dict:
+               lead_s: float = KEY_LEAD_S, frame_timing: str = "camera") -> dict:
     """The source offset of a strip video (frames from ``t0``, every frame
     listed) against ``notes``: :func:`find_key_columns` (unless ``columns``),
     :func:`press_signal`, :func:`note_curves`, :func:`source_key_offset`.
@@ -375,6 +405,7 @@ def key_offset(frames: Iterable[np.ndarray], notes: Sequence, fps: float, t0: fl
                 "matched": 0, "confident": False, "method": "keys",
                 "reason": "no key map (black-key lattice not found or its octave unknown)"}
     press = press_signal(frames, columns)
-    curves, lags = note_curves(press, columns, notes, fps, t0, max_lag_s)
-    release, _ = note_curves(press, columns, notes, fps, t0, max_lag_s, at="end")
+    curves, lags = note_curves(press, columns, notes, fps, t0, max_lag_s, frame_timing=frame_timing)
+    release, _ = note_curves(press, columns, notes, fps, t0, max_lag_s, at="end",
+                             frame_timing=frame_timing)
     return source_key_offset(curves, lags, fps, lead_s, release_curves=release)
