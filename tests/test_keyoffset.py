@@ -201,3 +201,28 @@ def test_rendered_frame_timing_shows_a_press_one_frame_earlier_and_is_accounted_
     assert camera["offset_s"] - rendered["offset_s"] == pytest.approx(1 / FPS, abs=1e-3)
     with pytest.raises(ValueError, match="frame_timing"):
         ko.key_offset(frames, notes, FPS, frame_timing="snapshot")
+
+
+def test_the_build_stage_lets_the_keys_decide_when_an_88_key_keyboard_is_upright():
+    """measure_source_offset (what --qa-correct-offset applies) on a camera
+    video of a keyboard inside a larger picture: the per-key estimate, with
+    the strip estimate recorded beside it; without a second pass over the
+    frames only the strip estimator runs."""
+    from copdata.qa.stage import measure_source_offset
+
+    seconds, truth, clip = 15.0, 0.29, 125
+    notes = random_notes(60, seconds, seed=4)
+
+    def frames():
+        for img in press_video(notes, truth, seconds, seed=2):
+            rgb = np.full((H + 60, 52 * W + 40, 3), 70, np.uint8)
+            rgb[30:30 + H, 20:20 + 52 * W] = img[..., None]
+            yield rgb
+
+    firsts = [0, clip, 2 * clip]
+    source = measure_source_offset(frames(), firsts, clip, FPS, notes, key_frames=frames)
+    assert source["method"] == "keys" and source["confident"], source
+    assert abs(source["offset_s"] - truth) * FPS <= 0.2
+    assert source["strip"]["method"] == "strip"
+    plain = measure_source_offset(frames(), firsts, clip, FPS, notes)
+    assert plain["method"] == "strip" and "strip" not in plain
