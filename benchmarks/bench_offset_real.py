@@ -174,10 +174,14 @@ def main(argv=None) -> int:
     rows, cross = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name, path, split in video_paths(args.repo, args.set, args.videos):
-            for suffix in ("", ".mid"):
-                (Path(tmp) / f"{name}.wmv{suffix}").write_bytes(subprocess.run(
-                    ["git", "--git-dir", args.repo, "show", f"{COMMIT}:{path}{suffix}"],
-                    check=True, capture_output=True).stdout)
+            got = [subprocess.run(["git", "--git-dir", args.repo, "show", f"{COMMIT}:{path}{suffix}"],
+                                  capture_output=True) for suffix in ("", ".mid")]
+            if any(g.returncode for g in got):
+                print(f"{name} [{split}]: not in the snapshot ({got[0].stderr.decode().strip()[:80]})",
+                      flush=True)
+                continue
+            for suffix, g in zip(("", ".mid"), got):
+                (Path(tmp) / f"{name}.wmv{suffix}").write_bytes(g.stdout)
             try:
                 frames = strip_frames(Path(tmp) / f"{name}.wmv")
             except SystemExit as exc:
