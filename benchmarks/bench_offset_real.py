@@ -126,10 +126,19 @@ def video_paths(repo: str, which: str, names: list[str] | None) -> list[tuple[st
 
 
 def wide_offset(press, columns, notes) -> dict:
-    """The per-key estimate over +-REFERENCE_SEARCH_S (the MIDI origin is unknown)."""
-    curves, lags = keyoffset.note_curves(press, columns, notes, FPS, 0.0, REFERENCE_SEARCH_S)
-    release, _ = keyoffset.note_curves(press, columns, notes, FPS, 0.0, REFERENCE_SEARCH_S, at="end")
-    return keyoffset.source_key_offset(curves, lags, FPS, release_curves=release)
+    """The per-key estimate when the MIDI's origin is unknown: the peak of the
+    notes' mean curve over +-REFERENCE_SEARCH_S (notes near the video's ends
+    count over the lags their window covers), then the estimator itself
+    (+-1 s, whole windows) on the notes shifted by that coarse peak."""
+    curves, lags = keyoffset.note_curves(press, columns, notes, FPS, 0.0, REFERENCE_SEARCH_S,
+                                         partial=True)
+    if len(curves) < 2:
+        return keyoffset.source_key_offset(curves, lags, FPS)
+    coarse = float(lags[int(np.nanargmax(np.nanmean(curves, axis=0)))]) / FPS
+    fine = key_source(press, columns, shifted(notes, -coarse))
+    return {**fine, "offset_s": round(fine["offset_s"] + coarse, 4),
+            "release_offset_s": round(fine["release_offset_s"] + coarse, 4)
+            if fine.get("release_offset_s") is not None else None}
 
 
 def key_source(press, columns, heard) -> dict:
@@ -231,18 +240,27 @@ def main(argv=None) -> int:
                 for d in OFFSETS:
                     new = key_source(press, columns, shifted(halves[h], -refs[other]["offset_s"] + d))
                     cross.append({"video": name, "split": split, "seconds": round(span, 1), "d": d,
-                                  "new": new, "new_error": round((new["offset_s"] - d) * FPS, 2)})
+                                  "new": new, "new_error": round((new["offset_s"] - d) * FPS, 2),
+                                  "reference_confident": refs[other]["confident"]})
                 worst = cross[-len(OFFSETS):]
                 print(f"  half {h + 1} ({len(halves[h])} notes over {span:.1f} s) against half "
-                      f"{other + 1}'s reference: {sum(r['new']['confident'] for r in worst)} of "
+                      f"{other + 1}'s reference ({'confident' if refs[other]['confident'] else 'NOT confident'}): {sum(r['new']['confident'] for r in worst)} of "
                       f"{len(worst)} confident, errors "
                       f"{', '.join(format(r['new_error'], '+.2f') for r in worst)} frames",
                       flush=True)
     for split in ("dev", "held-out", "train (held-out)"):
         summary([r for r in rows if r["split"] == split],
                 f"{split}, whole videos against their own reference")
-        summary([r for r in cross if r["split"] == split],
-                f"{split}, each half against the other half's reference (its span as its length)")
+        part = [r for r in cross if r["split"] == split]
+        summary([r for r in part if r["reference_confident"]],
+                f"{split}, each half against the other half's confident reference (its span as "
+                "its length)")
+        unverified = [r for r in part if not r["reference_confident"]]
+        if unverified:
+            print(f"  ({sum(r['new']['confident'] for r in unverified)} of {len(unverified)} half "
+                  "sources whose other half is not confident are confident: no truth to check them "
+                  f"against; their |difference| from that other half: median "
+                  f"{np.median([abs(r['new_error']) for r in unverified if r['new']['confident']] or [0]):.2f} frames)")
     return 0
 
 

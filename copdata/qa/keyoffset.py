@@ -302,7 +302,7 @@ def _standardise(press: np.ndarray) -> np.ndarray:
 
 def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: float,
                 t0: float = 0.0, max_lag_s: float = 1.0, at: str = "start",
-                frame_timing: str = "camera") -> tuple[np.ndarray, np.ndarray]:
+                frame_timing: str = "camera", partial: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(curves, lags)``: one curve per note whose key has a column and whose
     lag window lies inside the frames (frame 0 shows time ``t0``; notes in the
     same clock as ``t0``), ``curves[n, j] = z(t_n*fps + 0.5 - lags[j])``;
@@ -312,7 +312,9 @@ def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: fl
     ``frame_timing``: ``"camera"`` (frame ``i`` is a snapshot at ``i/fps``:
     change row ``i`` at ``(i - 0.5)/fps``) or ``"rendered"`` (frame ``i``
     shows the keys down during ``[i/fps, (i+1)/fps)``, the roll's and
-    copdata's renderer's convention: change row ``i`` at ``(i + 0.5)/fps``)."""
+    copdata's renderer's convention: change row ``i`` at ``(i + 0.5)/fps``).
+    ``partial``: keep a note whose window reaches outside the frames, NaN
+    there (for a wide search; :func:`source_key_offset` needs whole windows)."""
     if at not in ("start", "end"):
         raise ValueError(f"at must be 'start' or 'end', got {at!r}")
     if frame_timing not in ROW_TIME:
@@ -329,9 +331,12 @@ def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: fl
         if k is None:
             continue
         u = ((note.start if at == "start" else note.end) - t0) * fps - ROW_TIME[frame_timing] - lags
-        if u.min() < 1 or u.max() > z.shape[0] - 1:
+        outside = (u < 1) | (u > z.shape[0] - 1)
+        if outside.any() and (not partial or outside.all()):
             continue
-        out.append(np.interp(u, grid, z[:, k]))
+        curve = np.interp(u, grid, z[:, k])
+        curve[outside] = np.nan
+        out.append(curve)
     return np.array(out).reshape(len(out), len(lags)), lags
 
 
