@@ -128,7 +128,7 @@ def test_known_offset_of_a_fraction_of_a_frame_is_found_within_a_tenth_of_a_fram
     est = _estimate(press, cols, notes)
     assert abs(est["offset_s"] - truth) * FPS <= 0.1, est
     assert est["confident"] and est["notes"] == len(notes) and est["matched"] >= 0.8 * len(notes)
-    assert est["half_width_s"] <= 1 / FPS and est["second_peak"] <= ko.MAX_SECOND_PEAK
+    assert est["half_width_s"] <= ko.MAX_HALF_WIDTH_FRAMES / FPS and est["second_peak"] <= ko.MAX_SECOND_PEAK
     # the convenience path (key map found on the frames) gives the same
     lead = ko.source_key_offset(*ko.note_curves(press, cols, notes, FPS, 0.0, 1.0), FPS, lead_s=0.04)
     assert lead["offset_s"] == pytest.approx(est["offset_s"] - 0.04, abs=1e-4)
@@ -152,6 +152,19 @@ def test_presses_of_other_keys_than_the_notes_are_never_confident(synthetic):
     # and a video whose keys never move
     still = ko.press_signal([draw_keyboard()] * 200, cols)
     assert not _estimate(still, cols, random_notes(40, 8.0))["confident"]
+
+
+def test_a_wide_bootstrap_interval_is_not_confident(synthetic):
+    """Noisy notes (each start jittered by up to +-1.25 frames): the peak
+    stays, its interval widens to between half a frame and one frame (a
+    one-frame rule would pass it), so it is not confident."""
+    notes, truth, cols, press = synthetic
+    rng = np.random.default_rng(9)
+    jittered = [Note(n.start + float(j), n.end, n.pitch, n.velocity)
+                for n, j in zip(notes, rng.uniform(-1.25 / FPS, 1.25 / FPS, len(notes)))]
+    est = _estimate(press, cols, jittered)
+    assert ko.MAX_HALF_WIDTH_FRAMES < est["half_width_s"] * FPS <= 1.0, est
+    assert est["second_peak"] <= ko.MAX_SECOND_PEAK and not est["confident"]
 
 
 def test_too_few_notes_are_not_confident(synthetic):

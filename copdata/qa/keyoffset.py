@@ -43,9 +43,9 @@ fronts (:func:`copdata.qa.orient.strip_matrix`). Sign convention as in
   from the peak over the peak's; ``matched``: notes whose own press signal at
   the peak is above :data:`MATCH_Z`. The same curves at the notes' **ends**
   (the key coming up) give a second estimate from other events
-  (``release_offset_s``). Confident only when the half-width is at most one
-  frame, ``second_peak <= MAX_SECOND_PEAK``, at least :data:`MIN_NOTES`
-  notes count and (when releases are given) the release estimate is within
+  (``release_offset_s``). Confident only when the half-width is at most
+  :data:`MAX_HALF_WIDTH_FRAMES` (half a frame), ``second_peak <=
+  MAX_SECOND_PEAK``, at least :data:`MIN_NOTES` notes count and (when releases are given) the release estimate is within
   :data:`MAX_PRESS_RELEASE_FRAMES` frames of the press estimate: a finger
   resting on a key hides its press and shows only its lift, which a press
   curve alone takes for the press.
@@ -77,6 +77,11 @@ KEY_LEAD_S = 0.0  # not measured (docs/qa.md): the AI-Pianist MIDI's origin is t
 BOOTSTRAP = 200
 MAX_SECOND_PEAK = 0.8
 MIN_NOTES = 30
+# the bootstrap interval's half-width must be at most this many frames: half a
+# frame, so that an estimate and the truth are within one frame (at one frame,
+# 11 of 123 confident half-video sources of the AI-Pianist TrainSet were
+# 1.0-1.16 frames from the other half's estimate; docs/qa.md)
+MAX_HALF_WIDTH_FRAMES = 0.5
 # presses and releases must tell the same offset (chosen on the development
 # videos: 1.4 frames where a look at the frames agrees, >= 3.8 where the
 # finger resting on a key makes its lift the only visible event)
@@ -389,7 +394,7 @@ def source_key_offset(curves: np.ndarray, lags: np.ndarray, fps: float, lead_s: 
             out.update({"release_offset_s": round(rel_lag / fps - lead_s, 4),
                         "press_release_frames": round(gap, 2)})
             agree = gap <= MAX_PRESS_RELEASE_FRAMES
-    out["confident"] = bool(top > 0 and half <= 1.0 / fps and second <= MAX_SECOND_PEAK
+    out["confident"] = bool(top > 0 and half <= MAX_HALF_WIDTH_FRAMES / fps and second <= MAX_SECOND_PEAK
                             and len(curves) >= MIN_NOTES and agree)
     return out
 
