@@ -142,16 +142,20 @@ def wide_offset(press, columns, notes) -> dict:
 
 
 def key_source(press, columns, heard) -> dict:
-    curves, lags = keyoffset.note_curves(press, columns, heard, FPS, 0.0, qa_offset.DEFAULT_MAX_OFFSET_S)
+    curves, lags, times = keyoffset.note_curves(press, columns, heard, FPS, 0.0,
+                                                qa_offset.DEFAULT_MAX_OFFSET_S, with_times=True)
     release, _ = keyoffset.note_curves(press, columns, heard, FPS, 0.0, qa_offset.DEFAULT_MAX_OFFSET_S,
                                        at="end")
-    return keyoffset.source_key_offset(curves, lags, FPS, release_curves=release)
+    return keyoffset.source_key_offset(curves, lags, FPS, release_curves=release, times=times)
 
 
 def _line(new: dict, d: float) -> str:
     return (f"keys: {new['offset_s']:+.3f} s err {(new['offset_s'] - d) * FPS:+6.2f} fr, "
             f"+-{new['half_width_s']} s, 2nd {new['second_peak']}, release "
-            f"{new.get('press_release_frames')} fr, matched {new['matched']}/{new['notes']} "
+            f"{new.get('press_release_frames')} fr, segments "
+            f"{','.join(format(x[2], '+.3f') for x in new.get('segments', []))}"
+            f"{'' if new.get('segments_agree', True) else ' DISAGREE'}, "
+            f"matched {new['matched']}/{new['notes']} "
             f"{'CONFIDENT' if new['confident'] else '-'}")
 
 

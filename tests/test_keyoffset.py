@@ -48,10 +48,11 @@ def press_video(notes: list[Note], offset_s: float, seconds: float, seed: int = 
     """Frame i shows time i/FPS: a key is down from the first frame at or after
     (note start - offset_s) to its end (the audio is ``offset_s`` late)."""
     rng = np.random.default_rng(seed)
+    late = offset_s if callable(offset_s) else (lambda start: offset_s)  # per note
     frames = []
     for i in range(int(seconds * FPS)):
         t = i / FPS
-        down = {n.pitch for n in notes if n.start - offset_s <= t < n.end - offset_s}
+        down = {n.pitch for n in notes if n.start - late(n.start) <= t < n.end - late(n.start)}
         img = draw_keyboard(down).astype(np.float32) + rng.normal(0, noise, (H, 52 * W))
         frames.append(np.clip(img, 0, 255).astype(np.uint8))
     return frames
@@ -239,3 +240,18 @@ def test_the_build_stage_lets_the_keys_decide_when_an_88_key_keyboard_is_upright
     assert source["strip"]["method"] == "strip"
     plain = measure_source_offset(frames(), firsts, clip, FPS, notes)
     assert plain["method"] == "strip" and "strip" not in plain
+
+
+def test_a_source_whose_offset_jumps_is_not_confident():
+    """A webcam that drops 0.2 s of frames at 21 s: the notes after it are
+    0.2 s later against the picture. The 10 s segments disagree, so the one
+    shift for the source is not confident; without the jump it is."""
+    seconds = 30.0
+    notes = random_notes(100, seconds, seed=6)
+    for jump, confident in ((0.2, False), (0.0, True)):
+        frames = press_video(notes, lambda start: 0.1 + (jump if start >= 21.0 else 0.0), seconds)
+        est = ko.key_offset(frames, notes, FPS)
+        assert est["confident"] is confident and est["segments_agree"] is confident, est
+        assert len(est["segments"]) == 3
+        if jump:
+            assert est["segments"][-1][2] - est["segments"][0][2] == pytest.approx(jump, abs=0.02)

@@ -86,6 +86,12 @@ MAX_HALF_WIDTH_FRAMES = 0.5
 # videos: 1.4 frames where a look at the frames agrees, >= 3.8 where the
 # finger resting on a key makes its lift the only visible event)
 MAX_PRESS_RELEASE_FRAMES = 2.0
+# one shift per source: its 10 s segments (a clip's length) that have a clear
+# peak of their own must agree with it (a webcam dropping frames mid-video
+# moves the offset of what follows: AI-Pianist TrainSet 9/0/2, 1/3, 9/0/1)
+SEGMENT_S = 10.0
+MIN_SEGMENT_NOTES = 10
+MAX_SEGMENT_FRAMES = 2.0
 # where change row i lies, in frames from i, per frame-timing convention
 ROW_TIME = {"camera": -0.5, "rendered": 0.5}
 FULL_BLACK_KEYS = 36  # an 88-key piano: A#0 .. A#7
@@ -307,7 +313,7 @@ def _standardise(press: np.ndarray) -> np.ndarray:
 
 def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: float,
                 t0: float = 0.0, max_lag_s: float = 1.0, at: str = "start",
-                frame_timing: str = "camera", partial: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                frame_timing: str = "camera", partial: bool = False, with_times: bool = False):
     """``(curves, lags)``: one curve per note whose key has a column and whose
     lag window lies inside the frames (frame 0 shows time ``t0``; notes in the
     same clock as ``t0``), ``curves[n, j] = z(t_n*fps + 0.5 - lags[j])``;
@@ -319,7 +325,9 @@ def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: fl
     shows the keys down during ``[i/fps, (i+1)/fps)``, the roll's and
     copdata's renderer's convention: change row ``i`` at ``(i + 0.5)/fps``).
     ``partial``: keep a note whose window reaches outside the frames, NaN
-    there (for a wide search; :func:`source_key_offset` needs whole windows)."""
+    there (for a wide search; :func:`source_key_offset` needs whole windows).
+    ``with_times``: also return the kept notes' times (``(curves, lags,
+    times)``), for :func:`source_key_offset`'s segment check."""
     if at not in ("start", "end"):
         raise ValueError(f"at must be 'start' or 'end', got {at!r}")
     if frame_timing not in ROW_TIME:
@@ -330,7 +338,7 @@ def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: fl
     lags = np.arange(-steps, steps + 1) * LAG_STEP_FRAMES
     index = {p: k for k, p in enumerate(columns.pitches)}
     grid = np.arange(z.shape[0])
-    out = []
+    out, times = [], []
     for note in notes:
         k = index.get(int(note.pitch))
         if k is None:
@@ -342,7 +350,9 @@ def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: fl
         curve = np.interp(u, grid, z[:, k])
         curve[outside] = np.nan
         out.append(curve)
-    return np.array(out).reshape(len(out), len(lags)), lags
+        times.append(note.start if at == "start" else note.end)
+    curves = np.array(out).reshape(len(out), len(lags))
+    return (curves, lags, np.array(times, float)) if with_times else (curves, lags)
 
 
 def _peak(curve: np.ndarray) -> tuple[float, int]:
@@ -358,12 +368,19 @@ def _peak(curve: np.ndarray) -> tuple[float, int]:
 
 def source_key_offset(curves: np.ndarray, lags: np.ndarray, fps: float, lead_s: float = KEY_LEAD_S,
                       boot: int = BOOTSTRAP, seed: int = 0,
-                      release_curves: np.ndarray | None = None) -> dict:
+                      release_curves: np.ndarray | None = None,
+                      times: np.ndarray | None = None) -> dict:
     """One offset for a source from all its notes' curves (:func:`note_curves`;
     several clips' curves may be stacked): see the module docstring.
     ``release_curves`` (the same notes' ends, ``at="end"``): their peak
     (``release_offset_s``) must lie within :data:`MAX_PRESS_RELEASE_FRAMES`
-    of the presses' for a confident estimate (``press_release_frames``)."""
+    of the presses' for a confident estimate (``press_release_frames``).
+    ``times`` (the notes' times, :func:`note_curves` ``with_times``): the
+    notes are cut into :data:`SEGMENT_S` segments; a segment with at least
+    :data:`MIN_SEGMENT_NOTES` notes whose own mean curve has a clear peak
+    (second peak at most :data:`MAX_SECOND_PEAK` of it) must peak within
+    :data:`MAX_SEGMENT_FRAMES` of the source (``segments``: ``[start_s,
+    notes, offset_s]`` of the clear ones; ``segments_agree``)."""
     curves = np.asarray(curves, float)
     out = {"offset_s": 0.0, "half_width_s": None, "second_peak": None, "notes": int(len(curves)),
            "matched": 0, "confident": False, "method": "keys"}
@@ -394,8 +411,39 @@ def source_key_offset(curves: np.ndarray, lags: np.ndarray, fps: float, lead_s: 
             out.update({"release_offset_s": round(rel_lag / fps - lead_s, 4),
                         "press_release_frames": round(gap, 2)})
             agree = gap <= MAX_PRESS_RELEASE_FRAMES
+    if times is not None:
+        segments = _segments(curves, lags, np.asarray(times, float), fps, lead_s)
+        out["segments"] = segments
+        out["segments_agree"] = all(abs(o + lead_s - lag / fps) * fps <= MAX_SEGMENT_FRAMES
+                                    for _, _, o in segments)
+        agree = agree and out["segments_agree"]
     out["confident"] = bool(top > 0 and half <= MAX_HALF_WIDTH_FRAMES / fps and second <= MAX_SECOND_PEAK
                             and len(curves) >= MIN_NOTES and agree)
+    return out
+
+
+def _segments(curves: np.ndarray, lags: np.ndarray, times: np.ndarray, fps: float,
+              lead_s: float) -> list[list[float]]:
+    """``[start_s, notes, offset_s]`` of every :data:`SEGMENT_S` segment of
+    the notes with at least :data:`MIN_SEGMENT_NOTES` notes and a clear peak."""
+    if len(times) != len(curves):
+        raise ValueError(f"{len(times)} times for {len(curves)} curves")
+    step = float(lags[1] - lags[0])
+    out = []
+    if not len(times):
+        return out
+    index = np.floor((times - times.min()) / SEGMENT_S).astype(int)
+    for seg in np.unique(index):
+        mine = curves[index == seg]
+        if len(mine) < MIN_SEGMENT_NOTES:
+            continue
+        mean = mine.mean(axis=0)
+        pos, best = _peak(mean)
+        far = np.abs(lags - lags[best]) > EXCLUSION_FRAMES
+        if mean[best] <= 0 or (far.any() and mean[far].max() > MAX_SECOND_PEAK * mean[best]):
+            continue
+        out.append([round(float(times.min() + seg * SEGMENT_S), 2), int(len(mine)),
+                    round((float(lags[0]) + pos * step) / fps - lead_s, 4)])
     return out
 
 
@@ -415,7 +463,8 @@ def key_offset(frames: Iterable[np.ndarray], notes: Sequence, fps: float, t0: fl
                 "matched": 0, "confident": False, "method": "keys",
                 "reason": "no key map (black-key lattice not found or its octave unknown)"}
     press = press_signal(frames, columns)
-    curves, lags = note_curves(press, columns, notes, fps, t0, max_lag_s, frame_timing=frame_timing)
+    curves, lags, times = note_curves(press, columns, notes, fps, t0, max_lag_s,
+                                      frame_timing=frame_timing, with_times=True)
     release, _ = note_curves(press, columns, notes, fps, t0, max_lag_s, at="end",
                              frame_timing=frame_timing)
-    return source_key_offset(curves, lags, fps, lead_s, release_curves=release)
+    return source_key_offset(curves, lags, fps, lead_s, release_curves=release, times=times)

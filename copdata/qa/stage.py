@@ -248,12 +248,13 @@ def measure_source_offset(frames, first_frames: Sequence[int], frames_per_clip: 
         return strip
     press = stream.press
     found = keys[1]
-    onsets, lags = qa_keyoffset.note_curves(press, found, inside, fps, 0.0,
-                                            qa_offset.DEFAULT_MAX_OFFSET_S, frame_timing=frame_timing)
+    onsets, lags, times = qa_keyoffset.note_curves(press, found, inside, fps, 0.0,
+                                                   qa_offset.DEFAULT_MAX_OFFSET_S,
+                                                   frame_timing=frame_timing, with_times=True)
     releases, _ = qa_keyoffset.note_curves(press, found, inside, fps, 0.0,
                                            qa_offset.DEFAULT_MAX_OFFSET_S, at="end",
                                            frame_timing=frame_timing)
-    result = qa_keyoffset.source_key_offset(onsets, lags, fps, release_curves=releases)
+    result = qa_keyoffset.source_key_offset(onsets, lags, fps, release_curves=releases, times=times)
     result["strip"] = strip
     return result
 
