@@ -64,11 +64,10 @@ import numpy as np
 
 from copdata.media.decode import iter_frames
 from copdata.notes import Note
-from copdata.qa import keyoffset
+from copdata.qa import keyoffset, keys
 from copdata.qa import offset as qa_offset
 from copdata.qa.detect import detect_keyboard_in_video
 from copdata.qa.orient import strip_matrix
-from copdata.qa.stage import MIN_OFFSET_CONFIDENCE
 
 COMMIT = "a183028ce818e0434d25706f3b60bbc17d0df5c8"
 VIDEOS = ("V1", "V2", "V3", "V5", "V6", "V7", "V8", "V9", "V10")
@@ -103,7 +102,7 @@ def shifted(notes: list[Note], by: float) -> list[Note]:
 
 
 def strip_source(motion: np.ndarray, heard: list[Note], n: int, max_lag: int) -> tuple[dict, int, list]:
-    curves, acted, per_clip = [], 0, []
+    curves, per_clip = [], []
     for c in range(motion.shape[0] // n):
         m = motion[c * n:(c + 1) * n]
         onsets = qa_offset.note_onset_signal(heard, FPS, c * n - max_lag, n + 2 * max_lag,
@@ -206,7 +205,7 @@ def main(argv=None) -> int:
                 continue
             notes = load_notes(Path(tmp) / f"{name}.wmv.mid")
             seconds = round(frames.shape[0] / FPS, 1)
-            columns = keyoffset.find_key_columns(frames[::max(len(frames) // 15, 1)])
+            columns = keys.find_key_columns(frames[::max(len(frames) // 15, 1)])
             if columns is None:
                 print(f"{name} [{split}] {seconds:.1f}s: no key map (not all 36 black keys seen)",
                       flush=True)

@@ -1,4 +1,4 @@
-"""copdata.qa.keyoffset: key columns, per-key presses and the per-source offset.
+"""copdata.qa.keys and copdata.qa.keyoffset: key columns, per-key presses, the per-source offset.
 
 Oracles: keyboards drawn here with numpy whose key edges are known by
 construction (white key j spans [j*W, (j+1)*W) from A0; C4 is the 24th white
@@ -14,6 +14,7 @@ import pytest
 
 from copdata.notes import Note
 from copdata.qa import keyoffset as ko
+from copdata.qa import keys
 
 W = 10  # white key width (px)
 H = 60
@@ -25,7 +26,7 @@ BLACK_PITCHES = [p for p in range(21, 109) if p % 12 in (1, 3, 6, 8, 10)]
 
 def black_centre(pitch: int) -> float:
     """At the boundary between its white neighbours, shifted as on a real piano."""
-    return WHITE_PITCHES.index(pitch - 1) * W + W + ko.BLACK_OFFSET[pitch % 12] * W
+    return WHITE_PITCHES.index(pitch - 1) * W + W + keys.BLACK_OFFSET[pitch % 12] * W
 
 
 def draw_keyboard(pressed: set[int] = frozenset(), pitches_white=WHITE_PITCHES,
@@ -66,8 +67,8 @@ def random_notes(count: int, seconds: float, seed: int = 1) -> list[Note]:
 
 
 @pytest.fixture(scope="module")
-def columns() -> ko.KeyColumns:
-    found = ko.find_key_columns([draw_keyboard()])
+def columns() -> keys.KeyColumns:
+    found = keys.find_key_columns([draw_keyboard()])
     assert found is not None
     return found
 
@@ -87,25 +88,25 @@ def test_middle_c_and_the_ends_have_their_hand_counted_columns(columns):
 
 def test_black_keys_are_named_from_their_spacing_even_under_perspective():
     centres = np.array([black_centre(p) for p in BLACK_PITCHES])
-    assert ko.black_phase(centres) == 10  # A#0 first
+    assert keys.black_phase(centres) == 10  # A#0 first
     # a camera's perspective: far keys narrower (positions squeezed to the right)
     warped = centres + 0.0008 * centres ** 2
-    assert ko.black_phase(warped) == 10
+    assert keys.black_phase(warped) == 10
     # a keyboard whose lattice starts at C#, D#, F#, G#
     for first in (25, 27, 30, 32):
         sub = np.array([black_centre(p) for p in BLACK_PITCHES if p >= first][:20])
-        assert ko.black_phase(sub) == first % 12
+        assert keys.black_phase(sub) == first % 12
 
 
 def test_a_partial_keyboard_needs_its_octave():
     whites = [p for p in WHITE_PITCHES if 36 <= p <= 96]  # 61 keys, C2..C7
     blacks = [p for p in BLACK_PITCHES if 36 <= p <= 96]
     strip = draw_keyboard(pitches_white=whites, pitches_black=blacks)
-    assert ko.find_key_columns([strip]) is None  # octave unknown
-    cols = ko.find_key_columns([strip], first_black_pitch=37)
+    assert keys.find_key_columns([strip]) is None  # octave unknown
+    cols = keys.find_key_columns([strip], first_black_pitch=37)
     assert cols is not None and cols.pitches[0] == 36 and cols.pitches[-1] == 96
     assert abs(cols.column(60)[0] - 14 * W) <= 1.0  # C4 is white key 14 from C2
-    assert ko.find_key_columns([strip], first_black_pitch=39) is None  # D# does not fit
+    assert keys.find_key_columns([strip], first_black_pitch=39) is None  # D# does not fit
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,7 @@ def synthetic():
     notes = random_notes(70, seconds)
     truth = 0.137  # 3.425 frames: the audio is late
     frames = press_video(notes, truth, seconds)
-    cols = ko.find_key_columns(frames[::40])
+    cols = keys.find_key_columns(frames[::40])
     press = ko.press_signal(frames, cols)
     return notes, truth, cols, press
 

@@ -44,6 +44,7 @@ import numpy as np
 from ..notes import Note, segment_notes
 from . import audio as qa_audio
 from . import keyoffset as qa_keyoffset
+from . import keys as qa_keys
 from . import offset as qa_offset
 from . import orient as qa_orient
 
@@ -189,7 +190,7 @@ def _key_map(frames, first_frames: Sequence[int], frames_per_clip: int):
     if view.box is None or not view.upright:
         return None
     x0, y0, x1, y1 = view.box
-    columns = qa_keyoffset.find_key_columns([f[y0:y1, x0:x1] for f in picked])
+    columns = qa_keys.find_key_columns([f[y0:y1, x0:x1] for f in picked])
     return (view.box, columns) if columns is not None else None
 
 
