@@ -16,7 +16,7 @@ the transcriber's timing error, not measured here).
 **The MIDI's origin is not the video's start.** The repository's README says
 the authors cut the MIDI's leading silence and kept each video's offset in a
 ``*.wmv.txt`` that is not in the repository (``utils/wav_conversion``); every
-MIDI starts with a note at 0.0 s, and the videos' keys move 2.8-6.1 s after
+MIDI starts with a note at 0.0 s, and the videos' keys move 1.7-6.1 s after
 their notes. So each video's truth is unknown up to a base offset ``b``.
 Here ``b`` is the per-key estimator's own estimate over the whole video with
 a wide search (+-8 s), the video's **reference**. Two kinds of sources:
