@@ -3,6 +3,8 @@
     PYTHONPATH=. python benchmarks/bench_offset_real.py /work/.mirror/ppfish45+AI-Pianist/repo
     PYTHONPATH=. python benchmarks/bench_offset_real.py /work/.mirror/ppfish45+AI-Pianist/repo \
         --set train --keys-only
+    PYTHONPATH=. python benchmarks/bench_offset_real.py /work/.mirror/ppfish45+AI-Pianist/repo \
+        --pianoyt /work/.mirror/acappemin+Video-to-Audio-and-Piano/repo [--transcriber transkun]
 
 Source (fetched, never committed): github:ppfish45/AI-Pianist at commit
 a183028ce818e0434d25706f3b60bbc17d0df5c8: ``DataSet/TestSet/V{1,2,3,5,6,7,8,9,10}.wmv``
@@ -176,6 +178,49 @@ def summary(rows: list[dict], title: str, methods=("old", "new")) -> None:
               f"{np.median([abs(r[f'{method}_error']) for r in rows]):.2f} frames")
 
 
+PIANOYT = ("tests/piano_2h_cropped2_cuts/nwwHuxHMIpc.00000000.mp4",
+           "tests/piano_2h_cropped2_cuts/nwwHuxHMIpc.00000001.mp4")
+
+
+def pianoyt(repo: str, transcriber: str) -> int:
+    """The per-key estimator on two consecutive 10 s PianoYT-2h clips (top-down,
+    already cropped to the 88 keys, 25 fps, with the recording's own audio):
+    no injected offset, no known truth; what it reads and whether it is
+    confident."""
+    from copdata.media.decode import read_audio
+    from copdata.transcription.registry import transcriber_for
+
+    model = transcriber_for(transcriber)
+    onsets, releases, times = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, path in enumerate(PIANOYT):
+            clip = Path(tmp) / f"{k}.mp4"
+            clip.write_bytes(subprocess.run(["git", "--git-dir", repo, "show", f"HEAD:{path}"],
+                                            check=True, capture_output=True).stdout)
+            frames = np.stack(list(iter_frames(clip, FPS)))
+            columns = keys.find_key_columns(frames[::15])
+            if columns is None:
+                print(f"{path}: no key map")
+                return 1
+            audio, sr = read_audio(clip, 22050)
+            notes = model.transcribe(audio, sr)
+            press = keyoffset.press_signal(frames, columns)
+            c, lags, t = keyoffset.note_curves(press, columns, notes, FPS, 0.0,
+                                               qa_offset.DEFAULT_MAX_OFFSET_S, with_times=True)
+            r, _ = keyoffset.note_curves(press, columns, notes, FPS, 0.0,
+                                         qa_offset.DEFAULT_MAX_OFFSET_S, at="end")
+            print(f"{path}: {len(notes)} notes ({transcriber}): "
+                  f"{keyoffset.source_key_offset(c, lags, FPS, release_curves=r, times=t)}")
+            onsets.append(c)
+            releases.append(r)
+            times.append(t + CLIP_S * k)
+    both = keyoffset.source_key_offset(np.concatenate(onsets), lags, FPS,
+                                       release_curves=np.concatenate(releases),
+                                       times=np.concatenate(times))
+    print(f"both clips as one source: {both}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("repo", help="git directory of the fetched github:ppfish45/AI-Pianist snapshot")
@@ -184,7 +229,13 @@ def main(argv=None) -> int:
                         "DataSet/TrainSet (71 videos, all held out: never looked at while building)")
     p.add_argument("--videos", nargs="*", help="subset (V1..V10, or TrainSet paths like 10/+45/1)")
     p.add_argument("--keys-only", action="store_true", help="skip the strip estimator (faster)")
+    p.add_argument("--pianoyt", metavar="GIT_DIR",
+                   help="instead: the two PianoYT-2h clips of github:acappemin/Video-to-Audio-and-Piano "
+                        "(their own audio, transcribed) as one source")
+    p.add_argument("--transcriber", default="basic-pitch", help="for --pianoyt")
     args = p.parse_args(argv)
+    if args.pianoyt:
+        return pianoyt(args.pianoyt, args.transcriber)
     max_lag = int(math.ceil(qa_offset.DEFAULT_MAX_OFFSET_S * FPS))
     n = int(CLIP_S * FPS)
     rows, cross = [], []
