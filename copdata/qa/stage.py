@@ -77,6 +77,7 @@ def qa_info(settings, recorded: bool = False) -> dict:
         "min_keyboard": settings.qa_min_keyboard,
         "max_offset_s": settings.qa_max_offset,
         "correct_offset": settings.qa_correct_offset,
+        "video_timing": settings.video_timing,
         "claim_piano": claim_piano,
         "claim_keyboard": claim_keyboard,
         "claim_keyboard_keys": qa_orient.MIN_CLAIM_KEYS,
@@ -167,6 +168,12 @@ def measure_video(observer: ClipObserver, fps: float, item_notes: Sequence, t0: 
             "av_offset_s": offset, "av_offset_confidence": confidence}
 
 
+FRAME_TIMINGS = ("camera", "rendered")
+STRIP_ON_CAMERA = ("the strip estimator is not trusted on camera video (1.1-1.6 frames off the "
+                   "per-key estimate on real webcam video); --video-timing rendered for "
+                   "rendered video")
+
+
 def _key_map(frames, first_frames: Sequence[int], frames_per_clip: int):
     """``(box, columns)`` of the per-key estimator (:mod:`copdata.qa.keyoffset`)
     from :data:`DETECT_FRAMES` frames spread over the first clip of
@@ -208,7 +215,17 @@ def measure_source_offset(frames, first_frames: Sequence[int], frames_per_clip: 
     otherwise the strip estimator (:func:`copdata.qa.offset.source_offset`,
     ``"method": "strip"``), each clip's curve measured as
     :func:`measure_video` measures it. The strip estimate is also recorded
-    under ``"strip"`` when the keys decide."""
+    under ``"strip"`` when the keys decide.
+
+    On camera video (``frame_timing="camera"``) the strip estimate is never
+    confident: on the real webcam videos of ``benchmarks/bench_offset_real.py``
+    it read 1.1-1.6 frames earlier than the per-key estimate on every source it
+    called confident, more than the one frame a confident offset may be off.
+    Its own verdict is kept as ``"strip_confident"`` and ``"not_confident_why"``
+    says why it is not acted on. Rendered video (copdata's renderer, or
+    ``--video-timing rendered``) keeps the strip estimator's verdict."""
+    if frame_timing not in FRAME_TIMINGS:
+        raise ValueError(f"frame_timing must be one of {FRAME_TIMINGS}, got {frame_timing!r}")
     max_lag = int(math.ceil(qa_offset.DEFAULT_MAX_OFFSET_S * fps))
     keys = _key_map(iter(key_frames()), first_frames, frames_per_clip) if key_frames is not None \
         else None
@@ -245,6 +262,10 @@ def measure_source_offset(frames, first_frames: Sequence[int], frames_per_clip: 
     spans = [(f / fps, (f + frames_per_clip) / fps) for f in first_frames]
     inside = [n for n in item_notes if any(a <= n.start < b for a, b in spans)]
     strip = {**qa_offset.source_offset(curves, fps, len(inside)), "method": "strip"}
+    if frame_timing == "camera":
+        strip["strip_confident"] = strip["confident"]
+        strip["confident"] = False
+        strip["not_confident_why"] = STRIP_ON_CAMERA
     if stream is None or not stream.rows:
         return strip
     press = stream.press
