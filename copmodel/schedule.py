@@ -28,7 +28,8 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 
 
 def batch_indices(n_items: int, batch_size: int, seed: int, step: int) -> list[int]:
-    """The global batch of a step: a seeded permutation (cycled when batch > items)."""
+    """The global batch of a step: ``torch.randperm`` seeded with
+    ``seed * 1_000_003 + step`` (cycled when batch > items)."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + step)
     perm = torch.randperm(n_items, generator=g).tolist()
     return [perm[i % n_items] for i in range(batch_size)]

@@ -87,9 +87,14 @@ def test_flow_runs_each_pair_on_one_opencv_thread_and_restores_the_setting(make_
     monkeypatch.setattr(av, "_pair_magnitude",
                         lambda a, b: seen.append(cv2.getNumThreads()) or real(a, b))
     before = cv2.getNumThreads()
-    trajectory, fps = av.flow_trajectory(video, workers=2)
+    cv2.setNumThreads(3)  # a setting other than 1 (what an unset or None one reads as)
+    try:
+        trajectory, fps = av.flow_trajectory(video, workers=2)
+        after = cv2.getNumThreads()
+    finally:
+        cv2.setNumThreads(before)
     assert fps == 25.0 and len(trajectory) == 10 and len(seen) == 9  # 10 frames, 9 pairs
-    assert set(seen) == {1} and cv2.getNumThreads() == before
+    assert set(seen) == {1} and after == 3
     from copbench.errors import MetricError
     with pytest.raises(MetricError) as caught:
         av.flow_trajectory(video.parent / "missing.mp4")
@@ -130,3 +135,40 @@ def test_the_metric_records_the_definitions_settings():
         (0.1, 22050, 1)
     assert settings["resampler"] == "librosa soxr_hq" and settings["opencv"] == cv2.__version__
     assert "video" in settings
+
+
+def test_a_video_without_frames_has_an_empty_trajectory(tmp_path):
+    # an MJPEG AVI with a header and no frame: OpenCV opens it, the first read fails
+    path = tmp_path / "empty.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    writer.release()
+    trajectory, fps = av.flow_trajectory(path, workers=1)
+    assert trajectory.shape == (0,) and fps == 25.0
+
+
+def test_audio_peaks_read_pcm_integers_as_their_values():
+    # clicks every 0.25 s at 22050 Hz (no resampling); 16-bit PCM is read as the same
+    # numbers in float32, so the onsets are those of the float signal
+    sr = av.AUDIO_SAMPLE_RATE
+    audio = np.zeros(sr, np.float32)
+    for k in range(1, 4):
+        audio[k * sr // 4:k * sr // 4 + 200] = 8000 * np.hanning(200)
+    want = av.audio_peaks(audio, sr)
+    assert len(want) == 3
+    assert np.array_equal(av.audio_peaks(audio.astype(np.int16), sr), want)
+
+
+def test_the_first_pair_stands_for_frame_zero(tmp_path):
+    # three frames: a square appears between frames 0 and 1, then nothing moves; the
+    # trajectory is [m(0,1), m(0,1), m(1,2)] with m(1,2) = 0 (identical frames)
+    path = tmp_path / "three.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
+    still = np.zeros((64, 64, 3), np.uint8)
+    moved = still.copy()
+    moved[20:40, 20:40] = 255
+    for frame in (still, moved, moved):
+        writer.write(frame)
+    writer.release()
+    trajectory, fps = av.flow_trajectory(path, workers=1)
+    assert fps == 10.0 and trajectory.dtype == np.float64
+    assert trajectory[0] == trajectory[1] > 0 and trajectory[2] == 0.0 and len(trajectory) == 3

@@ -217,7 +217,8 @@ def _peak(corr: np.ndarray) -> tuple[float, int]:
 def source_offset(curves: Sequence[np.ndarray], fps: float, notes: int,
                   boot: int = SOURCE_BOOTSTRAP, seed: int = 0) -> dict:
     """One audio-to-video offset for a whole source from its clips' curves
-    (:func:`offset_curve`, same lag range, ``max_lag = (len - 1) / 2``).
+    (:func:`offset_curve`, same lag range, ``max_lag = (len - 1) / 2``;
+    ``ValueError`` for curves of even length).
 
     The curves are averaged (every note of the source counts) and the peak
     refined by a parabola: ``offset_s``. ``half_width_s``: half the width of
@@ -235,6 +236,8 @@ def source_offset(curves: Sequence[np.ndarray], fps: float, notes: int,
     if not curves:
         return out
     stack = np.stack(curves)
+    if stack.shape[1] % 2 == 0:
+        raise ValueError(f"offset curves have an odd length, 2 * max_lag + 1; got {stack.shape[1]}")
     max_lag = (stack.shape[1] - 1) // 2
     pooled = stack.mean(axis=0)
     pos, best = _peak(pooled)

@@ -38,6 +38,7 @@ import os
 import sys
 import threading
 import types
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -189,7 +190,12 @@ class TranskunTranscriber:
             torch.set_num_threads(self.threads)
             try:
                 x = torch.from_numpy(np.ascontiguousarray(model_audio)[:, None]).to(self.device)
-                events = self.model.transcribe(x, discardSecondHalf=False)
+                with warnings.catch_warnings():
+                    # Transkun 2.0.1 calls torch.utils.checkpoint without use_reentrant
+                    # at inference; torch warns twice per 16 s segment
+                    warnings.filterwarnings("ignore", message=".*use_reentrant.*")
+                    warnings.filterwarnings("ignore", message=".*requires_grad=True.*")
+                    events = self.model.transcribe(x, discardSecondHalf=False)
             except RuntimeError as exc:
                 raise TranscriberError(f"Transkun failed ({exc})", item=item) from exc
             finally:
