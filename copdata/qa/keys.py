@@ -272,6 +272,27 @@ def key_map(lattice: Lattice | None) -> tuple[KeyColumns, tuple[int, ...] | None
     return base, tuple(c - candidates[0] for c in candidates)
 
 
-def find_key_map(frames: Sequence[np.ndarray]) -> tuple[KeyColumns, tuple[int, ...] | None] | None:
-    """:func:`key_map` of :func:`find_lattice` of ``frames``."""
-    return key_map(find_lattice(frames))
+def best_lattice(frame_sets: Sequence[Sequence[np.ndarray]]) -> Lattice | None:
+    """The best of the lattices found on several medians (:func:`find_lattice`
+    of each set of frames: hands hide different keys in each): the first full
+    one, else the partial one with the most black keys that
+    :func:`key_map` accepts, else None."""
+    best = None
+    for frames in frame_sets:
+        if not len(frames):
+            continue
+        lattice = find_lattice(frames)
+        if lattice is None:
+            continue
+        if lattice.full:
+            return lattice
+        if key_map(lattice) is not None and (best is None or len(lattice.centres) > len(best.centres)):
+            best = lattice
+    return best
+
+
+def find_key_map(frames: Sequence[np.ndarray], extra: Sequence[Sequence[np.ndarray]] = ()
+                 ) -> tuple[KeyColumns, tuple[int, ...] | None] | None:
+    """:func:`key_map` of the :func:`best_lattice` of ``frames``' median and
+    of each of ``extra`` (more sets of frames)."""
+    return key_map(best_lattice([frames, *extra]))
