@@ -366,3 +366,24 @@ def test_hands_hiding_different_black_keys_in_different_frames_leave_the_whole_i
     assert shifts is None and len(cols.pitches) == 88
     x0, x1 = cols.column(60)
     assert abs(x0 - 230) <= 1.0 and abs(x1 - 240) <= 1.0
+
+
+def test_the_build_stage_chooses_a_partial_keyboards_octave_from_the_notes(partial):
+    """measure_source_offset on a camera video showing keys 31-80 inside a
+    larger picture: the per-key estimate with the octave chosen from the
+    notes (recorded), not the strip estimator."""
+    from copdata.qa.stage import measure_source_offset
+
+    notes, truth, _, _, _, frames = partial
+
+    def video():
+        for img in frames:
+            rgb = np.full((H + 60, img.shape[1] + 40, 3), 70, np.uint8)
+            rgb[30:30 + H, 20:20 + img.shape[1]] = img[..., None]
+            yield rgb
+
+    clip = 200
+    source = measure_source_offset(video(), [0, clip, 2 * clip], clip, FPS, notes, key_frames=video)
+    assert source["method"] == "keys" and source["confident"], source
+    assert "octave_shift" in source and source["octave_margin"] <= ko.MAX_OCTAVE_MARGIN
+    assert abs(source["offset_s"] - truth) * FPS <= 0.2
