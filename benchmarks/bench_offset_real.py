@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python benchmarks/bench_offset_real.py /work/.mirror/ppfish45+AI-Pianist/repo
     PYTHONPATH=. python benchmarks/bench_offset_real.py /work/.mirror/ppfish45+AI-Pianist/repo \
-        --set train --keys-only
+        --set train --keys-only [--cache DIR] [--lattice first|whole15|best] [--full-only]
     PYTHONPATH=. python benchmarks/bench_offset_real.py /work/.mirror/ppfish45+AI-Pianist/repo \
         --pianoyt /work/.mirror/acappemin+Video-to-Audio-and-Piano/repo [--transcriber transkun]
 
@@ -46,11 +46,21 @@ estimate, error, bootstrap half-width, second peak, the press-release gap,
 matched notes, confident; per split: confident sources, confident and wrong
 (> 1 frame), sources of >= 60 s confident.
 
+Key map (``--lattice``, ``--full-only``): the black-key lattice is the best
+of several per-pixel medians (``best``: 15 and 25 frames over the video and 5
+frames of each 10 s clip; ``whole15``: 15 frames; ``first``: 5 frames of the
+first clip) and, unless ``--full-only``, a partial lattice (fewer than 36
+black keys) gives a key map whose octave each source chooses from its notes
+(:func:`copdata.qa.keyoffset.octave_key_offset`, its margin one more rule).
+
 Splits: the per-key signal and its rules were chosen looking at the
 **development** videos V1, V2, V3, V5, but the signal comparison and the
 press-release gap were also printed for V6-V10 while choosing, so V6-V10
 (**held-out**) are not a clean hold-out. The TrainSet videos (``--set train``)
-were never looked at before the one run reported in docs/qa.md.
+were never looked at before the one run reported in docs/qa.md; partial
+keyboards and the best-of-medians lattice were then built looking at
+folders 1-7 (``train-dev``) and folders 8-14 (``train (held-out)``) were
+measured once with them.
 """
 
 from __future__ import annotations
