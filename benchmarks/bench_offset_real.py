@@ -47,9 +47,8 @@ matched notes, confident; per split: confident sources, confident and wrong
 (> 1 frame), sources of >= 60 s confident.
 
 Key map (``--lattice``, ``--full-only``): the black-key lattice is the best
-of several per-pixel medians (``best``: 15 and 25 frames over the video and 5
-frames of each 10 s clip; ``whole15``: 15 frames; ``first``: 5 frames of the
-first clip) and, unless ``--full-only``, a partial lattice (fewer than 36
+of several per-pixel medians (``best``, the build's: 5 frames of the first clip, 15 and 25 frames over
+the video; ``whole15``: 15 frames; ``first``: 5 frames of the first clip) and, unless ``--full-only``, a partial lattice (fewer than 36
 black keys) gives a key map whose octave each source chooses from its notes
 (:func:`copdata.qa.keyoffset.octave_key_offset`, its margin one more rule).
 
@@ -123,20 +122,20 @@ def strip_frames(video: Path, cache: Path | None = None, name: str = "") -> np.n
 
 def lattice_sets(frames: np.ndarray, how: str) -> list[np.ndarray]:
     """The frame sets whose medians :func:`copdata.qa.keys.find_key_map`
-    tries: ``first`` (the build's: 5 frames of the first 10 s clip, the
-    state before this benchmark's ``--lattice``), ``whole15`` (15 frames over
-    the whole video), ``best`` (whole15, 25 frames over the whole video, and
-    5 frames of each 10 s clip: the best lattice of them)."""
+    tries: ``first`` (5 frames of the first 10 s clip: the build before
+    partial keyboards), ``whole15`` (15 frames over the whole video: this
+    benchmark before), ``best`` (what the build's
+    :func:`copdata.qa.stage._key_map` tries now: the first clip's 5 frames and
+    :data:`copdata.qa.stage.KEY_MAP_SPREAD` frames spread over the video)."""
+    from copdata.qa.stage import KEY_MAP_SPREAD
+
     t = len(frames)
     first = frames[np.linspace(0, min(t, int(CLIP_S * FPS)) - 1, 5).round().astype(int)]
-    whole15 = frames[::max(t // 15, 1)]
     if how == "first":
         return [first]
     if how == "whole15":
-        return [whole15]
-    n = int(CLIP_S * FPS)
-    clips = [frames[np.linspace(c, min(c + n, t) - 1, 5).round().astype(int)] for c in range(0, t, n)]
-    return [whole15, frames[np.linspace(0, t - 1, 25).round().astype(int)], *clips]
+        return [frames[::max(t // 15, 1)]]
+    return [first, *[frames[np.linspace(0, t - 1, n).round().astype(int)] for n in KEY_MAP_SPREAD]]
 
 
 def shifted(notes: list[Note], by: float) -> list[Note]:
@@ -282,7 +281,8 @@ def main(argv=None) -> int:
     p.add_argument("repo", help="git directory of the fetched github:ppfish45/AI-Pianist snapshot")
     p.add_argument("--set", choices=("test", "train"), default="test",
                    help="DataSet/TestSet (V1-V10: development V1 V2 V3 V5, held-out V6-V10) or "
-                        "DataSet/TrainSet (71 videos, all held out: never looked at while building)")
+                        "DataSet/TrainSet (71 videos: folders 1-7 development of partial keyboards, "
+                        "8-14 held out)")
     p.add_argument("--videos", nargs="*", help="subset (V1..V10, or TrainSet paths like 10/+45/1)")
     p.add_argument("--keys-only", action="store_true", help="skip the strip estimator (faster)")
     p.add_argument("--pianoyt", metavar="GIT_DIR",
