@@ -387,3 +387,28 @@ def test_the_build_stage_chooses_a_partial_keyboards_octave_from_the_notes(parti
     assert source["method"] == "keys" and source["confident"], source
     assert "octave_shift" in source and source["octave_margin"] <= ko.MAX_OCTAVE_MARGIN
     assert abs(source["offset_s"] - truth) * FPS <= 0.2
+
+
+def test_the_build_stage_finds_the_keys_on_frames_spread_over_the_whole_item():
+    """A hand rests on the same keys through the first clip and moves later:
+    the build's key map (copdata.qa.stage._key_map) still names all 88 keys."""
+    from copdata.qa.stage import _key_map
+
+    rng = np.random.default_rng(3)
+    clip, clips = 50, 4
+
+    def frames():
+        for i in range(clip * clips):
+            img = draw_keyboard().astype(np.float32) + rng.normal(0, 3.0, (H, 52 * W))
+            x = 150 if i < clip else int((i * 37) % (52 * W - 9 * W))
+            img[:H - 8, x:x + 9 * W] = 45
+            rgb = np.full((H + 60, 52 * W + 40, 3), 70, np.uint8)
+            rgb[30:30 + H, 20:20 + 52 * W] = np.clip(img, 0, 255).astype(np.uint8)[..., None]
+            yield rgb
+
+    first_clip_only = _key_map(frames(), [0], clip)
+    assert first_clip_only is None or first_clip_only[2] is not None  # no whole lattice there
+    box, cols, shifts = _key_map(frames(), [c * clip for c in range(clips)], clip)
+    assert shifts is None and len(cols.pitches) == 88
+    x0, x1 = cols.column(60)
+    assert abs(x0 - 230) <= 1.5 and abs(x1 - 240) <= 1.5

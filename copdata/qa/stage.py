@@ -183,9 +183,11 @@ def _key_map(frames, first_frames: Sequence[int], frames_per_clip: int):
     (:mod:`copdata.qa.keyoffset`) from ``frames`` (an iterator over the
     item's frames), or None. The keyboard must be found upright
     (:func:`copdata.qa.orient.detect_keyboard_view` on :data:`DETECT_FRAMES`
-    frames of the first clip; ``--auto-crop`` turns a far-side or tilted one
-    upright). Its black-key lattice is the best of the medians of those
-    frames and of :data:`KEY_MAP_SPREAD` frames spread over all the clips
+    frames of the first clip, or on the first :data:`KEY_MAP_SPREAD` frames
+    spread over all the clips when that box gives fewer black keys;
+    ``--auto-crop`` turns a far-side or tilted one upright). Its black-key
+    lattice is the best of the medians of those frames and of
+    :data:`KEY_MAP_SPREAD` frames spread over all the clips
     (hands hide different keys at different times;
     :func:`copdata.qa.keys.best_lattice`): all 36 black keys of an 88-key
     piano (``shifts`` None: octave known), or a partial lattice whose
@@ -204,16 +206,24 @@ def _key_map(frames, first_frames: Sequence[int], frames_per_clip: int):
                                 else np.asarray(frame))
         if position >= max(wanted):
             break
-    head = [picked[int(i)] for i in first if int(i) in picked]
-    if not head:
+    sets = [[picked[int(i)] for i in idx if int(i) in picked] for idx in (first, *spreads)]
+    if not sets[0]:
         return None
-    view = qa_orient.detect_keyboard_view(head, tilts=[0.0])
-    if view.box is None or not view.upright:
-        return None
-    x0, y0, x1, y1 = view.box
-    sets = [[picked[int(i)][y0:y1, x0:x1] for i in idx if int(i) in picked] for idx in (first, *spreads)]
-    found = qa_keys.find_key_map(sets[0], sets[1:])
-    return (view.box, *found) if found is not None else None
+    best = None
+    for frames_for_box in (sets[0], sets[1]):  # the box too: a hand may hide part of the keyboard
+        view = qa_orient.detect_keyboard_view(frames_for_box, tilts=[0.0])
+        if view.box is None or not view.upright:
+            continue
+        x0, y0, x1, y1 = view.box
+        lattice = qa_keys.best_lattice([[f[y0:y1, x0:x1] for f in group] for group in sets])
+        found = qa_keys.key_map(lattice)
+        if found is None:
+            continue
+        if lattice.full:
+            return (view.box, *found)
+        if best is None or len(lattice.centres) > best[0]:
+            best = (len(lattice.centres), (view.box, *found))
+    return best[1] if best is not None else None
 
 
 def measure_source_offset(frames, first_frames: Sequence[int], frames_per_clip: int, fps: float,
