@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python benchmarks/bench_offset_real.py /work/.mirror/ppfish45+AI-Pianist/repo
     PYTHONPATH=. python benchmarks/bench_offset_real.py /work/.mirror/ppfish45+AI-Pianist/repo \
-        --set train --keys-only
+        --set train --keys-only [--cache DIR] [--lattice first|whole15|best] [--full-only]
     PYTHONPATH=. python benchmarks/bench_offset_real.py /work/.mirror/ppfish45+AI-Pianist/repo \
         --pianoyt /work/.mirror/acappemin+Video-to-Audio-and-Piano/repo [--transcriber transkun]
 
@@ -46,11 +46,20 @@ estimate, error, bootstrap half-width, second peak, the press-release gap,
 matched notes, confident; per split: confident sources, confident and wrong
 (> 1 frame), sources of >= 60 s confident.
 
+Key map (``--lattice``, ``--full-only``): the black-key lattice is the best
+of several per-pixel medians (``best``, the build's: 5 frames of the first clip, 15 and 25 frames over
+the video; ``whole15``: 15 frames; ``first``: 5 frames of the first clip) and, unless ``--full-only``, a partial lattice (fewer than 36
+black keys) gives a key map whose octave each source chooses from its notes
+(:func:`copdata.qa.keyoffset.octave_key_offset`, its margin one more rule).
+
 Splits: the per-key signal and its rules were chosen looking at the
 **development** videos V1, V2, V3, V5, but the signal comparison and the
 press-release gap were also printed for V6-V10 while choosing, so V6-V10
 (**held-out**) are not a clean hold-out. The TrainSet videos (``--set train``)
-were never looked at before the one run reported in docs/qa.md.
+were never looked at before the one run reported in docs/qa.md; partial
+keyboards and the best-of-medians lattice were then built looking at
+folders 1-7 (``train-dev``) and folders 8-14 (``train (held-out)``) were
+measured once with them.
 """
 
 from __future__ import annotations
@@ -88,15 +97,45 @@ def load_notes(path: Path) -> list[Note]:
 
 
 DEV = ("V1", "V2", "V3", "V5")
+# TrainSet folders used while adding partial keyboards (octave from the notes)
+# and the best-of-medians lattice; folders 8-14 were measured once after
+TRAIN_DEV = range(1, 8)
 REFERENCE_SEARCH_S = 8.0
 
 
-def strip_frames(video: Path) -> np.ndarray:
+def strip_frames(video: Path, cache: Path | None = None, name: str = "") -> np.ndarray:
+    """The upright strip's frames on the 25 fps grid (``cache``: kept there as
+    ``NAME.npy`` and read back on the next run)."""
+    if cache is not None and (cache / f"{name}.npy").exists():
+        return np.load(cache / f"{name}.npy", mmap_mode="r")
     found, _ = detect_keyboard_in_video(video)
     if found.box is None:
         raise SystemExit(f"{video.name}: no keyboard found")
     matrix, w, h = strip_matrix(found.frame_size, found.rotation_deg, found.strip_box, found.mirrored)
-    return np.stack(list(iter_frames(video, FPS, warp=(matrix, (w, h)))))
+    frames = np.stack(list(iter_frames(video, FPS, warp=(matrix, (w, h)))))
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(cache / f"{name}.tmp.npy", frames)
+        (cache / f"{name}.tmp.npy").rename(cache / f"{name}.npy")
+    return frames
+
+
+def lattice_sets(frames: np.ndarray, how: str) -> list[np.ndarray]:
+    """The frame sets whose medians :func:`copdata.qa.keys.find_key_map`
+    tries: ``first`` (5 frames of the first 10 s clip: the build before
+    partial keyboards), ``whole15`` (15 frames over the whole video: this
+    benchmark before), ``best`` (what the build's
+    :func:`copdata.qa.stage._key_map` tries now: the first clip's 5 frames and
+    :data:`copdata.qa.stage.KEY_MAP_SPREAD` frames spread over the video)."""
+    from copdata.qa.stage import KEY_MAP_SPREAD
+
+    t = len(frames)
+    first = frames[np.linspace(0, min(t, int(CLIP_S * FPS)) - 1, 5).round().astype(int)]
+    if how == "first":
+        return [first]
+    if how == "whole15":
+        return [frames[::max(t // 15, 1)]]
+    return [first, *[frames[np.linspace(0, t - 1, n).round().astype(int)] for n in KEY_MAP_SPREAD]]
 
 
 def shifted(notes: list[Note], by: float) -> list[Note]:
@@ -122,7 +161,11 @@ def video_paths(repo: str, which: str, names: list[str] | None) -> list[tuple[st
     listing = subprocess.run(["git", "--git-dir", repo, "ls-tree", "-r", "--name-only", COMMIT,
                               "DataSet/TrainSet"], check=True, capture_output=True, text=True).stdout
     paths = [x for x in listing.split() if x.endswith(".wmv")]
-    return [(x[len("DataSet/TrainSet/"):-len(".wmv")].replace("/", "_"), x, "train (held-out)")
+
+    def split(path: str) -> str:  # folders 1-7: development of the partial keyboards
+        return "train-dev" if int(path.split("/")[2]) in TRAIN_DEV else "train (held-out)"
+
+    return [(x[len("DataSet/TrainSet/"):-len(".wmv")].replace("/", "_"), x, split(x))
             for x in paths if not names or x[len("DataSet/TrainSet/"):-len(".wmv")] in names]
 
 
@@ -142,6 +185,16 @@ def wide_offset(press, columns, notes) -> dict:
             if fine.get("release_offset_s") is not None else None}
 
 
+def octave_source(press, columns, shifts, heard, wide: bool = False) -> dict:
+    """:func:`key_source` (``wide``: :func:`wide_offset`) with the octave
+    chosen from the notes when the key map's octave is unknown (``shifts``)."""
+    one = wide_offset if wide else key_source
+    if shifts is None:
+        return one(press, columns, heard)
+    return keyoffset.octave_key_offset(press, columns, shifts, heard, FPS,
+                                       estimate=lambda p, c, n: one(p, c, n))
+
+
 def key_source(press, columns, heard) -> dict:
     curves, lags, times = keyoffset.note_curves(press, columns, heard, FPS, 0.0,
                                                 qa_offset.DEFAULT_MAX_OFFSET_S, with_times=True)
@@ -151,7 +204,8 @@ def key_source(press, columns, heard) -> dict:
 
 
 def _line(new: dict, d: float) -> str:
-    return (f"keys: {new['offset_s']:+.3f} s err {(new['offset_s'] - d) * FPS:+6.2f} fr, "
+    return ((f"octave {new['octave_shift']} (margin {new['octave_margin']}) " if "octave_shift" in new
+             else "") + f"keys: {new['offset_s']:+.3f} s err {(new['offset_s'] - d) * FPS:+6.2f} fr, "
             f"+-{new['half_width_s']} s, 2nd {new['second_peak']}, release "
             f"{new.get('press_release_frames')} fr, segments "
             f"{','.join(format(x[2], '+.3f') for x in new.get('segments', []))}"
@@ -163,7 +217,8 @@ def _line(new: dict, d: float) -> str:
 def summary(rows: list[dict], title: str, methods=("old", "new")) -> None:
     if not rows:
         return
-    print(f"\n{title}: {len({r['video'] for r in rows})} videos, {len(rows)} sources")
+    print(f"\n{title}: {len({r['video'] for r in rows})} videos ("
+          f"{len({r['video'] for r in rows if r.get('partial')})} partial keyboards), {len(rows)} sources")
     for method in methods:
         if method not in rows[0]:
             continue
@@ -226,13 +281,19 @@ def main(argv=None) -> int:
     p.add_argument("repo", help="git directory of the fetched github:ppfish45/AI-Pianist snapshot")
     p.add_argument("--set", choices=("test", "train"), default="test",
                    help="DataSet/TestSet (V1-V10: development V1 V2 V3 V5, held-out V6-V10) or "
-                        "DataSet/TrainSet (71 videos, all held out: never looked at while building)")
+                        "DataSet/TrainSet (71 videos: folders 1-7 development of partial keyboards, "
+                        "8-14 held out)")
     p.add_argument("--videos", nargs="*", help="subset (V1..V10, or TrainSet paths like 10/+45/1)")
     p.add_argument("--keys-only", action="store_true", help="skip the strip estimator (faster)")
     p.add_argument("--pianoyt", metavar="GIT_DIR",
                    help="instead: the two PianoYT-2h clips of github:acappemin/Video-to-Audio-and-Piano "
                         "(their own audio, transcribed) as one source")
     p.add_argument("--transcriber", default="basic-pitch", help="for --pianoyt")
+    p.add_argument("--lattice", choices=("first", "whole15", "best"), default="best",
+                   help="frames whose medians give the black-key lattice (see lattice_sets)")
+    p.add_argument("--full-only", action="store_true",
+                   help="only key maps with all 36 black keys (the state before partial keyboards)")
+    p.add_argument("--cache", type=Path, help="keep the decoded strips here (NAME.npy) for reruns")
     args = p.parse_args(argv)
     if args.pianoyt:
         return pianoyt(args.pianoyt, args.transcriber)
@@ -241,35 +302,53 @@ def main(argv=None) -> int:
     rows, cross = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name, path, split in video_paths(args.repo, args.set, args.videos):
+            cached = args.cache is not None and (args.cache / f"{name}.npy").exists() \
+                and (args.cache / f"{name}.mid").exists()
             got = [subprocess.run(["git", "--git-dir", args.repo, "show", f"{COMMIT}:{path}{suffix}"],
-                                  capture_output=True) for suffix in ("", ".mid")]
+                                  capture_output=True) for suffix in (("",) if not cached else ()) + (".mid",)]
+            if cached:
+                got = [subprocess.CompletedProcess([], 0, b"", b""), *got]
             if any(g.returncode for g in got):
                 print(f"{name} [{split}]: not in the snapshot ({got[0].stderr.decode().strip()[:80]})",
                       flush=True)
                 continue
             for suffix, g in zip(("", ".mid"), got):
                 (Path(tmp) / f"{name}.wmv{suffix}").write_bytes(g.stdout)
+            if args.cache is not None:
+                args.cache.mkdir(parents=True, exist_ok=True)
+                (args.cache / f"{name}.mid").write_bytes(got[1].stdout)
             try:
-                frames = strip_frames(Path(tmp) / f"{name}.wmv")
+                frames = strip_frames(Path(tmp) / f"{name}.wmv", args.cache, name)
             except SystemExit as exc:
                 print(f"{name} [{split}]: {exc}", flush=True)
                 continue
             notes = load_notes(Path(tmp) / f"{name}.wmv.mid")
             seconds = round(frames.shape[0] / FPS, 1)
-            columns = keys.find_key_columns(frames[::max(len(frames) // 15, 1)])
-            if columns is None:
-                print(f"{name} [{split}] {seconds:.1f}s: no key map (not all 36 black keys seen)",
-                      flush=True)
+            sets = lattice_sets(frames, args.lattice)
+            found = keys.find_key_map(sets[0], sets[1:])
+            if found is not None and args.full_only and found[1] is not None:
+                found = None
+            if found is None:
+                print(f"{name} [{split}] {seconds:.1f}s: no key map (no lattice of 36 black keys"
+                      + ("" if args.full_only else f" or of >= {keys.MIN_PARTIAL_BLACK} that fits")
+                      + ")", flush=True)
                 continue
+            columns, shifts = found
             press = keyoffset.press_signal(frames, columns)
             motion = None if args.keys_only else qa_offset.motion_signal(frames, qa_offset.DEFAULT_BANDS)
             del frames
-            ref = wide_offset(press, columns, notes)
+            ref = octave_source(press, columns, shifts, notes, wide=True)
             b = ref["offset_s"]
             ordered = sorted(notes, key=lambda x: x.start)
             halves = (ordered[:len(ordered) // 2], ordered[len(ordered) // 2:])
-            refs = [wide_offset(press, columns, h) for h in halves]
-            print(f"{name} [{split}] {seconds:.1f}s, keys {columns.pitches[0]}-{columns.pitches[-1]}, "
+            refs = [octave_source(press, columns, shifts, h, wide=True) for h in halves]
+            octave = "" if shifts is None else (
+                f" (partial keyboard: octave from the notes, shift {ref['octave_shift']} of "
+                f"{list(shifts)}, margin {ref['octave_margin']}; halves "
+                f"{refs[0]['octave_shift']}/{refs[1]['octave_shift']})")
+            shown = columns if shifts is None else columns.shifted(ref["octave_shift"])
+            inside = [p for p in shown.pitches if 21 <= p <= 108]
+            print(f"{name} [{split}] {seconds:.1f}s, keys {inside[0]}-{inside[-1]}{octave}, "
                   f"{len(notes)} notes: reference b = {b:+.3f} s (+-{ref['half_width_s']} s, 2nd "
                   f"{ref['second_peak']}, releases {ref.get('release_offset_s')} s, "
                   f"{'confident' if ref['confident'] else 'not confident'}); first half of the notes "
@@ -277,9 +356,9 @@ def main(argv=None) -> int:
                   f"{abs(refs[0]['offset_s'] - refs[1]['offset_s']) * FPS:.2f} frames)", flush=True)
             for d in OFFSETS:
                 heard = shifted(notes, -b + d)
-                new = key_source(press, columns, heard)
+                new = octave_source(press, columns, shifts, heard)
                 row = {"video": name, "split": split, "seconds": seconds, "d": d, "new": new,
-                       "new_error": round((new["offset_s"] - d) * FPS, 2)}
+                       "new_error": round((new["offset_s"] - d) * FPS, 2), "partial": shifts is not None}
                 text = ""
                 if motion is not None:
                     old, clips, _ = strip_source(motion, heard, n, max_lag)
@@ -292,9 +371,11 @@ def main(argv=None) -> int:
             for h, other in ((0, 1), (1, 0)):
                 span = (halves[h][-1].start - halves[h][0].start) if halves[h] else 0.0
                 for d in OFFSETS:
-                    new = key_source(press, columns, shifted(halves[h], -refs[other]["offset_s"] + d))
+                    new = octave_source(press, columns, shifts,
+                                        shifted(halves[h], -refs[other]["offset_s"] + d))
                     cross.append({"video": name, "split": split, "seconds": round(span, 1), "d": d,
                                   "new": new, "new_error": round((new["offset_s"] - d) * FPS, 2),
+                                  "partial": shifts is not None,
                                   "reference_confident": refs[other]["confident"]})
                 worst = cross[-len(OFFSETS):]
                 print(f"  half {h + 1} ({len(halves[h])} notes over {span:.1f} s) against half "
@@ -302,7 +383,7 @@ def main(argv=None) -> int:
                       f"{len(worst)} confident, errors "
                       f"{', '.join(format(r['new_error'], '+.2f') for r in worst)} frames",
                       flush=True)
-    for split in ("dev", "held-out", "train (held-out)"):
+    for split in ("dev", "held-out", "train-dev", "train (held-out)"):
         summary([r for r in rows if r["split"] == split],
                 f"{split}, whole videos against their own reference")
         part = [r for r in cross if r["split"] == split]

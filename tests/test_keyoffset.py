@@ -256,3 +256,159 @@ def test_a_source_whose_offset_jumps_is_not_confident():
         assert len(est["segments"]) == 3
         if jump:
             assert est["segments"][-1][2] - est["segments"][0][2] == pytest.approx(jump, abs=0.02)
+
+
+# --- partial keyboards: the octave from the notes; the lattice from the whole item
+
+PART_LO, PART_HI = 30, 80  # G1..G#5 visible (F#1 falls off the left end): the octave is unknown
+PART_WHITE = [p for p in WHITE_PITCHES if PART_LO <= p <= PART_HI]
+PART_BLACK = [p for p in BLACK_PITCHES if PART_LO <= p <= PART_HI]
+
+
+def partial_video(notes: list[Note], offset_s: float, seconds: float, seed: int = 0) -> list[np.ndarray]:
+    """Keys 30-80 of the keyboard (a camera that does not see the ends); frame
+    i shows time i/FPS, the audio is ``offset_s`` late."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(int(seconds * FPS)):
+        t = i / FPS
+        down = {n.pitch for n in notes if n.start - offset_s <= t < n.end - offset_s}
+        img = draw_keyboard(down, PART_WHITE, PART_BLACK).astype(np.float32)
+        frames.append(np.clip(img + rng.normal(0, 3.0, img.shape), 0, 255).astype(np.uint8))
+    return frames
+
+
+@pytest.fixture(scope="module")
+def partial():
+    seconds, truth = 24.0, -0.173  # 4.325 frames: the audio is early
+    rng = np.random.default_rng(11)
+    starts = np.sort(rng.uniform(1.5, seconds - 1.5, 80))
+    notes = [Note(float(s), float(s + rng.uniform(0.15, 0.6)), int(p), 80)
+             for s, p in zip(starts, rng.integers(PART_LO + 1, PART_HI, 80))]
+    frames = partial_video(notes, truth, seconds)
+    found = keys.find_key_map(frames[::40])
+    assert found is not None
+    cols, shifts = found
+    return notes, truth, cols, shifts, ko.press_signal(frames, cols), frames
+
+
+def test_a_partial_keyboard_gets_its_pitch_classes_and_every_octave_it_could_be(partial):
+    notes, truth, cols, shifts, press, frames = partial
+    assert keys.find_key_columns(frames[::40]) is None  # octave unknown: not a full map
+    assert shifts is not None and len(shifts) >= 3 and all(s % 12 == 0 for s in shifts)
+    # the strip starts at G1 (31): G#1 (32) is the first black key, at the
+    # G1/A1 boundary (x = W); exactly one candidate names it so
+    right = [s for s in shifts if cols.shifted(s).column(32) is not None
+             and abs(sum(cols.shifted(s).column(32)) / 2 - W) <= 1.0]
+    assert len(right) == 1
+    # C4: G1 A1 B1, then C2..B3 (14) before it: white key 17 of the strip
+    assert cols.shifted(right[0]).column(60) == (pytest.approx(17 * W, abs=1.0),
+                                                 pytest.approx(18 * W, abs=1.0))
+
+
+def test_the_octave_is_chosen_from_the_notes_and_the_offset_found(partial):
+    notes, truth, cols, shifts, press, _ = partial
+    est = ko.octave_key_offset(press, cols, shifts, notes, FPS)
+    assert cols.shifted(est["octave_shift"]).column(60) == (pytest.approx(17 * W, abs=1.0),
+                                                            pytest.approx(18 * W, abs=1.0))
+    assert abs(est["offset_s"] - truth) * FPS <= 0.1, est
+    assert est["confident"] and est["octave_margin"] <= ko.MAX_OCTAVE_MARGIN
+    assert len(est["octaves"]) == len(shifts)
+    # the convenience path finds the partial map and chooses the same
+    whole = ko.key_offset(partial[5], notes, FPS)
+    assert whole["octave_shift"] == est["octave_shift"] and whole["confident"]
+    assert abs(whole["offset_s"] - truth) * FPS <= 0.1
+
+
+def test_notes_that_fit_no_octave_of_the_keys_are_not_confident(partial):
+    notes, truth, cols, shifts, press, _ = partial
+    # a fifth up: no whole-octave shift puts them on the keys that moved
+    fifth = [Note(n.start, n.end, n.pitch + 7, n.velocity) for n in notes]
+    assert not ko.octave_key_offset(press, cols, shifts, fifth, FPS)["confident"]
+    # half the notes an octave up: two octaves fit equally well; the better one
+    # alone would pass every other rule, the margin between them does not
+    rng = np.random.default_rng(5)
+    mixed = [Note(n.start, n.end, n.pitch + 12 * int(u), n.velocity)
+             for n, u in zip(notes, rng.permutation(np.arange(len(notes)) % 2))]
+    est = ko.octave_key_offset(press, cols, shifts, mixed, FPS)
+    best = ko.octave_key_offset(press, cols, (est["octave_shift"],), mixed, FPS)
+    assert best["confident"], best
+    assert est["octave_margin"] > ko.MAX_OCTAVE_MARGIN and not est["confident"], est
+
+
+def test_a_lattice_with_a_hidden_black_key_mid_keyboard_is_no_key_map():
+    """A hand resting on D#4 through the whole video: the detector bridges the
+    gap; naming the keys after it consecutively would put them a key off."""
+    strip = draw_keyboard(pitches_white=PART_WHITE, pitches_black=[p for p in PART_BLACK if p != 63])
+    lattice = keys.find_lattice([strip])
+    assert lattice is not None and len(lattice.centres) == len(PART_BLACK) - 1
+    assert keys.key_map(lattice) is None
+    assert keys.key_map(keys.find_lattice([draw_keyboard(pitches_white=PART_WHITE,
+                                                         pitches_black=PART_BLACK)])) is not None
+
+
+def test_hands_hiding_different_black_keys_in_different_frames_leave_the_whole_item_median_whole():
+    """A hand (a dark blob over the black keys) rests on the same keys during
+    the first clip and moves elsewhere later: the first clip's median misses
+    keys, the best of the medians over the whole item sees all 36."""
+    rng = np.random.default_rng(2)
+
+    def with_hand(x: int) -> np.ndarray:
+        img = draw_keyboard().astype(np.float32) + rng.normal(0, 3.0, (H, 52 * W))
+        img[:H - 8, x:x + 9 * W] = 45  # a hand over nine white keys' width
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    first = [with_hand(150) for _ in range(5)]
+    later = [with_hand(int(x)) for x in np.linspace(0, 52 * W - 9 * W, 15)]
+    assert keys.find_key_columns(first) is None
+    assert keys.find_key_map(first) is None or keys.find_key_map(first)[1] is not None
+    cols, shifts = keys.find_key_map(first, [later])
+    assert shifts is None and len(cols.pitches) == 88
+    x0, x1 = cols.column(60)
+    assert abs(x0 - 230) <= 1.0 and abs(x1 - 240) <= 1.0
+
+
+def test_the_build_stage_chooses_a_partial_keyboards_octave_from_the_notes(partial):
+    """measure_source_offset on a camera video showing keys 31-80 inside a
+    larger picture: the per-key estimate with the octave chosen from the
+    notes (recorded), not the strip estimator."""
+    from copdata.qa.stage import measure_source_offset
+
+    notes, truth, _, _, _, frames = partial
+
+    def video():
+        for img in frames:
+            rgb = np.full((H + 60, img.shape[1] + 40, 3), 70, np.uint8)
+            rgb[30:30 + H, 20:20 + img.shape[1]] = img[..., None]
+            yield rgb
+
+    clip = 200
+    source = measure_source_offset(video(), [0, clip, 2 * clip], clip, FPS, notes, key_frames=video)
+    assert source["method"] == "keys" and source["confident"], source
+    assert "octave_shift" in source and source["octave_margin"] <= ko.MAX_OCTAVE_MARGIN
+    assert abs(source["offset_s"] - truth) * FPS <= 0.2
+
+
+def test_the_build_stage_finds_the_keys_on_frames_spread_over_the_whole_item():
+    """A hand rests on the same keys through the first clip and moves later:
+    the build's key map (copdata.qa.stage._key_map) still names all 88 keys."""
+    from copdata.qa.stage import _key_map
+
+    rng = np.random.default_rng(3)
+    clip, clips = 50, 4
+
+    def frames():
+        for i in range(clip * clips):
+            img = draw_keyboard().astype(np.float32) + rng.normal(0, 3.0, (H, 52 * W))
+            x = 150 if i < clip else int((i * 37) % (52 * W - 9 * W))
+            img[:H - 8, x:x + 9 * W] = 45
+            rgb = np.full((H + 60, 52 * W + 40, 3), 70, np.uint8)
+            rgb[30:30 + H, 20:20 + 52 * W] = np.clip(img, 0, 255).astype(np.uint8)[..., None]
+            yield rgb
+
+    first_clip_only = _key_map(frames(), [0], clip)
+    assert first_clip_only is None or first_clip_only[2] is not None  # no whole lattice there
+    box, cols, shifts = _key_map(frames(), [c * clip for c in range(clips)], clip)
+    assert shifts is None and len(cols.pitches) == 88
+    x0, x1 = cols.column(60)
+    assert abs(x0 - 230) <= 1.5 and abs(x1 - 240) <= 1.5

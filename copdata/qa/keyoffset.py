@@ -40,6 +40,12 @@ fronts (:func:`copdata.qa.orient.strip_matrix`). Sign convention as in
   :data:`MAX_PRESS_RELEASE_FRAMES` frames of the press estimate: a finger
   resting on a key hides its press and shows only its lift, which a press
   curve alone takes for the press.
+* **Octave from the audio** (:func:`octave_key_offset`): a partial keyboard
+  (:func:`copdata.qa.keys.key_map`) names its keys' pitch classes but not
+  their octave; the estimate is made for every candidate octave and the one
+  whose mean curve has the highest peak wins. Confident only when that
+  estimate is, and the second-best octave's peak is at most
+  :data:`MAX_OCTAVE_MARGIN` of the best's (``octave_margin``).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .keys import KeyColumns, find_key_columns
+from .keys import MIN_PARTIAL_BLACK, KeyColumns, find_key_map
 
 KEY_INNER = 0.7  # share of a key's width measured (its middle)
 DETREND_FRAMES = 9
@@ -75,6 +81,9 @@ MAX_PRESS_RELEASE_FRAMES = 2.0
 SEGMENT_S = 10.0
 MIN_SEGMENT_NOTES = 10
 MAX_SEGMENT_FRAMES = 2.0
+# a partial keyboard's octave: the best octave's peak must clearly beat the
+# second best's (the same bar as the second peak of the lag curve)
+MAX_OCTAVE_MARGIN = 0.8
 # where change row i lies, in frames from i, per frame-timing convention
 ROW_TIME = {"camera": -0.5, "rendered": 0.5}
 
@@ -230,8 +239,8 @@ def source_key_offset(curves: np.ndarray, lags: np.ndarray, fps: float, lead_s: 
     :data:`MAX_SEGMENT_FRAMES` of the source (``segments``: ``[start_s,
     notes, offset_s]`` of the clear ones; ``segments_agree``)."""
     curves = np.asarray(curves, float)
-    out = {"offset_s": 0.0, "half_width_s": None, "second_peak": None, "notes": int(len(curves)),
-           "matched": 0, "confident": False, "method": "keys"}
+    out = {"offset_s": 0.0, "half_width_s": None, "second_peak": None, "peak": None,
+           "notes": int(len(curves)), "matched": 0, "confident": False, "method": "keys"}
     if len(curves) < 2:
         return out
     step = float(lags[1] - lags[0])
@@ -248,7 +257,7 @@ def source_key_offset(curves: np.ndarray, lags: np.ndarray, fps: float, lead_s: 
     half = (hi - lo) / 2 * step / fps
     matched = int(np.sum(curves[:, best] > MATCH_Z))
     out.update({"offset_s": round(lag / fps - lead_s, 4), "half_width_s": round(float(half), 4),
-                "second_peak": round(second, 4), "matched": matched})
+                "second_peak": round(second, 4), "peak": round(top, 4), "matched": matched})
     agree = True
     if release_curves is not None:
         agree = False
@@ -295,22 +304,69 @@ def _segments(curves: np.ndarray, lags: np.ndarray, times: np.ndarray, fps: floa
     return out
 
 
+def octave_key_offset(press: np.ndarray, columns: KeyColumns, shifts: Sequence[int], notes: Sequence,
+                      fps: float, t0: float = 0.0, max_lag_s: float = 1.0,
+                      lead_s: float = KEY_LEAD_S, frame_timing: str = "camera",
+                      estimate=None) -> dict:
+    """The source offset when the key map's octave is unknown: ``columns``
+    (:func:`copdata.qa.keys.key_map`) moved by each of ``shifts`` semitones,
+    the estimate of :func:`source_key_offset` (presses, releases, segments)
+    for each, the one with the highest ``peak`` kept. ``octave_shift``: its
+    shift; ``octave_margin``: the second-best shift's peak over the best's
+    (0 when only one octave fits and it has a positive peak); ``octaves``:
+    ``[shift, peak, offset_s]`` of each. Confident only when the chosen
+    estimate is and ``octave_margin <= MAX_OCTAVE_MARGIN``. ``estimate``
+    (optional): a callable ``(press, columns, notes) -> dict`` used instead
+    of the estimate above (e.g. a wider search)."""
+    def default(press, cols, notes):
+        curves, lags, times = note_curves(press, cols, notes, fps, t0, max_lag_s,
+                                          frame_timing=frame_timing, with_times=True)
+        release, _ = note_curves(press, cols, notes, fps, t0, max_lag_s, at="end",
+                                 frame_timing=frame_timing)
+        return source_key_offset(curves, lags, fps, lead_s, release_curves=release, times=times)
+
+    estimate = estimate or default
+    results = [(int(s), estimate(press, columns.shifted(int(s)), notes)) for s in shifts]
+    if not results:
+        raise ValueError("no octave to try")
+    peaks = [r["peak"] if r.get("peak") is not None else -math.inf for _, r in results]
+    order = np.argsort(peaks)[::-1]
+    shift, best = results[int(order[0])]
+    top = peaks[int(order[0])]
+    runner = peaks[int(order[1])] if len(order) > 1 else 0.0
+    margin = (max(runner, 0.0) / top) if top > 0 else 1.0
+    out = {**best, "octave_shift": shift, "octave_margin": round(float(margin), 4),
+           "octaves": [[s, None if r.get("peak") is None else r["peak"], r["offset_s"]]
+                       for s, r in results]}
+    out["confident"] = bool(best["confident"] and margin <= MAX_OCTAVE_MARGIN)
+    return out
+
+
 def key_offset(frames: Iterable[np.ndarray], notes: Sequence, fps: float, t0: float = 0.0,
                columns: KeyColumns | None = None, max_lag_s: float = 1.0,
                lead_s: float = KEY_LEAD_S, frame_timing: str = "camera") -> dict:
     """The source offset of a strip video (frames from ``t0``, every frame
-    listed) against ``notes``: :func:`find_key_columns` (unless ``columns``),
-    :func:`press_signal`, :func:`note_curves`, :func:`source_key_offset`.
+    listed) against ``notes``: :func:`copdata.qa.keys.find_key_map` (unless
+    ``columns``), :func:`press_signal`, :func:`note_curves`,
+    :func:`source_key_offset` (:func:`octave_key_offset` for a partial
+    keyboard).
     Not confident, with ``"reason"``, when no key map is found."""
     frames = list(frames)
+    shifts = None
     if columns is None:
         step = max(len(frames) // 15, 1)
-        columns = find_key_columns(frames[::step])
+        found = find_key_map(frames[::step])
+        if found is not None:
+            columns, shifts = found
     if columns is None:
         return {"offset_s": 0.0, "half_width_s": None, "second_peak": None, "notes": 0,
                 "matched": 0, "confident": False, "method": "keys",
-                "reason": "no key map (black-key lattice not found or its octave unknown)"}
+                "reason": "no key map (no black-key lattice of 36, or of at least "
+                          f"{MIN_PARTIAL_BLACK} consecutive, black keys)"}
     press = press_signal(frames, columns)
+    if shifts is not None:
+        return octave_key_offset(press, columns, shifts, notes, fps, t0, max_lag_s, lead_s,
+                                 frame_timing)
     curves, lags, times = note_curves(press, columns, notes, fps, t0, max_lag_s,
                                       frame_timing=frame_timing, with_times=True)
     release, _ = note_curves(press, columns, notes, fps, t0, max_lag_s, at="end",

@@ -9,6 +9,11 @@ The black keys' centres come from the detector's black-key lattice
 spacings (from C#: short, long, short, short, long) name them
 (:func:`black_phase`); the octave is known when all 36 black keys of an
 88-key piano are seen (the first is A#0) or ``first_black_pitch`` is given.
+A **partial** lattice (at least :data:`MIN_PARTIAL_BLACK` consecutive black
+keys, no key skipped: :func:`lattice_fits`) names the pitch classes but not
+the octave: :func:`find_key_map` gives its columns with every octave it could
+be (:func:`octave_candidates`), for the audio to choose
+(:func:`copdata.qa.keyoffset.octave_key_offset`).
 White keys have equal width, black keys sit at the boundary between their
 white neighbours plus a standard offset per pitch class
 (:data:`BLACK_OFFSET`): a cubic in the white-key index, fitted to the black
@@ -19,7 +24,7 @@ keys narrower), so each MIDI pitch gets its column (:class:`KeyColumns`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -35,6 +40,12 @@ _BLACK_ORDER = (1, 3, 6, 8, 10)
 BLACK_KEY_WIDTH = 0.56  # in white keys
 FULL_BLACK_KEYS = 36  # an 88-key piano: A#0 .. A#7
 PIANO_LOWEST, PIANO_HIGHEST = 21, 108  # A0, C8: no key map names a pitch outside
+# a partial lattice: at least two octaves of black keys (the gap pattern names
+# them reliably), each within this many white keys of the smooth fit through
+# all of them (a black key hidden mid-lattice and bridged by the detector puts
+# the keys after it a whole or half white key off)
+MIN_PARTIAL_BLACK = 10
+MAX_FIT_RESIDUAL_WHITE = 0.3
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,14 @@ class KeyColumns:
     black_bottom: int
     width: int
     height: int
+
+    def shifted(self, semitones: int) -> "KeyColumns":
+        """The same columns named ``semitones`` higher (a multiple of 12: the
+        same keys one or more octaves up or down); pitches outside the piano
+        keep their column and match no note."""
+        if int(semitones) % 12:
+            raise ValueError(f"a key map moves by whole octaves, not {semitones} semitones")
+        return replace(self, pitches=tuple(p + int(semitones) for p in self.pitches))
 
     def column(self, pitch: int) -> tuple[float, float] | None:
         try:
@@ -100,17 +119,49 @@ def black_pitches(centres: Sequence[float], first_black_pitch: int) -> list[int]
     return out
 
 
-def key_columns(centres: Sequence[float], first_black_pitch: int, width: int, height: int,
-                black_bottom: int) -> KeyColumns:
-    """The columns of every key (white and black) whose column lies at least
-    half inside ``[0, width)``, from the black keys' ``centres`` in the strip
-    and the first one's pitch (see the module docstring)."""
-    centres = np.asarray(centres, float)
+def _fit(centres: np.ndarray, first_black_pitch: int):
     pitches = black_pitches(centres, first_black_pitch)
     boundary = np.array([white_index(p) + BLACK_OFFSET[p % 12] for p in pitches])
     mid = boundary.mean()
     degree = 3 if len(centres) >= 10 else 1
-    poly = np.polyfit(boundary - mid, centres, degree)
+    return pitches, boundary, mid, np.polyfit(boundary - mid, centres, degree)
+
+
+def lattice_fits(centres: Sequence[float], first_black_pitch: int) -> bool:
+    """Whether the black keys at ``centres``, named consecutively from
+    ``first_black_pitch``, lie on one smooth keyboard: every centre within
+    :data:`MAX_FIT_RESIDUAL_WHITE` white keys of the cubic through all of
+    them (a skipped key breaks the gap pattern after it)."""
+    centres = np.asarray(centres, float)
+    _, boundary, mid, poly = _fit(centres, first_black_pitch)
+    white = np.abs(np.polyval(np.polyder(poly), boundary - mid))  # pixels per white key
+    residual = np.abs(np.polyval(poly, boundary - mid) - centres) / np.maximum(white, 1e-9)
+    return bool(residual.max() <= MAX_FIT_RESIDUAL_WHITE)
+
+
+def octave_candidates(centres: Sequence[float], phase: int) -> list[int]:
+    """First-black-key pitches (pitch class ``phase``) that put at least half
+    of the lattice's black keys on an 88-key piano, low to high: the octaves
+    the audio chooses between."""
+    n = len(centres)
+    out = []
+    for first in range(phase, 128, 12):
+        on = sum(PIANO_LOWEST <= p <= PIANO_HIGHEST for p in black_pitches(range(n), first))
+        if 2 * on >= n:
+            out.append(first)
+    return out
+
+
+def key_columns(centres: Sequence[float], first_black_pitch: int, width: int, height: int,
+                black_bottom: int, lowest: int = PIANO_LOWEST, highest: int = PIANO_HIGHEST
+                ) -> KeyColumns:
+    """The columns of every key (white and black) whose column lies at least
+    half inside ``[0, width)``, from the black keys' ``centres`` in the strip
+    and the first one's pitch (see the module docstring); pitches
+    ``lowest..highest`` (the piano's; a wider range for a map that
+    :meth:`KeyColumns.shifted` will move by octaves)."""
+    centres = np.asarray(centres, float)
+    pitches, boundary, mid, poly = _fit(centres, first_black_pitch)
 
     def x_at(j: float) -> float:
         return float(np.polyval(poly, j - mid))
@@ -118,7 +169,7 @@ def key_columns(centres: Sequence[float], first_black_pitch: int, width: int, he
     lo_white = int(math.floor(boundary.min())) - 3
     hi_white = int(math.ceil(boundary.max())) + 3
     keys = []
-    for p in range(PIANO_LOWEST, PIANO_HIGHEST + 1):
+    for p in range(int(lowest), int(highest) + 1):
         j = white_index(p)
         if j < lo_white or j > hi_white:
             continue
@@ -141,12 +192,28 @@ def key_columns(centres: Sequence[float], first_black_pitch: int, width: int, he
                       int(black_bottom), int(width), int(height))
 
 
-def find_key_columns(frames: Sequence[np.ndarray], first_black_pitch: int | None = None
-                     ) -> KeyColumns | None:
-    """The key columns of an upright keyboard strip from its frames (their
-    median; see the module docstring), or None when no black-key lattice is
-    found or its octave is unknown (fewer than all 36 black keys and no
-    ``first_black_pitch``)."""
+@dataclass(frozen=True)
+class Lattice:
+    """The black keys found in a strip's frames: their ``centres`` (strip
+    pixels, left to right), the pitch class of the first (``phase``), the row
+    where the black keys end and the strip's size."""
+
+    centres: tuple[float, ...]
+    phase: int
+    black_bottom: int
+    width: int
+    height: int
+
+    @property
+    def full(self) -> bool:
+        """All 36 black keys of an 88-key piano, A#0 first: the octave is known."""
+        return len(self.centres) == FULL_BLACK_KEYS and self.phase == 10
+
+
+def find_lattice(frames: Sequence[np.ndarray]) -> Lattice | None:
+    """The black-key lattice of an upright strip from its frames (their
+    per-pixel median; frames spread over the whole video let moving hands
+    uncover every key), or None when fewer than 6 black keys are found."""
     from .keyboard import detect_keyboard, frames_grey
 
     grey = frames_grey(list(frames))
@@ -157,15 +224,75 @@ def find_key_columns(frames: Sequence[np.ndarray], first_black_pitch: int | None
     if found.box is None or len(found.centres) < 6:
         return None
     centres = np.asarray(found.centres, float) - pad
-    if first_black_pitch is None:
-        if len(centres) != FULL_BLACK_KEYS or black_phase(centres) != 10:
-            return None
-        first_black_pitch = 22  # A#0
-    elif black_phase(centres) != int(first_black_pitch) % 12:
-        return None
     cols = np.clip(np.round(centres).astype(int), 0, w - 1)
     profile = grey[:, cols].mean(axis=1)
     dark = np.flatnonzero(profile < (profile.min() + profile.max()) / 2)
     black_bottom = int(dark.max()) + 1 if len(dark) else h // 2
-    return key_columns(centres, first_black_pitch, w, h, black_bottom)
+    return Lattice(tuple(float(c) for c in centres), black_phase(centres), black_bottom, w, h)
 
+
+def find_key_columns(frames: Sequence[np.ndarray], first_black_pitch: int | None = None
+                     ) -> KeyColumns | None:
+    """The key columns of an upright keyboard strip from its frames (their
+    median; see the module docstring), or None when no black-key lattice is
+    found or its octave is unknown (fewer than all 36 black keys and no
+    ``first_black_pitch``)."""
+    lattice = find_lattice(frames)
+    if lattice is None:
+        return None
+    if first_black_pitch is None:
+        if not lattice.full:
+            return None
+        first_black_pitch = 22  # A#0
+    elif lattice.phase != int(first_black_pitch) % 12:
+        return None
+    return key_columns(lattice.centres, first_black_pitch, lattice.width, lattice.height,
+                       lattice.black_bottom)
+
+
+def key_map(lattice: Lattice | None) -> tuple[KeyColumns, tuple[int, ...] | None] | None:
+    """``(columns, shifts)`` of a lattice: for a full one its columns and
+    ``None`` (octave known); for a partial one (at least
+    :data:`MIN_PARTIAL_BLACK` black keys that :func:`lattice_fits`) the
+    columns named from the lowest of :func:`octave_candidates` over a wide
+    pitch range and the semitone shifts (0, 12, ...) to each candidate, for
+    :func:`copdata.qa.keyoffset.octave_key_offset`; else None."""
+    if lattice is None:
+        return None
+    if lattice.full:
+        return key_columns(lattice.centres, 22, lattice.width, lattice.height,
+                           lattice.black_bottom), None
+    if len(lattice.centres) < MIN_PARTIAL_BLACK:
+        return None
+    candidates = octave_candidates(lattice.centres, lattice.phase)
+    if not candidates or not lattice_fits(lattice.centres, candidates[0]):
+        return None
+    base = key_columns(lattice.centres, candidates[0], lattice.width, lattice.height,
+                       lattice.black_bottom, lowest=0, highest=127)
+    return base, tuple(c - candidates[0] for c in candidates)
+
+
+def best_lattice(frame_sets: Sequence[Sequence[np.ndarray]]) -> Lattice | None:
+    """The best of the lattices found on several medians (:func:`find_lattice`
+    of each set of frames: hands hide different keys in each): the first full
+    one, else the partial one with the most black keys that
+    :func:`key_map` accepts, else None."""
+    best = None
+    for frames in frame_sets:
+        if not len(frames):
+            continue
+        lattice = find_lattice(frames)
+        if lattice is None:
+            continue
+        if lattice.full:
+            return lattice
+        if key_map(lattice) is not None and (best is None or len(lattice.centres) > len(best.centres)):
+            best = lattice
+    return best
+
+
+def find_key_map(frames: Sequence[np.ndarray], extra: Sequence[Sequence[np.ndarray]] = ()
+                 ) -> tuple[KeyColumns, tuple[int, ...] | None] | None:
+    """:func:`key_map` of the :func:`best_lattice` of ``frames``' median and
+    of each of ``extra`` (more sets of frames)."""
+    return key_map(best_lattice([frames, *extra]))

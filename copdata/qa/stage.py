@@ -174,31 +174,56 @@ STRIP_ON_CAMERA = ("the strip estimator is not trusted on camera video (1.1-1.6 
                    "rendered video")
 
 
+# frames whose per-pixel medians give the per-key estimator's black-key lattice
+KEY_MAP_SPREAD = (15, 25)  # frames spread over the whole item (each a median)
+
+
 def _key_map(frames, first_frames: Sequence[int], frames_per_clip: int):
-    """``(box, columns)`` of the per-key estimator (:mod:`copdata.qa.keyoffset`)
-    from :data:`DETECT_FRAMES` frames spread over the first clip of
-    ``frames`` (an iterator over the item's frames), or None: the keyboard
-    must be found upright in the frames (``--auto-crop`` turns a far-side or
-    tilted one upright) with all 36 black keys of an 88-key piano."""
+    """``(box, columns, shifts)`` of the per-key estimator
+    (:mod:`copdata.qa.keyoffset`) from ``frames`` (an iterator over the
+    item's frames), or None. The keyboard must be found upright
+    (:func:`copdata.qa.orient.detect_keyboard_view` on :data:`DETECT_FRAMES`
+    frames of the first clip, or on the first :data:`KEY_MAP_SPREAD` frames
+    spread over all the clips when that box gives fewer black keys;
+    ``--auto-crop`` turns a far-side or tilted one upright). Its black-key
+    lattice is the best of the medians of those frames and of
+    :data:`KEY_MAP_SPREAD` frames spread over all the clips
+    (hands hide different keys at different times;
+    :func:`copdata.qa.keys.best_lattice`): all 36 black keys of an 88-key
+    piano (``shifts`` None: octave known), or a partial lattice whose
+    candidate octaves ``shifts`` the notes choose between
+    (:func:`copdata.qa.keys.key_map`)."""
     if not first_frames:
         return None
-    wanted = set((first_frames[0] + np.linspace(0, frames_per_clip - 1, DETECT_FRAMES)).round()
-                 .astype(int).tolist())
-    picked = []
+    last = first_frames[-1] + frames_per_clip - 1
+    first = (first_frames[0] + np.linspace(0, frames_per_clip - 1, DETECT_FRAMES)).round().astype(int)
+    spreads = [np.linspace(first_frames[0], last, n).round().astype(int) for n in KEY_MAP_SPREAD]
+    wanted = set(first.tolist()).union(*[x.tolist() for x in spreads])
+    picked = {}
     for position, frame in enumerate(frames):
         if position in wanted:
-            picked.append(frame.to_ndarray(format="rgb24") if hasattr(frame, "reformat")
-                          else np.asarray(frame))
+            picked[position] = (frame.to_ndarray(format="rgb24") if hasattr(frame, "reformat")
+                                else np.asarray(frame))
         if position >= max(wanted):
             break
-    if not picked:
+    sets = [[picked[int(i)] for i in idx if int(i) in picked] for idx in (first, *spreads)]
+    if not sets[0]:
         return None
-    view = qa_orient.detect_keyboard_view(picked, tilts=[0.0])
-    if view.box is None or not view.upright:
-        return None
-    x0, y0, x1, y1 = view.box
-    columns = qa_keys.find_key_columns([f[y0:y1, x0:x1] for f in picked])
-    return (view.box, columns) if columns is not None else None
+    best = None
+    for frames_for_box in (sets[0], sets[1]):  # the box too: a hand may hide part of the keyboard
+        view = qa_orient.detect_keyboard_view(frames_for_box, tilts=[0.0])
+        if view.box is None or not view.upright:
+            continue
+        x0, y0, x1, y1 = view.box
+        lattice = qa_keys.best_lattice([[f[y0:y1, x0:x1] for f in group] for group in sets])
+        found = qa_keys.key_map(lattice)
+        if found is None:
+            continue
+        if lattice.full:
+            return (view.box, *found)
+        if best is None or len(lattice.centres) > best[0]:
+            best = (len(lattice.centres), (view.box, *found))
+    return best[1] if best is not None else None
 
 
 def measure_source_offset(frames, first_frames: Sequence[int], frames_per_clip: int, fps: float,
@@ -207,11 +232,14 @@ def measure_source_offset(frames, first_frames: Sequence[int], frames_per_clip: 
     ``first_frames`` of ``frames`` (a fresh iterator over the item's frames:
     a second decoding pass, made only for ``--qa-correct-offset``).
 
-    With ``key_frames`` (a callable giving another fresh iterator: the first
-    clip is read once more to find the keys), when an upright 88-key
-    keyboard is found (:func:`_key_map`), the per-key estimator decides
-    (:func:`copdata.qa.keyoffset.source_key_offset`, ``"method": "keys"``,
-    the notes starting inside the clips, ``frame_timing`` of the video);
+    With ``key_frames`` (a callable giving another fresh iterator: frames
+    spread over the clips are read once more to find the keys), when an
+    upright keyboard's keys are found (:func:`_key_map`), the per-key
+    estimator decides (:func:`copdata.qa.keyoffset.source_key_offset`,
+    ``"method": "keys"``, the notes starting inside the clips,
+    ``frame_timing`` of the video; for a partial keyboard
+    :func:`copdata.qa.keyoffset.octave_key_offset`, which records the octave
+    chosen from the notes and its margin);
     otherwise the strip estimator (:func:`copdata.qa.offset.source_offset`,
     ``"method": "strip"``), each clip's curve measured as
     :func:`measure_video` measures it. The strip estimate is also recorded
@@ -269,7 +297,13 @@ def measure_source_offset(frames, first_frames: Sequence[int], frames_per_clip: 
     if stream is None or not stream.rows:
         return strip
     press = stream.press
-    found = keys[1]
+    found, shifts = keys[1], keys[2]
+    if shifts is not None:
+        result = qa_keyoffset.octave_key_offset(press, found, shifts, inside, fps, 0.0,
+                                                qa_offset.DEFAULT_MAX_OFFSET_S,
+                                                frame_timing=frame_timing)
+        result["strip"] = strip
+        return result
     onsets, lags, times = qa_keyoffset.note_curves(press, found, inside, fps, 0.0,
                                                    qa_offset.DEFAULT_MAX_OFFSET_S,
                                                    frame_timing=frame_timing, with_times=True)
