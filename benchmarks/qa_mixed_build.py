@@ -42,7 +42,7 @@ def run(out: Path) -> None:
     make_media(media)
     copdata(["build", "--source", "local", "--input", str(media), "--out", str(out / "data"),
              "--force", "--quiet", "--auto-crop", "--qa-min-piano", "0.5", "--qa-min-keyboard", "0.5",
-             "--qa-max-offset", "0.04", "--qa-correct-offset"])
+             "--qa-max-offset", "0.04", "--qa-correct-offset", "--video-timing", "rendered"])
     copdata(["qa", str(out / "data"), "--plot", str(out / "qa.png")])
 
 

@@ -45,8 +45,13 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
                    help="reject clips whose confidently measured audio/video offset exceeds "
                         "SEC seconds; default: keep all")
     q.add_argument("--qa-correct-offset", action="store_true",
-                   help="shift each clip's audio (and notes) by its measured offset before "
-                        "cutting it")
+                   help="shift each clip's audio (and notes) by its source's one offset "
+                        "before cutting, when that offset is confident (docs/qa.md)")
+    q.add_argument("--video-timing", choices=["camera", "rendered"], default="camera",
+                   help="local/youtube videos: camera (a frame is a snapshot at i/fps; only the "
+                        "per-key offset estimator may act) or rendered (a frame shows its "
+                        "interval, as copdata's renderer; the strip estimator may act too); "
+                        "default camera")
     q.add_argument("--auto-crop", action="store_true",
                    help="local/youtube: find the keyboard box automatically for rows without "
                         "a crop box (recorded in the clip rows)")
@@ -114,7 +119,7 @@ def _settings(args):
                          video_preset=args.video_preset, video_crf=args.video_crf,
                          qa_min_piano=args.qa_min_piano, qa_min_keyboard=args.qa_min_keyboard,
                          qa_max_offset=args.qa_max_offset, qa_correct_offset=args.qa_correct_offset,
-                         auto_crop=args.auto_crop)
+                         video_timing=args.video_timing, auto_crop=args.auto_crop)
 
 
 def cmd_build(args) -> int:

@@ -88,15 +88,41 @@ def test_one_offset_per_source_shifts_every_clip_of_a_late_video(tmp_path):
     frames = synthetic.performance_scene(notes, seconds, FPS, SIZE, BOX, 3)
     synthetic.write_scene_video(folder / "late.mp4", frames, audio, SR)
     out = tmp_path / "out"
-    assert _build(folder, out, "--qa-correct-offset") == 0
+    # the video is copdata's own rendering, so its frames follow the roll's convention
+    assert _build(folder, out, "--qa-correct-offset", "--video-timing", "rendered") == 0
     rows = _rows(out)
     assert sorted(rows) == [f"late.{k:08d}" for k in range(3)]
+    assert json.loads((out / "dataset.json").read_text())["qa"]["video_timing"] == "rendered"
     (item,) = json.loads((out / "report.json").read_text())
     source = item["av_offset_source"]
     assert source["confident"] and abs(source["offset_s"] - LATE) <= 1 / FPS, source
     shifts = {r["qa"]["av_offset_applied_s"] for r in rows.values()}
     assert len(shifts) == 1 and shifts.pop() == pytest.approx(source["offset_s"], abs=1 / SR)
     assert validate_dataset(out, progress=False) == []
+
+
+def test_strip_offset_never_acts_on_camera_video():
+    """The strip estimator reads 1.1-1.6 frames early on real webcam video, so on
+    camera video its verdict is kept but never confident; on rendered video
+    (the roll's convention, as drawn here) it is. Oracle: the scene is drawn from
+    ``notes`` and the audio's notes are the same notes 0.3 s later."""
+    from copdata.notes import Note
+    from copdata.qa.stage import STRIP_ON_CAMERA, measure_source_offset
+
+    seconds, per_clip = 31.0, 250
+    notes, _ = generate_performance(3, seconds)
+    frames = list(synthetic.performance_scene(notes, seconds, FPS, SIZE, BOX, 3))
+    late = [Note(n.start + LATE, n.end + LATE, n.pitch, n.velocity) for n in notes]
+    got = {timing: measure_source_offset(iter(frames), [0, 250, 500], per_clip, FPS, late,
+                                         frame_timing=timing) for timing in ("rendered", "camera")}
+    rendered, camera = got["rendered"], got["camera"]
+    assert rendered["confident"] and abs(rendered["offset_s"] - LATE) <= 1 / FPS, rendered
+    assert "strip_confident" not in rendered
+    assert camera["offset_s"] == rendered["offset_s"] and camera["method"] == "strip"
+    assert camera["strip_confident"] is True and camera["confident"] is False
+    assert camera["not_confident_why"] == STRIP_ON_CAMERA
+    with pytest.raises(ValueError, match="frame_timing"):
+        measure_source_offset(iter(frames), [0], per_clip, FPS, late, frame_timing="webcam")
 
 
 def test_permissive_build_keeps_all_and_words_steps_neutrally(videos, tmp_path):

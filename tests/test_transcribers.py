@@ -230,6 +230,18 @@ def test_floor_ends_hand_worked():
         (0.0, 0.2), (1.0, 1.1)]
 
 
+def test_measured_accuracy_line_names_the_figures_of_docs_table():
+    from copdata.transcription.registry import measured_accuracy
+
+    # figures of docs/transcription.md's OMAPS 001-025 table
+    assert "note F1 0.963 on onsets, 0.439 with note ends" in measured_accuracy("transkun", ["floor"])
+    assert "note F1 0.692 on onsets, 0.156 with note ends" in measured_accuracy("basic-pitch", [])
+    assert "0.696 on onsets, 0.203" in measured_accuracy("basic-pitch", ["ends", "octave"])
+    for name, post in (("transkun", ["octave", "floor"]), ("other", []), ("transkun", ["x"]),
+                       ("transkun", 7)):
+        assert "not measured" in measured_accuracy(name, post), (name, post)
+
+
 def test_copbench_midi_metric_uses_and_records_the_transcriber(tmp_path):
     from mediafactory import build_synth_dataset
 

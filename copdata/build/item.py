@@ -83,9 +83,11 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
         spans = plan_clips(notes.performance.duration, item, settings)
         source_offset = None
         if settings.qa_correct_offset and spans:  # one offset per item, from all its clips
-            source_offset = measure_source_offset(notes.performance.frames(),
-                                                  [s.first_frame for s in spans],
-                                                  settings.frames_per_clip, settings.fps, notes.notes)
+            source_offset = measure_source_offset(
+                notes.performance.frames(), [s.first_frame for s in spans], settings.frames_per_clip,
+                settings.fps, notes.notes, key_frames=notes.performance.frames,
+                # copdata's renderer shows the keys down during a frame's interval
+                frame_timing="rendered" if source.name == "synth" else settings.video_timing)
             row["av_offset_source"] = source_offset
         cutter = ClipCutter(item, notes, settings, out_dir, source_offset)
         clip_rows: list[ClipRow] = []

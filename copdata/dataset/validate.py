@@ -81,7 +81,11 @@ def _check_claims(clip: Clip, qa_settings: dict | None) -> list[str]:
         return [] if not qa_settings else ["row has no qa object although the build ran QA"]
     if not qa_settings:
         return ["row has a qa object but dataset.json has no qa block"]
+    if not isinstance(qa, dict):
+        return ["row's qa is not an object"]
     claims = qa.get("claims") or {}
+    if not isinstance(claims, dict):
+        return ["row's qa.claims is not an object"]
     problems = []
     for name, score, key in (("keyboard", "keyboard_score", "claim_keyboard"),
                              ("solo_piano", "piano_score", "claim_piano")):
@@ -139,9 +143,12 @@ def _check_midi_roll_steps(clip: Clip) -> list[str]:
         problems.append(f"steps.json does not load: {exc}")
     else:
         qa = clip.row.get("qa")
+        claims = qa.get("claims") if isinstance(qa, dict) else None
         expected = make_steps(notes, clip.seconds, clip.fps, clip.row.meta,
-                              qa.get("claims") if isinstance(qa, dict) else None)
-        if len(steps) < 3 or [s.get("step") for s in steps] != [s["step"] for s in expected]:
+                              claims if isinstance(claims, dict) else None)
+        # a hostile steps.json (not a list of objects) is a finding, not a crash
+        if (not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps)
+                or [s.get("step") for s in steps] != [s["step"] for s in expected]):
             problems.append("steps.json does not walk video -> keys -> notes -> sound")
         elif steps != expected:
             problems.append("steps.json states something not true of notes.mid")

@@ -133,7 +133,11 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
              "exactly.", ""]
     transcriber = s.get("transcriber")
     if transcriber:
-        lines += ["## Transcriber", "", *_json_block(transcriber), ""]
+        from ..transcription.registry import measured_accuracy
+
+        lines += ["## Transcriber", "", *_json_block(transcriber), "",
+                  measured_accuracy(transcriber.get("name"), transcriber.get("note_post") or ()),
+                  ""]
     lines += ["## Source", "", *_json_block(source),
               "", "## Statistics", "",
               f"- clips: {stats['clips']} ({stats['hours']:.3f} h); per split: "

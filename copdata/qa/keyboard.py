@@ -147,11 +147,6 @@ def _chains(starts: np.ndarray, ends: np.ndarray, max_width: float) -> list[tupl
     return out
 
 
-def _longest_chain(starts: np.ndarray, ends: np.ndarray, max_width: float) -> int:
-    """Number of keys in the row's longest chain."""
-    return max((j - i for i, j in _chains(starts, ends, max_width)), default=0)
-
-
 def _dark_mask(grey: np.ndarray) -> np.ndarray:
     from scipy.ndimage import maximum_filter1d, minimum_filter1d
 

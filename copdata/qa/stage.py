@@ -43,6 +43,8 @@ import numpy as np
 
 from ..notes import Note, segment_notes
 from . import audio as qa_audio
+from . import keyoffset as qa_keyoffset
+from . import keys as qa_keys
 from . import offset as qa_offset
 from . import orient as qa_orient
 
@@ -75,6 +77,7 @@ def qa_info(settings, recorded: bool = False) -> dict:
         "min_keyboard": settings.qa_min_keyboard,
         "max_offset_s": settings.qa_max_offset,
         "correct_offset": settings.qa_correct_offset,
+        "video_timing": settings.video_timing,
         "claim_piano": claim_piano,
         "claim_keyboard": claim_keyboard,
         "claim_keyboard_keys": qa_orient.MIN_CLAIM_KEYS,
@@ -165,25 +168,115 @@ def measure_video(observer: ClipObserver, fps: float, item_notes: Sequence, t0: 
             "av_offset_s": offset, "av_offset_confidence": confidence}
 
 
+FRAME_TIMINGS = ("camera", "rendered")
+STRIP_ON_CAMERA = ("the strip estimator is not trusted on camera video (1.1-1.6 frames off the "
+                   "per-key estimate on real webcam video); --video-timing rendered for "
+                   "rendered video")
+
+
+# frames whose per-pixel medians give the per-key estimator's black-key lattice
+KEY_MAP_SPREAD = (15, 25)  # frames spread over the whole item (each a median)
+
+
+def _key_map(frames, first_frames: Sequence[int], frames_per_clip: int):
+    """``(box, columns, shifts)`` of the per-key estimator
+    (:mod:`copdata.qa.keyoffset`) from ``frames`` (an iterator over the
+    item's frames), or None. The keyboard must be found upright
+    (:func:`copdata.qa.orient.detect_keyboard_view` on :data:`DETECT_FRAMES`
+    frames of the first clip, or on the first :data:`KEY_MAP_SPREAD` frames
+    spread over all the clips when that box gives fewer black keys;
+    ``--auto-crop`` turns a far-side or tilted one upright). Its black-key
+    lattice is the best of the medians of those frames and of
+    :data:`KEY_MAP_SPREAD` frames spread over all the clips
+    (hands hide different keys at different times;
+    :func:`copdata.qa.keys.best_lattice`): all 36 black keys of an 88-key
+    piano (``shifts`` None: octave known), or a partial lattice whose
+    candidate octaves ``shifts`` the notes choose between
+    (:func:`copdata.qa.keys.key_map`)."""
+    if not first_frames:
+        return None
+    last = first_frames[-1] + frames_per_clip - 1
+    first = (first_frames[0] + np.linspace(0, frames_per_clip - 1, DETECT_FRAMES)).round().astype(int)
+    spreads = [np.linspace(first_frames[0], last, n).round().astype(int) for n in KEY_MAP_SPREAD]
+    wanted = set(first.tolist()).union(*[x.tolist() for x in spreads])
+    picked = {}
+    for position, frame in enumerate(frames):
+        if position in wanted:
+            picked[position] = (frame.to_ndarray(format="rgb24") if hasattr(frame, "reformat")
+                                else np.asarray(frame))
+        if position >= max(wanted):
+            break
+    sets = [[picked[int(i)] for i in idx if int(i) in picked] for idx in (first, *spreads)]
+    if not sets[0]:
+        return None
+    best = None
+    for frames_for_box in (sets[0], sets[1]):  # the box too: a hand may hide part of the keyboard
+        view = qa_orient.detect_keyboard_view(frames_for_box, tilts=[0.0])
+        if view.box is None or not view.upright:
+            continue
+        x0, y0, x1, y1 = view.box
+        lattice = qa_keys.best_lattice([[f[y0:y1, x0:x1] for f in group] for group in sets])
+        found = qa_keys.key_map(lattice)
+        if found is None:
+            continue
+        if lattice.full:
+            return (view.box, *found)
+        if best is None or len(lattice.centres) > best[0]:
+            best = (len(lattice.centres), (view.box, *found))
+    return best[1] if best is not None else None
+
+
 def measure_source_offset(frames, first_frames: Sequence[int], frames_per_clip: int, fps: float,
-                          item_notes: Sequence) -> dict:
-    """The item's one audio-to-video offset (:func:`copdata.qa.offset.source_offset`)
-    from the clips starting at ``first_frames`` of ``frames`` (a fresh
-    iterator over the item's frames: a second decoding pass, made only for
-    ``--qa-correct-offset``). Each clip's curve is measured as
-    :func:`measure_video` measures it; the notes counted are those starting
-    inside the clips."""
+                          item_notes: Sequence, key_frames=None, frame_timing: str = "camera") -> dict:
+    """The item's one audio-to-video offset from the clips starting at
+    ``first_frames`` of ``frames`` (a fresh iterator over the item's frames:
+    a second decoding pass, made only for ``--qa-correct-offset``).
+
+    With ``key_frames`` (a callable giving another fresh iterator: frames
+    spread over the clips are read once more to find the keys), when an
+    upright keyboard's keys are found (:func:`_key_map`), the per-key
+    estimator decides (:func:`copdata.qa.keyoffset.source_key_offset`,
+    ``"method": "keys"``, the notes starting inside the clips,
+    ``frame_timing`` of the video; for a partial keyboard
+    :func:`copdata.qa.keyoffset.octave_key_offset`, which records the octave
+    chosen from the notes and its margin);
+    otherwise the strip estimator (:func:`copdata.qa.offset.source_offset`,
+    ``"method": "strip"``), each clip's curve measured as
+    :func:`measure_video` measures it. The strip estimate is also recorded
+    under ``"strip"`` when the keys decide.
+
+    On camera video (``frame_timing="camera"``) the strip estimate is never
+    confident: on the real webcam videos of ``benchmarks/bench_offset_real.py``
+    it read 1.1-1.6 frames earlier than the per-key estimate on every source it
+    called confident, more than the one frame a confident offset may be off.
+    Its own verdict is kept as ``"strip_confident"`` and ``"not_confident_why"``
+    says why it is not acted on. Rendered video (copdata's renderer, or
+    ``--video-timing rendered``) keeps the strip estimator's verdict."""
+    if frame_timing not in FRAME_TIMINGS:
+        raise ValueError(f"frame_timing must be one of {FRAME_TIMINGS}, got {frame_timing!r}")
     max_lag = int(math.ceil(qa_offset.DEFAULT_MAX_OFFSET_S * fps))
+    keys = _key_map(iter(key_frames()), first_frames, frames_per_clip) if key_frames is not None \
+        else None
+    stream = qa_keyoffset.PressStream(keys[1]) if keys else None
+
+    def see(frame) -> None:
+        if stream is not None:
+            x0, y0, x1, y1 = keys[0]
+            grey = frame.to_ndarray(format="gray") if hasattr(frame, "reformat") else np.asarray(frame)
+            stream(grey[y0:y1, x0:x1])
+
     frames = iter(frames)
     position, curves = 0, []
     for first in first_frames:
         observer = ClipObserver(frames_per_clip)
         try:
             while position < first:
-                next(frames)
+                see(next(frames))
                 position += 1
             for _ in range(frames_per_clip):
-                observer(next(frames))
+                frame = next(frames)
+                observer(frame)
+                see(frame)
                 position += 1
         except StopIteration:
             break
@@ -195,8 +288,31 @@ def measure_source_offset(frames, first_frames: Sequence[int], frames_per_clip: 
                                              frames_per_clip + 2 * max_lag, qa_offset.DEFAULT_BANDS)
         curves.append(qa_offset.offset_curve(motion, onsets, max_lag))
     spans = [(f / fps, (f + frames_per_clip) / fps) for f in first_frames]
-    notes = sum(1 for n in item_notes if any(a <= n.start < b for a, b in spans))
-    return qa_offset.source_offset(curves, fps, notes)
+    inside = [n for n in item_notes if any(a <= n.start < b for a, b in spans)]
+    strip = {**qa_offset.source_offset(curves, fps, len(inside)), "method": "strip"}
+    if frame_timing == "camera":
+        strip["strip_confident"] = strip["confident"]
+        strip["confident"] = False
+        strip["not_confident_why"] = STRIP_ON_CAMERA
+    if stream is None or not stream.rows:
+        return strip
+    press = stream.press
+    found, shifts = keys[1], keys[2]
+    if shifts is not None:
+        result = qa_keyoffset.octave_key_offset(press, found, shifts, inside, fps, 0.0,
+                                                qa_offset.DEFAULT_MAX_OFFSET_S,
+                                                frame_timing=frame_timing)
+        result["strip"] = strip
+        return result
+    onsets, lags, times = qa_keyoffset.note_curves(press, found, inside, fps, 0.0,
+                                                   qa_offset.DEFAULT_MAX_OFFSET_S,
+                                                   frame_timing=frame_timing, with_times=True)
+    releases, _ = qa_keyoffset.note_curves(press, found, inside, fps, 0.0,
+                                           qa_offset.DEFAULT_MAX_OFFSET_S, at="end",
+                                           frame_timing=frame_timing)
+    result = qa_keyoffset.source_key_offset(onsets, lags, fps, release_curves=releases, times=times)
+    result["strip"] = strip
+    return result
 
 
 def measure_audio(audio: np.ndarray, sample_rate: int, clip_notes: Sequence) -> dict:

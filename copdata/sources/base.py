@@ -51,6 +51,9 @@ class BuildSettings:
     qa_min_keyboard: float | None = None
     qa_max_offset: float | None = None  # seconds
     qa_correct_offset: bool = False  # shift audio by the measured offset before cutting
+    # How recorded sources' frames relate to time (synth is always "rendered"):
+    # "camera" (a snapshot at i/fps) or "rendered" (the roll's convention)
+    video_timing: str = "camera"
     auto_crop: bool = False  # local/youtube: detect the keyboard box when a row has none
 
     @property

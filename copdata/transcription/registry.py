@@ -24,6 +24,38 @@ TRANSCRIBERS = {
                 "onset F1 ~0.95) but slow on CPU (0.2-0.4x realtime on 2 busy cores); "
                 "--device cuda on a GPU",
 }
+# Note F1 on real piano (OMAPS development pieces 001-025, mir_eval: onsets within
+# 50 ms; with offsets, ends within 20 % or 50 ms), per transcriber and
+# post-processing; `benchmarks/bench_transcribe_real.py ... --files 1-25`,
+# docs/transcription.md. Keys: the note_post steps in their applied order.
+MEASURED_ACCURACY = {
+    "basic-pitch": {(): (0.692, 0.156), ("octave",): (0.696, 0.157), ("ends",): (0.692, 0.202),
+                    ("octave", "ends"): (0.696, 0.203), ("floor",): (0.692, 0.156)},
+    "transkun": {(): (0.963, 0.419), ("octave",): (0.956, 0.417), ("ends",): (0.963, 0.226),
+                 ("octave", "ends"): (0.956, 0.224), ("floor",): (0.963, 0.439)},
+}
+ACCURACY_SOURCE = ("OMAPS 001-025 (real upright/digital piano, webcam microphone, hand-aligned "
+                   "labels), benchmarks/bench_transcribe_real.py")
+
+
+def measured_accuracy(name: str | None, note_post=()) -> str:
+    """One line stating the MIDI view's measured accuracy for this transcriber
+    and post-processing, or that it was not measured."""
+    from .post import check_steps
+
+    try:
+        steps_done = check_steps(note_post if isinstance(note_post, (list, tuple)) else [note_post])
+    except (TranscriberError, TypeError):
+        steps_done = None
+    figures = None if steps_done is None else MEASURED_ACCURACY.get(str(name), {}).get(steps_done)
+    steps = "unknown" if steps_done is None else "+".join(steps_done) or "none"
+    if figures is None:
+        return (f"MIDI view accuracy: not measured for transcriber {name!r} with post-processing "
+                f"{steps}.")
+    return (f"MIDI view accuracy ({name}, post-processing {steps}) on {ACCURACY_SOURCE}: "
+            f"note F1 {figures[0]:.3f} on onsets, {figures[1]:.3f} with note ends.")
+
+
 _SETTINGS = {  # the keyword arguments each transcriber accepts
     "basic-pitch": ("onset_threshold", "frame_threshold", "min_note_ms", "model_path",
                     "num_threads"),
