@@ -56,6 +56,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .keys import MIN_PARTIAL_BLACK, KeyColumns, find_key_map
+from .offset import _peak  # the one parabola refinement of a curve's maximum
 
 KEY_INNER = 0.7  # share of a key's width measured (its middle)
 DETREND_FRAMES = 9
@@ -210,17 +211,6 @@ def note_curves(press: np.ndarray, columns: KeyColumns, notes: Sequence, fps: fl
         times.append(note.start if at == "start" else note.end)
     curves = np.array(out).reshape(len(out), len(lags))
     return (curves, lags, np.array(times, float)) if with_times else (curves, lags)
-
-
-def _peak(curve: np.ndarray) -> tuple[float, int]:
-    best = int(np.argmax(curve))
-    shift = 0.0
-    if 0 < best < len(curve) - 1:
-        left, mid, right = curve[best - 1], curve[best], curve[best + 1]
-        curvature = left - 2 * mid + right
-        if curvature < 0:
-            shift = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
-    return best + shift, best
 
 
 def source_key_offset(curves: np.ndarray, lags: np.ndarray, fps: float, lead_s: float = KEY_LEAD_S,
