@@ -19,6 +19,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# Inference needs torch, numpy, pretty_midi, soxr, librosa (all ours); copdata
 	# stands in for the one torchaudio call (a mel filterbank).
 	$(PIP) install --no-deps transkun==2.0.1
+	# musicnn (ISC) for its MTT_musicnn weights only: copdata.qa.timbre reads the TF
+	# checkpoint itself and runs a torch port, so its TensorFlow requirement is not needed.
+	$(PIP) install --no-deps musicnn==0.1.0
 	$(PIP) install -e '.[test]'
 	touch $@
 

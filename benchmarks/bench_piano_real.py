@@ -60,7 +60,8 @@ import numpy as np
 from copdata.media.decode import read_audio
 from copdata.notes import Note
 from copdata.qa.audio import piano_evidence
-from copdata.qa.stage import CLAIM_PIANO_PITCHES
+from copdata.qa.stage import CLAIM_PIANO_PITCHES, CLAIM_PIANO_RECORDED, CLAIM_PIANO_TIMBRE
+from copdata.qa.timbre import PianoTimbre
 from copdata.transcription import get_transcriber
 
 SR = 44100
@@ -197,6 +198,7 @@ def main(argv=None) -> int:
             ev = piano_evidence(cached["audio"], SR, notes)
             row.update({key: round(float(v), 4) for key, v in ev.items()})
             row["pitches"] = len({n.pitch for n in notes})
+        score_timbre(rows, out)
         (out / "scores.json").write_text(json.dumps(rows, indent=1))
         report(rows, out)
         return 0
@@ -255,82 +257,122 @@ def main(argv=None) -> int:
             for k, clip in enumerate(harp_clips(args.harp, args.harp_clips, tmp)):
                 add(f"harp-sequence-{k}", "harp (real notes)", False, [clip])
 
+    score_timbre(rows, out)
     (out / "scores.json").write_text(json.dumps(rows, indent=1))
     report(rows, out)
     return 0
 
 
-def claim_score(row: dict, gated: bool) -> float:
-    """The row's piano_score, or 0 when ``gated`` and its notes have fewer
-    distinct pitches than a "solo piano" claim needs (CLAIM_PIANO_PITCHES)."""
-    if gated and row.get("pitches", CLAIM_PIANO_PITCHES) < CLAIM_PIANO_PITCHES:
-        return 0.0
-    return row["piano_score"]
+def score_timbre(rows: list[dict], out: Path) -> None:
+    """Add musicnn's tags (``piano_timbre``, ``timbre_piano``, ``timbre_harp``;
+    :mod:`copdata.qa.timbre`) to every row, from its cached clip audio."""
+    model = PianoTimbre()
+    for i, row in enumerate(rows):
+        audio = np.load(out / "clips" / f"{i:04d}.npz")["audio"]
+        row.update(model.measure(audio, SR))
 
 
-def _claim_report(rows: list[dict], gated: bool) -> None:
-    """The claim threshold chosen on the development part (the lowest above
-    every other clip) and what it does on the held-out part."""
-    rule = (f"piano_score with at least {CLAIM_PIANO_PITCHES} distinct pitches" if gated
-            else "piano_score alone")
-    dev = [r for r in rows if r["part"] == "dev"]
-    labels = np.array([int(r["piano"]) for r in dev])
-    scores = np.array([claim_score(r, gated) for r in dev])
-    neg, pos = scores[labels == 0], scores[labels == 1]
-    if not len(neg) or not len(pos):
-        return
-    at = float(np.ceil((neg.max() + 1e-9) * 100) / 100)
-    print(f"claims by {rule}: dev ROC AUC {roc_auc(labels, scores):.3f}; lowest claim threshold "
-          f"above every other clip {at:.2f}: keeps {float(np.mean(pos >= at)):.0%} of the piano clips")
-    held = [r for r in rows if r["part"] == "held-out"]
-    if held:
-        hl = np.array([int(r["piano"]) for r in held])
-        hs = np.array([claim_score(r, gated) for r in held])
-        claimed = [f"{r['class']} {r['piano_score']:.3f} ({r.get('pitches')} pitches)"
-                   for r, v in zip(held, hs) if not r["piano"] and v >= at]
-        print(f"  held-out: ROC AUC {roc_auc(hl, hs):.3f}; at {at:.2f} piano kept "
-              f"{float(np.mean(hs[hl == 1] >= at)) if hl.any() else float('nan'):.0%}, other clips "
-              f"claimed {len(claimed)} of {int((hl == 0).sum())}" + (f": {', '.join(claimed)}" if claimed else ""))
+RULES = {  # name -> (row -> score for the ROC; the claim threshold applies to it)
+    "piano_score alone (QA version 2)": lambda r, ps_gate: r["piano_score"],
+    f"piano_score, >= {CLAIM_PIANO_PITCHES} pitches (QA version 3)":
+        lambda r, ps_gate: r["piano_score"] if r.get("pitches", 0) >= CLAIM_PIANO_PITCHES else 0.0,
+    "piano_timbre alone": lambda r, ps_gate: r["piano_timbre"],
+    f"piano_timbre, piano_score >= gate, >= {CLAIM_PIANO_PITCHES} pitches (QA version 4)":
+        lambda r, ps_gate: (r["piano_timbre"] if r["piano_score"] >= ps_gate
+                            and r.get("pitches", 0) >= CLAIM_PIANO_PITCHES else -1.0),
+}
+BUILD_RULE = f"piano_timbre, piano_score >= gate, >= {CLAIM_PIANO_PITCHES} pitches (QA version 4)"
 
 
-def report(rows: list[dict], out: Path) -> None:
-    print()
+def _claim_report(rows: list[dict], rule: str, ps_gate: float = CLAIM_PIANO_RECORDED,
+                  fixed: float | None = None) -> dict:
+    """ROC AUC of ``rule`` on each part; the claim threshold chosen on the
+    development part (the lowest 0.01 step above every other clip, or ``fixed``)
+    and what it does on the held-out part."""
+    score = RULES[rule]
+    out = {"rule": rule, "piano_score_gate": ps_gate}
+    for part in ("dev", "held-out"):
+        sel = [r for r in rows if r["part"] == part]
+        labels = np.array([int(r["piano"]) for r in sel])
+        scores = np.array([score(r, ps_gate) for r in sel])
+        if not len(sel) or labels.all() or not labels.any():
+            continue
+        if part == "dev":
+            neg_max = float(scores[labels == 0].max())
+            at = fixed if fixed is not None else float(np.ceil((neg_max + 1e-9) * 100) / 100)
+            out.update(threshold=at, dev_highest_other=neg_max,
+                       dev_highest_other_class=sel[int(np.flatnonzero(labels == 0)[
+                           np.argmax(scores[labels == 0])])]["class"])
+        at = out["threshold"]
+        claimed = [f"{r['class']} {v:.3f}" for r, v in zip(sel, scores) if not r["piano"] and v >= at]
+        out[part] = {"auc": roc_auc(labels, scores), "piano_kept": float(np.mean(scores[labels == 1] >= at)),
+                     "others_claimed": claimed, "others": int((labels == 0).sum()),
+                     "pianos": int(labels.sum())}
+    d, h = out.get("dev"), out.get("held-out")
+    if d:
+        print(f"{rule}" + (f" [piano_score gate {ps_gate:g}]" if "gate" in rule else "")
+              + f": dev ROC AUC {d['auc']:.3f}; threshold {out['threshold']:.2f} (highest other dev clip "
+              f"{out['dev_highest_other']:.3f}, {out['dev_highest_other_class']}): keeps "
+              f"{d['piano_kept']:.0%} of the dev piano clips")
+    if h:
+        print(f"  held-out: ROC AUC {h['auc']:.3f}; piano kept {h['piano_kept']:.0%}, other clips claimed "
+              f"{len(h['others_claimed'])} of {h['others']}"
+              + (f": {', '.join(h['others_claimed'])}" if h["others_claimed"] else ""))
+    return out
+
+
+def _class_table(rows: list[dict], key: str) -> None:
     for part in ("dev", "held-out"):
         sel = [r for r in rows if r["part"] == part]
         if not sel:
             continue
         labels = np.array([int(r["piano"]) for r in sel])
-        scores = np.array([r["piano_score"] for r in sel])
-        print(f"== {part}: {int(labels.sum())} piano clips, {int((1 - labels).sum())} other clips, "
-              f"ROC AUC {roc_auc(labels, scores):.3f}")
-        classes = sorted({r["class"] for r in sel})
+        scores = np.array([r[key] for r in sel])
+        print(f"== {key}, {part}: {int(labels.sum())} piano clips, {int((1 - labels).sum())} other "
+              f"clips, ROC AUC {roc_auc(labels, scores):.3f}")
         print(f"{'class':>28} {'clips':>5} {'median':>7} {'max':>6}")
-        for cls in classes:
-            s = np.array([r["piano_score"] for r in sel if r["class"] == cls])
+        for cls in sorted({r["class"] for r in sel}):
+            s = np.array([r[key] for r in sel if r["class"] == cls])
             print(f"{cls:>28} {len(s):>5} {np.median(s):>7.3f} {s.max():>6.3f}")
-    for gated in (False, True):
-        _claim_report(rows, gated)
+
+
+def report(rows: list[dict], out: Path) -> None:
+    print()
+    _class_table(rows, "piano_score")
+    print()
+    _class_table(rows, "piano_timbre")
+    print()
+    results = [_claim_report(rows, rule) for rule in list(RULES)[:3]]
+    for gate in (0.0, 0.3, 0.5, CLAIM_PIANO_RECORDED):
+        results.append(_claim_report(rows, BUILD_RULE, gate))
+    build = _claim_report(rows, BUILD_RULE, CLAIM_PIANO_RECORDED, fixed=CLAIM_PIANO_TIMBRE)
+    print(f"  (the build's constants: piano_score >= {CLAIM_PIANO_RECORDED:g}, "
+          f"piano_timbre >= {CLAIM_PIANO_TIMBRE:g})")
+    (out / "rules.json").write_text(json.dumps(results + [build], indent=1))
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        for part, style in (("dev", "-"), ("held-out", "--")):
-            sel = [r for r in rows if r["part"] == part]
-            labels = np.array([int(r["piano"]) for r in sel])
-            scores = np.array([claim_score(r, True) for r in sel])
-            if not len(sel) or labels.all() or not labels.any():
-                continue
-            thr = np.unique(np.concatenate([scores, [np.inf]]))[::-1]
-            tpr = [float(np.mean(scores[labels == 1] >= t)) for t in thr]
-            fpr = [float(np.mean(scores[labels == 0] >= t)) for t in thr]
-            ax.plot(fpr, tpr, style, label=f"{part} (AUC {roc_auc(labels, scores):.3f})")
-        ax.set_xlabel("other clips claimed (FPR)")
-        ax.set_ylabel("piano clips claimed (TPR)")
-        ax.set_title(f"piano_score, >= {CLAIM_PIANO_PITCHES} pitches, real recordings", fontsize=9)
-        ax.legend(loc="lower right")
+        fig, axes = plt.subplots(1, 2, figsize=(9, 4.5), sharey=True)
+        for ax, rule in zip(axes, (list(RULES)[1], BUILD_RULE)):
+            for part, style in (("dev", "-"), ("held-out", "--")):
+                sel = [r for r in rows if r["part"] == part]
+                labels = np.array([int(r["piano"]) for r in sel])
+                scores = np.array([RULES[rule](r, CLAIM_PIANO_RECORDED) for r in sel])
+                if not len(sel) or labels.all() or not labels.any():
+                    continue
+                thr = np.unique(np.concatenate([scores, [np.inf]]))[::-1]
+                tpr = [float(np.mean(scores[labels == 1] >= t)) for t in thr]
+                fpr = [float(np.mean(scores[labels == 0] >= t)) for t in thr]
+                ax.plot(fpr, tpr, style, label=f"{part} (AUC {roc_auc(labels, scores):.3f})")
+            ax.set_xlabel("other clips claimed (FPR)")
+            ax.set_title(rule.replace(" (QA", "\n(QA").replace("gate", f"{CLAIM_PIANO_RECORDED:g}"),
+                         fontsize=8)
+            ax.legend(loc="lower right")
+        axes[0].set_ylabel("piano clips claimed (TPR)")
+        fig.suptitle("Piano filter on real recordings (benchmarks/bench_piano_real.py)", fontsize=9)
         fig.tight_layout()
         fig.savefig(out / "roc.png", dpi=110)
         print(f"wrote {out / 'roc.png'}")

@@ -513,6 +513,27 @@ def test_solo_piano_claim_below_its_threshold_and_a_raised_threshold(ds):
                              "claim threshold is 0.25"]
 
 
+def test_a_recorded_dataset_needs_the_piano_timbre_for_solo_piano(ds):
+    """A recorded build's qa block names claim_piano_timbre: the claim needs the
+    timbre measured and at least that; not measured (None) makes no claim."""
+    score = _rows(ds)[0]["qa"]["piano_score"]
+    _settings(ds, lambda s: s["qa"].update(claim_piano_timbre=0.3))
+    cid = _claims(ds, claims={"keyboard": True, "solo_piano": True}, piano_pitches=6,
+                  piano_timbre=0.2999)
+    assert _validate(ds) == [f"{cid}: qa.claims.solo_piano=True but piano_score={score} and the "
+                             "claim threshold is 0.5 (6 distinct pitches, 6 needed) "
+                             "(piano_timbre 0.2999, 0.3 needed)"]
+    _claims(ds, piano_timbre=0.3)
+    assert _validate(ds) == []
+    _claims(ds, piano_timbre=None)
+    assert len(_validate(ds)) == 1
+    _claims(ds, claims={"keyboard": True, "solo_piano": False})
+    assert _validate(ds) == []  # not measured, not claimed
+    _settings(ds, lambda s: s["qa"].update(claim_piano_timbre=None))  # a rendered build
+    assert _validate(ds) == [f"{cid}: qa.claims.solo_piano=False but piano_score={score} and the "
+                             "claim threshold is 0.5 (6 distinct pitches, 6 needed)"]
+
+
 @pytest.mark.parametrize("value", [None, "0.9"])
 def test_a_score_that_is_not_a_number(ds, value):
     cid = _claims(ds, keyboard_score=value, piano_score=0.3,

@@ -101,12 +101,18 @@ def _check_claims(clip: Clip, qa_settings: dict | None) -> list[str]:
         pitches = qa.get("piano_pitches")
         if name == "solo_piano" and min_pitches is not None and pitches is not None:
             expected = expected and pitches >= min_pitches  # a few held notes: no claim
+        min_timbre = qa_settings.get("claim_piano_timbre")
+        timbre = qa.get("piano_timbre")
+        if name == "solo_piano" and min_timbre is not None:  # recorded: timbre measured and piano
+            expected = expected and isinstance(timbre, (int, float)) and timbre >= min_timbre
         if bool(claims.get(name)) != bool(expected):
             problems.append(f"qa.claims.{name}={claims.get(name)} but {score}={value} and the "
                             f"claim threshold is {qa_settings[key]}"
                             + (f" ({pitches} distinct pitches, {min_pitches} needed)"
                                if name == "solo_piano" and min_pitches is not None
-                               and pitches is not None else ""))
+                               and pitches is not None else "")
+                            + (f" (piano_timbre {timbre}, {min_timbre} needed)"
+                               if name == "solo_piano" and min_timbre is not None else ""))
     return problems
 
 

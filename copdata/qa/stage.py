@@ -9,6 +9,12 @@ clip. The result is the clip row's ``qa`` object:
 ``piano_pitches``
     distinct pitches among the clip's notes (a "solo piano" claim needs
     :data:`CLAIM_PIANO_PITCHES`).
+``piano_timbre``, ``timbre_piano``, ``timbre_harp``
+    recorded sources only (notes transcribed from the audio):
+    :meth:`copdata.qa.timbre.PianoTimbre.measure`, musicnn's "piano" minus
+    "harp" tag probability (a "solo piano" claim needs
+    :data:`CLAIM_PIANO_TIMBRE`); ``piano_timbre`` is None when the model is
+    not installed (not measured: no claim).
 ``keyboard_score``, ``keyboard_box``, ``keyboard_flipped``, ``keyboard_keys``
     :func:`copdata.qa.orient.detect_keyboard_view` on :data:`DETECT_FRAMES`
     frames spread over the clip, upright or seen from the far side (no tilt
@@ -35,7 +41,9 @@ clip is not written and becomes a ``rejected`` row in ``report.json``.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -47,6 +55,9 @@ from . import keyoffset as qa_keyoffset
 from . import keys as qa_keys
 from . import offset as qa_offset
 from . import orient as qa_orient
+from . import timbre as qa_timbre
+
+log = logging.getLogger(__name__)
 
 DETECT_FRAMES = 5
 # What steps.json states when no --qa-min-* threshold is given
@@ -61,9 +72,14 @@ CLAIM_KEYBOARD = 0.5
 # note) is stable partials at its pitches, which piano_score cannot tell from a
 # piano (benchmarks/bench_piano_real.py, docs/qa.md)
 CLAIM_PIANO_PITCHES = 6
+# Recorded sources: "solo piano" also needs musicnn's piano-minus-harp tag at
+# least this (copdata.qa.timbre); piano_score and the pitch count cannot tell a
+# harp, a guitar or a celesta from a piano. Chosen above every non-piano
+# development clip of benchmarks/bench_piano_real.py (docs/qa.md).
+CLAIM_PIANO_TIMBRE = 0.30
 # An offset measured with less confidence is not acted on (no rejection, no shift)
 MIN_OFFSET_CONFIDENCE = 0.05
-QA_VERSION = 3
+QA_VERSION = 4
 
 
 def qa_info(settings, recorded: bool = False) -> dict:
@@ -82,6 +98,8 @@ def qa_info(settings, recorded: bool = False) -> dict:
         "claim_keyboard": claim_keyboard,
         "claim_keyboard_keys": qa_orient.MIN_CLAIM_KEYS,
         "claim_piano_pitches": CLAIM_PIANO_PITCHES,
+        "claim_piano_timbre": CLAIM_PIANO_TIMBRE if recorded else None,
+        "timbre_model": timbre_status() if recorded else None,
         "min_offset_confidence": MIN_OFFSET_CONFIDENCE,
         "offset_search_s": qa_offset.DEFAULT_MAX_OFFSET_S,
         "silence_dbfs": qa_audio.QA_SILENCE_DBFS,
@@ -99,19 +117,61 @@ def claim_thresholds(min_piano: float | None, min_keyboard: float | None,
             CLAIM_KEYBOARD if min_keyboard is None else float(min_keyboard))
 
 
-def claims(qa: dict, claim_piano: float, claim_keyboard: float) -> dict:
+def claims(qa: dict, claim_piano: float, claim_keyboard: float,
+           claim_timbre: float | None = None) -> dict:
     """What steps may state: a keyboard view needs ``keyboard_score`` at the
     threshold and at least :data:`copdata.qa.orient.MIN_CLAIM_KEYS` visible
     keys (a partial keyboard is no "top-down view of a piano keyboard");
     solo piano needs ``piano_score`` at the threshold and at least
     :data:`CLAIM_PIANO_PITCHES` distinct pitches (``piano_pitches``; rows
-    without it, made before QA version 3, are judged on the score alone)."""
+    without it, made before QA version 3, are judged on the score alone),
+    and, when ``claim_timbre`` is given (recorded sources), ``piano_timbre``
+    at least that: a row whose timbre was not measured (None, missing) makes
+    no claim."""
     keys = qa.get("keyboard_keys")
     whole_enough = keys is None or keys >= qa_orient.MIN_CLAIM_KEYS
     pitches = qa.get("piano_pitches")
     enough_pitches = pitches is None or pitches >= CLAIM_PIANO_PITCHES
+    timbre = qa.get("piano_timbre")
+    piano_timbre = claim_timbre is None or (isinstance(timbre, (int, float))
+                                            and timbre >= claim_timbre)
     return {"keyboard": bool(qa.get("keyboard_score", 0.0) >= claim_keyboard and whole_enough),
-            "solo_piano": bool(qa.get("piano_score", 0.0) >= claim_piano and enough_pitches)}
+            "solo_piano": bool(qa.get("piano_score", 0.0) >= claim_piano and enough_pitches
+                               and piano_timbre)}
+
+
+_TIMBRE: dict = {}
+_TIMBRE_LOCK = threading.Lock()
+
+
+def timbre_model() -> "qa_timbre.PianoTimbre | None":
+    """The process's musicnn tagger, loaded once; None (and one warning) when
+    it is not installed or its files fail their checksum."""
+    with _TIMBRE_LOCK:
+        if "model" not in _TIMBRE:
+            try:
+                _TIMBRE["model"] = qa_timbre.shared_model()
+                _TIMBRE["status"] = {"name": qa_timbre.MODEL, **_TIMBRE["model"].weights}
+            except qa_timbre.TimbreModelError as exc:
+                log.warning("piano timbre not measured: %s", exc)
+                _TIMBRE["model"] = None
+                _TIMBRE["status"] = {"name": qa_timbre.MODEL, "error": str(exc)}
+        return _TIMBRE["model"]
+
+
+def timbre_status() -> dict:
+    """What :func:`timbre_model` loaded (name, folder, sha256s) or why it could not."""
+    timbre_model()
+    return dict(_TIMBRE["status"])
+
+
+def measure_timbre(audio: np.ndarray, sample_rate: int) -> dict:
+    """``piano_timbre`` and its two tags for a clip; ``piano_timbre`` None when the
+    model is not available (not measured)."""
+    model = timbre_model()
+    if model is None:
+        return {"piano_timbre": None}
+    return model.measure(audio, sample_rate)
 
 
 class ClipObserver:
@@ -373,8 +433,10 @@ def clip_qa(observer: ClipObserver, audio_window: np.ndarray, window_start: int,
     audio = audio_window[first:first + n]
     notes = segment_notes(item_notes, t0 + shift, t0 + shift + seconds)
     qa.update(measure_audio(audio, sr, notes))
+    if recorded:
+        qa.update(measure_timbre(audio, sr))
     piano_at, keyboard_at = claim_thresholds(settings.qa_min_piano, settings.qa_min_keyboard, recorded)
-    qa["claims"] = claims(qa, piano_at, keyboard_at)
+    qa["claims"] = claims(qa, piano_at, keyboard_at, CLAIM_PIANO_TIMBRE if recorded else None)
     reasons = failures(qa, settings)
     qa["passed"] = not reasons
     return ClipQA(qa, audio, notes, reasons)

@@ -17,7 +17,7 @@ import numpy as np
 from ..dataset.store import open_dataset
 from .stage import MIN_OFFSET_CONFIDENCE, claim_thresholds
 
-SIGNALS = ("piano_score", "keyboard_score", "av_offset_s", "av_offset_confidence",
+SIGNALS = ("piano_score", "piano_timbre", "keyboard_score", "av_offset_s", "av_offset_confidence",
            "av_offset_applied_s", "silence_ratio", "loudness_lufs")
 
 
@@ -87,6 +87,10 @@ def qa_summary(root: str | Path) -> dict:
             lambda c: (c["av_offset_confidence"] or 0) >= MIN_OFFSET_CONFIDENCE
             and residual(c) > 1.0 / ds.fps),
     }
+    claim_timbre = settings.get("claim_piano_timbre")
+    if claim_timbre is not None:  # recorded sources: not measured (None) counts as below
+        below["piano_timbre < %g (or not measured)" % claim_timbre] = count(
+            lambda c: not isinstance(c["piano_timbre"], (int, float)) or c["piano_timbre"] < claim_timbre)
     if max_offset is not None:
         below[f"|offset after correction| > {max_offset:g}"] = count(
             lambda c: (c["av_offset_confidence"] or 0) >= MIN_OFFSET_CONFIDENCE
@@ -95,7 +99,8 @@ def qa_summary(root: str | Path) -> dict:
         "dataset": str(ds.root),
         "thresholds": {"min_piano": settings.get("min_piano"), "min_keyboard": settings.get("min_keyboard"),
                        "max_offset_s": max_offset, "correct_offset": settings.get("correct_offset"),
-                       "claim_piano": claim_piano, "claim_keyboard": claim_keyboard},
+                       "claim_piano": claim_piano, "claim_keyboard": claim_keyboard,
+                       "claim_piano_timbre": claim_timbre},
         "clips": len(clips),
         "kept": count(lambda c: c["status"] == "kept"),
         "rejected": count(lambda c: c["status"] == "rejected"),
@@ -117,14 +122,17 @@ def format_qa(summary: dict, table: bool = True) -> str:
              + (f", {summary['without_qa']} without QA signals" if summary["without_qa"] else ""),
              f"build thresholds: min_piano={t['min_piano']} min_keyboard={t['min_keyboard']} "
              f"max_offset_s={t['max_offset_s']} correct_offset={t['correct_offset']}; "
-             f"steps claim solo piano at >= {t['claim_piano']:g}, a keyboard at >= {t['claim_keyboard']:g}"]
+             f"steps claim solo piano at >= {t['claim_piano']:g}"
+             + (f" with piano_timbre >= {t['claim_piano_timbre']:g}"
+                if t.get("claim_piano_timbre") is not None else "")
+             + f", a keyboard at >= {t['claim_keyboard']:g}"]
     if table:
         lines.append("")
-        lines.append(f"{'clip':34s} {'status':8s} {'piano':>6s} {'keys':>6s} {'offset':>7s} "
+        lines.append(f"{'clip':34s} {'status':8s} {'piano':>6s} {'timbre':>6s} {'keys':>6s} {'offset':>7s} "
                      f"{'conf':>5s} {'silent':>6s} {'LUFS':>6s}  reason")
         for c in summary["table"]:
             lines.append(f"{c['id'][:34]:34s} {c['status']:8s} {_cell(c['piano_score'], '6.3f')} "
-                         f"{_cell(c['keyboard_score'], '6.3f')} {_cell(c['av_offset_s'], '+7.3f')} "
+                         f"{_cell(c['piano_timbre'], '6.3f')} {_cell(c['keyboard_score'], '6.3f')} {_cell(c['av_offset_s'], '+7.3f')} "
                          f"{_cell(c['av_offset_confidence'], '5.2f')} {_cell(c['silence_ratio'], '6.2f')} "
                          f"{_cell(c['loudness_lufs'], '6.1f')}  {'; '.join(c['reasons'])}")
         lines.append("")

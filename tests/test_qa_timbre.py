@@ -1,0 +1,244 @@
+"""copdata.qa.tfckpt and copdata.qa.timbre against TensorFlow and musicnn's own code.
+
+Oracles: ``tests/fixtures/`` was written by ``tools/musicnn_reference.py`` with
+TensorFlow 2.15 and musicnn 0.1.0 (nothing of copdata imported): a tiny
+checkpoint with the values TensorFlow reads back from it, musicnn's logits on
+seeded patches and ``musicnn.extractor.extractor``'s taggram of a seeded tone
+sequence. The claim rule is checked on cases worked by hand.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from copdata.qa import stage, timbre
+from copdata.qa.tfckpt import CheckpointError, index_entries, read_checkpoint
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY = FIXTURES / "tfckpt_tiny"
+
+
+def _reference_tool():
+    spec = importlib.util.spec_from_file_location(
+        "musicnn_reference", Path(__file__).parents[1] / "tools" / "musicnn_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _installed_weights() -> Path:
+    try:
+        return timbre.weights_dir()
+    except timbre.TimbreModelError as exc:  # `make install` installs it; a bare checkout may not
+        pytest.skip(str(exc))
+
+
+# -- the checkpoint reader ----------------------------------------------------------------------
+
+def test_reader_returns_what_tensorflow_reads_back():
+    expected = json.loads((FIXTURES / "tfckpt_tiny.json").read_text())
+    got = read_checkpoint(TINY)
+    assert set(got) == set(expected) and len(got) == 300
+    dtypes = set()
+    for name, want in expected.items():
+        value = got[name]
+        dtypes.add(str(value.dtype))
+        assert str(value.dtype) == want["dtype"], name
+        assert list(value.shape) == want["shape"], name
+        assert np.array_equal(value.ravel(), np.array(want["values"], dtype=value.dtype)), name
+    assert dtypes == {"float32", "float64", "float16", "int32", "int64", "bool"}
+
+
+def test_reader_spans_several_index_blocks():
+    # 300 names sharing long prefixes do not fit one 4 KiB block: the index has several,
+    # and the entries within a block are prefix-compressed (a wrong "shared" length
+    # would garble every name after the block's first)
+    size = (FIXTURES / "tfckpt_tiny.index").stat().st_size
+    assert size > 2 * 4096
+    names = sorted(index_entries(TINY))
+    assert names == sorted(json.loads((FIXTURES / "tfckpt_tiny.json").read_text()))
+
+
+def _copy(tmp_path: Path) -> Path:
+    for suffix in (".index", ".data-00000-of-00001"):
+        shutil.copy(f"{TINY}{suffix}", tmp_path / f"ck{suffix}")
+    return tmp_path / "ck"
+
+
+def test_reader_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
+    prefix = _copy(tmp_path)
+    index = Path(f"{prefix}.index")
+    raw = bytearray(index.read_bytes())
+    raw[-1] ^= 0xFF  # the table magic
+    index.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="magic"):
+        read_checkpoint(prefix)
+    index.write_bytes(b"short")
+    with pytest.raises(CheckpointError, match="shorter"):
+        read_checkpoint(prefix)
+
+
+def test_reader_refuses_compressed_blocks(tmp_path):
+    prefix = _copy(tmp_path)
+    index = Path(f"{prefix}.index")
+    raw = bytearray(index.read_bytes())
+    # the first data block starts at 0; its trailer's type byte follows its size,
+    # which the index block's first handle gives: find it by reading the footer
+    footer = raw[-48:]
+    from copdata.qa.tfckpt import _block, _varint
+    pos = 0
+    for _ in range(2):
+        _, pos = _varint(bytes(footer), pos)
+    index_offset, pos = _varint(bytes(footer), pos)
+    index_size, _ = _varint(bytes(footer), pos)
+    handle = _block(bytes(raw), index_offset, index_size)[0][1]
+    offset, p = _varint(handle, 0)
+    size, _ = _varint(handle, p)
+    raw[offset + size] = 1  # snappy
+    index.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="compressed"):
+        read_checkpoint(prefix)
+
+
+def test_reader_checks_sizes_names_and_files(tmp_path):
+    prefix = _copy(tmp_path)
+    with pytest.raises(CheckpointError, match="not in the checkpoint"):
+        read_checkpoint(prefix, ["no/such/variable"])
+    data = Path(f"{prefix}.data-00000-of-00001")
+    data.write_bytes(data.read_bytes()[:100])  # truncated: tensors past byte 100 are gone
+    with pytest.raises(CheckpointError, match="do not hold"):
+        read_checkpoint(prefix)
+    data.unlink()
+    with pytest.raises(CheckpointError, match="cannot read"):
+        read_checkpoint(prefix)
+    with pytest.raises(CheckpointError, match="cannot read"):
+        read_checkpoint(tmp_path / "absent")
+
+
+# -- the network and its input ---------------------------------------------------------------------
+
+def test_network_equals_musicnn_tensorflow_on_the_same_patches():
+    import torch
+
+    folder = _installed_weights()
+    reference = json.loads((FIXTURES / "musicnn_reference.json").read_text())
+    model = timbre.PianoTimbre(folder)
+    patches = np.random.default_rng(reference["patch_seed"]).uniform(0.0, 4.0, (3, 187, 96))
+    with torch.inference_mode():
+        logits = model.network(torch.from_numpy(patches.astype(np.float32))).numpy()
+    want = np.array(reference["patch_logits"])
+    # float32 convolutions summed in another order: ~1e-6 of the logits' scale
+    assert np.abs(logits - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_tags_equal_musicnn_extractor_on_a_tone_sequence():
+    folder = _installed_weights()
+    reference = json.loads((FIXTURES / "musicnn_reference.json").read_text())
+    assert list(timbre.MTT_LABELS) == reference["labels"]
+    audio = _reference_tool().tone_sequence()
+    model = timbre.PianoTimbre(folder)
+    taggram = np.array(reference["tones_taggram"])  # (patches, tags), musicnn's own pipeline
+    tags = model.tags(audio, 16000)
+    got = np.array([tags[label] for label in timbre.MTT_LABELS])
+    assert np.abs(got - taggram.mean(axis=0)).max() <= 2e-5
+    measured = model.measure(audio, 16000)
+    assert measured["piano_timbre"] == pytest.approx(tags["piano"] - tags["harp"], abs=1e-4)
+
+
+def test_patches_follow_musicnn_batching():
+    # 7 s at 16 kHz, hop 256: 438 frames -> two whole 187-frame patches, the tail dropped
+    audio = _reference_tool().tone_sequence()
+    patches = timbre.mel_patches(audio, 16000)
+    assert patches.shape == (2, 187, 96) and patches.dtype == np.float32
+    # a loud tone: the float16 mel times 10000 would overflow float16 (numpy 2's rule);
+    # musicnn ran under numpy 1, which computes that line in float32
+    t = np.arange(16000 * 4) / 16000
+    loud = timbre.mel_patches(np.sin(2 * np.pi * 440 * t).astype(np.float32), 16000)
+    assert np.isfinite(loud).all() and loud.max() > np.log10(65504.0 + 1)
+
+
+def test_a_clip_shorter_than_a_patch_is_repeated():
+    rng = np.random.default_rng(3)
+    audio = rng.normal(scale=0.1, size=16000).astype(np.float32)  # 1 s: 63 frames
+    patches = timbre.mel_patches(audio, 16000)
+    assert patches.shape == (1, 187, 96)
+    assert np.array_equal(patches[0, 63:126], patches[0, :63])
+    assert np.array_equal(patches[0, 126:187], patches[0, :61])
+    with pytest.raises(ValueError):
+        timbre.mel_patches(np.zeros(0, np.float32), 16000)
+
+
+def test_stereo_and_other_rates_are_mixed_and_resampled():
+    audio = _reference_tool().tone_sequence()
+    stereo = np.stack([audio, audio])
+    assert np.array_equal(timbre.mel_patches(stereo, 16000), timbre.mel_patches(audio, 16000))
+    import librosa
+    up = librosa.resample(audio, orig_sr=16000, target_sr=44100, res_type="soxr_hq")
+    a, b = timbre.mel_patches(up, 44100), timbre.mel_patches(audio, 16000)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 0.02  # resampled twice: close, not equal
+
+
+# -- loading: checksums, errors ------------------------------------------------------------------
+
+def test_weights_are_checked_before_use(tmp_path, monkeypatch):
+    folder = _installed_weights()
+    copy = tmp_path / "MTT_musicnn"
+    shutil.copytree(folder, copy)
+    data = copy / ".data-00000-of-00001"
+    raw = bytearray(data.read_bytes())
+    raw[1234] ^= 1
+    data.write_bytes(bytes(raw))
+    with pytest.raises(timbre.TimbreModelError, match="sha256"):
+        timbre.PianoTimbre(copy)
+    (copy / ".index").unlink()
+    with pytest.raises(timbre.TimbreModelError, match="missing"):
+        timbre.PianoTimbre(copy)
+    monkeypatch.setenv(timbre.ENV_DIR, str(tmp_path / "nowhere"))
+    assert timbre.weights_dir() == tmp_path / "nowhere"
+    with pytest.raises(timbre.TimbreModelError, match="missing"):
+        timbre.PianoTimbre()
+
+
+def test_load_refuses_a_checkpoint_of_another_shape():
+    network = timbre.build_network()
+    tensors = read_checkpoint(f"{_installed_weights()}/")
+    with pytest.raises(timbre.TimbreModelError, match="lacks"):
+        timbre.load_tf_weights(network, {k: v for k, v in tensors.items() if k != "dense_1/bias"})
+    wrong = dict(tensors, **{"dense_1/bias": np.zeros(49, np.float32)})
+    with pytest.raises(timbre.TimbreModelError, match="does not fit"):
+        timbre.load_tf_weights(timbre.build_network(), wrong)
+
+
+# -- the claim rule ----------------------------------------------------------------------------
+
+ROW = {"piano_score": 0.9, "keyboard_score": 0.0, "piano_pitches": 12}
+
+
+@pytest.mark.parametrize("timbre_value, claim_timbre, expected", [
+    (0.30, 0.30, True),   # at the threshold
+    (0.2999, 0.30, False),
+    (None, 0.30, False),  # not measured: no claim
+    ("missing", 0.30, False),
+    (-0.5, None, True),   # a rendered source: timbre not required
+])
+def test_solo_piano_needs_the_timbre_on_recorded_sources(timbre_value, claim_timbre, expected):
+    row = dict(ROW) if timbre_value == "missing" else dict(ROW, piano_timbre=timbre_value)
+    assert stage.claims(row, 0.8, 0.5, claim_timbre)["solo_piano"] is expected
+    # the other conditions still hold on their own
+    assert stage.claims(dict(row, piano_score=0.79), 0.8, 0.5, claim_timbre)["solo_piano"] is False
+    assert stage.claims(dict(row, piano_pitches=5), 0.8, 0.5, claim_timbre)["solo_piano"] is False
+
+
+def test_without_the_model_the_timbre_is_not_measured(monkeypatch, tmp_path):
+    monkeypatch.setenv(timbre.ENV_DIR, str(tmp_path / "nowhere"))
+    monkeypatch.setattr(stage, "_TIMBRE", {})
+    audio = _reference_tool().tone_sequence()
+    assert stage.measure_timbre(audio, 16000) == {"piano_timbre": None}
+    status = stage.timbre_status()
+    assert status["name"] == timbre.MODEL and "nowhere" in status["error"]
