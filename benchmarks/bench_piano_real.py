@@ -11,6 +11,7 @@
         --samples-repo E-Pianos=/work/.mirror/sfzinstruments+GregSullivan.E-Pianos/repo \\
         --samples-repo EthanWiner=/work/.mirror/sfzinstruments+EthanWiner.Soundfonts/repo \\
         --samples-repo GTownChurch=/work/.mirror/sfzinstruments+GTownChurchSamplingProject/repo \\
+        --samples-repo Harp=/work/.mirror/floe-audio+Harp/repo \\
         --samples-repo sounds-of-ror=/work/.mirror/adambuttrick+sounds-of-ror/repo
 
 Every input is a fetched snapshot (a git directory, read with ``git show``;
@@ -45,8 +46,8 @@ nothing is committed). Sources and what is taken from each:
 
 Sources of keyboard and mallet instruments that a piano filter must not call
 piano, each read from its snapshot given as ``--samples-repo NAME=PATH`` (NAME
-a key of ``SAMPLE_SOURCES``; all negatives). Recorded performances are cut into
-windows like the other recordings; real single notes are sequenced into seeded
+a key of ``SAMPLE_SOURCES``; all negatives). Recorded performances and gestures
+are cut into windows like the other recordings (filed by path); real single notes are sequenced into seeded
 10 s arpeggios and melodies as the harp's are (``note_sequences``), each clip
 filed as ``<instrument>/seed<k>`` so that the dev / held-out hash spreads an
 instrument's clips over both parts:
@@ -69,12 +70,17 @@ instrument's clips over both parts:
   (``G-Town Church Sampling Project/samples/Organ/organ *.wav``), held
   0.3-1.5 s with a short release, and the toy glockenspiel's single notes
   (``.../samples/Toy_Glockenspiel``, glissandi left out);
+* ``Harp``: github:floe-audio/Harp (the snapshot ``--harp`` reads; Versilian
+  Studios Etherealwinds Harp 2 CE, CC BY 4.0): the harp's played gestures
+  ``library/Samples/Vocal Phrases & FX/EWHarp_FX*.flac`` (glissandi, strums and
+  figures of 3-16 s on the real harp), each scaled to peak 0.9 (they are
+  recorded 12-29 dB below full scale);
 * ``sounds-of-ror``: github:adambuttrick/sounds-of-ror ``samples/xylophone``:
   xylophone notes of Versilian Studios' VSCO 2 Community Edition (CC0).
 
 Not found as real recordings in a snapshot that could be fetched here:
 hammered dulcimer, vibraphone, harpsichord, celesta, marimba with a stated
-licence, and harp performances (VCSL, VSCO 2 CE, tonejs-instruments and the
+licence, and whole harp pieces (VCSL, VSCO 2 CE, tonejs-instruments and the
 Sonatina Symphonic Orchestra hold most of them but are over the snapshot size
 limit).
 
@@ -174,13 +180,25 @@ class NoteSet:
 
 
 @dataclass(frozen=True)
+class Recordings:
+    """Recorded performances or gestures: the audio files whose path starts
+    with ``prefix``, cut into windows like the other recordings; ``peak`` (if
+    given) scales each file to that peak first (for libraries recorded far
+    below full scale)."""
+
+    prefix: str
+    cls: str
+    peak: float | None = None
+
+
+@dataclass(frozen=True)
 class SampleSource:
-    """One snapshot: recorded performances ((path, class) pairs, windowed like
-    the other recordings) and note sets (sequenced)."""
+    """One snapshot: recordings (windowed like the other sources) and note
+    sets (sequenced)."""
 
     repo: str
     licence: str
-    performances: tuple[tuple[str, str], ...] = ()
+    recordings: tuple[Recordings, ...] = ()
     notes: tuple[NoteSet, ...] = ()
 
 
@@ -188,11 +206,11 @@ EPIANO_HOLD = (0.25, 1.5)
 SAMPLE_SOURCES = {  # --samples-repo NAME -> what is read from that snapshot
     "jRhodes3d": SampleSource(
         "sfzinstruments/jlearman.jRhodes3d", "example clips CC0, samples CC BY-NC 4.0",
-        performances=(("jRhodes3d-demo.mp3", "Rhodes (performance)"),),
+        recordings=(Recordings("jRhodes3d-demo.mp3", "Rhodes (performance)"),),
         notes=(NoteSet("rhodes", "Rhodes (real notes)", "jRhodes3d-mono/", hold=EPIANO_HOLD),)),
     "jRhodes3c": SampleSource(
         "sfzinstruments/jlearman.jRhodes3c", "example clips CC0",
-        performances=(("jRhodes3c-stereo-example.mp3", "Rhodes (performance)"),)),
+        recordings=(Recordings("jRhodes3c-stereo-example.mp3", "Rhodes (performance)"),)),
     "E-Pianos": SampleSource(
         "sfzinstruments/GregSullivan.E-Pianos", "CC BY 3.0",
         notes=(NoteSet("wurlitzer", "Wurlitzer (real notes)", "Wurlitzer EP200/Samples/", hold=EPIANO_HOLD),
@@ -208,6 +226,9 @@ SAMPLE_SOURCES = {  # --samples-repo NAME -> what is read from that snapshot
                        "G-Town Church Sampling Project/samples/Organ/organ", exclude="release", hold=(0.3, 1.5)),
                NoteSet("toy-glockenspiel", "toy glock (real notes)",
                        "G-Town Church Sampling Project/samples/Toy_Glockenspiel/", exclude="gliss"))),
+    "Harp": SampleSource(
+        "floe-audio/Harp", "CC BY 4.0",
+        recordings=(Recordings("library/Samples/Vocal Phrases & FX/EWHarp_FX", "harp (played gestures)", peak=0.9),)),
     "sounds-of-ror": SampleSource(
         "adambuttrick/sounds-of-ror", "VSCO 2 CE samples, CC0",
         notes=(NoteSet("xylophone", "xylophone (real notes)", "samples/xylophone/"),)),
@@ -305,13 +326,20 @@ def note_files(repo: str, notes: NoteSet) -> list[str]:
 def sample_source_clips(name: str, repo: str, count: int, tmp: Path):
     """The clips of ``SAMPLE_SOURCES[name]`` read from the snapshot ``repo``:
     yields (file, class, clips) with ``file`` the name the dev / held-out
-    split hashes (the performance's path; ``<instrument>/seed<k>`` for a
+    split hashes (a recording's path; ``<instrument>/seed<k>`` for a
     sequence, one clip each)."""
     source = SAMPLE_SOURCES[name]
-    for path, cls in source.performances:
-        audio = decode(repo, path, tmp)
-        if audio is not None:
-            yield path, cls, windows(audio, 6)
+    for rec in source.recordings:
+        folder = rec.prefix.rsplit("/", 1)[0] if "/" in rec.prefix else ""
+        for path in git_files(repo, folder):
+            if not (path.startswith(rec.prefix) and path.lower().endswith((".wav", ".flac", ".mp3", ".ogg"))):
+                continue
+            audio = decode(repo, path, tmp)
+            if audio is None:
+                continue
+            if rec.peak is not None and np.abs(audio).max() > 0:
+                audio = audio * (rec.peak / float(np.abs(audio).max()))
+            yield path, rec.cls, windows(audio, 6)
     for notes in source.notes:
         files = note_files(repo, notes)
         if not files:
