@@ -5,7 +5,14 @@
         --pianoyt /work/.mirror/acappemin+Video-to-Audio-and-Piano/repo \\
         --mirdata /work/.mirror/mir-dataset-loaders+mirdata/repo \\
         --librosa-data /work/.mirror/librosa+data/repo \\
-        --harp /work/.mirror/floe-audio+Harp/repo
+        --harp /work/.mirror/floe-audio+Harp/repo \\
+        --samples-repo jRhodes3d=/work/.mirror/sfzinstruments+jlearman.jRhodes3d/repo \\
+        --samples-repo jRhodes3c=/work/.mirror/sfzinstruments+jlearman.jRhodes3c/repo \\
+        --samples-repo E-Pianos=/work/.mirror/sfzinstruments+GregSullivan.E-Pianos/repo \\
+        --samples-repo EthanWiner=/work/.mirror/sfzinstruments+EthanWiner.Soundfonts/repo \\
+        --samples-repo GTownChurch=/work/.mirror/sfzinstruments+GTownChurchSamplingProject/repo \\
+        --samples-repo Harp=/work/.mirror/floe-audio+Harp/repo \\
+        --samples-repo sounds-of-ror=/work/.mirror/adambuttrick+sounds-of-ror/repo
 
 Every input is a fetched snapshot (a git directory, read with ``git show``;
 nothing is committed). Sources and what is taken from each:
@@ -27,12 +34,55 @@ nothing is committed). Sources and what is taken from each:
   GuitarSet (acoustic guitar, microphone), EGFxSet (clean electric guitar),
   IDMT-SMT audio effects (guitar), the JTD bass and drums stems, TinySOL
   (contrabass), Filosax backing (bass and drums), GTZAN country, RWC
-  classical / jazz / genre, Beatles, ORCHSET, Medley-solos-DB (flute), IRMAS
+  classical / genre, Beatles, ORCHSET, Medley-solos-DB (flute), IRMAS
   (clarinet), ballroom (waltz), Vocadito (voice), Four-way tabla, Mridangam
-  and Indian art music excerpts (negatives);
+  and Indian art music excerpts (negatives); the RWC jazz excerpt
+  ``rwc_jazz/audio/rwc-j-m01/4.wav`` is labelled from the test resources' own
+  ``rwc_jazz/metadata-master/rwc-j.csv`` ("Crescent Serenade (Piano Solo)",
+  instruments "Pf": a positive), so are any other RWC jazz files there;
 * github:floe-audio/Harp ``library/Samples/Harp``: single notes of a real Celtic
   harp (Versilian Studios Etherealwinds Harp 2 CE, CC BY 4.0), sequenced here
   into seeded 10 s arpeggios and melodies (negatives: plucked strings).
+
+Sources of keyboard and mallet instruments that a piano filter must not call
+piano, each read from its snapshot given as ``--samples-repo NAME=PATH`` (NAME
+a key of ``SAMPLE_SOURCES``; all negatives). Recorded performances and gestures
+are cut into windows like the other recordings (filed by path); real single notes are sequenced into seeded
+10 s arpeggios and melodies as the harp's are (``note_sequences``), each clip
+filed as ``<instrument>/seed<k>`` so that the dev / held-out hash spreads an
+instrument's clips over both parts:
+
+* ``jRhodes3d``: github:sfzinstruments/jlearman.jRhodes3d, a 1977 Rhodes Mark I
+  Stage 73 (Jeff Learman): ``jRhodes3d-demo.mp3`` (a performance; example
+  clips are CC0) and the unlooped notes ``jRhodes3d-mono/*.flac`` (samples
+  CC BY-NC 4.0), damped after 0.25-1.5 s;
+* ``jRhodes3c``: github:sfzinstruments/jlearman.jRhodes3c, the same Rhodes:
+  ``jRhodes3c-stereo-example.mp3`` (a performance, CC0);
+* ``E-Pianos``: github:sfzinstruments/GregSullivan.E-Pianos (Greg Sullivan,
+  CC BY 3.0): notes of a Wurlitzer EP200 (``Wurlitzer EP200/Samples``) and a
+  Hohner Pianet T (``Pianet T/Samples``), release samples left out, damped
+  after 0.25-1.5 s (its Yamaha CP80, an electric grand with strings and
+  hammers, is left out: neither clearly piano nor clearly not);
+* ``EthanWiner``: github:sfzinstruments/EthanWiner.Soundfonts (Ethan Winer,
+  public domain): glockenspiel notes (``Ethan Winer Collection/Samples/glockenspiel``);
+* ``GTownChurch``: github:sfzinstruments/GTownChurchSamplingProject (Tobias
+  Marberger, CC Sampling Plus 1.0): church organ tutti notes
+  (``G-Town Church Sampling Project/samples/Organ/organ *.wav``), held
+  0.3-1.5 s with a short release, and the toy glockenspiel's single notes
+  (``.../samples/Toy_Glockenspiel``, glissandi left out);
+* ``Harp``: github:floe-audio/Harp (the snapshot ``--harp`` reads; Versilian
+  Studios Etherealwinds Harp 2 CE, CC BY 4.0): the harp's played gestures
+  ``library/Samples/Vocal Phrases & FX/EWHarp_FX*.flac`` (glissandi, strums and
+  figures of 3-16 s on the real harp), each scaled to peak 0.9 (they are
+  recorded 12-29 dB below full scale);
+* ``sounds-of-ror``: github:adambuttrick/sounds-of-ror ``samples/xylophone``:
+  xylophone notes of Versilian Studios' VSCO 2 Community Edition (CC0).
+
+Not found as real recordings in a snapshot that could be fetched here:
+hammered dulcimer, vibraphone, harpsichord, celesta, marimba with a stated
+licence, and whole harp pieces (VCSL, VSCO 2 CE, tonejs-instruments and the
+Sonatina Symphonic Orchestra hold most of them but are over the snapshot size
+limit).
 
 Clips are windows of up to 10 s (at least 2 s) of each recording; the notes
 are basic-pitch's transcription (as in a build). Files are split into a
@@ -48,11 +98,14 @@ the clips with their notes (``OUT/clips/*.npz``, for ``--rescore``).
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import subprocess
 import sys
 import tempfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +163,80 @@ MIRDATA = {  # path fragment -> (class, is piano)
 }
 
 
+@dataclass(frozen=True)
+class NoteSet:
+    """Real single notes of one instrument in a sample library, to be sequenced.
+
+    ``prefix``: the folder (or folder + file-name start) of the notes;
+    ``exclude``: a file-name fragment to skip (release samples);
+    ``hold``: None to let each note ring out as recorded (plucked and struck
+    notes), else the (min, max) seconds a key is held before a short release."""
+
+    instrument: str
+    cls: str
+    prefix: str
+    suffixes: tuple[str, ...] = (".wav", ".flac", ".mp3", ".ogg")
+    exclude: str | None = None
+    hold: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Recordings:
+    """Recorded performances or gestures: the audio files whose path starts
+    with ``prefix``, cut into windows like the other recordings; ``peak`` (if
+    given) scales each file to that peak first (for libraries recorded far
+    below full scale)."""
+
+    prefix: str
+    cls: str
+    peak: float | None = None
+
+
+@dataclass(frozen=True)
+class SampleSource:
+    """One snapshot: recordings (windowed like the other sources) and note
+    sets (sequenced)."""
+
+    repo: str
+    licence: str
+    recordings: tuple[Recordings, ...] = ()
+    notes: tuple[NoteSet, ...] = ()
+
+
+EPIANO_HOLD = (0.25, 1.5)
+SAMPLE_SOURCES = {  # --samples-repo NAME -> what is read from that snapshot
+    "jRhodes3d": SampleSource(
+        "sfzinstruments/jlearman.jRhodes3d", "example clips CC0, samples CC BY-NC 4.0",
+        recordings=(Recordings("jRhodes3d-demo.mp3", "Rhodes (performance)"),),
+        notes=(NoteSet("rhodes", "Rhodes (real notes)", "jRhodes3d-mono/", hold=EPIANO_HOLD),)),
+    "jRhodes3c": SampleSource(
+        "sfzinstruments/jlearman.jRhodes3c", "example clips CC0",
+        recordings=(Recordings("jRhodes3c-stereo-example.mp3", "Rhodes (performance)"),)),
+    "E-Pianos": SampleSource(
+        "sfzinstruments/GregSullivan.E-Pianos", "CC BY 3.0",
+        notes=(NoteSet("wurlitzer", "Wurlitzer (real notes)", "Wurlitzer EP200/Samples/", hold=EPIANO_HOLD),
+               NoteSet("pianet", "Pianet T (real notes)", "Pianet T/Samples/", exclude="release",
+                       hold=EPIANO_HOLD))),
+    "EthanWiner": SampleSource(
+        "sfzinstruments/EthanWiner.Soundfonts", "public domain",
+        notes=(NoteSet("glockenspiel", "glockenspiel (real notes)",
+                       "Ethan Winer Collection/Samples/glockenspiel/"),)),
+    "GTownChurch": SampleSource(
+        "sfzinstruments/GTownChurchSamplingProject", "CC Sampling Plus 1.0",
+        notes=(NoteSet("organ", "church organ (real notes)",
+                       "G-Town Church Sampling Project/samples/Organ/organ", exclude="release", hold=(0.3, 1.5)),
+               NoteSet("toy-glockenspiel", "toy glock (real notes)",
+                       "G-Town Church Sampling Project/samples/Toy_Glockenspiel/", exclude="gliss"))),
+    "Harp": SampleSource(
+        "floe-audio/Harp", "CC BY 4.0",
+        recordings=(Recordings("library/Samples/Vocal Phrases & FX/EWHarp_FX", "harp (played gestures)", peak=0.9),)),
+    "sounds-of-ror": SampleSource(
+        "adambuttrick/sounds-of-ror", "VSCO 2 CE samples, CC0",
+        notes=(NoteSet("xylophone", "xylophone (real notes)", "samples/xylophone/"),)),
+}
+RELEASE_S = 0.08  # the release of a held note
+
+
 def git_files(repo: str, prefix: str = "") -> list[str]:
     out = subprocess.run(["git", "--git-dir", repo, "ls-tree", "-r", "--name-only", "HEAD", "--", prefix]
                          if prefix else ["git", "--git-dir", repo, "ls-tree", "-r", "--name-only", "HEAD"],
@@ -142,13 +269,19 @@ def windows(audio: np.ndarray, limit: int) -> list[np.ndarray]:
     return [w for w in out if len(w) >= MIN_S * SR and np.abs(w).max() > 1e-4]
 
 
-def harp_clips(repo: str, count: int, tmp: Path) -> list[np.ndarray]:
-    """Seeded 10 s arpeggios and melodies of real harp notes."""
-    files = [f for f in git_files(repo, "library/Samples/Harp") if f.endswith(".flac")]
-    cache: dict[str, np.ndarray] = {}
+def note_sequences(repo: str, files: list[str], count: int, tmp: Path, *, key: int | None = None,
+                   hold: tuple[float, float] | None = None) -> list[np.ndarray]:
+    """``count`` seeded 10 s arpeggios and melodies of the real single notes
+    ``files`` (paths in the snapshot ``repo``), one clip per seed.
+
+    Seed ``k``'s generator is ``default_rng(k)``, or ``default_rng([key, k])``
+    when ``key`` is given (so that instruments do not share one rhythm). A
+    note rings as recorded, or with ``hold`` is cut after a uniform draw from
+    that range of seconds with a ``RELEASE_S`` linear fade (a key let go)."""
+    cache: dict[str, np.ndarray | None] = {}
     clips = []
     for seed in range(count):
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed if key is None else [key, seed])
         out = np.zeros(int(CLIP_S * SR), np.float32)
         t = 0.0
         step = rng.uniform(0.15, 0.45)
@@ -158,12 +291,85 @@ def harp_clips(repo: str, count: int, tmp: Path) -> list[np.ndarray]:
                 cache[path] = decode(repo, path, tmp)
             note = cache[path]
             if note is not None:
+                if hold is not None:
+                    note = released(note, float(rng.uniform(*hold)))
                 i = int(t * SR)
                 seg = note[: len(out) - i]
                 out[i:i + len(seg)] += 0.5 * seg
             t += step * rng.choice([1.0, 1.0, 2.0, 0.5])
         clips.append(out / max(1.0, float(np.abs(out).max()) / 0.9))
     return clips
+
+
+def released(note: np.ndarray, held_s: float) -> np.ndarray:
+    """``note`` cut ``held_s`` seconds in, with a ``RELEASE_S`` linear fade-out."""
+    n, fade = int(held_s * SR), int(RELEASE_S * SR)
+    out = note[: n + fade].copy()
+    tail = out[n:]
+    tail *= np.linspace(1.0, 0.0, len(tail), dtype=out.dtype)
+    return out
+
+
+def harp_clips(repo: str, count: int, tmp: Path) -> list[np.ndarray]:
+    """Seeded 10 s arpeggios and melodies of real harp notes."""
+    files = [f for f in git_files(repo, "library/Samples/Harp") if f.endswith(".flac")]
+    return note_sequences(repo, files, count, tmp)
+
+
+def note_files(repo: str, notes: NoteSet) -> list[str]:
+    """The files of ``notes`` in the snapshot, sorted (ls-tree order)."""
+    folder = notes.prefix if notes.prefix.endswith("/") else notes.prefix.rsplit("/", 1)[0]
+    return [f for f in git_files(repo, folder)
+            if f.startswith(notes.prefix) and f.lower().endswith(notes.suffixes)
+            and not (notes.exclude and notes.exclude in f.rsplit("/", 1)[-1])]
+
+
+def sample_source_clips(name: str, repo: str, count: int, tmp: Path):
+    """The clips of ``SAMPLE_SOURCES[name]`` read from the snapshot ``repo``:
+    yields (file, class, clips) with ``file`` the name the dev / held-out
+    split hashes (a recording's path; ``<instrument>/seed<k>`` for a
+    sequence, one clip each)."""
+    source = SAMPLE_SOURCES[name]
+    for rec in source.recordings:
+        folder = rec.prefix.rsplit("/", 1)[0] if "/" in rec.prefix else ""
+        for path in git_files(repo, folder):
+            if not (path.startswith(rec.prefix) and path.lower().endswith((".wav", ".flac", ".mp3", ".ogg"))):
+                continue
+            audio = decode(repo, path, tmp)
+            if audio is None:
+                continue
+            if rec.peak is not None and np.abs(audio).max() > 0:
+                audio = audio * (rec.peak / float(np.abs(audio).max()))
+            yield path, rec.cls, windows(audio, 6)
+    for notes in source.notes:
+        files = note_files(repo, notes)
+        if not files:
+            print(f"no notes under {notes.prefix} in {repo}", file=sys.stderr)
+            continue
+        clips = note_sequences(repo, files, count, tmp, key=zlib.crc32(notes.instrument.encode()),
+                               hold=notes.hold)
+        for k, clip in enumerate(clips):
+            yield f"{notes.instrument}/seed{k}", notes.cls, [clip]
+
+
+def rwc_jazz_label(repo: str, path: str) -> tuple[str, bool] | None:
+    """The class of an RWC jazz file from the test resources' metadata
+    (``rwc_jazz/metadata-master/rwc-j.csv``): ``.../rwc-j-m01/4.wav`` is
+    Cat. Suffix M01, Tr. 04; a piece whose only instrument is "Pf" is solo
+    piano. None when the file is not in the table."""
+    parts = path.split("/")
+    disc, track = parts[-2].rsplit("-", 1)[-1].upper(), Path(parts[-1]).stem
+    table = path[: path.index("rwc_jazz/") + len("rwc_jazz/")] + "metadata-master/rwc-j.csv"
+    try:
+        text = git_bytes(repo, table).decode("utf-8")
+    except subprocess.CalledProcessError:
+        return None
+    for row in csv.DictReader(io.StringIO(text)):
+        if row["Cat. Suffix"] == disc and row["Tr. No."] == f"Tr. {int(track):02d}":
+            if row["Instruments Used"].strip() == "Pf":
+                return "piano (RWC jazz, solo)", True
+            return "jazz band", False
+    return None
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -184,10 +390,20 @@ def main(argv=None) -> int:
     p.add_argument("--librosa-data")
     p.add_argument("--harp")
     p.add_argument("--harp-clips", type=int, default=12)
+    p.add_argument("--samples-repo", action="append", default=[], metavar="NAME=PATH",
+                   help=f"a sample-library snapshot; NAME one of {', '.join(SAMPLE_SOURCES)} (repeatable)")
+    p.add_argument("--seq-clips", type=int, default=8,
+                   help="seeded 10 s sequences per instrument of a --samples-repo")
     p.add_argument("--omaps-windows", type=int, default=2, help="10 s windows per OMAPS file")
     p.add_argument("--rescore", action="store_true",
                    help="score the clips cached in OUT/clips by an earlier run again (no transcription)")
     args = p.parse_args(argv)
+    samples_repos = []
+    for item in args.samples_repo:
+        name, sep, path = item.partition("=")
+        if not sep or name not in SAMPLE_SOURCES:
+            p.error(f"--samples-repo {item!r}: want NAME=PATH with NAME one of {', '.join(SAMPLE_SOURCES)}")
+        samples_repos.append((name, path))
     out = Path(args.out)
     (out / "clips").mkdir(parents=True, exist_ok=True)
     if args.rescore:
@@ -249,6 +465,12 @@ def main(argv=None) -> int:
                     continue
                 for key, (cls, piano) in MIRDATA.items():
                     if key in path:
+                        if key == "rwc_jazz":
+                            # The MIRDATA row would call every RWC jazz file a band, but the
+                            # test excerpt rwc-j-m01/4.wav is No. 4 "Crescent Serenade (Piano
+                            # Solo)", instruments "Pf": solo piano, a positive. Take the label
+                            # from the dataset's metadata instead.
+                            cls, piano = rwc_jazz_label(args.mirdata, path) or (cls, piano)
                         audio = decode(args.mirdata, path, tmp)
                         if audio is not None:
                             add(path, cls, piano, windows(audio, 2))
@@ -256,6 +478,9 @@ def main(argv=None) -> int:
         if args.harp:
             for k, clip in enumerate(harp_clips(args.harp, args.harp_clips, tmp)):
                 add(f"harp-sequence-{k}", "harp (real notes)", False, [clip])
+        for name, repo in samples_repos:
+            for file, cls, clips in sample_source_clips(name, repo, args.seq_clips, tmp):
+                add(file, cls, False, clips)
 
     score_timbre(rows, out)
     (out / "scores.json").write_text(json.dumps(rows, indent=1))
