@@ -14,11 +14,16 @@ Writes, from the reference code only (this script imports nothing of copdata):
   bool; scalars to rank 4; names sharing long prefixes, so the index holds
   several prefix-compressed blocks), and ``tfckpt_tiny.json`` with every
   variable's values as TensorFlow reads them back;
-* ``musicnn_reference.json``: musicnn's MTT_musicnn logits on seeded random
-  log-mel patches (``tf.compat.v1`` graph of ``musicnn.models``, the package's
-  weights), and the taggram of ``musicnn.extractor.extractor`` on a seeded
+* ``musicnn_reference.json``: musicnn's MTT_musicnn logits and
+  ``penultimate`` features (the 200 units after the back-end's batch norm) on
+  seeded random log-mel patches (``tf.compat.v1`` graph of ``musicnn.models``,
+  the package's weights), and the taggram and ``penultimate`` features of
+  ``musicnn.extractor.extractor`` on a seeded
   synthetic tone sequence written as a 16 kHz WAV (the audio's recipe is
-  :func:`tone_sequence`, restated in the test).
+  :func:`tone_sequence`, restated in the test). Note: the extractor's
+  ``penultimate`` repeats the first patch's value for every later patch (its
+  loop unpacks the batch's features as ``backend_`` but appends the first
+  batch's ``penultimate_``); only its first row is each patch's own.
 """
 
 import json
@@ -88,18 +93,21 @@ def musicnn_reference(out_dir: str) -> None:
     with tf.name_scope("model"):
         x = tf.compat.v1.placeholder(tf.float32, [None, 187, 96])
         is_training = tf.compat.v1.placeholder(tf.bool)
-        logits, *_ = models.define_model(x, is_training, "MTT_musicnn", 50)
+        logits, *_, penultimate = models.define_model(x, is_training, "MTT_musicnn", 50)
     sess = tf.compat.v1.Session()
     tf.compat.v1.train.Saver().restore(sess, os.path.dirname(musicnn.__file__) + "/MTT_musicnn/")
     patches = np.random.default_rng(11).uniform(0.0, 4.0, (3, 187, 96)).astype(np.float32)
-    patch_logits = sess.run(logits, {x: patches, is_training: False})
+    patch_logits, patch_penultimate = sess.run([logits, penultimate],
+                                               {x: patches, is_training: False})
     wav = os.path.join(out_dir, "_tones.wav")
     soundfile.write(wav, tone_sequence(), 16000, subtype="FLOAT")
-    taggram, labels = extractor(wav, model="MTT_musicnn", extract_features=False)
+    taggram, labels, features = extractor(wav, model="MTT_musicnn", extract_features=True)
     os.remove(wav)
     with open(os.path.join(out_dir, "musicnn_reference.json"), "w") as f:
         json.dump({"patch_seed": 11, "patch_logits": patch_logits.tolist(),
+                   "patch_penultimate": patch_penultimate.tolist(),
                    "tones_taggram": np.asarray(taggram).tolist(), "labels": list(labels),
+                   "tones_penultimate": np.asarray(features["penultimate"]).tolist(),
                    "versions": {"tensorflow": tf.__version__, "librosa": librosa.__version__,
                                 "numpy": np.__version__}}, f)
 
