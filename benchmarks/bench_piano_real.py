@@ -675,8 +675,8 @@ def report(rows: list[dict], out: Path, claim_timbre: float = CLAIM_PIANO_TIMBRE
         import matplotlib.pyplot as plt
 
         fig, axes = plt.subplots(1, 2, figsize=(9, 4.5), sharey=True)
-        for ax, rule in zip(axes, (list(RULES)[1], BUILD_RULE)):
-            for part, style in (("dev", "-"), ("held-out", "--")):
+        for ax, rule in zip(axes, (list(RULES)[1], "piano_timbre alone")):
+            for part, style, color in (("dev", "-", "C0"), ("held-out", "--", "C1")):
                 sel = [r for r in rows if r["part"] == part]
                 labels = np.array([int(r["piano"]) for r in sel])
                 scores = np.array([RULES[rule](r, CLAIM_PIANO_RECORDED) for r in sel])
@@ -685,11 +685,20 @@ def report(rows: list[dict], out: Path, claim_timbre: float = CLAIM_PIANO_TIMBRE
                 thr = np.unique(np.concatenate([scores, [np.inf]]))[::-1]
                 tpr = [float(np.mean(scores[labels == 1] >= t)) for t in thr]
                 fpr = [float(np.mean(scores[labels == 0] >= t)) for t in thr]
-                ax.plot(fpr, tpr, style, label=f"{part} (AUC {roc_auc(labels, scores):.3f})")
+                ax.plot(fpr, tpr, style, color=color,
+                        label=f"{part} (AUC {roc_auc(labels, scores):.3f})")
+                if rule == "piano_timbre alone":  # the build's rule: where it operates
+                    claimed = np.array([RULES[BUILD_RULE](r, CLAIM_PIANO_RECORDED) >= claim_timbre
+                                        for r in sel])
+                    ax.plot([claimed[labels == 0].mean()], [claimed[labels == 1].mean()], "o",
+                            color=color, label=f"{part}: the build's claim rule")
             ax.set_xlabel("other clips claimed (FPR)")
-            ax.set_title(rule.replace(" (QA", "\n(QA").replace("gate", f"{CLAIM_PIANO_RECORDED:g}"),
-                         fontsize=8)
-            ax.legend(loc="lower right")
+            title = (rule if rule != "piano_timbre alone" else
+                     f"piano_timbre (development clips: leave-one-source-out)\nclaim: >= "
+                     f"{claim_timbre:g}, piano_score >= {CLAIM_PIANO_RECORDED:g}, "
+                     f">= {CLAIM_PIANO_PITCHES} pitches")
+            ax.set_title(title.replace(" (QA", "\n(QA"), fontsize=8)
+            ax.legend(loc="lower right", fontsize=8)
         axes[0].set_ylabel("piano clips claimed (TPR)")
         fig.suptitle("Piano filter on real recordings (benchmarks/bench_piano_real.py)", fontsize=9)
         fig.tight_layout()
