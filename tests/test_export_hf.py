@@ -119,6 +119,9 @@ def test_dataset_card_states_the_facts(dataset_dir, tmp_path):
     assert "MediaError" in text  # the failed item is in the statistics
     assert tr["name"] == "basic-pitch" and not tr["note_post"]
     assert "note F1 0.692 on onsets, 0.156 with note ends" in text  # docs/transcription.md
+    qa = ds.settings["qa"]  # a recorded build: solo piano needs the timbre, the card says so
+    assert f"piano_timbre >= {qa['claim_piano_timbre']}" in text
+    assert "0 of 40 others" in text and "## What the text steps claim" in text
 
 
 def test_export_refuses_a_non_empty_folder_and_overwrites_on_request(dataset_dir, tmp_path):

@@ -310,3 +310,21 @@ def test_without_the_model_the_timbre_is_not_measured(monkeypatch, tmp_path):
     assert stage.measure_timbre(audio, 16000) == {"piano_timbre": None}
     status = stage.timbre_status()
     assert status["name"] == timbre.MODEL and "nowhere" in status["error"]
+
+
+def test_the_card_says_what_each_claim_needs():
+    assert "no claim" in stage.claims_card_lines(None)[0]
+    rendered = {"claim_keyboard": 0.5, "claim_keyboard_keys": 49, "claim_piano": 0.5,
+                "claim_piano_pitches": 6, "claim_piano_timbre": None}
+    lines = stage.claims_card_lines(rendered)
+    assert "keyboard_score >= 0.5" in lines[0] and "49 keys" in lines[0]
+    assert "ground truth" in lines[1] and "timbre" not in lines[1]
+    recorded = dict(rendered, claim_piano=0.4, claim_piano_timbre=0.81,
+                    timbre_model={"name": "MTT_musicnn", "source": "/x"})
+    line = stage.claims_card_lines(recorded)[1]
+    assert "piano_score >= 0.4" in line and "piano_timbre >= 0.81" in line
+    assert stage.PIANO_CLAIM_MEASURED in line
+    missing = dict(recorded, timbre_model={"name": "MTT_musicnn", "error": "not installed"})
+    line = stage.claims_card_lines(missing)[1]
+    assert "no clip claims solo piano" in line and "not installed" in line
+    assert stage.PIANO_CLAIM_MEASURED not in line

@@ -138,6 +138,10 @@ def dataset_card(ds: Dataset, features, split_counts: dict[str, int],
         lines += ["## Transcriber", "", *_json_block(transcriber), "",
                   measured_accuracy(transcriber.get("name"), transcriber.get("note_post") or ()),
                   ""]
+    from ..qa.stage import claims_card_lines
+
+    lines += ["## What the text steps claim", "", *claims_card_lines(s.get("qa")), "",
+              "Each row's `qa` column holds the measurements (docs/qa.md of the CoP toolkit).", ""]
     lines += ["## Source", "", *_json_block(source),
               "", "## Statistics", "",
               f"- clips: {stats['clips']} ({stats['hours']:.3f} h); per split: "

@@ -144,6 +144,39 @@ def claims(qa: dict, claim_piano: float, claim_keyboard: float,
                                and piano_timbre)}
 
 
+# What benchmarks/bench_piano_real.py measured for QA version 4's solo-piano rule
+# on recorded sources (docs/qa.md); the dataset card quotes it
+PIANO_CLAIM_MEASURED = ("on 199 real clips (benchmarks/bench_piano_real.py): held-out, 15 of 17 "
+                        "piano clips claimed and 0 of 40 others (harp, electric pianos, organ, "
+                        "tuned percussion, guitars, brass, speech...); piano_timbre ROC AUC 0.995 "
+                        "leave-one-source-out on the development clips, 1.000 held-out")
+
+
+def claims_card_lines(qa_settings: dict | None) -> list[str]:
+    """What the text steps' claims mean and how well they were measured, for the
+    dataset card (``qa_settings``: ``dataset.json``'s ``qa`` block; None: no QA)."""
+    if not qa_settings:
+        return ["No QA stage ran: the text steps make no claim about the instrument or the "
+                "view (they say \"the performance\")."]
+    lines = [f"- \"a top-down view of a piano keyboard\": keyboard_score >= "
+             f"{qa_settings.get('claim_keyboard')} and at least "
+             f"{qa_settings.get('claim_keyboard_keys')} keys visible."]
+    timbre = qa_settings.get("claim_piano_timbre")
+    piano = (f"- \"solo piano\": piano_score >= {qa_settings.get('claim_piano')} and at least "
+             f"{qa_settings.get('claim_piano_pitches')} distinct pitches")
+    if timbre is None:
+        lines.append(piano + " (the MIDI is the ground truth the audio was rendered from).")
+        return lines
+    model = qa_settings.get("timbre_model") or {}
+    if model.get("error"):
+        lines.append(piano + f" and piano_timbre >= {timbre}: the timbre model was not available "
+                     f"({model['error']}), so no clip claims solo piano (not measured).")
+    else:
+        lines.append(piano + f" and piano_timbre >= {timbre} (musicnn features and a probe; "
+                     f"{PIANO_CLAIM_MEASURED}).")
+    return lines
+
+
 _TIMBRE: dict = {}
 _TIMBRE_LOCK = threading.Lock()
 
