@@ -1,4 +1,4 @@
-"""Benchmark: the piano filter (``piano_score``) on real recordings, piano and not.
+"""Benchmark: the piano filter (``piano_score``, ``piano_timbre``) on real recordings, piano and not.
 
     PYTHONPATH=. python benchmarks/bench_piano_real.py OUT \\
         --omaps /work/.mirror/itec-hust+transition-aware/repo \\
@@ -87,12 +87,21 @@ limit).
 Clips are windows of up to 10 s (at least 2 s) of each recording; the notes
 are basic-pitch's transcription (as in a build). Files are split into a
 development part (tune the threshold) and a held-out part (reported once) by
-a hash of the file name. Prints per class the clips, median and max score;
-ROC AUC; the lowest claim threshold above every development negative and its
-share of piano clips kept, by the score alone and with the build's rule that
-"solo piano" needs at least ``CLAIM_PIANO_PITCHES`` distinct pitches (then
-what that threshold does on the held-out part); and writes ``OUT/scores.json``, ``OUT/roc.png`` and
-the clips with their notes (``OUT/clips/*.npz``, for ``--rescore``).
+a hash of the file name (note sequences by seed). Every clip also gets
+musicnn's features and ``piano_timbre`` (:mod:`copdata.qa.timbre`): a
+development clip from the probe fit without its source (leave-one-source-out),
+a held-out clip from the shipped probe (``copdata/qa/piano_probe.json``;
+``--fit-probe FILE`` fits a new one on the development clips and uses it;
+without it the shipped probe is refit with its strength and the difference
+printed). Prints per class the clips, median and max of both scores; for
+each rule (``piano_score`` alone, with at least ``CLAIM_PIANO_PITCHES``
+distinct pitches, ``piano_timbre`` alone, and the build's rule: timbre, a
+``piano_score`` gate, the pitches) the ROC AUC, the lowest claim threshold
+above every development negative and its share of piano clips kept, then
+what that threshold does on the held-out part; and writes
+``OUT/scores.json``, ``OUT/rules.json``, ``OUT/features.npy``, ``OUT/roc.png``
+(docs/img/piano_roc.png) and the clips with their notes (``OUT/clips/*.npz``,
+for ``--rescore``).
 """
 
 from __future__ import annotations
