@@ -750,3 +750,118 @@ def test_a_grating_beside_the_upper_half_of_the_black_keys_is_another_band():
         img[60:80, x - 3:x + 4] = BLACK
     found = detect_keyboard(img)
     assert found.box == box and found.centres == tuple(centres)
+
+
+# ---- a dark background beside wide black keys (issue: read as one more key) ---------------
+
+NAMES = "CDEFGAB"  # white keys 0..6 from C
+
+
+def _drawn_range(first_white, n_white, centres):
+    """Keys (white and black) and the names of the lowest and highest white key, as drawn."""
+    return n_white + len(centres), NAMES[first_white % 7], NAMES[(first_white + n_white - 1) % 7]
+
+
+@pytest.mark.parametrize("bg", [BG, BLACK])
+@pytest.mark.parametrize("first_white", range(7))
+@pytest.mark.parametrize("shape,w,x0", [((200, 800), 30, 100), ((200, 800), 34, 100),
+                                        ((200, 960), 36, 120), ((200, 960), 40, 120)])
+def test_a_dark_background_beside_wide_black_keys_is_not_a_key(shape, w, x0, first_white, bg):
+    """17 white keys with black keys of 18, 20, 22 and 24 px (round(0.6 w); at most
+    a fortieth of the frame's width), on a background as dark as the room (70) or
+    as the black keys (25) on both sides, from every white key's phase. The dark
+    mask marks the background only as far as the local window (a twentieth of the
+    width) reaches the white keys: a strip of half the window (20 or 24 px), as
+    wide as a black key, next to each end. It is no key: the black keys, the key
+    count and the end names are exactly as drawn, and the box's edges are within a
+    quarter of a white key of the drawing (a strip read as a key moves an edge by
+    about a white key or more; the end keys are named by rounding the box's edges
+    to whole white keys, so a quarter key cannot change them)."""
+    img, box, centres = _draw(shape=shape, w=w, x0=x0, n_white=17, first_white=first_white, bg=bg)
+    assert round(0.6 * w) <= shape[1] / 40  # still narrow enough to be a black key
+    found = detect_keyboard(img)
+    assert found.centres == tuple(centres) and found.black_keys == len(centres)
+    assert max(abs(a - b) for a, b in zip(found.box, box)) <= w / 4, (found.box, box)
+    assert found.ends_found == (True, True)
+    from copdata.qa.orient import detect_keyboard_view
+
+    view = detect_keyboard_view(img, tilts=[0.0])
+    assert not view.flipped and view.black_keys == len(centres)
+    assert (view.keys_visible, view.lowest_name, view.highest_name) == \
+        _drawn_range(first_white, 17, centres)
+
+
+@pytest.mark.parametrize("first_white", [0, 2, 5])
+@pytest.mark.parametrize("x0", [8, 12, 16, 20])
+@pytest.mark.parametrize("w", [20, 34])
+def test_a_dark_strip_between_wide_keys_and_the_frame_edge_is_not_a_key(w, x0, first_white):
+    """The keyboard 8-20 px from the frame's left edge (and, mirrored, its right
+    edge): the background between is dark and as wide as half a black key or
+    more, and touches the frame's edge, so nothing beyond it tells it from a key
+    cut by the frame. Below it there are no white keys: it is no key."""
+    img, box, centres = _draw(w=w, x0=x0, n_white=17, first_white=first_white)
+    width = img.shape[1]
+    found = detect_keyboard(img)
+    assert found.centres == tuple(centres)
+    assert max(abs(a - b) for a, b in zip(found.box, box)) <= w / 4, (found.box, box)
+    mirrored = detect_keyboard(np.ascontiguousarray(img[:, ::-1]))
+    assert mirrored.centres == tuple(width - 1 - c for c in reversed(centres))
+    mirrored_box = (width - box[2], box[1], width - box[0], box[3])
+    assert max(abs(a - b) for a, b in zip(mirrored.box, mirrored_box)) <= w / 4
+
+
+def test_a_run_is_a_key_only_with_bright_columns_within_half_its_width_on_both_sides():
+    """By hand, one band row of 60 px: white (235) and background (70) levels.
+    A key 6 px wide (columns 20-25) between white columns is kept; with 2 columns
+    that are not bright after it (the white in the third, the last of the half
+    width searched) still kept, with 3 not; a run
+    against a flat background (no local contrast: neither dark nor bright) is
+    dropped; a run at the frame's edge is judged by its inner side alone."""
+    from copdata.qa.keyboard import _flanked_by_white
+
+    def keep(row, runs):
+        band = np.array([row, row], np.float32)
+        starts, ends = np.array([a for a, _ in runs]), np.array([b for _, b in runs])
+        kept_s, kept_e = _flanked_by_white(band, starts, ends)
+        return list(zip(kept_s.tolist(), kept_e.tolist()))
+
+    row = np.full(60, 235.0)
+    row[20:26] = BLACK
+    assert keep(row, [(20, 26)]) == [(20, 26)]
+    row[26:28] = 120  # below the middle of the local range (25..235): not bright
+    assert keep(row, [(20, 26)]) == [(20, 26)]
+    row[28] = 120
+    assert keep(row, [(20, 26)]) == []
+    flat = np.full(60, 70.0)
+    flat[30:] = 235.0
+    flat[36:42] = BLACK
+    # the strip 10..30 ends in the white at 30 but starts in a flat background
+    assert keep(flat, [(10, 30), (36, 42)]) == [(36, 42)]
+    edge = np.full(60, 235.0)
+    edge[:5] = BLACK
+    edge[55:] = BLACK
+    assert keep(edge, [(0, 5), (55, 60)]) == [(0, 5), (55, 60)]
+    flat_edge = np.full(60, 70.0)
+    flat_edge[:5] = BLACK
+    flat_edge[40:] = 235.0
+    assert keep(flat_edge, [(0, 5)]) == []  # its inner side is flat background
+
+
+def test_an_outermost_key_without_white_keys_below_is_dropped_and_counts_against():
+    """By hand (white key 20 px): 26 keys in the piano's grouping, pattern 1, fill 1.
+    Under the last key (x = 692) the white-key rows are made background: it is no
+    key, so the box is found from the other 25, and the confidence is scaled by
+    25 / 26, the share of the walk's keys that are keys."""
+    from copdata.qa.keyboard import _box_from_keys
+
+    xs = list(100.0 + np.cumsum([0] + [18, 18, 29, 18, 29] * 5))
+    grey, dark = _keys_image(xs)
+    whole = _box_from_keys(grey, dark, 60, 98, np.array(xs), 20.0)
+    assert whole.black_keys == 26 and whole.confidence == 1.0
+    last = int(xs[-1])
+    grey[98:120, last - 4:last + 5] = BG
+    found = _box_from_keys(grey, dark, 60, 98, np.array(xs), 20.0)
+    assert found.black_keys == 25 and found.centres == tuple(xs[:-1])
+    assert found.confidence == round(25 / 26, 4)
+    # the box now ends where the bright white-key columns stop: at the hole
+    assert found.box == (whole.box[0], 60, last - 4, 120)

@@ -147,12 +147,23 @@ def _chains(starts: np.ndarray, ends: np.ndarray, max_width: float) -> list[tupl
     return out
 
 
-def _dark_mask(grey: np.ndarray) -> np.ndarray:
+def _local_levels(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's running max and min along its row over the local window."""
     from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
     size = max(int(grey.shape[1] * LOCAL_WINDOW_FRACTION) | 1, 9)
-    hi = maximum_filter1d(grey, size, axis=1)
-    lo = minimum_filter1d(grey, size, axis=1)
+    return maximum_filter1d(grey, size, axis=1), minimum_filter1d(grey, size, axis=1)
+
+
+def _bright_mask(grey: np.ndarray) -> np.ndarray:
+    """Pixels in the upper half of a local range of at least MIN_CONTRAST: the
+    counterpart of :func:`_dark_mask` (a flat background is neither)."""
+    hi, lo = _local_levels(grey)
+    return (grey >= (hi + lo) / 2) & (hi - lo >= MIN_CONTRAST)
+
+
+def _dark_mask(grey: np.ndarray) -> np.ndarray:
+    hi, lo = _local_levels(grey)
     dark = (grey < (hi + lo) / 2) & (hi - lo >= MIN_CONTRAST)
     # drop 1-pixel dark lines (the gaps between white keys): keep runs >= 2 wide
     wide = dark[:, 1:] & dark[:, :-1]
@@ -240,6 +251,7 @@ def _box_from_band(grey: np.ndarray, dark: np.ndarray, yb0: int, yb1: int,
     box wins."""
     black_cols = dark[yb0:yb1].mean(axis=0) >= 0.5
     starts, ends = _row_runs(black_cols)
+    starts, ends = _flanked_by_white(grey[yb0:yb1], starts, ends)
     centres_all = (starts + ends - 1) / 2.0
     segments = []
     for i0, i1 in _chains(starts, ends, max_width):
@@ -255,6 +267,27 @@ def _box_from_band(grey: np.ndarray, dark: np.ndarray, yb0: int, yb1: int,
         keys = _extend_on_lattice(centres_all, similar, list(seed_idx), white_w)
         found.append(_box_from_keys(grey, dark, yb0, yb1, centres_all[keys], white_w))
     return max(found, key=lambda kb: kb.confidence)
+
+
+def _flanked_by_white(band: np.ndarray, starts: np.ndarray, ends: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The dark runs ``[start, end)`` of a band's black-key columns that are
+    black keys by their sides: a black key lies between two white keys, so
+    along the rows, within half its width past each end, there is a column
+    bright (:func:`_bright_mask`) in at least half of the band's rows. A dark
+    background beside the keyboard's end is dark only as far as the local
+    window reaches the white keys; past that it is flat, neither dark nor
+    bright, so that strip (which can be as wide as a black key) is dropped.
+    A run at the frame's edge is judged by its inner side only."""
+    bright = _bright_mask(band).mean(axis=0) >= 0.5
+    w = len(bright)
+    keep = np.zeros(len(starts), dtype=bool)
+    for i, (a, b) in enumerate(zip(starts, ends)):
+        reach = max(2, int(b - a) // 2)
+        left = a == 0 or bright[max(a - reach, 0):a].any()
+        right = b == w or bright[b:b + reach].any()
+        keep[i] = left and right
+    return starts[keep], ends[keep]
 
 
 def _extend_on_lattice(centres: np.ndarray, similar: np.ndarray, keys: list[int],
@@ -304,15 +337,12 @@ def _extend_on_lattice(centres: np.ndarray, similar: np.ndarray, keys: list[int]
     return keys[best:ends[best]]
 
 
-def _box_from_keys(grey, dark, yb0, yb1, centres, white_w) -> KeyboardBox:
+def _box_from_keys(grey, dark, yb0, yb1, centres, white_w, walked: int = 0) -> KeyboardBox:
     h, w = grey.shape
-    spacing = np.diff(centres)
-    ratio = spacing / white_w
-    ratio = ratio[ratio <= 2.3]  # bridged gaps are neither pattern nor noise
-    single, double = (ratio >= 0.9) & (ratio < 1.45), (ratio >= 1.45) & (ratio <= 2.3)
-    # an octave has three short spacings and two long ones: a grating has one kind
-    grouping = min(1.0, float(np.mean(double)) / 0.3) if np.mean(double) <= 0.6 else 0.0
-    pattern = float(np.mean(single | double)) * grouping
+    walked = max(walked, len(centres))  # runs the walk took as keys
+    band = (yb0, yb1)
+    if len(centres) < 2:
+        return KeyboardBox(None, 0.0)
     first, last = float(centres[0]), float(centres[-1])
     # the black-key rows are those where most chosen key centres are dark
     cols = np.round(centres).astype(int)
@@ -342,6 +372,31 @@ def _box_from_keys(grey, dark, yb0, yb1, centres, white_w) -> KeyboardBox:
         return KeyboardBox(None, 0.0)
     white_rows = grey[yb1:y1] > bright_thr
     col_bright = white_rows.mean(axis=0)
+    # a black key lies on two white keys: the columns under its middle half
+    # are bright in the white-key rows. An outermost "key" that is not (a dark
+    # background at the keyboard's end, cut by the frame's edge) is dropped and
+    # the box found again from the others; the share of the walk's runs that
+    # are keys scales the confidence (a walk led off the keys is less sure).
+    half = max(int(round(0.25 * white_w)), 1)
+
+    def on_white(c: float) -> bool:
+        a, b = max(int(round(c)) - half, 0), min(int(round(c)) + half + 1, w)
+        return b > a and float(np.mean(col_bright[a:b] >= 0.3)) > 0.5
+
+    lo, hi = 0, len(centres)
+    while lo < hi and not on_white(centres[lo]):
+        lo += 1
+    while hi > lo and not on_white(centres[hi - 1]):
+        hi -= 1
+    if (lo, hi) != (0, len(centres)):
+        return _box_from_keys(grey, dark, band[0], band[1], centres[lo:hi], white_w, walked)
+    spacing = np.diff(centres)
+    ratio = spacing / white_w
+    ratio = ratio[ratio <= 2.3]  # bridged gaps are neither pattern nor noise
+    single, double = (ratio >= 0.9) & (ratio < 1.45), (ratio >= 1.45) & (ratio <= 2.3)
+    # an octave has three short spacings and two long ones: a grating has one kind
+    grouping = min(1.0, float(np.mean(double)) / 0.3) if np.mean(double) <= 0.6 else 0.0
+    pattern = float(np.mean(single | double)) * grouping
     white_fill = float(np.mean(col_bright[xs0:xs1] > 0.5))
 
     def edge(start: float, direction: int, default: float) -> tuple[float, bool]:
@@ -369,7 +424,8 @@ def _box_from_keys(grey, dark, yb0, yb1, centres, white_w) -> KeyboardBox:
     left, left_found = edge(first, -1, 1.15)
     right, right_found = edge(last, 1, 1.85)
     box = (int(max(round(left), 0)), int(yb0), int(min(round(right), w)), int(y1))
-    confidence = pattern * min(1.0, len(centres) / FULL_PIANO_KEYS) * white_fill
+    confidence = (pattern * min(1.0, len(centres) / FULL_PIANO_KEYS) * white_fill
+                  * len(centres) / walked)
     return KeyboardBox(box, round(float(confidence), 4), len(centres), round(white_w, 3),
                        tuple(round(float(c), 2) for c in centres), (left_found, right_found))
 
