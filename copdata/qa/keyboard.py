@@ -18,20 +18,28 @@ Method (the periodic pattern of black keys above a band of white keys):
    width, so a grating beside the keys is another band); the
    :data:`MAX_BANDS` bands with the most chained keys are candidates, and the
    most confident box over all candidates wins.
-4. Columns dark in at least half of a band's rows are black keys. Their chains
-   are cut to the parts that follow the piano's grouping (every 5 consecutive
-   spacings hold two long ones), which give the white-key width ``w`` (black
-   keys five apart are an octave, 7 white keys, apart) and seed a lattice of
-   period ``7 w``. The lattice is walked outward over runs of the keys' width:
+4. Columns dark in at least half of a band's rows are black keys if white keys
+   bound them: within half their width past each end, along the rows, a column
+   is bright (upper half of a local range of at least :data:`MIN_CONTRAST`) in
+   half the band's rows. A dark background beside the keyboard is dark only as
+   far as the local window reaches the white keys, a strip as wide as half the
+   window (a fortieth of the frame, as wide as the widest black key), and flat
+   beyond it: no key. Their chains are cut to the parts that follow the
+   piano's grouping (every 5 consecutive spacings hold two long ones), which
+   give the white-key width ``w`` (black keys five apart are an octave, 7
+   white keys, apart) and seed a lattice of period ``7 w``. The lattice is walked outward over runs of the keys' width:
    hidden keys (a hand, up to :data:`MAX_BRIDGE_WHITE_KEYS` white keys) are
    bridged, runs of another width skipped, and :data:`MAX_LATTICE_MISSES`
    off-lattice runs in a row (a grating) stop the walk; at most
-   :data:`PIANO_BLACK_SPAN` white keys of keys are kept. The black-key rows are
-   then those where most of the keys' centres are dark.
+   :data:`PIANO_BLACK_SPAN` + :data:`SPAN_SLACK` white keys of keys are kept.
+   The black-key rows are then those where most of the keys' centres are dark.
 5. Below the black keys, rows stay in the keyboard while at least
    :data:`WHITE_ROW_FRACTION` of the span's pixels are bright (brighter than the
    midpoint of the band's dark and bright levels): that gives the bottom ``y1``,
-   searched up to one black-key length below.
+   searched up to one black-key length below. An outermost key whose middle
+   half (``0.5 w``) is not over bright white-key columns in those rows (a dark
+   strip between the keyboard and the frame's edge) is dropped, the box found
+   again from the others, and the confidence scaled by the share kept.
 6. Left and right, the box extends from the outermost black keys over the
    bright white-key columns, at least ``0.5 w`` and at most ``2.5 w`` (one or
    two white keys lie beyond the outermost black key on every keyboard);
@@ -45,7 +53,8 @@ short (0.9-1.45 ``w``) or long (1.45-2.3 ``w``), times ``min(1, long share /
 0.3)`` (zero above 0.6: an octave has two long spacings in five, a grating
 none), (b)
 ``min(1, keys / 24)`` (keys found; 24 black keys is two thirds of a piano) and
-(c) the share of bright pixels in the white-key band. ``keyboard_score`` of a
+(c) the share of bright pixels in the white-key band, times the share of the
+walk's keys kept at step 5. ``keyboard_score`` of a
 clip is the confidence on its (cropped) frames; 0 when nothing is found.
 """
 
@@ -67,6 +76,10 @@ BAND_EXTENT_JUMP = 0.02
 MAX_BRIDGE_WHITE_KEYS = 9.0
 LATTICE_TOLERANCE = 0.25
 PIANO_BLACK_SPAN = 49  # white keys from the first black key (A#0) to the last (A#7)
+# slack on that span: the white-key width is the median octave / 7, and a camera's
+# perspective makes a piano's 49 white keys measure up to ~1.5 % more; the next black
+# key beyond a piano's (G#0, C#8) is at least one white key further, so under 1
+SPAN_SLACK = 0.9
 MAX_LATTICE_MISSES = 3
 
 
@@ -299,7 +312,8 @@ def _extend_on_lattice(centres: np.ndarray, similar: np.ndarray, keys: list[int]
     runs of another width (a partly hidden key) are skipped, and the walk stops
     at the :data:`MAX_LATTICE_MISSES`-th run in a row of the keys' width that is
     off the lattice (a grating next to the keyboard), or where the keys would
-    span more than :data:`PIANO_BLACK_SPAN` white keys (wider than a piano)."""
+    span more than :data:`PIANO_BLACK_SPAN` + :data:`SPAN_SLACK` white keys
+    (wider than a piano)."""
     period = 7.0 * white_w
     keys = sorted(keys)
     for direction in (1, -1):
@@ -328,9 +342,9 @@ def _extend_on_lattice(centres: np.ndarray, similar: np.ndarray, keys: list[int]
                 accepted.insert(0, j)
             j += direction
         keys = accepted
-    # wider than a piano (A#0 to A#7 is 49 white keys): keep the piano-wide
+    # wider than a piano (A#0 to A#7 is 49 white keys; SPAN_SLACK more): keep the piano-wide
     # window holding the most keys
-    span = (PIANO_BLACK_SPAN + 0.5) * white_w
+    span = (PIANO_BLACK_SPAN + SPAN_SLACK) * white_w
     xs = centres[keys]
     ends = np.searchsorted(xs, xs + span, side="right")
     best = int(np.argmax(ends - np.arange(len(xs))))
