@@ -879,3 +879,25 @@ def test_an_outermost_key_without_white_keys_below_is_dropped_and_counts_against
     assert found.confidence == round(25 / 26, 4)
     # the box now ends where the bright white-key columns stop: at the hole
     assert found.box == (whole.box[0], 60, last - 4, 120)
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_a_whole_pianos_direction_is_told_by_its_end_spacings_not_only_its_margins(mirror):
+    """An 88-key keyboard whose C8 is hidden (painted as background: the far end
+    of a keyboard seen at an angle can look like this), so A#7 is one white key
+    from its end like A#0: the margins cannot tell the direction. The black
+    keys' spacings can: A#0 is followed by a long one (to C#1), A#7 preceded by
+    a short one (from G#7). The picture, mirrored or not, is told as drawn."""
+    from copdata.qa.orient import detect_keyboard_view
+
+    img, box, centres = _draw()
+    img[:, box[2] - 12:box[2]] = BG  # C8, the last white key
+    if mirror:
+        img = np.ascontiguousarray(img[:, ::-1])
+    view = detect_keyboard_view(img, tilts=[0.0])
+    assert view.black_keys == 36 and view.direction_from == "ends"
+    assert view.mirrored is mirror
+    # the margins alone: both ends about one white key from the outermost black key
+    found = detect_keyboard(img)
+    margins = (found.centres[0] - found.box[0], found.box[2] - found.centres[-1])
+    assert abs(margins[0] - margins[1]) < 0.4 * 12
