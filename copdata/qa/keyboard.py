@@ -80,6 +80,8 @@ PIANO_BLACK_SPAN = 49  # white keys from the first black key (A#0) to the last (
 # perspective makes a piano's 49 white keys measure up to ~1.5 % more; the next black
 # key beyond a piano's (G#0, C#8) is at least one white key further, so under 1
 SPAN_SLACK = 0.9
+# candidates this close (relative) to the most confident are told by their key count
+CONFIDENCE_TIE = 0.05
 MAX_LATTICE_MISSES = 3
 
 
@@ -235,7 +237,18 @@ def detect_keyboard(frames: Sequence[np.ndarray] | np.ndarray) -> KeyboardBox:
         return KeyboardBox(None, 0.0)
     found = [_box_from_band(grey, dark, y0, y1, max_width)
              for _, y0, y1 in sorted(bands, reverse=True)[:MAX_BANDS]]
-    return max(found, key=lambda kb: kb.confidence)
+    return _best(found)
+
+
+def _best(found: list[KeyboardBox]) -> KeyboardBox:
+    """The candidate with the most black keys among those within
+    :data:`CONFIDENCE_TIE` (relative) of the most confident: readings of one
+    keyboard from different rows or seeds whose patterns are all piano-like
+    (the confidence stops counting keys at 24) differ in how much of it they
+    saw; ties go to the confidence."""
+    top = max(kb.confidence for kb in found)
+    close = [kb for kb in found if kb.confidence >= (1.0 - CONFIDENCE_TIE) * top]
+    return max(close, key=lambda kb: (kb.black_keys, kb.confidence))
 
 
 def _pattern_segments(centres: np.ndarray) -> list[np.ndarray]:
@@ -279,7 +292,7 @@ def _box_from_band(grey: np.ndarray, dark: np.ndarray, yb0: int, yb1: int,
         similar = (widths >= 0.6 * key_w) & (widths <= 1.6 * key_w)
         keys = _extend_on_lattice(centres_all, similar, list(seed_idx), white_w)
         found.append(_box_from_keys(grey, dark, yb0, yb1, centres_all[keys], white_w))
-    return max(found, key=lambda kb: kb.confidence)
+    return _best(found)
 
 
 def _flanked_by_white(band: np.ndarray, starts: np.ndarray, ends: np.ndarray
