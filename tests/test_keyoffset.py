@@ -109,6 +109,23 @@ def test_a_partial_keyboard_needs_its_octave():
     assert keys.find_key_columns([strip], first_black_pitch=39) is None  # D# does not fit
 
 
+def test_a_black_key_needs_its_white_neighbours_boundary_a_quarter_key_inside():
+    """By hand, the exact black-key centres of C2..C7 (white keys of 10 px): the
+    strip ending at C7's right edge (x = 360) holds no C#7, though C#7's column
+    (356.2..361.8 by the standard offset) would be two thirds inside; the
+    boundary C7|D7 must be a quarter white key (2.5 px) inside: at 362 it is
+    not, at 363 it is. At the low end the same: the strip starting 0 or 2 px
+    before D2 holds no C#2, 3 px before it does."""
+    first = WHITE_PITCHES.index(36) * W
+    centres = [black_centre(p) - first for p in BLACK_PITCHES if 36 <= p <= 96]
+    for width, last in ((360, 96), (362, 96), (363, 97)):
+        assert keys.key_columns(centres, 37, width, H, BLACK_H).pitches[-1] == last
+    from_d2 = [c - W for c in centres]  # the strip starts at D2 (C2 cut away)
+    for before, lowest in ((0, 38), (2, 38), (3, 37)):
+        cols = keys.key_columns([c + before for c in from_d2], 37, 350, H, BLACK_H)
+        assert cols.pitches[0] == lowest
+
+
 @pytest.fixture(scope="module")
 def synthetic():
     seconds = 24.0
@@ -338,10 +355,18 @@ def test_notes_that_fit_no_octave_of_the_keys_are_not_confident(partial):
 
 def test_a_lattice_with_a_hidden_black_key_mid_keyboard_is_no_key_map():
     """A hand resting on D#4 through the whole video: the detector bridges the
-    gap; naming the keys after it consecutively would put them a key off."""
+    gap; naming the keys after it consecutively would put them a key off. The
+    lattice is every drawn black key but D#4 and the two the strip's ends cut
+    (F#1, 2 of 6 px in the strip; G#5, 3 of 6 px, which merges with the dark
+    border :func:`keys.find_lattice` pads the strip with and so is no key),
+    each within half a pixel (the centre of an even-width run)."""
     strip = draw_keyboard(pitches_white=PART_WHITE, pitches_black=[p for p in PART_BLACK if p != 63])
     lattice = keys.find_lattice([strip])
-    assert lattice is not None and len(lattice.centres) == len(PART_BLACK) - 1
+    first = WHITE_PITCHES.index(PART_WHITE[0]) * W
+    drawn = [black_centre(p) - first for p in PART_BLACK if p not in (30, 63, 80)]
+    assert [black_centre(p) - first for p in (30, 80)] == [-1.5, 290.0]  # cut by the ends
+    assert lattice is not None and len(lattice.centres) == len(drawn) == len(PART_BLACK) - 3
+    np.testing.assert_allclose(lattice.centres, drawn, atol=0.5)
     assert keys.key_map(lattice) is None
     assert keys.key_map(keys.find_lattice([draw_keyboard(pitches_white=PART_WHITE,
                                                          pitches_black=PART_BLACK)])) is not None

@@ -18,20 +18,28 @@ Method (the periodic pattern of black keys above a band of white keys):
    width, so a grating beside the keys is another band); the
    :data:`MAX_BANDS` bands with the most chained keys are candidates, and the
    most confident box over all candidates wins.
-4. Columns dark in at least half of a band's rows are black keys. Their chains
-   are cut to the parts that follow the piano's grouping (every 5 consecutive
-   spacings hold two long ones), which give the white-key width ``w`` (black
-   keys five apart are an octave, 7 white keys, apart) and seed a lattice of
-   period ``7 w``. The lattice is walked outward over runs of the keys' width:
+4. Columns dark in at least half of a band's rows are black keys if white keys
+   bound them: within half their width past each end, along the rows, a column
+   is bright (upper half of a local range of at least :data:`MIN_CONTRAST`) in
+   half the band's rows. A dark background beside the keyboard is dark only as
+   far as the local window reaches the white keys, a strip as wide as half the
+   window (a fortieth of the frame, as wide as the widest black key), and flat
+   beyond it: no key. Their chains are cut to the parts that follow the
+   piano's grouping (every 5 consecutive spacings hold two long ones), which
+   give the white-key width ``w`` (black keys five apart are an octave, 7
+   white keys, apart) and seed a lattice of period ``7 w``. The lattice is walked outward over runs of the keys' width:
    hidden keys (a hand, up to :data:`MAX_BRIDGE_WHITE_KEYS` white keys) are
    bridged, runs of another width skipped, and :data:`MAX_LATTICE_MISSES`
    off-lattice runs in a row (a grating) stop the walk; at most
-   :data:`PIANO_BLACK_SPAN` white keys of keys are kept. The black-key rows are
-   then those where most of the keys' centres are dark.
+   :data:`PIANO_BLACK_SPAN` + :data:`SPAN_SLACK` white keys of keys are kept.
+   The black-key rows are then those where most of the keys' centres are dark.
 5. Below the black keys, rows stay in the keyboard while at least
    :data:`WHITE_ROW_FRACTION` of the span's pixels are bright (brighter than the
    midpoint of the band's dark and bright levels): that gives the bottom ``y1``,
-   searched up to one black-key length below.
+   searched up to one black-key length below. An outermost key whose middle
+   half (``0.5 w``) is not over bright white-key columns in those rows (a dark
+   strip between the keyboard and the frame's edge) is dropped, the box found
+   again from the others, and the confidence scaled by the share kept.
 6. Left and right, the box extends from the outermost black keys over the
    bright white-key columns, at least ``0.5 w`` and at most ``2.5 w`` (one or
    two white keys lie beyond the outermost black key on every keyboard);
@@ -45,7 +53,8 @@ short (0.9-1.45 ``w``) or long (1.45-2.3 ``w``), times ``min(1, long share /
 0.3)`` (zero above 0.6: an octave has two long spacings in five, a grating
 none), (b)
 ``min(1, keys / 24)`` (keys found; 24 black keys is two thirds of a piano) and
-(c) the share of bright pixels in the white-key band. ``keyboard_score`` of a
+(c) the share of bright pixels in the white-key band, times the share of the
+walk's keys kept at step 5. ``keyboard_score`` of a
 clip is the confidence on its (cropped) frames; 0 when nothing is found.
 """
 
@@ -67,6 +76,12 @@ BAND_EXTENT_JUMP = 0.02
 MAX_BRIDGE_WHITE_KEYS = 9.0
 LATTICE_TOLERANCE = 0.25
 PIANO_BLACK_SPAN = 49  # white keys from the first black key (A#0) to the last (A#7)
+# slack on that span: the white-key width is the median octave / 7, and a camera's
+# perspective makes a piano's 49 white keys measure up to ~1.5 % more; the next black
+# key beyond a piano's (G#0, C#8) is at least one white key further, so under 1
+SPAN_SLACK = 0.9
+# candidates this close (relative) to the most confident are told by their key count
+CONFIDENCE_TIE = 0.05
 MAX_LATTICE_MISSES = 3
 
 
@@ -147,12 +162,23 @@ def _chains(starts: np.ndarray, ends: np.ndarray, max_width: float) -> list[tupl
     return out
 
 
-def _dark_mask(grey: np.ndarray) -> np.ndarray:
+def _local_levels(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's running max and min along its row over the local window."""
     from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
     size = max(int(grey.shape[1] * LOCAL_WINDOW_FRACTION) | 1, 9)
-    hi = maximum_filter1d(grey, size, axis=1)
-    lo = minimum_filter1d(grey, size, axis=1)
+    return maximum_filter1d(grey, size, axis=1), minimum_filter1d(grey, size, axis=1)
+
+
+def _bright_mask(grey: np.ndarray) -> np.ndarray:
+    """Pixels in the upper half of a local range of at least MIN_CONTRAST: the
+    counterpart of :func:`_dark_mask` (a flat background is neither)."""
+    hi, lo = _local_levels(grey)
+    return (grey >= (hi + lo) / 2) & (hi - lo >= MIN_CONTRAST)
+
+
+def _dark_mask(grey: np.ndarray) -> np.ndarray:
+    hi, lo = _local_levels(grey)
     dark = (grey < (hi + lo) / 2) & (hi - lo >= MIN_CONTRAST)
     # drop 1-pixel dark lines (the gaps between white keys): keep runs >= 2 wide
     wide = dark[:, 1:] & dark[:, :-1]
@@ -211,7 +237,18 @@ def detect_keyboard(frames: Sequence[np.ndarray] | np.ndarray) -> KeyboardBox:
         return KeyboardBox(None, 0.0)
     found = [_box_from_band(grey, dark, y0, y1, max_width)
              for _, y0, y1 in sorted(bands, reverse=True)[:MAX_BANDS]]
-    return max(found, key=lambda kb: kb.confidence)
+    return _best(found)
+
+
+def _best(found: list[KeyboardBox]) -> KeyboardBox:
+    """The candidate with the most black keys among those within
+    :data:`CONFIDENCE_TIE` (relative) of the most confident: readings of one
+    keyboard from different rows or seeds whose patterns are all piano-like
+    (the confidence stops counting keys at 24) differ in how much of it they
+    saw; ties go to the confidence."""
+    top = max(kb.confidence for kb in found)
+    close = [kb for kb in found if kb.confidence >= (1.0 - CONFIDENCE_TIE) * top]
+    return max(close, key=lambda kb: (kb.black_keys, kb.confidence))
 
 
 def _pattern_segments(centres: np.ndarray) -> list[np.ndarray]:
@@ -240,6 +277,7 @@ def _box_from_band(grey: np.ndarray, dark: np.ndarray, yb0: int, yb1: int,
     box wins."""
     black_cols = dark[yb0:yb1].mean(axis=0) >= 0.5
     starts, ends = _row_runs(black_cols)
+    starts, ends = _flanked_by_white(grey[yb0:yb1], starts, ends)
     centres_all = (starts + ends - 1) / 2.0
     segments = []
     for i0, i1 in _chains(starts, ends, max_width):
@@ -254,7 +292,28 @@ def _box_from_band(grey: np.ndarray, dark: np.ndarray, yb0: int, yb1: int,
         similar = (widths >= 0.6 * key_w) & (widths <= 1.6 * key_w)
         keys = _extend_on_lattice(centres_all, similar, list(seed_idx), white_w)
         found.append(_box_from_keys(grey, dark, yb0, yb1, centres_all[keys], white_w))
-    return max(found, key=lambda kb: kb.confidence)
+    return _best(found)
+
+
+def _flanked_by_white(band: np.ndarray, starts: np.ndarray, ends: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The dark runs ``[start, end)`` of a band's black-key columns that are
+    black keys by their sides: a black key lies between two white keys, so
+    along the rows, within half its width past each end, there is a column
+    bright (:func:`_bright_mask`) in at least half of the band's rows. A dark
+    background beside the keyboard's end is dark only as far as the local
+    window reaches the white keys; past that it is flat, neither dark nor
+    bright, so that strip (which can be as wide as a black key) is dropped.
+    A run at the frame's edge is judged by its inner side only."""
+    bright = _bright_mask(band).mean(axis=0) >= 0.5
+    w = len(bright)
+    keep = np.zeros(len(starts), dtype=bool)
+    for i, (a, b) in enumerate(zip(starts, ends)):
+        reach = max(2, int(b - a) // 2)
+        left = a == 0 or bright[max(a - reach, 0):a].any()
+        right = b == w or bright[b:b + reach].any()
+        keep[i] = left and right
+    return starts[keep], ends[keep]
 
 
 def _extend_on_lattice(centres: np.ndarray, similar: np.ndarray, keys: list[int],
@@ -266,7 +325,8 @@ def _extend_on_lattice(centres: np.ndarray, similar: np.ndarray, keys: list[int]
     runs of another width (a partly hidden key) are skipped, and the walk stops
     at the :data:`MAX_LATTICE_MISSES`-th run in a row of the keys' width that is
     off the lattice (a grating next to the keyboard), or where the keys would
-    span more than :data:`PIANO_BLACK_SPAN` white keys (wider than a piano)."""
+    span more than :data:`PIANO_BLACK_SPAN` + :data:`SPAN_SLACK` white keys
+    (wider than a piano)."""
     period = 7.0 * white_w
     keys = sorted(keys)
     for direction in (1, -1):
@@ -295,24 +355,21 @@ def _extend_on_lattice(centres: np.ndarray, similar: np.ndarray, keys: list[int]
                 accepted.insert(0, j)
             j += direction
         keys = accepted
-    # wider than a piano (A#0 to A#7 is 49 white keys): keep the piano-wide
+    # wider than a piano (A#0 to A#7 is 49 white keys; SPAN_SLACK more): keep the piano-wide
     # window holding the most keys
-    span = (PIANO_BLACK_SPAN + 0.5) * white_w
+    span = (PIANO_BLACK_SPAN + SPAN_SLACK) * white_w
     xs = centres[keys]
     ends = np.searchsorted(xs, xs + span, side="right")
     best = int(np.argmax(ends - np.arange(len(xs))))
     return keys[best:ends[best]]
 
 
-def _box_from_keys(grey, dark, yb0, yb1, centres, white_w) -> KeyboardBox:
+def _box_from_keys(grey, dark, yb0, yb1, centres, white_w, walked: int = 0) -> KeyboardBox:
     h, w = grey.shape
-    spacing = np.diff(centres)
-    ratio = spacing / white_w
-    ratio = ratio[ratio <= 2.3]  # bridged gaps are neither pattern nor noise
-    single, double = (ratio >= 0.9) & (ratio < 1.45), (ratio >= 1.45) & (ratio <= 2.3)
-    # an octave has three short spacings and two long ones: a grating has one kind
-    grouping = min(1.0, float(np.mean(double)) / 0.3) if np.mean(double) <= 0.6 else 0.0
-    pattern = float(np.mean(single | double)) * grouping
+    walked = max(walked, len(centres))  # runs the walk took as keys
+    band = (yb0, yb1)
+    if len(centres) < 2:
+        return KeyboardBox(None, 0.0)
     first, last = float(centres[0]), float(centres[-1])
     # the black-key rows are those where most chosen key centres are dark
     cols = np.round(centres).astype(int)
@@ -342,6 +399,31 @@ def _box_from_keys(grey, dark, yb0, yb1, centres, white_w) -> KeyboardBox:
         return KeyboardBox(None, 0.0)
     white_rows = grey[yb1:y1] > bright_thr
     col_bright = white_rows.mean(axis=0)
+    # a black key lies on two white keys: the columns under its middle half
+    # are bright in the white-key rows. An outermost "key" that is not (a dark
+    # background at the keyboard's end, cut by the frame's edge) is dropped and
+    # the box found again from the others; the share of the walk's runs that
+    # are keys scales the confidence (a walk led off the keys is less sure).
+    half = max(int(round(0.25 * white_w)), 1)
+
+    def on_white(c: float) -> bool:
+        a, b = max(int(round(c)) - half, 0), min(int(round(c)) + half + 1, w)
+        return b > a and float(np.mean(col_bright[a:b] >= 0.3)) > 0.5
+
+    lo, hi = 0, len(centres)
+    while lo < hi and not on_white(centres[lo]):
+        lo += 1
+    while hi > lo and not on_white(centres[hi - 1]):
+        hi -= 1
+    if (lo, hi) != (0, len(centres)):
+        return _box_from_keys(grey, dark, band[0], band[1], centres[lo:hi], white_w, walked)
+    spacing = np.diff(centres)
+    ratio = spacing / white_w
+    ratio = ratio[ratio <= 2.3]  # bridged gaps are neither pattern nor noise
+    single, double = (ratio >= 0.9) & (ratio < 1.45), (ratio >= 1.45) & (ratio <= 2.3)
+    # an octave has three short spacings and two long ones: a grating has one kind
+    grouping = min(1.0, float(np.mean(double)) / 0.3) if np.mean(double) <= 0.6 else 0.0
+    pattern = float(np.mean(single | double)) * grouping
     white_fill = float(np.mean(col_bright[xs0:xs1] > 0.5))
 
     def edge(start: float, direction: int, default: float) -> tuple[float, bool]:
@@ -369,7 +451,8 @@ def _box_from_keys(grey, dark, yb0, yb1, centres, white_w) -> KeyboardBox:
     left, left_found = edge(first, -1, 1.15)
     right, right_found = edge(last, 1, 1.85)
     box = (int(max(round(left), 0)), int(yb0), int(min(round(right), w)), int(y1))
-    confidence = pattern * min(1.0, len(centres) / FULL_PIANO_KEYS) * white_fill
+    confidence = (pattern * min(1.0, len(centres) / FULL_PIANO_KEYS) * white_fill
+                  * len(centres) / walked)
     return KeyboardBox(box, round(float(confidence), 4), len(centres), round(white_w, 3),
                        tuple(round(float(c), 2) for c in centres), (left_found, right_found))
 

@@ -156,7 +156,8 @@ def key_columns(centres: Sequence[float], first_black_pitch: int, width: int, he
                 black_bottom: int, lowest: int = PIANO_LOWEST, highest: int = PIANO_HIGHEST
                 ) -> KeyColumns:
     """The columns of every key (white and black) whose column lies at least
-    half inside ``[0, width)``, from the black keys' ``centres`` in the strip
+    half inside ``[0, width)`` (a black key also needs the boundary of its white
+    neighbours a quarter white key inside), from the black keys' ``centres`` in the strip
     and the first one's pitch (see the module docstring); pitches
     ``lowest..highest`` (the piano's; a wider range for a map that
     :meth:`KeyColumns.shifted` will move by octaves)."""
@@ -174,6 +175,13 @@ def key_columns(centres: Sequence[float], first_black_pitch: int, width: int, he
         if j < lo_white or j > hi_white:
             continue
         if is_black(p):
+            # a black key lies across the boundary of its white neighbours: with
+            # that boundary not a quarter white key inside the strip (the
+            # keyboard ends at a neighbour's edge, found to a pixel or so), the
+            # key is not in it
+            margin = 0.25 * (x_at(j + 0.5) - x_at(j - 0.5))
+            if not margin < x_at(j) < width - margin:
+                continue
             if p in pitches:
                 centre = float(centres[pitches.index(p)])
             else:

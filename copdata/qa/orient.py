@@ -41,9 +41,11 @@ is given as MIDI numbers (``lowest_key``, ``highest_key``); otherwise those are
 ``None`` and ``partial`` is true. Which way the keys run is taken from the side
 the camera is on (``direction_from: "view"``; a mirrored picture of a partial
 keyboard is not recognised), except on a whole 88-key keyboard, whose ends say
-it (``"ends"``): it ends about one white key before its first black key (A0)
-and two after its last (B7, C8); the other way round the picture is
-``mirrored`` and the strip is turned left to right.
+it (``"ends"``): with all 36 black keys, A#0 is followed by a long spacing
+(two white keys, to C#1) and A#7 preceded by a short one (from G#7); else the
+keyboard ends about one white key before its first black key (A0) and two
+after its last (B7, C8). The other way round the picture is ``mirrored`` and
+the strip is turned left to right.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ PITCH_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _WHITE_SEMITONES = (0, 2, 4, 5, 7, 9, 11)
 # black keys by their position in white keys from C#: C# 0, D# 1, F# 3, G# 4, A# 5
 _BLACK_SLOTS = {0: 1, 1: 3, 3: 6, 4: 8, 5: 10}
+FULL_BLACK_KEYS = 36  # an 88-key piano: A#0 .. A#7
+LONG_SPACING = 1.45  # white keys: black keys this far apart have a white key between
 # whole keyboards: white keys -> (lowest MIDI pitch, highest)
 STANDARD_KEYBOARDS = {52: (21, 108), 45: (28, 103), 36: (36, 96), 29: (36, 84)}
 
@@ -233,7 +237,7 @@ def _key_range(found: KeyboardBox, box_x: tuple[float, float], whole: bool
     if len(centres) < 6 or w <= 0:
         return 0, None, None, None, None, False
     spacing = np.diff(centres) / w
-    long_ = spacing >= 1.45
+    long_ = spacing >= LONG_SPACING
     # a C#/D# pair: short spacing with long ones (or an end) on both sides
     ref = None
     for i in range(len(spacing)):
@@ -351,12 +355,7 @@ def _view_result(found: KeyboardBox, tilt: float, flipped: bool, work_shape, sca
     # both ends in the frame, about 52 white keys apart (black keys may be under hands)
     whole88 = whole and abs((x1 - x0) / found.white_key_width - 52) <= 1.5
     if whole88:
-        # a whole 88-key keyboard: its first black key (A#0) is about one white
-        # key from its end, its last (A#7) about two; the other way round, the
-        # picture is mirrored (the keys run right to left)
-        left_margin = (float(found.centres[0]) - x0) / found.white_key_width
-        right_margin = (x1 - float(found.centres[-1])) / found.white_key_width
-        mirrored = left_margin > right_margin + 0.4
+        mirrored = _mirrored_88(found, x0, x1)
     if mirrored:
         found = KeyboardBox(found.box, found.confidence, found.black_keys, found.white_key_width,
                             tuple(x0 + x1 - c for c in reversed(found.centres)), found.ends_found)
@@ -377,6 +376,23 @@ def _view_result(found: KeyboardBox, tilt: float, flipped: bool, work_shape, sca
         white_key_width=round(found.white_key_width / scale, 3), keys_visible=keys,
         lowest_name=lo_name, highest_name=hi_name, lowest_key=lo_key, highest_key=hi_key,
         partial=not checked, direction_from=direction_from, mirrored=mirrored)
+
+
+def _mirrored_88(found: KeyboardBox, x0: float, x1: float) -> bool:
+    """Whether a whole 88-key keyboard's keys run right to left. With all 36
+    black keys, by their spacings at the ends: A#0 is followed by a long
+    spacing (to C#1, two white keys), A#7 preceded by a short one (from G#7):
+    mirrored, the first spacing is short and the last long. A camera's
+    perspective does not change which spacing is long. Otherwise by the
+    margins: A#0 is about one white key from its end, A#7 about two."""
+    w = found.white_key_width
+    if found.black_keys == FULL_BLACK_KEYS:
+        first, last = (np.diff(np.asarray(found.centres, float))[[0, -1]] / w) >= LONG_SPACING
+        if first != last:
+            return bool(last)
+    left_margin = (float(found.centres[0]) - x0) / w
+    right_margin = (x1 - float(found.centres[-1])) / w
+    return left_margin > right_margin + 0.4
 
 
 def quad_iou(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]],
