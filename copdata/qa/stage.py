@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from dataclasses import dataclass
 from typing import Sequence
@@ -200,6 +201,17 @@ def timbre_status() -> dict:
     """What :func:`timbre_model` loaded (name, folder, sha256s) or why it could not."""
     timbre_model()
     return dict(_TIMBRE["status"])
+
+
+def _timbre_pool():
+    """One background thread per process for :func:`measure_timbre` (made on first use)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _TIMBRE_LOCK:
+        if "pool" not in _TIMBRE or _TIMBRE.get("pool_pid") != os.getpid():
+            _TIMBRE["pool"] = ThreadPoolExecutor(1, thread_name_prefix="copdata-timbre")
+            _TIMBRE["pool_pid"] = os.getpid()
+        return _TIMBRE["pool"]
 
 
 def measure_timbre(audio: np.ndarray, sample_rate: int) -> dict:
@@ -469,9 +481,11 @@ def clip_qa(observer: ClipObserver, audio_window: np.ndarray, window_start: int,
                                      "need audio outside the item"])
     audio = audio_window[first:first + n]
     notes = segment_notes(item_notes, t0 + shift, t0 + shift + seconds)
+    # the timbre model (torch, which releases the GIL) runs beside piano_evidence (numpy)
+    timbre = _timbre_pool().submit(measure_timbre, audio, sr) if recorded else None
     qa.update(measure_audio(audio, sr, notes))
-    if recorded:
-        qa.update(measure_timbre(audio, sr))
+    if timbre is not None:
+        qa.update(timbre.result())
     piano_at, keyboard_at = claim_thresholds(settings.qa_min_piano, settings.qa_min_keyboard, recorded)
     qa["claims"] = claims(qa, piano_at, keyboard_at, CLAIM_PIANO_TIMBRE if recorded else None)
     reasons = failures(qa, settings)
