@@ -9,7 +9,6 @@ sequence. The claim rule is checked on cases worked by hand.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -24,12 +23,18 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TINY = FIXTURES / "tfckpt_tiny"
 
 
-def _reference_tool():
-    spec = importlib.util.spec_from_file_location(
-        "musicnn_reference", Path(__file__).parents[1] / "tools" / "musicnn_reference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tone_sequence(seconds: float = 7.0, sr: int = 16000) -> np.ndarray:
+    """The input of the extractor fixture: ``tools/musicnn_reference.py``'s
+    ``tone_sequence``, restated (seeded decaying harmonic tones, float32)."""
+    rng = np.random.default_rng(20261207)
+    t = np.arange(int(seconds * sr)) / sr
+    out = np.zeros_like(t)
+    for start in np.arange(0.0, seconds - 0.5, 0.25):
+        f0 = 110.0 * 2 ** (rng.integers(0, 36) / 12)
+        env = np.where(t >= start, np.exp(-(t - start) * 3.0), 0.0)
+        for k in range(1, 6):
+            out += env * np.sin(2 * np.pi * f0 * k * (t - start)) / k
+    return (0.3 * out / np.abs(out).max()).astype(np.float32)
 
 
 def _installed_weights() -> Path:
@@ -141,7 +146,7 @@ def test_tags_equal_musicnn_extractor_on_a_tone_sequence():
     folder = _installed_weights()
     reference = json.loads((FIXTURES / "musicnn_reference.json").read_text())
     assert list(timbre.MTT_LABELS) == reference["labels"]
-    audio = _reference_tool().tone_sequence()
+    audio = tone_sequence()
     model = timbre.PianoTimbre(folder)
     taggram = np.array(reference["tones_taggram"])  # (patches, tags), musicnn's own pipeline
     tags = model.tags(audio, 16000)
@@ -160,7 +165,7 @@ def test_features_equal_musicnn_penultimate_on_a_tone_sequence():
     folder = _installed_weights()
     reference = json.loads((FIXTURES / "musicnn_reference.json").read_text())
     model = timbre.PianoTimbre(folder)
-    patches = timbre.mel_patches(_reference_tool().tone_sequence(), 16000)
+    patches = timbre.mel_patches(tone_sequence(), 16000)
     with torch.inference_mode():
         hidden, _ = model.network.features(torch.from_numpy(patches))
     # the extractor's features["penultimate"]: its first row is the first patch's (later
@@ -174,7 +179,7 @@ def test_features_equal_musicnn_penultimate_on_a_tone_sequence():
         hidden, _ = model.network.features(torch.from_numpy(seeded.astype(np.float32)))
     want = np.array(reference["patch_penultimate"])
     assert np.abs(hidden.numpy() - want).max() <= 1e-5 * np.abs(want).max()
-    features, _ = model.embed(_reference_tool().tone_sequence(), 16000)  # the mean of the patches'
+    features, _ = model.embed(tone_sequence(), 16000)  # the mean of the patches'
     with torch.inference_mode():
         per_patch, _ = model.network.features(torch.from_numpy(patches))
     assert np.allclose(features, per_patch.numpy().mean(axis=0), rtol=0, atol=1e-6)
@@ -221,7 +226,7 @@ def test_the_shipped_probe_and_the_claim_threshold_agree():
 
 def test_patches_follow_musicnn_batching():
     # 7 s at 16 kHz, hop 256: 438 frames -> two whole 187-frame patches, the tail dropped
-    audio = _reference_tool().tone_sequence()
+    audio = tone_sequence()
     patches = timbre.mel_patches(audio, 16000)
     assert patches.shape == (2, 187, 96) and patches.dtype == np.float32
     # a loud tone: the float16 mel times 10000 would overflow float16 (numpy 2's rule);
@@ -243,7 +248,7 @@ def test_a_clip_shorter_than_a_patch_is_repeated():
 
 
 def test_stereo_and_other_rates_are_mixed_and_resampled():
-    audio = _reference_tool().tone_sequence()
+    audio = tone_sequence()
     stereo = np.stack([audio, audio])
     assert np.array_equal(timbre.mel_patches(stereo, 16000), timbre.mel_patches(audio, 16000))
     import librosa
@@ -306,7 +311,7 @@ def test_solo_piano_needs_the_timbre_on_recorded_sources(timbre_value, claim_tim
 def test_without_the_model_the_timbre_is_not_measured(monkeypatch, tmp_path):
     monkeypatch.setenv(timbre.ENV_DIR, str(tmp_path / "nowhere"))
     monkeypatch.setattr(stage, "_TIMBRE", {})
-    audio = _reference_tool().tone_sequence()
+    audio = tone_sequence()
     assert stage.measure_timbre(audio, 16000) == {"piano_timbre": None}
     status = stage.timbre_status()
     assert status["name"] == timbre.MODEL and "nowhere" in status["error"]
