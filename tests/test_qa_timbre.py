@@ -10,6 +10,7 @@ sequence. The claim rule is checked on cases worked by hand.
 from __future__ import annotations
 
 import json
+import struct
 import shutil
 from pathlib import Path
 
@@ -333,3 +334,120 @@ def test_the_card_says_what_each_claim_needs():
     line = stage.claims_card_lines(missing)[1]
     assert "no clip claims solo piano" in line and "not installed" in line
     assert stage.PIANO_CLAIM_MEASURED not in line
+
+
+# -- the reader on hostile bytes (cases worked by hand from the protobuf / LevelDB formats) ----
+
+def test_varints_are_bounded():
+    from copdata.qa.tfckpt import _varint
+
+    assert _varint(b"\x96\x01", 0) == (150, 2)  # the protobuf documentation's example
+    assert _varint(b"\xff" * 9 + b"\x01", 0) == (2 ** 64 - 1, 10)  # the largest: shift 63 last
+    with pytest.raises(CheckpointError, match="truncated"):
+        _varint(b"\x80", 0)
+    with pytest.raises(CheckpointError, match="truncated"):
+        _varint(b"\x01", 1)  # nothing left at the position
+    with pytest.raises(CheckpointError, match="64 bits"):
+        _varint(b"\xff" * 10 + b"\x01", 0)
+
+
+def test_protobuf_fields_of_every_wire_type():
+    from copdata.qa.tfckpt import _fields
+
+    msg = (b"\x08\x96\x01"                      # field 1, varint 150
+           + b"\x12\x03abc"                      # field 2, bytes
+           + b"\x35" + struct.pack("<I", 7)      # field 6, fixed32
+           + b"\x39" + struct.pack("<Q", 2 ** 40 + 3))  # field 7, fixed64
+    assert _fields(msg) == [(1, 150), (2, b"abc"), (6, 7), (7, 2 ** 40 + 3)]
+    with pytest.raises(CheckpointError, match="wire type 3"):
+        _fields(b"\x0b")  # field 1, start group: not in a bundle entry
+
+
+def test_bundle_entry_fields():
+    from copdata.qa.tfckpt import _entry
+
+    dim = lambda n: b"\x12" + bytes([len(b"\x08" + bytes([n]))]) + b"\x08" + bytes([n])
+    shape = dim(2) + dim(3)
+    value = (b"\x08\x01" + b"\x12" + bytes([len(shape)]) + shape
+             + b"\x18\x02" + b"\x20\x0a" + b"\x28\x18" + b"\x35\x00\x00\x00\x00")
+    assert _entry(value) == {"dtype": 1, "shape": [2, 3], "shard_id": 2, "offset": 10,
+                             "size": 24, "slices": False}
+    assert _entry(value + b"\x3a\x00")["slices"] is True  # field 7: a slice spec
+    assert _entry(b"")["shape"] == [] and _entry(b"")["size"] == 0
+    assert _entry(b"\x12\x02\x12\x00")["shape"] == [0]  # a dim without a size is 0
+    with pytest.raises(CheckpointError, match="unknown rank"):
+        _entry(b"\x12\x02\x18\x01")
+
+
+def test_errors_name_the_file(tmp_path):
+    prefix = _copy(tmp_path)
+    with pytest.raises(CheckpointError) as missing:
+        read_checkpoint(tmp_path / "absent")
+    assert missing.value.item == str(tmp_path / "absent.index")
+    index = Path(f"{prefix}.index")
+    good = index.read_bytes()
+    index.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))
+    with pytest.raises(CheckpointError) as magic:
+        read_checkpoint(prefix)
+    assert magic.value.item == str(index)
+    index.write_bytes(good[-47:])
+    with pytest.raises(CheckpointError, match="shorter") as short:
+        read_checkpoint(prefix)
+    assert short.value.item == str(index)
+    index.write_bytes(good[-48:])  # a bare footer: its handles point outside the file
+    with pytest.raises(CheckpointError, match="outside") as outside:
+        read_checkpoint(prefix)
+    assert outside.value.item == str(index)
+    index.write_bytes(good)
+    with pytest.raises(CheckpointError) as absent:
+        read_checkpoint(prefix, ["nope"])
+    assert absent.value.item == str(prefix) and "nope" in str(absent.value)
+    data = Path(f"{prefix}.data-00000-of-00001")
+    data.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="do not hold") as empty:
+        read_checkpoint(prefix)
+    assert empty.value.item == str(prefix)
+    data.unlink()
+    with pytest.raises(CheckpointError) as gone:
+        read_checkpoint(prefix)
+    assert gone.value.item == str(data)
+
+
+def test_an_unsupported_dtype_or_a_sliced_tensor_is_refused(tmp_path):
+    prefix = _copy(tmp_path)
+    index = Path(f"{prefix}.index")
+    raw = index.read_bytes()
+    at = raw.index(b"\x08\x01\x12")  # an entry's dtype (float32) followed by its shape
+    index.write_bytes(raw[:at] + b"\x08\x07" + raw[at + 2:])  # DT_STRING, same length
+    with pytest.raises(CheckpointError, match="dtype enum 7") as bad:
+        read_checkpoint(prefix)
+    assert bad.value.item == str(prefix)
+    assert all(e["dtype"] in (1, 2, 3, 7, 9, 10, 19) for e in index_entries(prefix).values())
+
+
+def test_block_bounds_are_checked():
+    from copdata.qa.tfckpt import _block
+
+    buf = bytes(20)
+    with pytest.raises(CheckpointError, match="outside"):
+        _block(buf, -1, 8)
+    with pytest.raises(CheckpointError, match="outside"):
+        _block(buf, 0, 16)  # 16 + 5 trailer bytes > 20
+    with pytest.raises(CheckpointError, match="outside"):
+        _block(buf, 0, 3)  # shorter than the restart count
+    assert _block(bytes(9), 0, 4) == []  # exactly the restart count: an empty block
+    with pytest.raises(CheckpointError, match="restart count"):
+        _block(struct.pack("<I", 2) + bytes(5), 0, 4)  # 2 restarts need 8 more bytes
+    # one entry: shared 0, unshared 1, value 1, key "k", value "v"; one restart at 0
+    block = b"\x00\x01\x01kv" + struct.pack("<I", 0) + struct.pack("<I", 1)
+    assert _block(block + bytes(5), 0, len(block)) == [(b"k", b"v")]
+    # a second entry sharing 1 byte of the key: "k" + "2"
+    block2 = (b"\x00\x01\x01kv" + b"\x01\x01\x01\x32w" + struct.pack("<I", 0)
+              + struct.pack("<I", 1))
+    assert _block(block2 + bytes(5), 0, len(block2)) == [(b"k", b"v"), (b"k2", b"w")]
+    bad = b"\x02\x01\x01kv" + struct.pack("<I", 0) + struct.pack("<I", 1)  # shares 2 of 0
+    with pytest.raises(CheckpointError, match="bad entry"):
+        _block(bad + bytes(5), 0, len(bad))
+    long = b"\x00\x01\x09kv" + struct.pack("<I", 0) + struct.pack("<I", 1)  # value past end
+    with pytest.raises(CheckpointError, match="bad entry"):
+        _block(long + bytes(5), 0, len(long))
