@@ -188,7 +188,7 @@ def timbre_model() -> "qa_timbre.PianoTimbre | None":
     with _TIMBRE_LOCK:
         if "model" not in _TIMBRE:
             try:
-                _TIMBRE["model"] = qa_timbre.shared_model()
+                _TIMBRE["model"] = qa_timbre.PianoTimbre()
                 _TIMBRE["status"] = {"name": qa_timbre.MODEL, **_TIMBRE["model"].weights}
             except qa_timbre.TimbreModelError as exc:
                 log.warning("piano timbre not measured: %s", exc)

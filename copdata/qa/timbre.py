@@ -329,8 +329,8 @@ class PianoTimbre:
 
     _lock = threading.Lock()
 
-    def __init__(self, folder: str | Path | None = None, *, network: Any = None,
-                 check: bool = True, probe: PianoProbe | None = None, threads: int = 1) -> None:
+    def __init__(self, folder: str | Path | None = None, *, probe: PianoProbe | None = None,
+                 threads: int = 1) -> None:
         import torch
 
         # one intra-op thread by default: a 3 s patch is too small to gain from more
@@ -338,15 +338,11 @@ class PianoTimbre:
         # OpenMP workers spinning after it slow the build's other threads
         self.threads = max(1, int(threads))
         self.probe = probe if probe is not None else load_probe()
-        if network is not None:  # tests: a network built and filled by the caller
-            self.network = network
-            self.weights = {"source": "caller"}
-        else:
-            path = weights_dir(folder)
-            found = check_weights(path) if check else {}
-            self.network = build_network()
-            load_tf_weights(self.network, read_checkpoint(f"{path}/"))
-            self.weights = {"source": str(path), **{f"sha256{k}": v for k, v in found.items()}}
+        path = weights_dir(folder)
+        found = check_weights(path)
+        self.network = build_network()
+        load_tf_weights(self.network, read_checkpoint(f"{path}/"))
+        self.weights = {"source": str(path), **{f"sha256{k}": v for k, v in found.items()}}
         self.network.eval()
         self._torch = torch
 
@@ -376,15 +372,3 @@ class PianoTimbre:
         features, tags = self.embed(audio, sample_rate)
         return {"piano_timbre": round(self.probe(features), 4),
                 "timbre_piano": round(tags["piano"], 4), "timbre_harp": round(tags["harp"], 4)}
-
-
-_SHARED: dict[str, PianoTimbre] = {}
-
-
-def shared_model(folder: str | Path | None = None) -> PianoTimbre:
-    """One loaded model per folder per process (loading reads 9 MB and checks it)."""
-    key = str(weights_dir(folder))
-    with PianoTimbre._lock:
-        if key not in _SHARED:
-            _SHARED[key] = PianoTimbre(key)
-        return _SHARED[key]
