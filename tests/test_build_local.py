@@ -189,3 +189,98 @@ def test_csv_input_with_crop_split_span_and_bad_rows(tmp_path, make_video):
     assert {c.split for c in ds} == {"test"} and len(whole) == 3 and whole[0].frames().shape[1:] == (96, 320, 3)
     assert len({c.row["source_id"] for c in ds}) == 2  # the same file twice: two ids
     assert validate_dataset(out, progress=False) == []
+
+
+def _finish_order_build(tmp_path, make_video, monkeypatch, *, fail_main_at=None, fail_finish_at=None,
+                        slow_finish=0.0):
+    """Build one 7 s item (three 2 s clips) with the clip writer's two threads
+    observed: ``fail_main_at`` makes the k-th clip's video encoder fail on the
+    calling thread, ``fail_finish_at`` the k-th clip's views fail on the
+    finishing thread, ``slow_finish`` delays every clip's QA stage."""
+    import threading
+
+    import copdata.build.cut as cut
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_video(str(src / "take.mp4"), seconds=7.0)
+    events, opened = [], []
+    real_encoder, real_qa, real_views = cut.ClipWriter.video_encoder, cut.clip_qa, cut.derive_views
+
+    def encoder(self, *a, **kw):
+        opened.append(self.final.name)
+        events.append(("encode", self.final.name, threading.current_thread().name))
+        if len(opened) == fail_main_at:
+            raise RuntimeError("encoder broke")
+        return real_encoder(self, *a, **kw)
+
+    def qa(*a, **kw):
+        time.sleep(slow_finish)
+        return real_qa(*a, **kw)
+
+    def views(*a, **kw):
+        events.append(("views", None, threading.current_thread().name))
+        if sum(e[0] == "views" for e in events) == fail_finish_at:
+            raise RuntimeError("views broke")
+        return real_views(*a, **kw)
+
+    monkeypatch.setattr(cut.ClipWriter, "video_encoder", encoder)
+    monkeypatch.setattr(cut, "clip_qa", qa)
+    monkeypatch.setattr(cut, "derive_views", views)
+    out = tmp_path / "out"
+    build_dataset(LocalSource(src, test_fraction=0.0), out, SETTINGS, progress=False)
+    return out, _report(out)["take.mp4"], events
+
+
+def test_clips_finish_on_a_background_thread_in_order(tmp_path, make_video, monkeypatch):
+    out, row, events = _finish_order_build(tmp_path, make_video, monkeypatch, slow_finish=0.3)
+    assert row["status"] == "ok" and row["clips"] == 3
+    rows = [json.loads(line) for line in (out / "clips.jsonl").read_text().splitlines()]
+    assert [r["segment"] for r in rows] == [0, 1, 2]
+    threads = {kind: {t for k, _, t in events if k == kind} for kind in ("encode", "views")}
+    assert threads["encode"] == {"MainThread"}
+    assert len(threads["views"]) == 1 and threads["views"] != {"MainThread"}
+    # the next clip is encoded while the one before is finished (its QA sleeps 0.3 s):
+    # clip 1's encoder opens before clip 0's views are made
+    kinds = [k for k, _, _ in events]
+    assert kinds.index("encode", 1) < kinds.index("views")
+    assert sorted(p.name for p in (out / "clips").iterdir()) == [r["id"] for r in rows]
+    assert validate_dataset(out, progress=False) == []
+
+
+def test_an_error_while_finishing_a_clip_fails_the_item_and_leaves_no_clips(
+        tmp_path, make_video, monkeypatch):
+    out, row, _ = _finish_order_build(tmp_path, make_video, monkeypatch, fail_finish_at=2)
+    assert row["status"] == "failed" and row["error_class"] == "InternalError.RuntimeError"
+    assert "views broke" in row["message"]
+    assert not list((out / "clips").iterdir())  # clip 0 was written, then removed
+
+
+def test_a_failure_while_a_clip_is_finishing_waits_for_it_before_cleaning_up(
+        tmp_path, make_video, monkeypatch):
+    # clip 1's encoder fails on the calling thread while clip 0 is still in its QA stage:
+    # clip 0 lands after the failure, and the cleanup must still remove it
+    out, row, _ = _finish_order_build(tmp_path, make_video, monkeypatch, fail_main_at=2,
+                                      slow_finish=0.5)
+    assert row["status"] == "failed" and "encoder broke" in row["message"]
+    assert not list((out / "clips").iterdir())
+
+
+def test_an_item_runs_with_numpy_blas_on_one_thread(tmp_path, make_video, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    import copdata.build.item as item_module
+
+    seen = []
+    real = item_module._process_item
+
+    def spy(*a, **kw):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(item_module, "_process_item", spy)
+    src = tmp_path / "in"
+    src.mkdir()
+    make_video(str(src / "take.mp4"), seconds=2.5)
+    build_dataset(LocalSource(src), tmp_path / "out", SETTINGS, progress=False)
+    assert seen and set(seen) == {1}

@@ -13,8 +13,9 @@ end of every run (:mod:`~copdata.build.run`).
 One item goes through named stages: :func:`~copdata.build.item.item_notes`
 (fetch; ground-truth notes or a streamed transcription),
 :func:`~copdata.build.plan.plan_clips` (the clip spans) and
-:meth:`~copdata.build.cut.ClipCutter.write` (one clip: frames, audio, MIDI,
-roll, steps, row). A recorded source's audio is never held whole: it is read as
+:meth:`~copdata.build.cut.ClipCutter.submit` (one clip: frames, audio, MIDI,
+roll, steps, row; a clip's QA and views are finished on a background thread
+while the next clip's frames are encoded). A recorded source's audio is never held whole: it is read as
 a block stream once to transcribe (:mod:`copdata.transcription.stream`) and
 once more while the clips are cut, so a worker's memory does not grow with the
 source's length.

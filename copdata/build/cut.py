@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -50,14 +51,21 @@ def fit_full_scale(audio: np.ndarray, gain: float = 1.0) -> tuple[np.ndarray, fl
 class ClipCutter:
     """Stage 3: write the clips of one item, in order, from its frame stream.
 
-    :meth:`write` cuts one span: it skips frames up to the span, encodes the
-    span's frames (the QA stage's :class:`~copdata.qa.stage.ClipObserver` sees
-    them as they go), runs the QA stage (:func:`copdata.qa.stage.clip_qa` on
-    the span's audio with a margin for offset correction), writes audio, MIDI,
-    roll and steps, and renames the clip into place. It returns the clip's
-    :class:`ClipRow`; None when the QA thresholds reject the clip (appended to
-    ``rejected``) or when the video or audio ended inside the span (``ended``
-    is then set and ``warning`` says so).
+    :meth:`submit` cuts one span: on the calling thread it skips frames up to
+    the span and encodes the span's frames (the QA stage's
+    :class:`~copdata.qa.stage.ClipObserver` sees them as they go); the rest,
+    *finishing* the clip, runs on one background thread while the caller
+    encodes the next span: the QA stage (:func:`copdata.qa.stage.clip_qa` on
+    the span's audio with a margin for offset correction), audio, MIDI, roll
+    and steps, and the rename into place. At most one clip is finishing at a
+    time (``submit`` first waits for the one before), so memory stays bounded
+    and clips are finished in order. :meth:`rows` waits for the last one and
+    returns the :class:`ClipRow` of every clip written; a clip the QA
+    thresholds reject is in ``rejected`` instead. When the video or audio
+    ends inside a span, ``ended`` is set and ``warning`` says so. An error
+    while finishing a clip is raised by the next :meth:`submit` or by
+    :meth:`rows`; :meth:`close` waits for the clip in flight, so the caller
+    can remove ``written`` after a failure.
     """
 
     def __init__(self, item: SourceItem, notes: ItemNotes, settings: BuildSettings, out_dir: str,
@@ -71,29 +79,42 @@ class ClipCutter:
         self.rejected: list[dict] = []
         self.warning: str | None = None
         self.ended = False
+        self._rows: list[ClipRow] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._finishing: Future | None = None
 
     def _end(self, warning: str | None = None) -> None:
         self.ended = True
         if warning:
             self.warning = warning
 
-    def write(self, span: ClipSpan) -> ClipRow | None:
+    def _wait(self) -> None:
+        """Wait for the clip being finished; its error, if any, is raised here."""
+        pending, self._finishing = self._finishing, None
+        if pending is not None:
+            row = pending.result()
+            if row is not None:
+                self._rows.append(row)
+
+    def submit(self, span: ClipSpan) -> None:
+        """Encode ``span``'s frames here, then finish the clip in the background
+        (after waiting for the clip before it)."""
         settings, perf = self.settings, self.notes.performance
         F, S = settings.frames_per_clip, settings.samples_per_clip
         skipped, _ = _fill_clip(self.frames, span.first_frame - self.cursor, None)
         self.cursor += skipped
         if self.cursor < span.first_frame:
             self._end()
-            return None
+            return
         margin = audio_margin(settings)  # spans move forward, so does the window
         w0 = max(span.first_sample - margin, 0)
-        window = self.audio.take(w0, span.first_sample - w0 + S + margin)
+        # a copy: the finishing thread reads it while the cursor moves on
+        window = np.array(self.audio.take(w0, span.first_sample - w0 + S + margin))
         if len(window) < span.first_sample - w0 + S:
             self._end(f"audio ended at {self.audio.samples_read / settings.sample_rate:.3f}"
                       f" s, inside clip {span.segment}")
-            return None
+            return
         cid = clip_id(self.item.source_id, span.segment)
-        meta = clip_meta(perf.meta, span.t0, span.t1)
         observer = ClipObserver(F)
         writer = ClipWriter(self.out_dir, cid)
         try:
@@ -108,7 +129,23 @@ class ClipCutter:
             if n < F:
                 self._end(f"video ended at {self.cursor / settings.fps:.2f} s, before the "
                           f"{perf.duration:.2f} s the container declares")
-                return None
+                writer.abort()
+                return
+            self._wait()
+        except BaseException:
+            writer.abort()
+            raise
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="copdata-finish")
+        self._finishing = self._pool.submit(self._finish, span, cid, writer, resumed, observer,
+                                            window, w0, shape)
+
+    def _finish(self, span: ClipSpan, cid: str, writer: ClipWriter, resumed: bool,
+                observer: ClipObserver, window: np.ndarray, w0: int, shape: tuple) -> ClipRow | None:
+        """The QA stage and the clip's other views; its row, or None when rejected."""
+        settings = self.settings
+        try:
+            meta = clip_meta(self.notes.performance.meta, span.t0, span.t1)
             checked = clip_qa(observer, window, w0, self.notes.notes, span.t0, settings,
                               recorded=self.notes.midi_origin == "transcription",
                               source_offset=self.source_offset)
@@ -116,8 +153,8 @@ class ClipCutter:
                 self.rejected.append({"clip_id": cid, "segment": span.segment, "qa": checked.qa,
                                       "reasons": checked.reasons})
                 return None
-            views = derive_views(checked.notes, settings.clip_seconds, settings.fps, F, meta,
-                                 checked.qa["claims"])
+            views = derive_views(checked.notes, settings.clip_seconds, settings.fps,
+                                 settings.frames_per_clip, meta, checked.qa["claims"])
             audio, gain = fit_full_scale(checked.audio, self.notes.audio_gain)
             if not resumed:
                 writer.write_views(audio, settings.sample_rate, views)
@@ -135,3 +172,17 @@ class ClipCutter:
                                     audio_gain_db=round(20 * math.log10(gain), 2)),
             extra={"hashes": view_hashes(writer.final),  # checked by copdata validate
                    "qa": checked.qa})
+
+    def rows(self) -> list[ClipRow]:
+        """Wait for the last clip; the rows of the clips written, in order."""
+        self._wait()
+        return list(self._rows)
+
+    def close(self) -> None:
+        """Wait for the clip in flight (ignoring its error: :meth:`rows` or
+        :meth:`submit` reports it) and stop the background thread."""
+        if self._finishing is not None:
+            self._finishing.exception()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

@@ -2,7 +2,7 @@
 
 :func:`process_item` runs in a worker process (or a Ray task): it calls
 :func:`item_notes`, :func:`~copdata.build.plan.plan_clips` and
-:meth:`~copdata.build.cut.ClipCutter.write`, and returns the item's report row.
+:meth:`~copdata.build.cut.ClipCutter.submit`, and returns the item's report row.
 """
 
 from __future__ import annotations
@@ -63,10 +63,27 @@ def item_notes(source: Source, item: SourceItem, settings: BuildSettings,
 
 
 def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_dir: str) -> dict:
+    """Fetch one item and write its clips; returns its report row with clip rows
+    (:func:`_process_item`), with numpy's BLAS on one thread.
+
+    Why one: the item's numpy work is many small products (a 4-10 s clip's QA,
+    notes, rolls). A multi-threaded OpenBLAS keeps its idle threads spinning
+    after each of them: on 2 cores the timbre model's mel step took 4.5 ms of
+    CPU for 2.2 ms of wall time, the whole timbre measure 84 ms of CPU for
+    42 ms, CPU the frame decoder and the video encoder then lack
+    (docs/qa.md, "QA at build speed")."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _process_item(source, item, settings, out_dir)
+
+
+def _process_item(source: Source, item: SourceItem, settings: BuildSettings, out_dir: str) -> dict:
     """Fetch one item and write its clips; returns its report row with clip rows.
 
     The stages: :func:`item_notes`, :func:`plan_clips`, then
-    :meth:`ClipCutter.write` for each span. Never raises for bad input: a
+    :meth:`ClipCutter.submit` for each span
+    (each clip finished in the background while the next is encoded). Never raises for bad input: a
     :class:`CopDataError` becomes a failed row with its class and message;
     anything else a failed ``InternalError`` row. A failed item leaves no
     clips behind.
@@ -90,13 +107,11 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
                 frame_timing="rendered" if source.name == "synth" else settings.video_timing)
             row["av_offset_source"] = source_offset
         cutter = ClipCutter(item, notes, settings, out_dir, source_offset)
-        clip_rows: list[ClipRow] = []
         for span in spans:
-            clip = cutter.write(span)
+            cutter.submit(span)  # the clip before is finished meanwhile (QA, views)
             if cutter.ended:
                 break
-            if clip is not None:  # None: rejected by the QA stage (cutter.rejected)
-                clip_rows.append(clip)
+        clip_rows: list[ClipRow] = cutter.rows()  # rejected clips: cutter.rejected
         if cutter.warning:
             row["warning"] = cutter.warning
         if cutter.rejected:
@@ -117,6 +132,8 @@ def process_item(source: Source, item: SourceItem, settings: BuildSettings, out_
         log.debug("item %s failed:\n%s", item.label, traceback.format_exc())
         row.update(status="failed", error_class=f"InternalError.{type(exc).__name__}",
                    message=f"{item.label}: {exc}", clips=0)
+    if cutter is not None:
+        cutter.close()  # a clip still finishing after a failure lands before the cleanup
     if row["status"] != "ok" and cutter is not None:
         for path in cutter.written:
             shutil.rmtree(path, ignore_errors=True)
