@@ -526,3 +526,53 @@ def test_a_block_exactly_at_the_relative_gate_is_gated_out():
                 return
             gain = np.nextafter(gain, np.inf)
     pytest.fail("no level puts the first block exactly on the relative gate")
+
+
+# --- estimate_tuning: librosa's, on the bins it can use ------------------------
+
+def _tuning_cases():
+    rng = np.random.default_rng(7)
+    cases = []
+    for sr in (44100, 22050, 16000, 8000):
+        t = np.arange(int(sr * 2.0)) / sr
+        for cents in (-31.0, 0.0, 17.0):
+            # detuned harmonic tones, plus a louder partial above 4 kHz at 44.1 kHz (the
+            # frame maximum piptrack's threshold is taken from lies outside its band)
+            y = sum(np.sin(2 * np.pi * 220.0 * k * 2 ** (cents / 1200) * t) / k for k in (1, 2, 3, 5))
+            y = y + 0.05 * rng.standard_normal(len(t))
+            if sr == 44100:
+                y = y + 6.0 * np.sin(2 * np.pi * 6000.0 * t)
+            spec, _, _ = qa._power_spectrogram(y, sr)
+            cases.append((f"{sr}Hz{cents:+g}c", np.sqrt(spec.T), sr))
+    cases.append(("noise", rng.random((8193, 30)) ** 4, 44100))
+    cases.append(("tiny", rng.random((5, 3)), 44100))  # too few bins to cut: the plain call
+    cases.append(("odd-fft", rng.random((4001, 20)) ** 4, 44100))  # not a power of two: plain
+    return cases
+
+
+@pytest.mark.parametrize("name,magnitude,sr", _tuning_cases(), ids=lambda v: v if isinstance(v, str) else "")
+def test_estimate_tuning_is_librosas_on_the_whole_spectrogram(name, magnitude, sr):
+    import librosa
+
+    n_fft = 2 * (magnitude.shape[0] - 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = float(librosa.estimate_tuning(S=magnitude, sr=sr, n_fft=n_fft))
+    assert qa.estimate_tuning(magnitude, sr) == want
+
+
+def test_estimate_tuning_band_is_piptracks_default():
+    import inspect
+
+    import librosa
+
+    assert inspect.signature(librosa.piptrack).parameters["fmax"].default == qa.TUNING_FMAX
+
+
+def test_estimate_tuning_finds_the_detuning():
+    # worked by hand: tones 31 cents flat read -0.31 semitones (librosa's 0.01 resolution)
+    sr = 44100
+    t = np.arange(2 * sr) / sr
+    y = sum(np.sin(2 * np.pi * 440.0 * k * 2 ** (-31 / 1200) * t) / k for k in (1, 2, 3))
+    spec, _, _ = qa._power_spectrogram(y, sr)
+    assert qa.estimate_tuning(np.sqrt(spec.T), sr) == pytest.approx(-0.31, abs=0.011)
