@@ -630,11 +630,11 @@ def test_weights_dir_finds_the_installed_package_or_says_what_to_install(monkeyp
         assert missing.value.item == "musicnn" and timbre.INSTALL_HINT in str(missing.value)
 
 
-@pytest.mark.parametrize("bad", [
-    {"weights": [0.0] * 199, "bias": 0.0, "threshold": 0.5},
-    {"weights": [0.0] * 200, "bias": 0.0, "threshold": -0.01},
+@pytest.mark.parametrize("bad, says", [
+    ({"weights": [0.0] * 199, "bias": 0.0, "threshold": 0.5}, r"200 finite weights.*\(199,\)"),
+    ({"weights": [0.0] * 200, "bias": 0.0, "threshold": -0.01}, "bad probe bias 0.0 or threshold -0.01"),
 ])
-def test_probe_errors_name_the_probe(bad):
-    with pytest.raises(timbre.TimbreModelError, match="probe") as error:
+def test_probe_errors_name_the_probe(bad, says):
+    with pytest.raises(timbre.TimbreModelError, match=says) as error:
         timbre.PianoProbe.from_dict(bad)
     assert error.value.item == "piano_probe"
