@@ -451,3 +451,190 @@ def test_block_bounds_are_checked():
     long = b"\x00\x01\x09kv" + struct.pack("<I", 0) + struct.pack("<I", 1)  # value past end
     with pytest.raises(CheckpointError, match="bad entry"):
         _block(long + bytes(5), 0, len(long))
+
+
+# -- the probe, the loader and the patches on cases worked by hand (mutation survivors) ---------
+
+def test_probe_round_trip_keeps_every_field_and_the_threshold_bounds():
+    # a round trip through JSON is the identity, the bounds of [0, 1] included
+    weights = np.linspace(-1.0, 1.0, timbre.PENULTIMATE)
+    for threshold in (0.0, 1.0):
+        probe = timbre.PianoProbe(weights, -0.25, threshold, {"l2": 0.5, "by": "hand"})
+        again = timbre.PianoProbe.from_dict(json.loads(json.dumps(probe.to_dict())))
+        assert np.array_equal(again.weights, weights) and again.weights.dtype == np.float64
+        assert again.bias == -0.25 and again.threshold == threshold
+        assert again.fit == {"l2": 0.5, "by": "hand"}
+    assert timbre.PianoProbe.from_dict({"weights": [0.0] * 200, "bias": 0, "threshold": 0.5}).fit == {}
+    with pytest.raises(timbre.TimbreModelError, match="200 finite weights"):  # JSON nulls
+        timbre.PianoProbe.from_dict({"weights": [None] * 200, "bias": 0.0, "threshold": 0.5})
+
+
+def test_probe_sums_in_float64_whatever_the_caller_passes():
+    # float32 weights and features of magnitude ~1e3: their products (~1e6) are exact in
+    # float64, so math.fsum of them is z to the last bit; a float32 dot product of 200 of
+    # them is off by ~0.1, a float64 one by ~1e-9
+    import math
+
+    rng = np.random.default_rng(11)
+    weights = (rng.uniform(-1.0, 1.0, timbre.PENULTIMATE) * 1000).astype(np.float32)
+    features = (rng.uniform(-1.0, 1.0, timbre.PENULTIMATE) * 1000).astype(np.float32)
+    exact = math.fsum(float(w) * float(x) for w, x in zip(weights, features))
+    bias = -float(round(exact))  # z = exact + bias in [-0.5, 0.5]: the logistic's steep part
+    z = exact + bias
+    got = timbre.PianoProbe(weights, bias, 0.5)(features)
+    assert abs(got - 1.0 / (1.0 + math.exp(-z))) < 1e-6
+
+
+def test_probe_of_a_very_negative_z_is_its_exponential_without_overflow():
+    # sigmoid(z) = e^z / (1 + e^z), and 1 + e^-720 == 1 in float64: sigmoid(-720) is
+    # e^-720 (a subnormal, not 0); 1 / (1 + e^720) would overflow to 1 / inf = 0
+    import math
+    import warnings
+
+    weights = np.zeros(timbre.PENULTIMATE)
+    weights[0] = 1.0
+    x = np.zeros(timbre.PENULTIMATE)
+    x[0] = -720.0
+    probe = timbre.PianoProbe(weights, 0.0, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow in np.exp warns
+        got = probe(x)
+        assert probe(-x) == 1.0
+    assert got > 0.0 and got == pytest.approx(math.exp(-720.0), rel=1e-9)
+
+
+def test_measure_rounds_the_probe_to_four_decimals():
+    # a probe with zero weights and bias 0.3: piano_timbre = sigmoid(0.3) = 0.574442516...,
+    # whatever the audio; the tags' probabilities are rounded to 4 decimals as well
+    folder = _installed_weights()
+    probe = timbre.PianoProbe(np.zeros(timbre.PENULTIMATE), 0.3, 0.5)
+    model = timbre.PianoTimbre(folder, probe=probe)
+    assert model.probe is probe
+    audio = tone_sequence()
+    measured = model.measure(audio, 16000)
+    assert measured["piano_timbre"] == 0.5744
+    tags = model.tags(audio, 16000)
+    for key, tag in (("timbre_piano", "piano"), ("timbre_harp", "harp")):
+        assert abs(measured[key] - tags[tag]) <= 0.5e-4 + 1e-12
+        assert measured[key] == float(f"{measured[key]:.4f}")
+
+
+def test_patches_are_whole_187_frame_windows():
+    # librosa's centred frames: n samples give 1 + n // 256 frames; 372 * 256 samples are
+    # 373 frames (one patch, 186 frames left over), 373 * 256 are 374 (exactly two)
+    t = np.arange(373 * 256) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    assert timbre.mel_patches(audio[:372 * 256], 16000).shape == (1, 187, 96)
+    assert timbre.mel_patches(audio[:372 * 256 - 1], 16000).shape == (1, 187, 96)
+    assert timbre.mel_patches(audio, 16000).shape == (2, 187, 96)
+
+
+def test_float64_audio_is_read_as_float32():
+    # musicnn reads audio with librosa.load, float32: a float64 copy of the same samples
+    # gives the same patches, bit for bit
+    audio = tone_sequence()
+    assert np.array_equal(timbre.mel_patches(audio.astype(np.float64), 16000),
+                          timbre.mel_patches(audio, 16000))
+    with pytest.raises(ValueError, match=r"\(2, 3, 4\)"):
+        timbre.mel_patches(np.zeros((2, 3, 4), np.float32), 16000)
+
+
+def test_load_errors_name_the_model_and_the_parameter():
+    import torch
+
+    tensors = read_checkpoint(f"{_installed_weights()}/")
+    with pytest.raises(timbre.TimbreModelError, match="lacks dense_1/bias") as lacks:
+        timbre.load_tf_weights(timbre.build_network(),
+                               {k: v for k, v in tensors.items() if k != "dense_1/bias"})
+    assert lacks.value.item == timbre.MODEL
+    wrong = dict(tensors, **{"dense_1/bias": np.zeros(49, np.float32)})
+    with pytest.raises(timbre.TimbreModelError, match=r"out.bias.*\(49,\).*\(50,\)") as shape:
+        timbre.load_tf_weights(timbre.build_network(), wrong)
+    assert shape.value.item == timbre.MODEL
+    # a network without musicnn's parameters: nothing for them to fit
+    with pytest.raises(timbre.TimbreModelError, match="does not fit nothing") as other:
+        timbre.load_tf_weights(torch.nn.Linear(2, 2), tensors)
+    assert other.value.item == timbre.MODEL
+    # strict: a parameter the checkpoint does not fill is an error, not left random
+    network = timbre.build_network()
+    network.extra = torch.nn.Linear(2, 2)
+    with pytest.raises(RuntimeError, match="extra.weight"):
+        timbre.load_tf_weights(network, tensors)
+
+
+def test_loading_records_the_checked_files_and_runs_on_one_thread():
+    import hashlib
+
+    import torch
+
+    folder = _installed_weights()
+    model = timbre.PianoTimbre(folder)
+    digests = {f"sha256{suffix}": hashlib.sha256((folder / suffix).read_bytes()).hexdigest()
+               for suffix in (".index", ".data-00000-of-00001")}
+    assert model.weights == {"source": str(folder), **digests}
+    # one intra-op thread while the network runs, the caller's count restored after
+    assert model.threads == 1
+    seen = []
+    model.network.out.register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model.tags(tone_sequence(3.5), 16000)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    folder = _installed_weights()
+    copy = tmp_path / "MTT_musicnn"
+    shutil.copytree(folder, copy)
+    data = copy / ".data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:-1])
+    with pytest.raises(timbre.TimbreModelError, match="sha256") as bad:
+        timbre.check_weights(copy)
+    assert bad.value.item == str(data)
+    (copy / ".index").unlink()
+    with pytest.raises(timbre.TimbreModelError, match="missing") as missing:
+        timbre.check_weights(copy)
+    assert missing.value.item == str(copy / ".index")
+    with pytest.raises(timbre.TimbreModelError, match="cannot read") as probe:
+        timbre.load_probe(tmp_path / "absent.json")
+    assert probe.value.item == str(tmp_path / "absent.json")
+
+
+def test_weights_dir_finds_the_installed_package_or_says_what_to_install(monkeypatch, tmp_path):
+    import importlib.metadata
+    import sys
+    import types
+
+    monkeypatch.delenv(timbre.ENV_DIR, raising=False)
+    assert timbre.weights_dir(tmp_path) == tmp_path  # an explicit folder comes first
+    monkeypatch.setenv(timbre.ENV_DIR, str(tmp_path / "env"))
+    assert timbre.weights_dir(tmp_path) == tmp_path
+    monkeypatch.setenv(timbre.ENV_DIR, "")  # set but empty: as if unset
+    try:  # the package's files, as pip recorded them
+        dist = importlib.metadata.distribution("musicnn")
+    except importlib.metadata.PackageNotFoundError:
+        dist = None
+    if dist is not None:
+        assert timbre.weights_dir() == Path(dist.locate_file("musicnn/MTT_musicnn"))
+    # not importable (a None entry in sys.modules makes find_spec answer None), or
+    # importable without a spec (find_spec raises ValueError): the install hint
+    broken = types.ModuleType("musicnn")
+    broken.__spec__ = None
+    for module in (None, broken):
+        monkeypatch.setitem(sys.modules, "musicnn", module)
+        with pytest.raises(timbre.TimbreModelError, match="not installed") as missing:
+            timbre.weights_dir()
+        assert missing.value.item == "musicnn" and timbre.INSTALL_HINT in str(missing.value)
+
+
+@pytest.mark.parametrize("bad, says", [
+    ({"weights": [0.0] * 199, "bias": 0.0, "threshold": 0.5}, r"200 finite weights.*\(199,\)"),
+    ({"weights": [0.0] * 200, "bias": 0.0, "threshold": -0.01}, "bad probe bias 0.0 or threshold -0.01"),
+])
+def test_probe_errors_name_the_probe(bad, says):
+    with pytest.raises(timbre.TimbreModelError, match=says) as error:
+        timbre.PianoProbe.from_dict(bad)
+    assert error.value.item == "piano_probe"
