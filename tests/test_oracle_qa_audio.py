@@ -576,3 +576,34 @@ def test_estimate_tuning_finds_the_detuning():
     y = sum(np.sin(2 * np.pi * 440.0 * k * 2 ** (-31 / 1200) * t) / k for k in (1, 2, 3))
     spec, _, _ = qa._power_spectrogram(y, sr)
     assert qa.estimate_tuning(np.sqrt(spec.T), sr) == pytest.approx(-0.31, abs=0.011)
+
+
+@pytest.mark.parametrize("sr,bins,frames,want_bins,want_sr", [
+    # worked by hand. 44.1 kHz, 16384-point FFT: 4000 Hz lies in bin 1486.03, so the first
+    # bin at or above it is 1487; 4096 points (bins 0..2048) hold it, 2048 (0..1024) do not
+    (44100, 8193, 12, 2049, 11025.0),
+    # 16 kHz, 8192 points: bins of 1.953125 Hz, bin 2048 is 4000 Hz exactly (the first not
+    # below fmax): 4096 points hold it (0..2048), at 8 kHz
+    (16000, 4097, 12, 2049, 8000.0),
+    # 22.05 kHz, 8192 points: 4000 Hz in bin 1486.03 again: 4096 points at 11025 Hz
+    (22050, 4097, 12, 2049, 11025.0),
+    # 8000-point FFT (not a power of two): the whole spectrogram, the plain call
+    (44100, 4001, 12, 4001, 44100),
+    # one frame: 4096 points as above (the frame's maximum is still the reference)
+    (44100, 8193, 1, 2049, 11025.0),
+])
+def test_estimate_tuning_gives_librosa_only_the_bins_it_can_use(monkeypatch, sr, bins, frames,
+                                                                 want_bins, want_sr):
+    import librosa
+
+    calls = []
+    real = librosa.estimate_tuning
+
+    def spy(**kw):
+        calls.append((kw["S"].shape[0], kw["sr"], kw.get("n_fft")))
+        return real(**kw)
+
+    monkeypatch.setattr(librosa, "estimate_tuning", spy)
+    magnitude = np.random.default_rng(3).random((bins, frames)) ** 4
+    qa.estimate_tuning(magnitude, sr)
+    assert calls == [(want_bins, want_sr, 2 * (want_bins - 1))]
