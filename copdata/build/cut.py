@@ -179,10 +179,8 @@ class ClipCutter:
         return list(self._rows)
 
     def close(self) -> None:
-        """Wait for the clip in flight (ignoring its error: :meth:`rows` or
-        :meth:`submit` reports it) and stop the background thread."""
-        if self._finishing is not None:
-            self._finishing.exception()
-        if self._pool is not None:
+        """Wait for the clip in flight (its error is left to :meth:`rows` or
+        :meth:`submit`) and stop the background thread."""
+        if self._pool is not None:  # shutdown(wait=True) lets the clip in flight finish
             self._pool.shutdown(wait=True)
             self._pool = None
